@@ -1,0 +1,131 @@
+"""`create_app`: the gateway as a mountable Starlette app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ._config import GatewayConfig
+from ._count_route import handle_count_tokens
+from ._errors import BifrostError
+from ._gateway import Gateway
+from ._models_route import handle_list_models
+from ._pipeline import handle_inference
+from .providers._base import Op
+
+__all__ = ["INTEGRATION_PREFIXES", "create_app"]
+
+# The OpenAI-style route set is served under the unified root and under each of these (spec §1.2).
+INTEGRATION_PREFIXES = ("openai", "litellm", "langchain", "pydanticai")
+
+Handler = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+class _Inference:
+    """A plain ASGI endpoint: Starlette routes to it without wrapping it in Request/Response objects."""
+
+    __slots__ = ("gw", "op", "integration")
+
+    def __init__(self, gw: Gateway, op: Op, integration: str | None) -> None:
+        self.gw = gw
+        self.op = op
+        self.integration = integration
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await handle_inference(self.gw, self.op, self.integration, scope, receive, send)
+
+
+class _CountTokens:
+    __slots__ = ("gw", "integration")
+
+    def __init__(self, gw: Gateway, integration: str | None) -> None:
+        self.gw = gw
+        self.integration = integration
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await handle_count_tokens(self.gw, self.integration, scope, receive, send)
+
+
+class _Models:
+    __slots__ = ("gw",)
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await handle_list_models(self.gw, scope, receive, send)
+
+
+def _routes(gw: Gateway) -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for integration in (None, *INTEGRATION_PREFIXES):
+        p = f"/{integration}" if integration else ""
+        # Integration prefixes also accept the paths without /v1, as OpenAI SDK base URLs vary.
+        roots = [p + "/v1", p] if integration else ["/v1"]
+        for root in roots:
+            routes += [
+                Route(root + "/chat/completions", _Inference(gw, Op.CHAT, integration), methods=["POST"]),
+                Route(root + "/responses", _Inference(gw, Op.RESPONSES, integration), methods=["POST"]),
+                Route(root + "/responses/input_tokens", _CountTokens(gw, integration), methods=["POST"]),
+                Route(root + "/completions", _Inference(gw, Op.TEXT, integration), methods=["POST"]),
+                Route(root + "/models", _Models(gw), methods=["GET"]),
+            ]
+        if integration:
+            routes += [
+                Route(p + "/openai/responses", _Inference(gw, Op.RESPONSES, integration), methods=["POST"]),
+                Route(p + "/openai/responses/input_tokens", _CountTokens(gw, integration), methods=["POST"]),
+            ]
+    routes.append(Route("/health", _health, methods=["GET"]))
+    return routes
+
+
+async def _health(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods answer in Bifrost's error shape too."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = exc.detail if isinstance(exc, HTTPException) else "internal gateway error"
+    err = BifrostError(status, f"{message}: {request.method} {request.url.path}", is_bifrost_error=False)
+    return Response(err.to_json(), status_code=status, media_type="application/json")
+
+
+def create_app(
+    config: GatewayConfig | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """The gateway as an ASGI app; mount it anywhere.
+
+    >>> app.mount("/ai", create_app(GatewayConfig.from_file("config.json")))
+
+    The app owns one pooled upstream client, opened on lifespan startup (or on the first request when
+    the host does not forward lifespan events to mounted apps) and closed on shutdown. ``transport``
+    replaces the network, for tests (``httpx.MockTransport``).
+    """
+    gw = Gateway(config or GatewayConfig(), transport=transport)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.aclose()
+
+    app = Starlette(
+        routes=_routes(gw),
+        lifespan=lifespan,
+        exception_handlers={404: _http_error, 405: _http_error, 500: _http_error},
+    )
+    app.state.gateway = gw
+    return app

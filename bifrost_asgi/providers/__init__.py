@@ -1,0 +1,1 @@
+"""Provider families. Each module implements the small `Provider` protocol in `_base`."""

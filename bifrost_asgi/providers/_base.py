@@ -1,0 +1,89 @@
+"""What every provider implements, and the small values that flow between the pipeline and providers."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bifrost_asgi._config import KeyConfig
+
+__all__ = ["GATEWAY_FIELDS", "Call", "Chunk", "Op", "Provider", "Reply"]
+
+# Body fields only the gateway understands; stripped before a body goes upstream (OpenAI rejects
+# unknown parameters).
+GATEWAY_FIELDS = ("fallbacks", "return_tokens")
+
+
+class Op(enum.Enum):
+    """An inference operation; the value is Bifrost's non-streaming ``request_type``."""
+
+    RESPONSES = "responses"
+    CHAT = "chat_completion"
+    TEXT = "text_completion"
+    COUNT_TOKENS = "count_tokens"
+
+    def request_type(self, stream: bool) -> str:
+        return self.value + "_stream" if stream else self.value
+
+
+@dataclass(slots=True)
+class Call:
+    """One attempt at one provider: the client's parsed body plus what routing decided.
+
+    ``body`` is shared between attempts and must not be mutated; ``raw`` is the client's bytes, which a
+    provider speaking the same format forwards untouched when ``passthrough`` is true (the body names the
+    upstream model already and carries no gateway-only fields).
+    """
+
+    op: Op
+    body: dict[str, Any]
+    raw: bytes
+    model: str
+    stream: bool
+    passthrough: bool
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 30.0
+
+
+@dataclass(slots=True)
+class Reply:
+    """A provider's non-streaming answer, already in the client's format."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    raw_request: Any = None
+    raw_response: Any = None
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One outgoing stream event: either raw JSON bytes passed through, or an object we built.
+
+    ``usage`` is set on the chunk that carries the final usage, so the pipeline can price it without
+    parsing every chunk.
+    """
+
+    event: str | None
+    data: bytes | None = None
+    obj: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+
+
+class Provider(Protocol):
+    """A provider family. Implementations hold no per-request state and share the gateway's client."""
+
+    name: str
+
+    async def send(self, call: Call, key: KeyConfig | None) -> Reply: ...
+
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+        """Start the upstream stream and return its chunks.
+
+        Must raise (a BifrostError) *before* returning when the upstream refuses the request, so that
+        retries and fallbacks can still happen and the client gets a plain JSON error.
+        """
+        ...
+
+    def models(self) -> list[str]: ...

@@ -1,0 +1,162 @@
+"""`mock`: a deterministic, offline provider for demos and tests.
+
+It answers chat and text completions itself and reuses the Responses translation that compatible
+providers use, so its Responses output exercises the same code. Every answer says it is a mock
+(`system_fingerprint: "bifrost-asgi-mock"` and a ``[mock]`` text prefix). A model named
+``fail-<status>`` (e.g. ``mock/fail-429``) fails with that upstream status, for trying fallbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from bifrost_asgi._config import KeyConfig, ProviderConfig
+from bifrost_asgi.translate import chat_to_responses_response
+
+from ._base import Call, Chunk, Op, Reply
+from ._http import upstream_error
+from .openai import translate_chat_stream
+
+__all__ = ["MockProvider"]
+
+FINGERPRINT = "bifrost-asgi-mock"
+
+
+class MockProvider:
+    def __init__(self, name: str, config: ProviderConfig) -> None:
+        self.name = name
+        self._config = config
+
+    def models(self) -> list[str]:
+        listed = sorted({m for k in self._config.keys for m in k.models if m != "*"})
+        return listed or ["mock-1"]
+
+    async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        _maybe_fail(call.model)
+        if call.op is Op.TEXT:
+            return Reply(_text_completion(call))
+        chat = _chat_completion(call)
+        if call.op is Op.RESPONSES:
+            return Reply(chat_to_responses_response(chat, request=call.body, model=call.model))
+        return Reply(chat)
+
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+        _maybe_fail(call.model)
+        if call.op is Op.RESPONSES:
+            return translate_chat_stream(_chat_chunks(call), call)
+        return _chat_chunks(call)
+
+
+def _maybe_fail(model: str) -> None:
+    if model.startswith("fail-") and model[5:].isdigit():
+        status = int(model[5:])
+        body = orjson.dumps({"error": {"message": f"mock failure {status}", "type": "mock_error"}})
+        raise upstream_error(status, body, "mock")
+
+
+def _reply_text(call: Call) -> str:
+    said = _last_user_text(call).strip().replace("\n", " ")
+    if len(said) > 200:
+        said = said[:200] + "…"
+    return f"[mock] This is a mock response from bifrost-asgi. You said: {said}" if said else "[mock] Hello!"
+
+
+def _last_user_text(call: Call) -> str:
+    body = call.body
+    if call.op is Op.TEXT:
+        prompt = body.get("prompt")
+        return prompt if isinstance(prompt, str) else " ".join(p for p in prompt or [] if isinstance(p, str))
+    items = body.get("messages") if call.op is Op.CHAT else body.get("input")
+    if isinstance(items, str):
+        return items
+    for item in reversed(items if isinstance(items, list) else []):
+        if isinstance(item, dict) and item.get("role") == "user":
+            return _content_text(item.get("content"))
+    return ""
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p)
+    return ""
+
+
+def _usage(call: Call, completion: str) -> dict[str, int]:
+    # Deterministic, roughly token-sized: 4 bytes of request per prompt token, a word per output token.
+    prompt = max(1, len(call.raw) // 4)
+    out = len(completion.split())
+    return {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out}
+
+
+def _chat_completion(call: Call) -> dict[str, Any]:
+    text = _reply_text(call)
+    return {
+        "id": "chatcmpl-mock-" + uuid.uuid4().hex[:24],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": call.model,
+        "system_fingerprint": FINGERPRINT,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": _usage(call, text),
+    }
+
+
+def _text_completion(call: Call) -> dict[str, Any]:
+    text = _reply_text(call)
+    return {
+        "id": "cmpl-mock-" + uuid.uuid4().hex[:24],
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": call.model,
+        "system_fingerprint": FINGERPRINT,
+        "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+        "usage": _usage(call, text),
+    }
+
+
+async def _chat_chunks(call: Call) -> AsyncIterator[Chunk]:
+    """Stream the reply a word at a time, in chat or text chunk shape, usage on a final chunk."""
+    text = _reply_text(call)
+    words = text.split(" ")
+    is_text = call.op is Op.TEXT
+    base = {
+        "id": ("cmpl-mock-" if is_text else "chatcmpl-mock-") + uuid.uuid4().hex[:24],
+        "object": "text_completion" if is_text else "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": call.model,
+        "system_fingerprint": FINGERPRINT,
+    }
+    for i, word in enumerate(words):
+        piece = word if i == 0 else " " + word
+        if is_text:
+            choice: dict[str, Any] = {"index": 0, "text": piece, "finish_reason": None, "logprobs": None}
+        else:
+            delta: dict[str, Any] = {"content": piece}
+            if i == 0:
+                delta["role"] = "assistant"
+            choice = {"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}
+        yield Chunk(None, obj={**base, "choices": [choice]})
+        await asyncio.sleep(0)
+    last = (
+        {"index": 0, "text": "", "finish_reason": "stop"}
+        if is_text
+        else {"index": 0, "delta": {}, "finish_reason": "stop"}
+    )
+    yield Chunk(None, obj={**base, "choices": [last]})
+    usage = _usage(call, text)
+    yield Chunk(None, obj={**base, "choices": [], "usage": usage}, usage=usage)

@@ -1,0 +1,224 @@
+"""OpenAI, and the OpenAI-compatible family (groq, vllm, ollama, mistral, ... and custom names).
+
+OpenAI speaks every format we serve, so its bodies pass through untouched. Compatible providers speak
+chat and text completions natively; Responses requests are translated to chat completions and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from bifrost_asgi._config import KeyConfig, ProviderConfig
+from bifrost_asgi._errors import BifrostError
+from bifrost_asgi._sse import aiter_sse
+from bifrost_asgi.translate import (
+    ChatToResponsesStream,
+    chat_to_responses_response,
+    responses_to_chat_request,
+)
+
+from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
+from ._http import map_transport_error, upstream_error
+
+__all__ = ["OpenAICompatProvider", "OpenAIProvider"]
+
+_PATHS = {
+    Op.RESPONSES: "/v1/responses",
+    Op.CHAT: "/v1/chat/completions",
+    Op.TEXT: "/v1/completions",
+    Op.COUNT_TOKENS: "/v1/responses/input_tokens",
+}
+# Responses stream events that carry the final response object (and so its usage).
+_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# Upstream response headers worth passing back: rate-limit state and the provider's request id.
+_FORWARD_PREFIXES = ("x-ratelimit-", "openai-", "x-request-id", "retry-after")
+
+
+class OpenAIProvider:
+    """The native provider: same wire format in and out."""
+
+    def __init__(self, name: str, config: ProviderConfig, client: httpx.AsyncClient, base_url: str) -> None:
+        self.name = name
+        self._config = config
+        self._client = client
+        self._urls = {op: base_url + path for op, path in _PATHS.items()}
+        self._models_url = base_url + "/v1/models"
+        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
+        base = {"content-type": "application/json", "accept-encoding": "identity", **extra}
+        self._anon_headers = base
+        # Built once per key: the hot path only looks them up.
+        self._key_headers = {
+            id(k): {**base, "authorization": "Bearer " + k.value.get_secret_value()} for k in config.keys
+        }
+
+    def models(self) -> list[str]:
+        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
+        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
+        return {**headers, **call.headers} if call.headers else headers
+
+    def _body(self, call: Call) -> bytes:
+        if call.passthrough and not (call.stream and call.op is Op.CHAT):
+            return call.raw
+        body = {k: v for k, v in call.body.items() if k not in GATEWAY_FIELDS}
+        body["model"] = call.model
+        if call.stream and call.op in (Op.CHAT, Op.TEXT):
+            # Usage is needed for cost and budgets; OpenAI only sends it on streams when asked.
+            opts = body.get("stream_options")
+            if not isinstance(opts, dict) or "include_usage" not in opts:
+                body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+        return orjson.dumps(body)
+
+    async def _post(
+        self, url: str, content: bytes, headers: dict[str, str], timeout: float
+    ) -> httpx.Response:
+        try:
+            return await self._client.post(url, content=content, headers=headers, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, timeout) from None
+
+    async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        content = self._body(call)
+        resp = await self._post(self._urls[call.op], content, self._headers(call, key), call.timeout)
+        if resp.status_code >= 400:
+            raise upstream_error(resp.status_code, resp.content, self.name)
+        return Reply(_loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
+
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+        content = self._body(call)
+        resp = await self._open(self._urls[call.op], content, self._headers(call, key), call.timeout)
+        return self._chunks(resp, call.op, call.timeout)
+
+    async def _open(
+        self, url: str, content: bytes, headers: dict[str, str], timeout: float
+    ) -> httpx.Response:
+        request = self._client.build_request("POST", url, content=content, headers=headers, timeout=timeout)
+        try:
+            resp = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, timeout) from None
+        if resp.status_code >= 400:
+            try:
+                body = await resp.aread()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await resp.aclose()
+            raise upstream_error(resp.status_code, body, self.name)
+        return resp
+
+    async def _chunks(self, resp: httpx.Response, op: Op, timeout: float) -> AsyncIterator[Chunk]:
+        try:
+            async for ev in aiter_sse(resp.aiter_bytes()):
+                if ev.data == b"[DONE]":
+                    break
+                yield _classify(ev.event, ev.data, op)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, timeout) from None
+        finally:
+            await resp.aclose()
+
+    async def list_models(self, key: KeyConfig | None, timeout: float) -> list[dict[str, Any]]:
+        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
+        try:
+            resp = await self._client.get(self._models_url, headers=headers, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, timeout) from None
+        if resp.status_code >= 400:
+            raise upstream_error(resp.status_code, resp.content, self.name)
+        data = _loads_object(resp.content, self.name).get("data")
+        return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+
+
+class OpenAICompatProvider(OpenAIProvider):
+    """A chat-completions server: Responses requests are translated to chat and back."""
+
+    async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        if call.op is not Op.RESPONSES:
+            return await super().send(call, key)
+        chat_req = responses_to_chat_request(_strip_gateway_fields(call.body), call.model, stream=False)
+        content = orjson.dumps(chat_req)
+        resp = await self._post(self._urls[Op.CHAT], content, self._headers(call, key), call.timeout)
+        if resp.status_code >= 400:
+            raise upstream_error(resp.status_code, resp.content, self.name)
+        chat = _loads_object(resp.content, self.name)
+        body = chat_to_responses_response(chat, request=call.body, model=call.model)
+        return Reply(body, _forwarded(resp.headers), content, resp.content)
+
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+        if call.op is not Op.RESPONSES:
+            return await super().open_stream(call, key)
+        chat_req = responses_to_chat_request(_strip_gateway_fields(call.body), call.model, stream=True)
+        content = orjson.dumps(chat_req)
+        resp = await self._open(self._urls[Op.CHAT], content, self._headers(call, key), call.timeout)
+        return translate_chat_stream(self._chunks(resp, Op.CHAT, call.timeout), call)
+
+
+async def translate_chat_stream(chunks: AsyncIterator[Chunk], call: Call) -> AsyncIterator[Chunk]:
+    """Turn a chat-completions chunk stream into OpenAI's Responses event sequence."""
+    conv = ChatToResponsesStream(request=call.body, model=call.model)
+    try:
+        for ev in conv.start():
+            yield Chunk(ev["type"], obj=ev)
+        async for chunk in chunks:
+            obj = chunk.obj if chunk.obj is not None else orjson.loads(chunk.data or b"{}")
+            for ev in conv.feed(obj):
+                yield Chunk(ev["type"], obj=ev)
+        for ev in conv.finish():
+            usage = ev["response"].get("usage") if ev["type"] in _TERMINAL_EVENTS else None
+            yield Chunk(ev["type"], obj=ev, usage=usage if isinstance(usage, dict) else None)
+    finally:
+        await _aclose(chunks)
+
+
+async def _aclose(it: AsyncIterator[Chunk]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _strip_gateway_fields(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in GATEWAY_FIELDS}
+
+
+def _classify(event: str | None, data: bytes, op: Op) -> Chunk:
+    """Parse only the chunk that carries usage; every other chunk stays as bytes."""
+    if op is Op.RESPONSES:
+        if event in _TERMINAL_EVENTS:
+            obj = orjson.loads(data)
+            response = obj.get("response")
+            usage = response.get("usage") if isinstance(response, dict) else None
+            return Chunk(event, obj=obj, usage=usage if isinstance(usage, dict) else None)
+        return Chunk(event, data=data)
+    if b'"usage":{' in data or b'"usage": {' in data:
+        obj = orjson.loads(data)
+        usage = obj.get("usage")
+        return Chunk(None, obj=obj, usage=usage if isinstance(usage, dict) else None)
+    return Chunk(None, data=data)
+
+
+def _loads_object(content: bytes, provider: str) -> dict[str, Any]:
+
+    try:
+        obj = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise BifrostError(
+            502,
+            f"provider {provider} returned a body that is not a JSON object",
+            error_type="provider_bad_response",
+            retryable=True,
+        )
+    return obj
+
+
+def _forwarded(headers: httpx.Headers) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}

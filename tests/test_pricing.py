@@ -1,0 +1,456 @@
+"""Cost calculation against the packaged catalog.
+
+Expected values are written from the catalog's numbers (quoted next to each test), never computed by the code
+under test, so a change in the catalog or the formula shows up here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from bifrost_asgi._pricing import PricingTable, Usage, usage_from_chat, usage_from_responses
+
+
+@pytest.fixture(scope="module")
+def table() -> PricingTable:
+    return PricingTable.default()
+
+
+def assert_costs(actual: Mapping[str, float] | None, **expected: float) -> None:
+    assert actual is not None
+    assert set(actual) == set(expected)
+    for name, value in expected.items():
+        assert actual[name] == pytest.approx(value, abs=1e-12), name
+
+
+def costs(
+    input_tokens: float,
+    output_tokens: float,
+    *,
+    reasoning: float = 0.0,
+    request: float = 0.0,
+    search: float | None = None,
+) -> dict[str, float]:
+    """The expected dict: parts as given, total as their sum."""
+    parts = {
+        "input_tokens_cost": input_tokens,
+        "output_tokens_cost": output_tokens,
+        "reasoning_tokens_cost": reasoning,
+        "request_cost": request,
+    }
+    if search is not None:
+        parts["search_queries_cost"] = search
+    return {**parts, "total_cost": sum(parts.values())}
+
+
+# --- the default table --------------------------------------------------------------------------------------
+
+
+def test_default_is_parsed_once_and_knows_its_capture_date() -> None:
+    assert PricingTable.default() is PricingTable.default()
+    assert PricingTable.default().captured == "2026-11-22"
+
+
+def test_entries_are_read_only(table: PricingTable) -> None:
+    entry = table.lookup("openai", "gpt-4o")
+    assert entry is not None
+    with pytest.raises(TypeError):
+        entry["input_cost_per_token"] = 0  # type: ignore[index]
+
+
+# --- gpt-4o: input 2.5e-06, cache read 1.25e-06, output 1e-05 -----------------------------------------------
+
+
+def test_gpt_4o_plain(table: PricingTable) -> None:
+    usage = Usage(input_tokens=1000, output_tokens=200)
+    assert_costs(table.cost("openai", "gpt-4o", usage), **costs(1000 * 2.5e-06, 200 * 1e-05))
+
+
+def test_gpt_4o_cached_read(table: PricingTable) -> None:
+    usage = Usage(input_tokens=1117, output_tokens=46, cached_read_tokens=1024)
+    expected = costs((1117 - 1024) * 2.5e-06 + 1024 * 1.25e-06, 46 * 1e-05)
+    assert_costs(table.cost("openai", "gpt-4o", usage), **expected)
+
+
+def test_gpt_4o_reasoning_is_priced_at_the_output_rate(table: PricingTable) -> None:
+    usage = Usage(input_tokens=100, output_tokens=500, reasoning_tokens=300)
+    expected = costs(100 * 2.5e-06, (500 - 300) * 1e-05, reasoning=300 * 1e-05)
+    assert_costs(table.cost("openai", "gpt-4o", usage), **expected)
+
+
+def test_exact_rounded_values(table: PricingTable) -> None:
+    # 1000 * 2.5e-06 is 0.0025000000000000005 in binary; the result is rounded to 12 places.
+    result = table.cost("openai", "gpt-4o", Usage(input_tokens=1000, output_tokens=200))
+    assert result == {
+        "input_tokens_cost": 0.0025,
+        "output_tokens_cost": 0.002,
+        "reasoning_tokens_cost": 0.0,
+        "request_cost": 0.0,
+        "total_cost": 0.0045,
+    }
+
+
+def test_cached_counts_are_clamped_to_the_prompt(table: PricingTable) -> None:
+    usage = Usage(input_tokens=100, output_tokens=0, cached_read_tokens=80, cached_write_tokens=50)
+    # gpt-4o has no cache-creation price: the 20 written tokens that fit are billed at the input rate.
+    expected = costs(80 * 1.25e-06 + 20 * 2.5e-06, 0.0)
+    assert_costs(table.cost("openai", "gpt-4o", usage), **expected)
+
+
+def test_reasoning_is_clamped_to_the_completion(table: PricingTable) -> None:
+    usage = Usage(input_tokens=0, output_tokens=10, reasoning_tokens=25)
+    assert_costs(table.cost("openai", "gpt-4o", usage), **costs(0.0, 0.0, reasoning=10 * 1e-05))
+
+
+# --- separate rates -----------------------------------------------------------------------------------------
+
+
+def test_reasoning_rate_when_the_entry_has_one(table: PricingTable) -> None:
+    # perplexity/sonar-deep-research: input 2e-06, output 8e-06, reasoning 3e-06, search 0.005 per query.
+    usage = Usage(input_tokens=1000, output_tokens=4000, reasoning_tokens=3000, num_search_queries=4)
+    expected = costs(1000 * 2e-06, 1000 * 8e-06, reasoning=3000 * 3e-06, search=4 * 0.005)
+    assert_costs(table.cost("perplexity", "sonar-deep-research", usage), **expected)
+
+
+def test_anthropic_cache_read_and_write(table: PricingTable) -> None:
+    # claude-sonnet-4-5: input 3e-06, cache read 3e-07, cache creation 3.75e-06, output 1.5e-05.
+    usage = Usage(input_tokens=10_000, output_tokens=800, cached_read_tokens=6000, cached_write_tokens=3000)
+    expected = costs((10_000 - 6000 - 3000) * 3e-06 + 6000 * 3e-07 + 3000 * 3.75e-06, 800 * 1.5e-05)
+    assert_costs(table.cost("anthropic", "claude-sonnet-4-5", usage), **expected)
+
+
+def test_deepseek_cache_hit_price(table: PricingTable) -> None:
+    # deepseek/deepseek-chat: input 2.8e-07, cache hit 2.8e-08, output 4.2e-07.
+    usage = Usage(input_tokens=5000, output_tokens=100, cached_read_tokens=4000)
+    expected = costs(1000 * 2.8e-07 + 4000 * 2.8e-08, 100 * 4.2e-07)
+    assert_costs(table.cost("deepseek", "deepseek-chat", usage), **expected)
+
+
+def test_search_queries_are_priced_at_the_medium_context_size(table: PricingTable) -> None:
+    # gpt-4o-mini: input 1.5e-07, output 6e-07, search_context_size_medium 0.025.
+    usage = Usage(input_tokens=2000, output_tokens=300, num_search_queries=2)
+    expected = costs(2000 * 1.5e-07, 300 * 6e-07, search=2 * 0.025)
+    assert_costs(table.cost("openai", "gpt-4o-mini", usage), **expected)
+
+
+def test_per_request_fee(table: PricingTable) -> None:
+    # perplexity/sonar-small-online: input_cost_per_request 0.005, input 0, output 2.8e-07.
+    usage = Usage(input_tokens=500, output_tokens=1000)
+    expected = costs(0.0, 1000 * 2.8e-07, request=0.005)
+    assert_costs(table.cost("perplexity", "sonar-small-online", usage), **expected)
+
+
+# --- tiers --------------------------------------------------------------------------------------------------
+
+
+def test_above_200k_tier_applies_past_200k_input_tokens(table: PricingTable) -> None:
+    # gemini/gemini-2.5-pro above 200k: input 2.5e-06, cache read 2.5e-07, output 1.5e-05.
+    usage = Usage(input_tokens=250_000, output_tokens=1000, cached_read_tokens=50_000)
+    expected = costs(200_000 * 2.5e-06 + 50_000 * 2.5e-07, 1000 * 1.5e-05)
+    assert_costs(table.cost("gemini", "gemini-2.5-pro", usage), **expected)
+
+
+def test_tier_boundary_is_exclusive(table: PricingTable) -> None:
+    # gemini/gemini-2.5-pro up to 200k: input 1.25e-06, output 1e-05.
+    usage = Usage(input_tokens=200_000, output_tokens=10)
+    assert_costs(table.cost("gemini", "gemini-2.5-pro", usage), **costs(200_000 * 1.25e-06, 10 * 1e-05))
+
+
+def test_tier_is_chosen_by_input_tokens_not_total(table: PricingTable) -> None:
+    usage = Usage(input_tokens=150_000, output_tokens=60_000, total_tokens=210_000)
+    expected = costs(150_000 * 1.25e-06, 60_000 * 1e-05)
+    assert_costs(table.cost("gemini", "gemini-2.5-pro", usage), **expected)
+
+
+def test_above_272k_tier(table: PricingTable) -> None:
+    # gpt-5.4 above 272k: input 5e-06, cache read 5e-07, output 2.25e-05.
+    usage = Usage(input_tokens=300_000, output_tokens=2000, cached_read_tokens=100_000)
+    expected = costs(200_000 * 5e-06 + 100_000 * 5e-07, 2000 * 2.25e-05)
+    assert_costs(table.cost("openai", "gpt-5.4", usage), **expected)
+
+
+def test_priority_tier(table: PricingTable) -> None:
+    # gpt-4o priority: input 4.25e-06, cache read 2.125e-06, output 1.7e-05.
+    usage = Usage(input_tokens=1000, output_tokens=100, cached_read_tokens=400)
+    expected = costs(600 * 4.25e-06 + 400 * 2.125e-06, 100 * 1.7e-05)
+    assert_costs(table.cost("openai", "gpt-4o", usage, service_tier="priority"), **expected)
+
+
+def test_flex_tier(table: PricingTable) -> None:
+    # o3 flex: input 1e-06, output 4e-06.
+    usage = Usage(input_tokens=1000, output_tokens=100)
+    assert_costs(table.cost("openai", "o3", usage, service_tier="flex"), **costs(1000 * 1e-06, 100 * 4e-06))
+
+
+def test_priority_and_long_context_combine(table: PricingTable) -> None:
+    # gemini/gemini-2.5-pro above 200k, priority: input 4.5e-06, output 2.7e-05.
+    usage = Usage(input_tokens=300_000, output_tokens=1000)
+    expected = costs(300_000 * 4.5e-06, 1000 * 2.7e-05)
+    assert_costs(table.cost("gemini", "gemini-2.5-pro", usage, service_tier="priority"), **expected)
+
+
+def test_unknown_service_tier_uses_standard_rates(table: PricingTable) -> None:
+    usage = Usage(input_tokens=1000, output_tokens=200)
+    assert_costs(
+        table.cost("openai", "gpt-4o", usage, service_tier="default"), **costs(1000 * 2.5e-06, 200 * 1e-05)
+    )
+
+
+# --- lookup -------------------------------------------------------------------------------------------------
+
+
+def test_provider_prefixed_keys_are_indexed_without_the_prefix(table: PricingTable) -> None:
+    # groq/openai/gpt-oss-120b: input 1.5e-07, output 6e-07.
+    usage = Usage(input_tokens=1000, output_tokens=1000)
+    assert_costs(table.cost("groq", "openai/gpt-oss-120b", usage), **costs(1000 * 1.5e-07, 1000 * 6e-07))
+    entry = table.lookup("mistral", "mistral-large-latest")
+    assert entry is not None
+    assert entry["input_cost_per_token"] == 5e-07
+
+
+def test_provider_prefix_in_the_model_is_stripped(table: PricingTable) -> None:
+    assert table.lookup("groq", "groq/openai/gpt-oss-120b") is table.lookup("groq", "openai/gpt-oss-120b")
+
+
+def test_azure_prefixed_entry_is_azure_not_openai(table: PricingTable) -> None:
+    azure = table.lookup("azure", "gpt-4o")
+    assert azure is not None
+    assert azure["litellm_provider"] == "azure"
+
+
+def test_dated_model_resolves_to_the_undated_entry(table: PricingTable) -> None:
+    # claude-sonnet-4-6: input 3e-06, output 1.5e-05; the catalog has no 2026-02-17 release.
+    usage = Usage(input_tokens=1000, output_tokens=100)
+    expected = costs(1000 * 3e-06, 100 * 1.5e-05)
+    assert_costs(table.cost("anthropic", "claude-sonnet-4-6-20260217", usage), **expected)
+    assert table.lookup("openai", "gpt-4o-2099-01-01") is table.lookup("openai", "gpt-4o")
+
+
+def test_dated_catalog_entry_is_preferred_when_present(table: PricingTable) -> None:
+    entry = table.lookup("openai", "gpt-4o-mini-2024-07-18")
+    assert entry is not None
+    assert entry["deprecation_date"] == "2027-01-14"
+
+
+def test_undated_model_resolves_to_the_only_dated_entry(table: PricingTable) -> None:
+    # The catalog has only command-r-08-2024 (input 1.5e-07) and mistral/codestral-2508.
+    entry = table.lookup("cohere", "command-r")
+    assert entry is not None
+    assert entry["input_cost_per_token"] == 1.5e-07
+    assert table.lookup("mistral", "codestral") is table.lookup("mistral", "codestral-2508")
+
+
+def test_gemini_and_vertex_fall_back_to_each_other(table: PricingTable) -> None:
+    gemini_only = table.lookup("vertex", "gemini-4-argon")
+    vertex_only = table.lookup("gemini", "medlm-large")
+    assert gemini_only is not None
+    assert gemini_only["litellm_provider"] == "gemini"
+    assert vertex_only is not None
+    assert vertex_only["litellm_provider"] == "vertex_ai-language-models"
+
+
+def test_vertex_publisher_prefix_is_stripped(table: PricingTable) -> None:
+    assert table.lookup("vertex", "google/gemini-2.5-pro") is table.lookup("vertex", "gemini-2.5-pro")
+
+
+def test_openai_text_completion_models(table: PricingTable) -> None:
+    # gpt-3.5-turbo-instruct (text-completion-openai): input 1.5e-06, output 2e-06.
+    usage = Usage(input_tokens=100, output_tokens=50)
+    expected = costs(100 * 1.5e-06, 50 * 2e-06)
+    assert_costs(table.cost("openai", "gpt-3.5-turbo-instruct", usage), **expected)
+
+
+def test_responses_mode_models_share_the_index(table: PricingTable) -> None:
+    entry = table.lookup("perplexity", "openai/gpt-5")
+    assert entry is not None
+    assert entry["mode"] == "responses"
+
+
+def test_litellm_provider_names_are_accepted(table: PricingTable) -> None:
+    name = "accounts/fireworks/models/kimi-k2p5"
+    assert table.lookup("fireworks_ai", name) is table.lookup("fireworks", name) is not None
+
+
+def test_model_prefixed_with_another_provider_falls_back_to_that_provider(table: PricingTable) -> None:
+    assert table.lookup("openrouter", "anthropic/claude-sonnet-4-5") is table.lookup(
+        "anthropic", "claude-sonnet-4-5"
+    )
+
+
+def test_unknown_model_returns_none_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    table = PricingTable(
+        {"gpt-4o": {"litellm_provider": "openai", "input_cost_per_token": 1e-06}}, captured="x"
+    )
+    caplog.set_level(logging.DEBUG, logger="bifrost_asgi.pricing")
+    assert table.lookup("openai", "no-such-model") is None
+    assert table.cost("openai", "no-such-model", Usage(input_tokens=5)) is None
+    assert table.cost("openai", "no-such-model", Usage(input_tokens=5)) is None
+    assert table.cost("nobody", "gpt-4o", Usage(input_tokens=5)) is None
+    messages = [r.getMessage() for r in caplog.records if r.name == "bifrost_asgi.pricing"]
+    assert messages == [
+        "no price for provider=openai model=no-such-model; cost not computed",
+        "no price for provider=nobody model=gpt-4o; cost not computed",
+    ]
+
+
+def test_prefix_naming_another_provider_is_part_of_the_model_id() -> None:
+    entry = {"litellm_provider": "together_ai", "input_cost_per_token": 1e-07}
+    table = PricingTable({"openai/gpt-oss-20b": entry}, captured="x")
+    assert table.lookup("together", "openai/gpt-oss-20b") == entry
+    assert table.lookup("openai", "gpt-oss-20b") is None
+
+
+def test_prefixed_unknown_models_are_not_found(table: PricingTable) -> None:
+    assert table.lookup("together", "meta-llama/no-such-model") is None
+    assert table.lookup("openrouter", "anthropic/no-such-model") is None
+
+
+def test_entry_without_token_prices_costs_nothing() -> None:
+    table = PricingTable({"img": {"litellm_provider": "openai", "output_cost_per_image": 0.04}}, captured="x")
+    assert_costs(table.cost("openai", "img", Usage(input_tokens=10, output_tokens=10)), **costs(0.0, 0.0))
+
+
+def test_missing_model_reports_are_bounded(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bifrost_asgi._pricing._MAX_REPORTED_MISSES", 2)
+    table = PricingTable({}, captured="x")
+    caplog.set_level(logging.DEBUG, logger="bifrost_asgi.pricing")
+    for model in ("a", "b", "c", "a"):
+        assert table.cost("openai", model, Usage()) is None
+    # "a" was forgotten when the third name arrived, so it is reported again rather than memory growing.
+    assert len([r for r in caplog.records if r.name == "bifrost_asgi.pricing"]) == 4
+
+
+# --- overrides ----------------------------------------------------------------------------------------------
+
+
+def test_override_replaces_one_price_and_keeps_the_rest(table: PricingTable) -> None:
+    custom = table.with_overrides({"gpt-4o": {"input_cost_per_token": 2e-06}})
+    usage = Usage(input_tokens=1000, output_tokens=200, cached_read_tokens=200)
+    expected = costs(800 * 2e-06 + 200 * 1.25e-06, 200 * 1e-05)
+    assert_costs(custom.cost("openai", "gpt-4o", usage), **expected)
+    # The default table is untouched.
+    assert_costs(table.cost("openai", "gpt-4o", Usage(input_tokens=1000)), **costs(1000 * 2.5e-06, 0.0))
+    assert custom.captured == "2026-11-22"
+
+
+def test_override_by_provider_prefixed_name(table: PricingTable) -> None:
+    custom = table.with_overrides(
+        {"openai/gpt-4o": {"output_cost_per_token": 2e-05}, "azure/gpt-4o": {"input_cost_per_token": 1e-06}}
+    )
+    openai = custom.lookup("openai", "gpt-4o")
+    azure = custom.lookup("azure", "gpt-4o")
+    assert openai is not None
+    assert azure is not None
+    assert (openai["input_cost_per_token"], openai["output_cost_per_token"]) == (2.5e-06, 2e-05)
+    assert azure["input_cost_per_token"] == 1e-06
+
+
+def test_override_adds_models(table: PricingTable) -> None:
+    new = {"input_cost_per_token": 1e-06, "output_cost_per_token": 4e-06}
+    custom = table.with_overrides({"ollama/my-finetune": new, "house-model": new})
+    usage = Usage(input_tokens=1000, output_tokens=500)
+    assert_costs(custom.cost("ollama", "my-finetune", usage), **costs(1000 * 1e-06, 500 * 4e-06))
+    # Without a provider the new model is priced wherever it is served.
+    assert_costs(custom.cost("vllm", "house-model", usage), **costs(1000 * 1e-06, 500 * 4e-06))
+    assert table.lookup("ollama", "my-finetune") is None
+
+
+def test_override_of_an_undated_alias_keeps_the_dated_prices(table: PricingTable) -> None:
+    # command-r-08-2024: input 1.5e-07, output 6e-07.
+    custom = table.with_overrides({"cohere/command-r": {"input_cost_per_token": 1e-07}})
+    entry = custom.lookup("cohere", "command-r")
+    assert entry is not None
+    assert (entry["input_cost_per_token"], entry["output_cost_per_token"]) == (1e-07, 6e-07)
+
+
+def test_override_must_be_a_mapping(table: PricingTable) -> None:
+    bad: Any = {"gpt-4o": 1e-06}
+    with pytest.raises(TypeError, match="gpt-4o"):
+        table.with_overrides(bad)
+
+
+# --- usage parsing ------------------------------------------------------------------------------------------
+
+
+def test_usage_from_chat_openai() -> None:
+    usage = {
+        "prompt_tokens": 1117,
+        "completion_tokens": 46,
+        "total_tokens": 1163,
+        "prompt_tokens_details": {"cached_tokens": 1024, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 12,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+    assert usage_from_chat(usage) == Usage(
+        input_tokens=1117, output_tokens=46, cached_read_tokens=1024, reasoning_tokens=12, total_tokens=1163
+    )
+
+
+def test_usage_from_chat_bifrost_fields_and_nulls() -> None:
+    usage = {
+        "prompt_tokens": 500,
+        "completion_tokens": 20,
+        "prompt_tokens_details": {"cached_read_tokens": 100, "cached_write_tokens": 300},
+        "completion_tokens_details": {"num_search_queries": 2, "reasoning_tokens": None},
+    }
+    parsed = usage_from_chat(usage)
+    assert parsed == Usage(
+        input_tokens=500,
+        output_tokens=20,
+        cached_read_tokens=100,
+        cached_write_tokens=300,
+        num_search_queries=2,
+    )
+    assert parsed.total == 520
+    assert usage_from_chat({"prompt_tokens": 3, "prompt_tokens_details": None}) == Usage(input_tokens=3)
+
+
+def test_usage_from_responses_openai() -> None:
+    usage = {
+        "input_tokens": 328,
+        "input_tokens_details": {"cached_tokens": 128},
+        "output_tokens": 952,
+        "output_tokens_details": {"reasoning_tokens": 896},
+        "total_tokens": 1280,
+    }
+    assert usage_from_responses(usage) == Usage(
+        input_tokens=328, output_tokens=952, cached_read_tokens=128, reasoning_tokens=896, total_tokens=1280
+    )
+
+
+def test_usage_from_responses_cache_write() -> None:
+    usage = {
+        "input_tokens": 4000,
+        "output_tokens": 10,
+        "input_tokens_details": {"cached_read_tokens": 1000, "cached_write_tokens": 2500},
+    }
+    assert usage_from_responses(usage) == Usage(
+        input_tokens=4000, output_tokens=10, cached_read_tokens=1000, cached_write_tokens=2500
+    )
+
+
+@pytest.mark.parametrize("parse", [usage_from_chat, usage_from_responses])
+def test_usage_none_and_garbage(parse: Any) -> None:
+    assert parse(None) is None
+    assert parse({}) == Usage()
+    garbage = {"prompt_tokens": "12", "input_tokens": -5, "completion_tokens": True, "output_tokens": 7.0}
+    assert parse(garbage) == (Usage(output_tokens=7) if parse is usage_from_responses else Usage())
+
+
+def test_usage_feeds_cost(table: PricingTable) -> None:
+    usage = usage_from_chat(
+        {"prompt_tokens": 1117, "completion_tokens": 46, "prompt_tokens_details": {"cached_tokens": 1024}}
+    )
+    assert usage is not None
+    expected = costs(93 * 2.5e-06 + 1024 * 1.25e-06, 46 * 1e-05)
+    assert_costs(table.cost("openai", "gpt-4o", usage), **expected)
