@@ -4,7 +4,7 @@ Used for OpenAI-compatible providers (groq, vllm, ollama, mistral, ...) that onl
 the gateway takes a Responses request, sends the provider a chat request, and turns the chat answer (or its
 chunk stream) back into the Responses object (or event stream) that OpenAI's API would have produced.
 
-Everything here is pure: no I/O and no shared state; the clock is read only for ``created_at``.
+Everything here is pure: no I/O and no shared state; the clock is read only for timestamps.
 
 What chat completions cannot express raises a 400 naming the field rather than being dropped: hosted tools
 (web_search, file_search, mcp, ...), server-side state (``previous_response_id``, ``conversation``,
