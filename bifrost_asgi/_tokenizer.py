@@ -79,7 +79,13 @@ _SPECS: dict[str, _Spec] = {
     "o200k_base": _Spec(_O200K_PAT, {_ENDOFTEXT: 199999, _ENDOFPROMPT: 200018}),
     "cl100k_base": _Spec(
         _CL100K_PAT,
-        {_ENDOFTEXT: 100257, _FIM_PREFIX: 100258, _FIM_MIDDLE: 100259, _FIM_SUFFIX: 100260, _ENDOFPROMPT: 100276},
+        {
+            _ENDOFTEXT: 100257,
+            _FIM_PREFIX: 100258,
+            _FIM_MIDDLE: 100259,
+            _FIM_SUFFIX: 100260,
+            _ENDOFPROMPT: 100276,
+        },
     ),
     "p50k_base": _Spec(_R50K_PAT, {_ENDOFTEXT: 50256}, explicit_n_vocab=50281),
 }
@@ -138,7 +144,9 @@ def _read_verified(data_dir: Traversable, filename: str) -> bytes:
 def _parse_ranks(data: bytes, filename: str) -> dict[bytes, int]:
     """Parse the ``<base64 token> <rank>`` lines of a .tiktoken file (tiktoken's own format)."""
     try:
-        return {base64.b64decode(tok): int(rank) for tok, rank in (ln.split() for ln in data.splitlines() if ln)}
+        return {
+            base64.b64decode(tok): int(rank) for tok, rank in (ln.split() for ln in data.splitlines() if ln)
+        }
     except (ValueError, binascii.Error) as exc:
         raise TokenizerError(f"tiktoken file {filename} is malformed: {exc}") from exc
 

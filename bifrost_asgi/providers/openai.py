@@ -34,8 +34,9 @@ _PATHS = {
 }
 # Responses stream events that carry the final response object (and so its usage).
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
-# Upstream response headers worth passing back: rate-limit state and the provider's request id.
-_FORWARD_PREFIXES = ("x-ratelimit-", "openai-", "x-request-id", "retry-after")
+# Upstream response headers worth passing back: rate-limit state and timing. The provider's own
+# request id is renamed, since x-request-id is the gateway's.
+_FORWARD_PREFIXES = ("x-ratelimit-", "openai-", "retry-after")
 
 
 class OpenAIProvider:
@@ -221,4 +222,8 @@ def _loads_object(content: bytes, provider: str) -> dict[str, Any]:
 
 
 def _forwarded(headers: httpx.Headers) -> dict[str, str]:
-    return {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
+    out = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
+    upstream_id = headers.get("x-request-id")
+    if upstream_id is not None:
+        out["x-bifrost-provider-request-id"] = upstream_id
+    return out

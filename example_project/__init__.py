@@ -1,0 +1,1 @@
+"""A small host web app with the gateway mounted at /ai (see README)."""
