@@ -61,6 +61,13 @@ _REQUIRED: dict[Op, tuple[str, str, tuple[type, ...]]] = {
     Op.CHAT: ("messages", "messages is required for chat completion", (list,)),
     Op.TEXT: ("prompt", "prompt is required for text completion", (str, list)),
 }
+_ZERO_COST = {
+    "input_tokens_cost": 0.0,
+    "output_tokens_cost": 0.0,
+    "reasoning_tokens_cost": 0.0,
+    "request_cost": 0.0,
+    "total_cost": 0.0,
+}
 _EH_PREFIX = b"x-bf-eh-"
 # Never forwarded even when asked for with x-bf-eh-* (spec §10).
 _EH_DENY = frozenset(
@@ -331,7 +338,7 @@ def response_headers(req: Request, served: Served, base: Headers) -> Headers:
 
 
 def price(gw: Gateway, req: Request, served: Served, usage: dict[str, Any], tier: Any) -> None:
-    """Put ``usage.cost`` on the usage object in place; unknown prices leave it out (spec §7)."""
+    """Put ``usage.cost`` on the usage object in place."""
     parsed = usage_from_responses(usage) if req.op is Op.RESPONSES else usage_from_chat(usage)
     served.usage = usage
     if parsed is None:
@@ -339,9 +346,9 @@ def price(gw: Gateway, req: Request, served: Served, usage: dict[str, Any], tier
     cost = gw.pricing.cost(
         served.provider, served.model, parsed, service_tier=tier if isinstance(tier, str) else None
     )
-    if cost is not None:
-        usage["cost"] = cost
-        served.cost = cost
+    # Unknown price: cost 0 (spec §7), but no x-bifrost-cost-usd header, which would claim a known price.
+    usage["cost"] = cost if cost is not None else dict(_ZERO_COST)
+    served.cost = cost
 
 
 async def send_reply(gw: Gateway, req: Request, served: Served, send: Any) -> None:
