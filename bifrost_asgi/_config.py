@@ -21,7 +21,7 @@ __all__ = ["ConfigError", "GatewayConfig", "KeyConfig", "NetworkConfig", "Provid
 
 log = logging.getLogger("bifrost_asgi.config")
 
-ProviderKind = Literal["openai", "openai-compatible", "mock"]
+ProviderKind = Literal["openai", "openai-compatible", "mock", "anthropic", "gemini", "azure"]
 
 
 class ConfigError(ValueError):
@@ -44,6 +44,14 @@ def _resolve_env(value: str, field: str) -> str:
     return resolved
 
 
+class AzureKeyConfig(_Section):
+    """Bifrost's ``keys[].azure_key_config``: where the deployments live and which model maps to which."""
+
+    endpoint: str | None = None
+    deployments: dict[str, str] = Field(default_factory=dict)
+    api_version: str | None = None
+
+
 class KeyConfig(_Section):
     """One provider credential. ``models`` empty means the key serves every model."""
 
@@ -51,6 +59,7 @@ class KeyConfig(_Section):
     value: SecretStr = SecretStr("")
     models: tuple[str, ...] = ()
     weight: float = Field(default=1.0, gt=0)
+    azure_key_config: AzureKeyConfig | None = None
 
     def serves(self, model: str) -> bool:
         return not self.models or model in self.models or "*" in self.models
@@ -105,6 +114,9 @@ class CountTokensConfig(_Section):
 
     openai_mode: Literal["local", "provider"] = "local"
     return_tokens: bool = True
+    # When a provider's own count API (anthropic, gemini) cannot be reached: answer with a flagged local
+    # estimate (true) or with the upstream error (false, the default: an estimate is never silent).
+    estimate_on_upstream_failure: bool = False
 
 
 class GatewayConfig(_Section):

@@ -59,8 +59,15 @@ def _parse(gw: Gateway, raw: bytes, scope: Scope, integration: str | None, start
     return req
 
 
+# Provider families with their own count API, always used for their models (exact by definition).
+_NATIVE_COUNTERS = frozenset({"anthropic", "gemini"})
+# Upstream failures after which a deployment may choose a flagged local estimate instead.
+_UNREACHABLE = frozenset({"provider_connection_failed", "request_timed_out"})
+
+
 def _uses_upstream(gw: Gateway, provider: str) -> bool:
-    return gw.config.provider_kind(provider) == "openai" and gw.config.count_tokens.openai_mode == "provider"
+    kind = gw.config.provider_kind(provider)
+    return kind in _NATIVE_COUNTERS or (kind == "openai" and gw.config.count_tokens.openai_mode == "provider")
 
 
 async def _count(gw: Gateway, req: Request) -> tuple[dict[str, Any], Served]:
@@ -71,16 +78,8 @@ async def _count(gw: Gateway, req: Request) -> tuple[dict[str, Any], Served]:
             continue  # an unconfigured fallback is skipped; the primary was checked by the resolver
         try:
             if _uses_upstream(gw, provider):
-                served = await attempt_target(gw, req, index, provider, model)
-                assert served.reply is not None
-                return _from_upstream(served.reply.body, model), served
-            # Imported on first use: tiktoken is heavy, and most processes never count.
-            from ._count_tokens import count_request_tokens_async
-
-            return_tokens = bool(req.body.get("return_tokens", gw.config.count_tokens.return_tokens))
-            counted = await count_request_tokens_async(req.body, model, return_tokens=return_tokens)
-            exact = counted.exact and provider in _EXACT_PROVIDERS
-            return _from_local(counted, model, exact=exact), Served(provider, model, index, None)
+                return await _count_upstream(gw, req, index, provider, model)
+            return await _count_local(gw, req, index, provider, model)
         except BifrostError as err:
             if index == 0:
                 primary_error = err
@@ -90,13 +89,39 @@ async def _count(gw: Gateway, req: Request) -> tuple[dict[str, Any], Served]:
     raise primary_error
 
 
+async def _count_upstream(
+    gw: Gateway, req: Request, index: int, provider: str, model: str
+) -> tuple[dict[str, Any], Served]:
+    try:
+        served = await attempt_target(gw, req, index, provider, model)
+    except BifrostError as err:
+        if err.error_type in _UNREACHABLE and gw.config.count_tokens.estimate_on_upstream_failure:
+            return await _count_local(gw, req, index, provider, model)
+        raise
+    assert served.reply is not None
+    return _from_upstream(served.reply.body, model), served
+
+
+async def _count_local(
+    gw: Gateway, req: Request, index: int, provider: str, model: str
+) -> tuple[dict[str, Any], Served]:
+    # Imported on first use: tiktoken is heavy, and most processes never count.
+    from ._count_tokens import count_request_tokens_async
+
+    return_tokens = bool(req.body.get("return_tokens", gw.config.count_tokens.return_tokens))
+    counted = await count_request_tokens_async(req.body, model, return_tokens=return_tokens)
+    # Exact only with the model's own tokenizer, served by a provider that uses it, with nothing estimated.
+    exact = counted.exact and provider in _EXACT_PROVIDERS
+    return _from_local(counted, model, exact=exact), Served(provider, model, index, None)
+
+
 def _from_local(c: TokenCount, model: str, *, exact: bool) -> dict[str, Any]:
     body: dict[str, Any] = {
         "object": "response.input_tokens",
         "model": model,
         "input_tokens": c.input_tokens,
         "input_tokens_details": {
-            "text_tokens": c.text_tokens,
+            "text_tokens": c.details_text_tokens,
             "image_tokens": c.image_tokens,
             "audio_tokens": c.audio_tokens,
             "cached_read_tokens": 0,
@@ -107,7 +132,10 @@ def _from_local(c: TokenCount, model: str, *, exact: bool) -> dict[str, Any]:
     }
     if c.token_strings is not None:
         body["token_strings"] = c.token_strings
-    body["_local"] = {"is_estimate": not exact, "tokenizer": c.encoding}
+    local: dict[str, Any] = {"is_estimate": not exact, "tokenizer": c.encoding}
+    if c.estimated:
+        local["estimated_parts"] = list(c.estimated)
+    body["_local"] = local
     return body
 
 

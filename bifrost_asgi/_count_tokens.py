@@ -92,8 +92,9 @@ MAX_PATCHES = 1536
 #    own worked example (765 tokens at high detail on gpt-4o); the count is marked as an estimate.
 DEFAULT_IMAGE_SIZE = (1024, 1024)
 #
-# Audio (estimate): OpenAI's realtime cost guide meters user audio at 1 token per 100 ms. Duration comes
-# from the WAV header, or from the first MP3 frame's bitrate; anything else assumes 128 kbit/s.
+# Audio (estimate): "Audio tokens in user messages are 1 token per 100 ms of audio" (OpenAI, Realtime
+# "Managing costs", https://platform.openai.com/docs/guides/realtime-costs). Duration comes from the WAV
+# header, or from the first MP3 frame's bitrate; anything else assumes 128 kbit/s.
 AUDIO_TOKENS_PER_SECOND = 10
 DEFAULT_AUDIO_BYTES_PER_SECOND = 16_000
 #
@@ -103,13 +104,19 @@ DEFAULT_AUDIO_BYTES_PER_SECOND = 16_000
 FILE_BYTES_PER_TOKEN = 4
 # =====================================================================================================
 
-# Measured with bench/count_tokens_threshold.py on the 2-core CI box (Python 3.11, tiktoken 0.14):
-#   * an anyio.to_thread.run_sync round trip of a no-op costs ~270-330 us (and ~200 us of CPU);
-#   * count_request_tokens costs ~0.10 us per character of text (o200k_base, mixed prose/code/emoji),
-#     of which tiktoken's encode is ~95%: 1 KB ~ 100 us, 2 KB ~ 210 us, 4 KB ~ 430 us.
-# The encode time overtakes the hand-off at ~3,000 characters; below that a worker thread makes the
-# request slower and blocks the loop for barely less time, above it the loop is freed for longer than the
-# hand-off costs. tiktoken releases the GIL while encoding, so the worker runs in parallel with the loop.
+# Measured with bench/count_tokens_threshold.py (o200k_base, Python 3.11, tiktoken 0.14) on the shared
+# 2-core dev box, six runs under varying background load (load average 0.8-1.7):
+#   * hand-off: an anyio.to_thread.run_sync no-op round trip, timed from the loop: median 118-410 us
+#     (p90 130-770 us), above the 50-100 us typical of an idle machine;
+#   * counting: 0.09-0.13 us per character of text (prose/code/CJK/emoji mix), ~90% of it tiktoken's
+#     encode: 1 K chars ~ 95-150 us, 2 K ~ 175-275 us, 4 K ~ 350-580 us, 170 K ~ 13-23 ms;
+#   * crossover, hand-off median / cost per char: 1,200-3,800 characters.
+# Below the threshold a worker thread would make the request slower and free the loop for less time than
+# the hand-off itself takes; above it the loop is freed for longer than the hand-off costs. tiktoken
+# releases the GIL while encoding: beside a worker encoding 170 KB the main thread kept 0.5-1.0 of its
+# solo speed (a GIL-holding encode would freeze it near 0), so the worker really runs beside the loop.
+# 3,072 sits in the upper half of the measured range, where a loaded server lives, and keeps the common
+# ~2 KB request inline.
 THREAD_THRESHOLD_CHARS = 3072
 
 # JSON objects arrive as dicts: isinstance against a concrete type first skips the slow ABC check.
@@ -118,7 +125,12 @@ _TEXT_PART_TYPES = frozenset({"input_text", "output_text", "text", "reasoning_te
 # Identifiers and opaque blobs: in the request, but not text the model reads.
 _HIDDEN_KEYS = frozenset({"type", "id", "status", "call_id", "encrypted_content", "signature"})
 _DETAILS = frozenset({"low", "high", "auto"})
-# (encoding, role) -> the role's token count. Roles are a handful of short strings, so this stays tiny.
+# Schemas nested deeper than this are not walked further: real tool schemas stay far shallower, and the
+# limit keeps a hostile body from exhausting the stack.
+_MAX_SCHEMA_DEPTH = 32
+# (encoding, role) -> the role's token count, for the roles OpenAI defines. Any other role string comes
+# from the caller and is encoded each time, so a client cannot grow this dict.
+_KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _ROLE_TOKENS: dict[tuple[str, str], int] = {}
 
 
@@ -333,7 +345,7 @@ class _Collector:
         if output is None or isinstance(output, str | list):
             self.add_content(output, path)
         else:  # an object output reaches the model as its JSON text
-            self.add_text(orjson.dumps(output).decode())
+            self.add_text(_json_text(output, path))
 
     # --- content -------------------------------------------------------------------------------------
 
@@ -420,27 +432,27 @@ class _Collector:
         if isinstance(parameters, _OBJECT):
             self.add_properties(parameters)
 
-    def add_properties(self, schema: Mapping[str, Any]) -> None:
+    def add_properties(self, schema: Mapping[str, Any], depth: int = 0) -> None:
         properties = schema.get("properties")
-        if not isinstance(properties, _OBJECT) or not properties:
+        if not isinstance(properties, _OBJECT) or not properties or depth > _MAX_SCHEMA_DEPTH:
             return
         self.framing += PROP_INIT
         for key, prop in properties.items():
-            self.add_property(str(key), prop if isinstance(prop, _OBJECT) else {})
+            self.add_property(str(key), prop if isinstance(prop, _OBJECT) else {}, depth)
 
-    def add_property(self, key: str, prop: Mapping[str, Any]) -> None:
+    def add_property(self, key: str, prop: Mapping[str, Any], depth: int) -> None:
         self.framing += PROP_KEY
         enum = prop.get("enum")
         if isinstance(enum, list):
             self.framing += ENUM_INIT + ENUM_ITEM * len(enum)
-            self.add_text(*(v if isinstance(v, str) else orjson.dumps(v).decode() for v in enum))
+            self.add_text(*(v if isinstance(v, str) else _json_text(v, "tools") for v in enum))
         self.add_text(f"{key}:{_type_label(prop)}:{_description(prop)}")
         # Beyond the cookbook (flat schemas only): nested objects and arrays of objects are counted by
         # the same rule, one level of PROP_INIT per nested property list.
-        self.add_properties(prop)
+        self.add_properties(prop, depth + 1)
         items = prop.get("items")
         if isinstance(items, _OBJECT):
-            self.add_properties(items)
+            self.add_properties(items, depth + 1)
 
     def add_text_format(self, text: Any) -> None:
         if text is None or isinstance(text, str):  # seed 003 types `text` as a plain string
@@ -456,7 +468,7 @@ class _Collector:
         self.estimated.append("text_format")  # OpenAI does not publish how the schema is rendered
         self.add_text(*(v for k in ("name", "description") if isinstance(v := spec.get(k), str)))
         if spec.get("schema") is not None:
-            self.add_text(orjson.dumps(spec["schema"]).decode())
+            self.add_text(_json_text(spec["schema"], "text.format"))
 
     # --- primitives ----------------------------------------------------------------------------------
 
@@ -464,7 +476,9 @@ class _Collector:
         key = (self.enc.name, role)
         n = _ROLE_TOKENS.get(key)
         if n is None:
-            n = _ROLE_TOKENS[key] = len(self.enc.encode_ordinary(role))
+            n = len(self.enc.encode_ordinary(role))
+            if role in _KNOWN_ROLES:
+                _ROLE_TOKENS[key] = n
         self.framing += TOKENS_PER_MESSAGE + n
 
     def add_text(self, *texts: str) -> None:
@@ -527,15 +541,26 @@ def _description(obj: Mapping[str, Any]) -> str:
 
 
 def _type_label(prop: Mapping[str, Any]) -> str:
-    kind = prop.get("type")
+    """``type`` as written; a type list or an anyOf/oneOf of types joined with `` | ``."""
+    variants = prop.get("anyOf") or prop.get("oneOf")
+    if "type" not in prop and isinstance(variants, list):
+        return " | ".join(_plain_type(v.get("type")) for v in variants if isinstance(v, _OBJECT))
+    return _plain_type(prop.get("type"))
+
+
+def _plain_type(kind: Any) -> str:
     if isinstance(kind, str):
         return kind
     if isinstance(kind, list):
         return " | ".join(k for k in kind if isinstance(k, str))
-    variants = prop.get("anyOf") or prop.get("oneOf")
-    if isinstance(variants, list):
-        return " | ".join(_type_label(v) for v in variants if isinstance(v, _OBJECT))
     return ""
+
+
+def _json_text(value: Any, path: str) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError as exc:  # deeper than orjson's 254 levels, or a non-JSON value
+        raise invalid_request(f"{path} cannot be serialised as JSON: {exc}", param=path) from exc
 
 
 # --- images ---------------------------------------------------------------------------------------------
@@ -598,6 +623,7 @@ def _ceil_div(value: float, size: int) -> int:
 # --- data URLs and media headers ------------------------------------------------------------------------
 # Only as many base64 characters as a header needs are decoded: a 5 MB photo costs microseconds.
 _SNIFF_WINDOWS = (4096, 131_072)
+_HEAD_BYTES = 4096  # enough for any WAV header and the first MP3 frame after an ID3 tag's start
 
 
 def _data_url_payload(value: str) -> str:
@@ -691,26 +717,35 @@ _MP3_KBPS_V2 = (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)  #
 def _audio_seconds(payload: str) -> float:
     # The header, not the declared format, decides: clients mislabel wav/mp3 often enough.
     size = _base64_size(payload)
-    head = _b64_window(payload, 0, _SNIFF_WINDOWS[0])
-    rate = _wav_byte_rate(head) if head[:4] == b"RIFF" else _mp3_byte_rate(payload, head)
-    return size / (rate or DEFAULT_AUDIO_BYTES_PER_SECOND)
+    head = _b64_window(payload, 0, _HEAD_BYTES)
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        seconds = _wav_seconds(head, size)
+        if seconds is not None:
+            return seconds
+    start, rate = _mp3_byte_rate(payload, head)
+    return max(0, size - start) / (rate or DEFAULT_AUDIO_BYTES_PER_SECOND)
 
 
-def _wav_byte_rate(head: bytes) -> int | None:
-    i = 12
-    while i + 16 <= len(head):
-        if head[i : i + 4] == b"fmt ":
-            return int.from_bytes(head[i + 16 : i + 20], "little") or None
-        i += 8 + int.from_bytes(head[i + 4 : i + 8], "little")
+def _wav_seconds(head: bytes, size: int) -> float | None:
+    """Duration from the ``fmt `` byte rate and the ``data`` chunk size (capped at the bytes present)."""
+    byte_rate, i = 0, 12
+    while i + 8 <= len(head):
+        chunk, length = head[i : i + 4], int.from_bytes(head[i + 4 : i + 8], "little")
+        if chunk == b"fmt " and i + 20 <= len(head):
+            byte_rate = int.from_bytes(head[i + 16 : i + 20], "little")
+        elif chunk == b"data":
+            return min(length, size - i - 8) / byte_rate if byte_rate else None
+        i += 8 + length + (length & 1)  # RIFF chunks are padded to even sizes
     return None
 
 
-def _mp3_byte_rate(payload: str, head: bytes) -> int | None:
+def _mp3_byte_rate(payload: str, head: bytes) -> tuple[int, int | None]:
+    """(offset of the audio frames, byte rate of the first MPEG Layer III frame header or None)."""
     start = 0
     if head[:3] == b"ID3" and len(head) >= 10:  # skip an ID3v2 tag (syncsafe size), possibly with cover art
         start = 10 + sum((b & 0x7F) << (7 * (3 - k)) for k, b in enumerate(head[6:10]))
-        head = _b64_window(payload, start, 4096)
-    return _mp3_frame_byte_rate(head)
+        head = _b64_window(payload, start, _HEAD_BYTES)
+    return start, _mp3_frame_byte_rate(head)
 
 
 def _mp3_frame_byte_rate(raw: bytes) -> int | None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
 from ._config import ConfigError, GatewayConfig, ProviderConfig
 from ._pricing import PricingTable
-from ._providers_catalog import COMPAT_DEFAULT_BASE_URLS, OPENAI_DEFAULT_BASE_URL
+from ._providers_catalog import COMPAT_DEFAULT_BASE_URLS, NATIVE_DEFAULT_BASE_URLS
 from ._routing import Resolver
 from .providers._base import Provider
 from .providers.mock import MockProvider
@@ -38,6 +39,9 @@ class Gateway:
         base = pricing or PricingTable.default()
         self.pricing = base.with_overrides(config.pricing_overrides) if config.pricing_overrides else base
         self.resolver = Resolver(config.providers, _catalog(config, self.pricing))
+        for name in config.providers:  # fail at startup, not on the first request, if a family is missing
+            if config.provider_kind(name) in _NATIVE_FACTORIES:
+                native_factory(config.provider_kind(name))
         self.providers: dict[str, Provider] = {}
         self.client: httpx.AsyncClient | None = None
         self.keyless = frozenset(n for n in config.providers if config.provider_kind(n) == "mock")
@@ -90,12 +94,37 @@ def _make_provider(
     kind = config.provider_kind(name)
     if kind == "mock":
         return MockProvider(name, pc)
+    base_url = (
+        pc.network_config.base_url or NATIVE_DEFAULT_BASE_URLS.get(kind) or COMPAT_DEFAULT_BASE_URLS.get(name)
+    )
     if kind == "openai":
-        return OpenAIProvider(name, pc, client, pc.network_config.base_url or OPENAI_DEFAULT_BASE_URL)
-    base_url = pc.network_config.base_url or COMPAT_DEFAULT_BASE_URLS.get(name)
-    if base_url is None:  # config validation refuses this; kept for direct construction
-        raise ConfigError(f"providers.{name}.network_config.base_url: required")
-    return OpenAICompatProvider(name, pc, client, base_url)
+        return OpenAIProvider(name, pc, client, base_url or NATIVE_DEFAULT_BASE_URLS["openai"])
+    if kind == "openai-compatible":
+        if base_url is None:  # config validation refuses this; kept for direct construction
+            raise ConfigError(f"providers.{name}.network_config.base_url: required")
+        return OpenAICompatProvider(name, pc, client, base_url)
+    return native_factory(kind)(name, pc, client, base_url or "")
+
+
+# Native families live in their own modules, imported only when configured.
+_NATIVE_FACTORIES = {
+    "anthropic": "bifrost_asgi.providers.anthropic:AnthropicProvider",
+    "gemini": "bifrost_asgi.providers.gemini:GeminiProvider",
+    "azure": "bifrost_asgi.providers.azure:AzureProvider",
+}
+
+
+def native_factory(kind: str) -> Callable[[str, ProviderConfig, httpx.AsyncClient, str], Provider]:
+    module, _, attr = _NATIVE_FACTORIES[kind].partition(":")
+    try:
+        factory: Callable[[str, ProviderConfig, httpx.AsyncClient, str], Provider] = getattr(
+            importlib.import_module(module), attr
+        )
+    except ImportError:
+        raise ConfigError(
+            f"provider kind {kind!r} is not supported by this version of bifrost-asgi"
+        ) from None
+    return factory
 
 
 def _catalog(config: GatewayConfig, pricing: PricingTable) -> Mapping[str, tuple[str, ...]]:

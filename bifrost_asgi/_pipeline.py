@@ -109,6 +109,7 @@ class Served:
     upstream_ms: int = 0
     usage: dict[str, Any] | None = None
     cost: dict[str, float] | None = None
+    model_deployment: str | None = None
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -214,6 +215,7 @@ async def attempt_target(gw: Gateway, req: Request, index: int, provider_name: s
         reply, key = await _with_retries(provider_name, net, keys, lambda k: provider.send(call, k))
         served = Served(provider_name, model, index, _key_name(pc.keys, key), reply=reply)
     served.upstream_ms = int((time.perf_counter() - t0) * 1000)
+    served.model_deployment = call.model_deployment
     return served
 
 
@@ -300,7 +302,7 @@ def extra_fields(req: Request, served: Served) -> dict[str, Any]:
         routing["key"] = served.key_name
     if served.index > 0:
         routing["primary_provider"], routing["primary_model"] = req.targets[0]
-    return {
+    fields = {
         "request_type": req.request_type,
         "provider": served.provider,
         "model_requested": served.model,
@@ -308,6 +310,9 @@ def extra_fields(req: Request, served: Served) -> dict[str, Any]:
         "resolved_model_used": served.model,
         "routing_info": routing,
     }
+    if served.model_deployment is not None:
+        fields["model_deployment"] = served.model_deployment
+    return fields
 
 
 def response_headers(req: Request, served: Served, base: Headers) -> Headers:

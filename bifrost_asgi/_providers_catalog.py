@@ -16,7 +16,20 @@ KNOWN_PROVIDERS: Final = frozenset(
     }
 )  # fmt: skip
 
-NATIVE_KINDS: Final[dict[str, Literal["openai", "mock"]]] = {"openai": "openai", "mock": "mock"}
+NativeKind = Literal["openai", "mock", "anthropic", "gemini", "azure"]
+# Providers with their own implementation (everything else known is OpenAI-compatible or unsupported).
+NATIVE_KINDS: Final[dict[str, NativeKind]] = {
+    "openai": "openai",
+    "mock": "mock",
+    "anthropic": "anthropic",
+    "gemini": "gemini",
+    "azure": "azure",
+}
+NATIVE_DEFAULT_BASE_URLS: Final[dict[str, str]] = {
+    "openai": "https://api.openai.com",
+    "anthropic": "https://api.anthropic.com",
+    "gemini": "https://generativelanguage.googleapis.com",
+}
 
 # The OpenAI-compatible family: default base URLs *without* the /v1 suffix, as Bifrost's
 # network_config.base_url. None means the deployment must configure it (self-hosted servers).
@@ -41,5 +54,3 @@ COMPAT_DEFAULT_BASE_URLS: Final[dict[str, str | None]] = {
 HOSTED: Final = frozenset(
     {"openai"} | {n for n, url in COMPAT_DEFAULT_BASE_URLS.items() if url and "localhost" not in url}
 )
-
-OPENAI_DEFAULT_BASE_URL: Final = "https://api.openai.com"

@@ -47,7 +47,7 @@ def test_unknown_fields_warn_by_name(caplog: pytest.LogCaptureFixture) -> None:
          "providers.openai.keys[0].value: environment variable NOPE_NOT_SET is not set"),
         ({"providers": {"vllm": {}}}, "providers.vllm.network_config.base_url: required"),
         ({"providers": {"custom": {"keys": []}}}, "providers.custom.network_config.base_url: required"),
-        ({"providers": {"anthropic": {"keys": [{"value": "k"}]}}}, "not supported by bifrost-asgi yet"),
+        ({"providers": {"bedrock": {"keys": [{"value": "k"}]}}}, "not supported by bifrost-asgi yet"),
         ({"providers": {"openai": {"keys": [{"value": "k"}], "network_config": {"base_url": "ftp://x"}}}},
          "providers.openai.network_config.base_url"),
         ({"providers": {"openai": {"keys": [{"value": "secret-value", "weight": -1}]}}},

@@ -45,6 +45,8 @@ class Call:
     passthrough: bool
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
+    # Set by providers that serve a model through a named deployment (Azure); reported in extra_fields.
+    model_deployment: str | None = None
 
 
 @dataclass(slots=True)
