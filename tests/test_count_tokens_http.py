@@ -109,9 +109,8 @@ async def test_images_each_detail(gateway_url: str) -> None:
     async with openai.AsyncOpenAI(base_url=gateway_url + "/v1", api_key="x") as c:
         for detail in ("low", "high"):
             part = {"type": "input_image", "image_url": url, "detail": detail}
-            r = await c.responses.input_tokens.count(
-                model="openai/gpt-4o", input=[{"role": "user", "content": [part]}]
-            )
+            items: Any = [{"role": "user", "content": [part]}]
+            r = await c.responses.input_tokens.count(model="openai/gpt-4o", input=items)
             counts[detail] = r.model_dump()["input_tokens_details"]["image_tokens"]
     # OpenAI's published gpt-4o figures: low = 85; 1024x1024 high -> 768x768 -> 4 tiles -> 85 + 4 x 170.
     assert counts == {"low": 85, "high": 765}
