@@ -19,6 +19,7 @@ from ._errors import BifrostError
 from ._gateway import Gateway
 from ._models_route import handle_list_models
 from ._pipeline import handle_inference
+from .governance._admin import admin_routes
 from .providers._base import Op
 
 __all__ = ["INTEGRATION_PREFIXES", "create_app"]
@@ -122,8 +123,16 @@ def create_app(
         finally:
             await gw.aclose()
 
+    routes = _routes(gw)
+    if gw.config.governance is not None:
+
+        async def admin_backend() -> Gateway:
+            await gw.start()  # hosts that do not forward lifespan events to mounted apps
+            return gw
+
+        routes += admin_routes(admin_backend, auth=gw.config.governance.auth_config)
     app = Starlette(
-        routes=_routes(gw),
+        routes=routes,
         lifespan=lifespan,
         exception_handlers={404: _http_error, 405: _http_error, 500: _http_error},
     )

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from starlette.applications import Starlette
 
 from ._app import create_app
+from ._cli_keys import add_keys_parser, run_keys
 from ._config import ConfigError, GatewayConfig
 
 __all__ = ["main"]
@@ -27,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
+    add_keys_parser(sub)
     return parser
 
 
@@ -43,6 +45,8 @@ def app_factory() -> Starlette:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "keys":
+        return run_keys(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     try:
         config = _load(args.config)  # validate once up front: a bad config fails before any worker starts

@@ -16,6 +16,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ._providers_catalog import COMPAT_DEFAULT_BASE_URLS, HOSTED, KNOWN_PROVIDERS, NATIVE_KINDS
+from .governance._config import GovernanceConfig, SeedError, resolve_env_secrets
 
 __all__ = ["ConfigError", "GatewayConfig", "KeyConfig", "NetworkConfig", "ProviderConfig"]
 
@@ -134,6 +135,9 @@ class GatewayConfig(_Section):
     # Ours: the upstream HTTP stack; see BENCHMARKS.md for why the default is what it is.
     http_transport: Literal["httpx", "aiohttp"] = "httpx"
     count_tokens: CountTokensConfig = CountTokensConfig()
+    # Virtual keys, budgets, rate limits and usage logs (Bifrost's `governance` section). Absent: no
+    # keys, no limits, no logs, and the hot path skips governance entirely.
+    governance: GovernanceConfig | None = None
     max_connections: int = Field(default=1000, gt=0)
 
     @classmethod
@@ -142,6 +146,8 @@ class GatewayConfig(_Section):
             config = cls.model_validate(_resolve_secrets(data))
         except ValidationError as exc:
             raise ConfigError(_describe(exc, source)) from None
+        except SeedError as exc:
+            raise ConfigError(str(exc)) from None
         _warn_unknown(config, source)
         _check_providers(config)
         return config
@@ -171,6 +177,8 @@ class GatewayConfig(_Section):
 def _resolve_secrets(data: Mapping[str, Any]) -> dict[str, Any]:
     """Resolve ``env.VAR`` in key values before validation so errors name the config field."""
     out = dict(data)
+    if isinstance(out.get("governance"), Mapping):
+        out["governance"] = resolve_env_secrets(dict(out["governance"]))
     providers = out.get("providers")
     if not isinstance(providers, Mapping):
         return out

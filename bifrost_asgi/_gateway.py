@@ -13,6 +13,9 @@ from ._config import ConfigError, GatewayConfig, ProviderConfig
 from ._pricing import PricingTable
 from ._providers_catalog import COMPAT_DEFAULT_BASE_URLS, NATIVE_DEFAULT_BASE_URLS
 from ._routing import Resolver
+from .governance._build import build_governance, build_log_writer, seed
+from .governance._engine import Governance
+from .governance._logs import LogWriter
 from .providers._base import Provider
 from .providers.mock import MockProvider
 from .providers.openai import OpenAICompatProvider, OpenAIProvider
@@ -44,6 +47,13 @@ class Gateway:
                 native_factory(config.provider_kind(name))
         self.providers: dict[str, Provider] = {}
         self.client: httpx.AsyncClient | None = None
+        gov_cfg = config.governance
+        self.governance: Governance | None = None
+        self.logs: LogWriter | None = None
+        if gov_cfg is not None:
+            enforce = config.client.enforce_auth_on_inference
+            self.governance = build_governance(gov_cfg, self.pricing, enforce_auth=enforce)
+            self.logs = build_log_writer(gov_cfg)
         self.keyless = frozenset(n for n in config.providers if config.provider_kind(n) == "mock")
         self.max_body = int(config.client.max_request_body_size_mb * 1024 * 1024)
         self._lock = asyncio.Lock()
@@ -56,6 +66,8 @@ class Gateway:
         async with self._lock:
             if self.client is not None:
                 return
+            if self.governance is not None and self.config.governance is not None:
+                await seed(self.governance, self.config.governance)
             client = _make_client(self.config, self._transport)
             self.providers = {
                 name: _make_provider(name, self.config, pc, client)
@@ -69,6 +81,10 @@ class Gateway:
             self.providers = {}
             if client is not None:
                 await client.aclose()
+            if self.logs is not None:
+                await self.logs.aclose()  # flush: nothing submitted is lost on shutdown
+            if self.governance is not None:
+                await self.governance.aclose()
 
 
 def _make_client(config: GatewayConfig, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from ._accounting import admit, authorize, finish, release
 from ._asgi import (
     JSON_HEADERS,
     SSE_HEADERS,
@@ -37,6 +38,8 @@ from ._gateway import Gateway
 from ._pricing import usage_from_chat, usage_from_responses
 from ._routing import Target, not_configured
 from ._sse import DONE, frame
+from .governance._engine import Ticket, extract_virtual_key
+from .governance._models import VirtualKey
 from .providers._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
 
 __all__ = [
@@ -68,6 +71,7 @@ _ZERO_COST = {
     "request_cost": 0.0,
     "total_cost": 0.0,
 }
+_VK_HEADER_NAMES = frozenset({b"x-bf-vk", b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key"})
 _EH_PREFIX = b"x-bf-eh-"
 # Never forwarded even when asked for with x-bf-eh-* (spec §10).
 _EH_DENY = frozenset(
@@ -94,6 +98,9 @@ class Request:
     raw_request: bool = False
     raw_response: bool = False
     forward_headers: dict[str, str] = field(default_factory=dict)
+    vk_value: str | None = None  # the virtual key as sent; never logged
+    vk: VirtualKey | None = None
+    wall_start: float = field(default_factory=time.time)
 
 
 @dataclass(slots=True)
@@ -110,6 +117,9 @@ class Served:
     usage: dict[str, Any] | None = None
     cost: dict[str, float] | None = None
     model_deployment: str | None = None
+    ticket: Ticket | None = None
+    delivered: int = 0  # stream chunks sent to the client
+    error: BifrostError | None = None  # a failure after the answer started (mid-stream)
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -136,12 +146,22 @@ def parse_request(
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise invalid_request("stream must be a boolean", param="stream")
-    preferred = "openai" if integration else None
-    primary = gw.resolver.resolve(model, preferred, force=integration == "openai")
-    targets = [primary, *gw.resolver.fallbacks(body.get("fallbacks"))]
+    # The primary target is resolved after authentication: a virtual key may choose the provider.
+    targets = gw.resolver.fallbacks(body.get("fallbacks"))
     req = Request(op, body, raw, stream, model, targets, op.request_type(stream), "", started)
     read_headers(req, scope)
     return req
+
+
+def resolve_primary(gw: Gateway, req: Request, integration: str | None, chosen: str | None) -> None:
+    """Put the primary target first: the key's weighted choice for a bare model, else the resolver's."""
+    if chosen is not None:
+        primary = (chosen, req.model)
+    else:
+        primary = gw.resolver.resolve(
+            req.model, "openai" if integration else None, force=integration == "openai"
+        )
+    req.targets.insert(0, primary)
 
 
 def _check_required(op: Op, body: dict[str, Any]) -> None:
@@ -169,6 +189,12 @@ def read_headers(req: Request, scope: Scope) -> None:
             req.raw_response = value.lower() == b"true"
         elif name == b"x-bf-send-back-raw-request":
             req.raw_request = value.lower() == b"true"
+        elif (
+            name in _VK_HEADER_NAMES
+            and (vk := extract_virtual_key(name, value)) is not None
+            and (req.vk_value is None or name == b"x-bf-vk")  # x-bf-vk wins over the generic headers
+        ):
+            req.vk_value = vk
     if not req.request_id:
         req.request_id = str(uuid.uuid4())
 
@@ -207,13 +233,21 @@ async def attempt_target(gw: Gateway, req: Request, index: int, provider_name: s
     keys = [k for k in pc.keys if k.serves(model)] if provider_name not in gw.keyless else []
     if pc.keys and not keys and provider_name not in gw.keyless:
         raise invalid_request(f"no key of provider {provider_name} is configured for model {model}")
+    ticket = await admit(gw, req, provider_name, model)
     t0 = time.perf_counter()
-    if req.stream:
-        chunks, key = await _with_retries(provider_name, net, keys, lambda k: provider.open_stream(call, k))
-        served = Served(provider_name, model, index, _key_name(pc.keys, key), chunks=chunks)
-    else:
-        reply, key = await _with_retries(provider_name, net, keys, lambda k: provider.send(call, k))
-        served = Served(provider_name, model, index, _key_name(pc.keys, key), reply=reply)
+    try:
+        if req.stream:
+            chunks, key = await _with_retries(
+                provider_name, net, keys, lambda k: provider.open_stream(call, k)
+            )
+            served = Served(provider_name, model, index, _key_name(pc.keys, key), chunks=chunks)
+        else:
+            reply, key = await _with_retries(provider_name, net, keys, lambda k: provider.send(call, k))
+            served = Served(provider_name, model, index, _key_name(pc.keys, key), reply=reply)
+    except BaseException:
+        await release(gw, ticket)
+        raise
+    served.ticket = ticket
     served.upstream_ms = int((time.perf_counter() - t0) * 1000)
     served.model_deployment = call.model_deployment
     return served
@@ -441,13 +475,16 @@ class _StreamWriter:
         try:
             async for chunk in chunks:
                 await send({"type": "http.response.body", "body": self.encode(chunk), "more_body": True})
+                self.served.delivered += 1
         except BifrostError as err:
+            self.served.error = err
             await send({"type": "http.response.body", "body": self.encode_error(err), "more_body": True})
         except Exception as exc:  # never leave a client hanging on a half-written stream
             log.exception("stream failed (request %s)", self.req.request_id)
             internal = BifrostError(
                 500, f"stream failed: {type(exc).__name__}", error_type="bifrost_internal"
             )
+            self.served.error = internal
             await send({"type": "http.response.body", "body": self.encode_error(internal), "more_body": True})
         else:
             if not self.event_frames:
@@ -523,17 +560,23 @@ async def handle_inference(
     try:
         raw = await read_body(scope, receive, gw.max_body)
         req = parse_request(gw, op, raw, scope, integration, started)
+        resolve_primary(gw, req, integration, await authorize(gw, req))
         served = await run_attempts(gw, req)
     except ClientDisconnected:
         return
     except BifrostError as err:
         await send_error(send, err, req, op.request_type(False))
+        await finish(gw, req, None, err)
         return
     except Exception:  # a bug of ours must still answer in Bifrost's shape, never a bare 500 page
         log.exception("unexpected error handling %s", op.value)
         await send_error(send, internal_error(), req, op.request_type(False))
+        await finish(gw, req, None, internal_error())
         return
-    if served.chunks is not None:
-        await send_stream(gw, req, served, send, receive)
-    else:
-        await send_reply(gw, req, served, send)
+    try:
+        if served.chunks is not None:
+            await send_stream(gw, req, served, send, receive)
+        else:
+            await send_reply(gw, req, served, send)
+    finally:
+        await finish(gw, req, served, served.error)
