@@ -1,0 +1,242 @@
+"""Google Gemini (the Developer API): ``generateContent``, ``streamGenerateContent?alt=sse``, ``countTokens``.
+
+Requests in every API we serve are translated to Gemini's native shape and the answers back
+(``bifrost_asgi/translate/_gemini.py`` says how). The key travels in ``x-goog-api-key``.
+
+Gemini's errors are ``{"error": {"code", "message", "status", "details"}}``; they are normalised to the
+OpenAI shape (``type`` = Gemini's ``status``, ``code`` = the ``ErrorInfo`` reason when given, else the
+numeric code, message verbatim) and mapped by :func:`upstream_error` like every other provider's. Two
+Gemini habits need a correction on top: a bad key is a *400* ``API_KEY_INVALID`` (the key is retired and
+fallbacks apply, as for a 401), and a 400 ``FAILED_PRECONDITION`` (region or billing) is the account's
+fault, not the request's, so fallbacks still apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import httpx
+import orjson
+
+from bifrost_asgi._config import KeyConfig, ProviderConfig
+from bifrost_asgi._errors import BifrostError
+from bifrost_asgi._sse import aiter_sse
+from bifrost_asgi.translate._gemini import (
+    GeminiToChatStream,
+    GeminiToResponsesStream,
+    chat_to_gemini_request,
+    count_tokens_request,
+    count_tokens_response,
+    gemini_to_chat_response,
+    gemini_to_responses_response,
+    gemini_to_text_response,
+    responses_to_gemini_request,
+    text_to_gemini_request,
+)
+
+from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
+from ._http import map_transport_error, upstream_error
+from .openai import _loads_object
+
+__all__ = ["GeminiProvider"]
+
+_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# Gemini answers with few useful headers; these are the ones a client can act on.
+_FORWARDED = ("retry-after", "x-goog-request-id")
+_KEY_INVALID = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
+
+
+class _Converter(Protocol):
+    def start(self) -> list[dict[str, Any]]: ...
+    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]: ...
+    def finish(self) -> list[dict[str, Any]]: ...
+
+
+class GeminiProvider:
+    """Gemini models behind Google's Generative Language API.
+
+    >>> provider = GeminiProvider("gemini", config, client, "https://generativelanguage.googleapis.com")
+    """
+
+    def __init__(self, name: str, config: ProviderConfig, client: httpx.AsyncClient, base_url: str) -> None:
+        self.name = name
+        self._config = config
+        self._client = client
+        self._base = base_url.rstrip("/") + "/v1beta/models/"
+        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
+        base = {"content-type": "application/json", "accept-encoding": "identity", **extra}
+        self._anon_headers = base
+        # Built once per key: the hot path only looks them up.
+        self._key_headers = {
+            id(k): {**base, "x-goog-api-key": k.value.get_secret_value()} for k in config.keys
+        }
+
+    def models(self) -> list[str]:
+        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _url(self, model: str, method: str) -> str:
+        # Gemini's own clients also accept "models/<name>"; the path wants the bare name.
+        return self._base + quote(model.removeprefix("models/"), safe="-._~") + ":" + method
+
+    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
+        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
+        return {**headers, **call.headers} if call.headers else headers
+
+    async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        if call.op is Op.COUNT_TOKENS:
+            return await self._count_tokens(call, key)
+        content = orjson.dumps(_request(call))
+        resp = await self._post(self._url(call.model, "generateContent"), content, call, key)
+        upstream = _loads_object(resp.content, self.name)
+        return Reply(_answer(call, upstream), _forwarded(resp.headers), content, resp.content)
+
+    async def _count_tokens(self, call: Call, key: KeyConfig | None) -> Reply:
+        request = count_tokens_request(_client_body(call), call.model)
+        if request is None:  # nothing to count: no need to ask
+            return Reply({"input_tokens": 0, "input_tokens_details": {"cached_read_tokens": 0}})
+        content = orjson.dumps(request)
+        resp = await self._post(self._url(call.model, "countTokens"), content, call, key)
+        body = count_tokens_response(_loads_object(resp.content, self.name))
+        return Reply(body, _forwarded(resp.headers), content, resp.content)
+
+    async def _post(self, url: str, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
+        try:
+            resp = await self._client.post(
+                url, content=content, headers=self._headers(call, key), timeout=call.timeout
+            )
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, call.timeout) from None
+        if resp.status_code >= 400:
+            raise gemini_error(resp.status_code, resp.content, self.name)
+        return resp
+
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+        content = orjson.dumps(_request(call))
+        url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
+        request = self._client.build_request(
+            "POST", url, content=content, headers=self._headers(call, key), timeout=call.timeout
+        )
+        try:
+            resp = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, call.timeout) from None
+        if resp.status_code >= 400:
+            try:
+                body = await resp.aread()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await resp.aclose()
+            raise gemini_error(resp.status_code, body, self.name)
+        return self._chunks(resp, call)
+
+    async def _chunks(self, resp: httpx.Response, call: Call) -> AsyncIterator[Chunk]:
+        converter = _converter(call)
+        try:
+            for obj in converter.start():
+                yield _chunk(call.op, obj)
+            async for event in aiter_sse(resp.aiter_bytes()):
+                for obj in converter.feed(self._stream_object(event.data)):
+                    yield _chunk(call.op, obj)
+            for obj in converter.finish():
+                yield _chunk(call.op, obj)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, call.timeout) from None
+        finally:
+            await resp.aclose()
+
+    def _stream_object(self, data: bytes) -> dict[str, Any]:
+        obj = _loads_object(data, self.name)
+        error = obj.get("error")
+        if isinstance(error, dict):
+            # An error after the stream started: Gemini sends it as one more event.
+            status = error.get("code")
+            raise gemini_error(status if isinstance(status, int) and status >= 400 else 500, data, self.name)
+        return obj
+
+
+def _client_body(call: Call) -> dict[str, Any]:
+    return {k: v for k, v in call.body.items() if k not in GATEWAY_FIELDS}
+
+
+def _request(call: Call) -> dict[str, Any]:
+    body = _client_body(call)
+    if call.op is Op.RESPONSES:
+        return responses_to_gemini_request(body, call.model)
+    if call.op is Op.CHAT:
+        return chat_to_gemini_request(body, call.model)
+    return text_to_gemini_request(body, call.model)
+
+
+def _answer(call: Call, upstream: dict[str, Any]) -> dict[str, Any]:
+    if call.op is Op.RESPONSES:
+        return gemini_to_responses_response(upstream, request=call.body, model=call.model)
+    if call.op is Op.CHAT:
+        return gemini_to_chat_response(upstream, call.model)
+    return gemini_to_text_response(upstream, call.model)
+
+
+def _converter(call: Call) -> _Converter:
+    if call.op is Op.RESPONSES:
+        return GeminiToResponsesStream(request=call.body, model=call.model)
+    return GeminiToChatStream(model=call.model, text_completion=call.op is Op.TEXT)
+
+
+def _chunk(op: Op, obj: dict[str, Any]) -> Chunk:
+    """Responses events are framed by type; usage rides on the terminal event or the last chat chunk."""
+    if op is Op.RESPONSES:
+        usage = obj["response"].get("usage") if obj["type"] in _TERMINAL_EVENTS else None
+        return Chunk(obj["type"], obj=obj, usage=usage if isinstance(usage, dict) else None)
+    usage = obj.get("usage")
+    return Chunk(None, obj=obj, usage=usage if isinstance(usage, dict) else None)
+
+
+def _forwarded(headers: httpx.Headers) -> dict[str, str]:
+    return {name: headers[name] for name in _FORWARDED if name in headers}
+
+
+# -- errors -------------------------------------------------------------------------------------------
+
+
+def gemini_error(status: int, content: bytes, provider: str) -> BifrostError:
+    """A Gemini error answer as a BifrostError, with Gemini's own retry semantics."""
+    error = _error_object(content)
+    if error is None:
+        return upstream_error(status, content, provider)
+    reason = _reason(error)
+    code = reason or (str(error["code"]) if isinstance(error.get("code"), int) else None)
+    normalised = {
+        "error": {"message": error.get("message"), "type": error.get("status"), "code": code, "param": None}
+    }
+    err = upstream_error(status, orjson.dumps(normalised), provider)
+    if reason in _KEY_INVALID:
+        # A dead key, whatever the status says: retire it for this request and let fallbacks run.
+        err.dead_key = err.retryable = err.allow_fallbacks = True
+    elif error.get("status") == "FAILED_PRECONDITION":
+        err.allow_fallbacks = True
+    return err
+
+
+def _error_object(content: bytes) -> dict[str, Any] | None:
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    # Non-SSE streaming answers wrap the error in a list.
+    if isinstance(body, list) and body:
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else None
+
+
+def _reason(error: dict[str, Any]) -> str | None:
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.ErrorInfo"):
+            reason = detail.get("reason")
+            if isinstance(reason, str):
+                return reason
+    return None
