@@ -127,9 +127,11 @@ def _from_local(c: TokenCount, model: str, *, exact: bool) -> dict[str, Any]:
             "cached_read_tokens": 0,
             "cached_write_tokens": 0,
         },
-        "tokens": c.tokens,
         "total_tokens": c.input_tokens,
     }
+    # Absent rather than null: the seed schema types `tokens` as an array, and null would not validate.
+    if c.tokens is not None:
+        body["tokens"] = c.tokens
     if c.token_strings is not None:
         body["token_strings"] = c.token_strings
     local: dict[str, Any] = {"is_estimate": not exact, "tokenizer": c.encoding}
@@ -150,7 +152,6 @@ def _from_upstream(upstream: dict[str, Any], model: str) -> dict[str, Any]:
         "model": model,
         "input_tokens": tokens,
         "input_tokens_details": upstream.get("input_tokens_details") or {},
-        "tokens": None,
         "total_tokens": tokens,
         "_local": {"is_estimate": False},
     }

@@ -163,11 +163,14 @@ class Governance:
         cost = self._estimate_cost(provider, model, raw_size, tokens)
         team, customer = await self._owners(key)
         claims = _claims(key, rule, team, customer, tokens, cost)
-        if claims:
-            admission = await self.counters.admit(claims, self.clock.now())
-            if not admission.ok:
-                raise _refusal(admission)
-        return Ticket(key, provider, model, tuple(claims), tokens)
+        if not claims:
+            return Ticket(key, provider, model, (), tokens)
+        admission = await self.counters.admit(claims, self.clock.now())
+        if not admission.ok:
+            raise _refusal(admission)
+        # Settle what the store says it reserved: a fail-open store reserves nothing, and settling the
+        # requested claims would release reservations that were never made.
+        return Ticket(key, provider, model, admission.claims, tokens)
 
     def _estimate_cost(self, provider: str, model: str, raw_size: int, tokens: int) -> float:
         input_tokens = raw_size // 4
