@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 
 from ._errors import BifrostError
 from ._pricing import Usage, usage_from_chat, usage_from_responses
-from .governance._engine import Ticket, governance_error
+from .governance._engine import Governance, Ticket, governance_error
 from .governance._logs import LogRecord
+from .governance._models import VirtualKey
 from .providers._base import Op
 
 if TYPE_CHECKING:
@@ -27,17 +28,49 @@ log = logging.getLogger("bifrost_asgi")
 
 
 async def authorize(gw: Gateway, req: Request) -> str | None:
-    """Resolve the virtual key (spec §6.1); for a bare model, return the key's weighted provider choice."""
+    """Resolve who pays (spec §6.1 plus the host's user); for a bare model, return the key's weighted
+    provider choice."""
     gov = gw.governance
     if gov is None:
         if req.vk_value is not None:
             # No key can exist without governance, and an explicitly supplied key is never ignored.
             raise governance_error(403, "virtual_key_not_found", "Virtual key not found")
         return None
-    req.vk = key = await gov.authenticate(req.vk_value)
+    req.vk = key = await _resolve_key(gw, gov, req)
     if key is None or not key.provider_configs or gw.resolver.split(req.model)[0] is not None:
         return None
     return gov.choose_provider(key, req.model, frozenset(gw.providers))
+
+
+async def _resolve_key(gw: Gateway, gov: Governance, req: Request) -> VirtualKey | None:
+    principal = req.principal
+    if req.vk_value is not None:
+        key = await gov.authenticate(req.vk_value)
+        assert key is not None
+        if principal is not None and principal.via == "session" and key.owner != principal.user_id:
+            # A signed-in user may only spend their own keys.
+            raise governance_error(403, "virtual_key_blocked", "This virtual key belongs to another user")
+        if key.owner is not None and not await owner_active(gw, key.owner):
+            raise governance_error(403, "virtual_key_blocked", "The virtual key's owner is inactive")
+        return key
+    if principal is not None:
+        return gov.check_usable(await gov.default_key_for(principal.user_id))
+    return await gov.authenticate(None)
+
+
+async def owner_active(gw: Gateway, owner: str) -> bool:
+    """Ask the host whether a key's owner may still use it; cached as briefly as key lookups."""
+    if gw.owners is None:
+        return True
+    now = time.monotonic()
+    cached = gw.owner_cache.get(owner)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    active = await gw.owners.is_active(owner)
+    if len(gw.owner_cache) >= 10_000:
+        gw.owner_cache.clear()
+    gw.owner_cache[owner] = (now + 2.0, active)
+    return active
 
 
 async def admit(gw: Gateway, req: Request, provider: str, model: str) -> Ticket | None:

@@ -19,7 +19,13 @@ from ._errors import BifrostError
 from ._gateway import Gateway
 from ._models_route import handle_list_models
 from ._pipeline import handle_inference
+from ._principal import OwnerDirectory
 from .governance._admin import admin_routes
+from .governance._config import GovernanceConfig
+from .governance._counters import CounterStore
+from .governance._keystore import KeyStore
+from .governance._logs import LogStore
+from .governance._self_service import self_service_routes
 from .providers._base import Op
 
 __all__ = ["INTEGRATION_PREFIXES", "create_app"]
@@ -104,6 +110,10 @@ def create_app(
     config: GatewayConfig | None = None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    owner_directory: OwnerDirectory | None = None,
+    key_store: KeyStore | None = None,
+    counter_store: CounterStore | None = None,
+    log_store: LogStore | None = None,
 ) -> Starlette:
     """The gateway as an ASGI app; mount it anywhere.
 
@@ -111,9 +121,18 @@ def create_app(
 
     The app owns one pooled upstream client, opened on lifespan startup (or on the first request when
     the host does not forward lifespan events to mounted apps) and closed on shutdown. ``transport``
-    replaces the network, for tests (``httpx.MockTransport``).
+    replaces the network, for tests (``httpx.MockTransport``). Framework adapters pass the host's
+    ``owner_directory`` (are a key owner's account and its keys still usable?) and may inject their own
+    stores (the Django ORM ones).
     """
-    gw = Gateway(config or GatewayConfig(), transport=transport)
+    gw = Gateway(
+        config or GatewayConfig(),
+        transport=transport,
+        owner_directory=owner_directory,
+        key_store=key_store,
+        counter_store=counter_store,
+        log_store=log_store,
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -124,13 +143,15 @@ def create_app(
             await gw.aclose()
 
     routes = _routes(gw)
-    if gw.config.governance is not None:
+    if gw.governance is not None:
 
         async def admin_backend() -> Gateway:
             await gw.start()  # hosts that do not forward lifespan events to mounted apps
             return gw
 
-        routes += admin_routes(admin_backend, auth=gw.config.governance.auth_config)
+        gov_cfg = gw.config.governance or GovernanceConfig()
+        routes += admin_routes(admin_backend, auth=gov_cfg.auth_config)
+        routes += self_service_routes(admin_backend)
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -11,11 +11,15 @@ import httpx
 
 from ._config import ConfigError, GatewayConfig, ProviderConfig
 from ._pricing import PricingTable
+from ._principal import OwnerDirectory
 from ._providers_catalog import COMPAT_DEFAULT_BASE_URLS, NATIVE_DEFAULT_BASE_URLS
 from ._routing import Resolver
 from .governance._build import build_governance, build_log_writer, seed
+from .governance._config import GovernanceConfig
+from .governance._counters import CounterStore
 from .governance._engine import Governance
-from .governance._logs import LogWriter
+from .governance._keystore import KeyStore
+from .governance._logs import LogStore, LogWriter
 from .providers._base import Provider
 from .providers.mock import MockProvider
 from .providers.openai import OpenAICompatProvider, OpenAIProvider
@@ -36,6 +40,10 @@ class Gateway:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         pricing: PricingTable | None = None,
+        owner_directory: OwnerDirectory | None = None,
+        key_store: KeyStore | None = None,
+        counter_store: CounterStore | None = None,
+        log_store: LogStore | None = None,
     ) -> None:
         self.config = config
         self._transport = transport
@@ -47,13 +55,19 @@ class Gateway:
                 native_factory(config.provider_kind(name))
         self.providers: dict[str, Provider] = {}
         self.client: httpx.AsyncClient | None = None
+        self.owners = owner_directory
+        self.owner_cache: dict[str, tuple[float, bool]] = {}
         gov_cfg = config.governance
+        if gov_cfg is None and (key_store or counter_store or log_store):
+            gov_cfg = GovernanceConfig()  # injected stores mean the adapter wants governance
         self.governance: Governance | None = None
         self.logs: LogWriter | None = None
         if gov_cfg is not None:
             enforce = config.client.enforce_auth_on_inference
-            self.governance = build_governance(gov_cfg, self.pricing, enforce_auth=enforce)
-            self.logs = build_log_writer(gov_cfg)
+            self.governance = build_governance(
+                gov_cfg, self.pricing, enforce_auth=enforce, key_store=key_store, counter_store=counter_store
+            )
+            self.logs = build_log_writer(gov_cfg, log_store)
         self.keyless = frozenset(n for n in config.providers if config.provider_kind(n) == "mock")
         self.max_body = int(config.client.max_request_body_size_mb * 1024 * 1024)
         self._lock = asyncio.Lock()

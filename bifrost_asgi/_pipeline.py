@@ -36,6 +36,7 @@ from ._config import KeyConfig, NetworkConfig
 from ._errors import BifrostError, credentials_exhausted, internal_error, invalid_request
 from ._gateway import Gateway
 from ._pricing import usage_from_chat, usage_from_responses
+from ._principal import PRINCIPAL_SCOPE_KEY, Principal
 from ._routing import Target, not_configured
 from ._sse import DONE, frame
 from .governance._engine import Ticket, extract_virtual_key
@@ -100,6 +101,7 @@ class Request:
     forward_headers: dict[str, str] = field(default_factory=dict)
     vk_value: str | None = None  # the virtual key as sent; never logged
     vk: VirtualKey | None = None
+    principal: Principal | None = None  # the host-app user, set by a framework adapter
     wall_start: float = field(default_factory=time.time)
 
 
@@ -197,6 +199,7 @@ def read_headers(req: Request, scope: Scope) -> None:
             req.vk_value = vk
     if not req.request_id:
         req.request_id = str(uuid.uuid4())
+    req.principal = scope.get(PRINCIPAL_SCOPE_KEY)
 
 
 # -- attempts: fallbacks, retries, keys ------------------------------------------------------------

@@ -43,7 +43,10 @@ def serve(app: Any) -> LiveServer:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="none", timeout_graceful_shutdown=2)
+    # The stdlib loop: tests must not depend on whether uvloop happens to be installed.
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", ws="none", loop="asyncio", timeout_graceful_shutdown=2
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

@@ -9,8 +9,11 @@ import bifrost_asgi
 def test_public_surface_is_pinned() -> None:
     assert bifrost_asgi.__all__ == [
         "BifrostError",
+        "BifrostMiddleware",
         "ConfigError",
         "GatewayConfig",
+        "OwnerDirectory",
+        "Principal",
         "__version__",
         "create_app",
     ]

@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from bifrost_asgi._config import ConfigError
 from bifrost_asgi._errors import BifrostError, invalid_request
+from bifrost_asgi._principal import PRINCIPAL_SCOPE_KEY, Principal
 
 from ._config import AuthConfig
 from ._engine import Governance
@@ -228,7 +229,10 @@ class _Admin:
         """Auth first, then the handler; a `BifrostError` or a `ValidationError` becomes its response."""
 
         async def endpoint(request: Request) -> Response:
-            if not self._guard.allows(request.headers.get("authorization")):
+            # A host-app admin (a staff user, via a framework adapter) needs no Basic credentials.
+            principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
+            is_admin = isinstance(principal, Principal) and principal.is_admin
+            if not is_admin and not self._guard.allows(request.headers.get("authorization")):
                 return _error(_unauthorized(), {"www-authenticate": _REALM})
             try:
                 return await handler(request)

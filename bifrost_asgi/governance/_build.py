@@ -12,7 +12,7 @@ from ._counters import CounterStore, MemoryCounterStore
 from ._engine import Governance
 from ._keys import hash_key, key_lookup_prefix
 from ._keystore import KeyStore, MemoryKeyStore, SQLiteKeyStore
-from ._logs import LogWriter, SQLiteLogStore
+from ._logs import LogStore, LogWriter, SQLiteLogStore
 from ._models import Budget, Customer, ProviderRule, RateLimit, Team, VirtualKey
 
 __all__ = ["build_governance", "build_log_writer", "seed"]
@@ -37,25 +37,41 @@ def _counter_store(cfg: GovernanceConfig) -> CounterStore:
     return SQLiteCounterStore(os.path.abspath(counters.path or cfg.store.path))
 
 
-def build_governance(cfg: GovernanceConfig, pricing: PricingTable, *, enforce_auth: bool) -> Governance:
-    if cfg.store.type == "memory" and cfg.counters.type == "sqlite" and cfg.counters.path is None:
-        counters: CounterStore = MemoryCounterStore()  # an in-memory deployment keeps counters in memory too
+def build_governance(
+    cfg: GovernanceConfig,
+    pricing: PricingTable,
+    *,
+    enforce_auth: bool,
+    key_store: KeyStore | None = None,
+    counter_store: CounterStore | None = None,
+) -> Governance:
+    """Stores come from the config, unless an adapter injects its own (the Django ORM ones)."""
+    counters: CounterStore
+    if counter_store is not None:
+        counters = counter_store
+    elif cfg.store.type == "memory" and cfg.counters.type == "sqlite" and cfg.counters.path is None:
+        counters = MemoryCounterStore()  # an in-memory deployment keeps counters in memory too
     else:
         counters = _counter_store(cfg)
-    return Governance(
-        _key_store(cfg),
+    gov = Governance(
+        key_store or _key_store(cfg),
         counters,
         pricing,
         enforce_auth=enforce_auth and not cfg.auth_config.disable_auth_on_inference,
         default_max_output_tokens=cfg.default_max_output_tokens,
         cache_ttl=cfg.key_cache_ttl_seconds,
     )
+    gov.default_template = cfg.default_user_key.model_dump()
+    return gov
 
 
-def build_log_writer(cfg: GovernanceConfig) -> LogWriter | None:
-    if not cfg.logs.enabled or cfg.store.type == "memory" and cfg.logs.path is None:
+def build_log_writer(cfg: GovernanceConfig, store: LogStore | None = None) -> LogWriter | None:
+    if not cfg.logs.enabled:
         return None
-    store = SQLiteLogStore(os.path.abspath(cfg.logs.path or cfg.store.path))
+    if store is None:
+        if cfg.store.type == "memory" and cfg.logs.path is None:
+            return None
+        store = SQLiteLogStore(os.path.abspath(cfg.logs.path or cfg.store.path))
     return LogWriter(store, batch_size=cfg.logs.batch_size, interval=cfg.logs.flush_interval_ms / 1000)
 
 

@@ -106,6 +106,15 @@ class SeedCustomer(_Section):
     rate_limit_id: str | None = None
 
 
+class KeyTemplate(_Section):
+    """What a host user's default virtual key allows (created on the user's first session call)."""
+
+    allow_all_providers: bool = True
+    provider_configs: list[dict[str, Any]] = Field(default_factory=list)
+    budgets: list[dict[str, Any]] = Field(default_factory=list)
+    rate_limit: dict[str, Any] | None = None
+
+
 class GovernanceConfig(_Section):
     store: StoreConfig = StoreConfig()
     counters: CountersConfig = CountersConfig()
@@ -115,6 +124,7 @@ class GovernanceConfig(_Section):
     default_max_output_tokens: int = Field(default=1024, gt=0)
     # How long a process trusts a cached key lookup; revocations elsewhere apply within this.
     key_cache_ttl_seconds: float = Field(default=2.0, ge=0)
+    default_user_key: KeyTemplate = KeyTemplate()
     virtual_keys: list[SeedVirtualKey] = Field(default_factory=list)
     budgets: list[SeedBudget] = Field(default_factory=list)
     rate_limits: list[SeedRateLimit] = Field(default_factory=list)

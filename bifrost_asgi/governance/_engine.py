@@ -11,6 +11,7 @@ stream, even a cancelled one) ends, and releases it on error.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
@@ -32,6 +33,7 @@ __all__ = ["Governance", "Ticket", "extract_virtual_key"]
 _VK_HEADERS = (b"x-api-key", b"x-goog-api-key", b"api-key")
 _PREFIX_BYTES = VK_PREFIX.encode()
 _CACHE_MAX = 10_000
+DEFAULT_KEY_NAME = "default"
 
 
 def extract_virtual_key(name: bytes, value: bytes) -> str | None:
@@ -96,6 +98,9 @@ class Governance:
         # revocations through this engine apply at once.
         self._cache_ttl = cache_ttl
         self._cache: dict[str, _Cached] = {}
+        self._defaults: dict[str, tuple[float, VirtualKey]] = {}
+        self._default_locks: dict[str, asyncio.Lock] = {}
+        self.default_template: dict[str, Any] = {"allow_all_providers": True}
         self.clock = clock or SystemClock()
 
     # -- authentication -----------------------------------------------------------------------------
@@ -110,6 +115,9 @@ class Governance:
         key = await self._find(value)
         if key is None:
             raise governance_error(403, "virtual_key_not_found", "Virtual key not found")
+        return self.check_usable(key)
+
+    def check_usable(self, key: VirtualKey) -> VirtualKey:
         if not key.is_active or key.revoked_at is not None:
             raise governance_error(403, "virtual_key_blocked", "Virtual key is inactive")
         if key.expires_at is not None and key.expires_at <= self.clock.now():
@@ -129,6 +137,33 @@ class Governance:
 
     def forget(self, key: VirtualKey) -> None:
         self._cache.pop(key.key_prefix, None)
+        if key.owner is not None:
+            self._defaults.pop(key.owner, None)
+
+    async def default_key_for(self, owner: str) -> VirtualKey:
+        """The key a host user's session calls are charged to; created on first use, never shown.
+
+        Concurrent first calls in one process share one creation; across processes a duplicate is
+        possible and harmless: every process then settles on the oldest one.
+        """
+        now = time.monotonic()
+        cached = self._defaults.get(owner)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        lock = self._default_locks.setdefault(owner, asyncio.Lock())
+        async with lock:
+            key = await self._find_default(owner)
+            if key is None:
+                key, _ = await self.create_key(DEFAULT_KEY_NAME, owner=owner, **self.default_template)
+            self._defaults[owner] = (now + self._cache_ttl, key)
+        self._default_locks.pop(owner, None)
+        return key
+
+    async def _find_default(self, owner: str) -> VirtualKey | None:
+        # A revoked default stays the default: revoking it blocks the user's session calls, it does not
+        # mint a fresh key on the next call.
+        keys = [k for k in await self.keys.list_keys(owner) if k.name == DEFAULT_KEY_NAME]
+        return min(keys, key=lambda k: (k.created_at, k.id)) if keys else None
 
     # -- routing ------------------------------------------------------------------------------------
 
