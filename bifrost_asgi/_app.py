@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ._anthropic_route import anthropic_routes
 from ._config import GatewayConfig
 from ._count_route import handle_count_tokens
 from ._errors import BifrostError
@@ -90,6 +91,7 @@ def _routes(gw: Gateway) -> list[BaseRoute]:
                 Route(p + "/openai/responses", _Inference(gw, Op.RESPONSES, integration), methods=["POST"]),
                 Route(p + "/openai/responses/input_tokens", _CountTokens(gw, integration), methods=["POST"]),
             ]
+    routes += anthropic_routes(gw)
     routes.append(Route("/health", _health, methods=["GET"]))
     return routes
 

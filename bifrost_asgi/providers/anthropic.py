@@ -1,0 +1,286 @@
+"""Anthropic (``anthropic/<model>``): the Messages API, translated or spoken natively.
+
+Responses, chat completions and text completions requests are translated to ``POST /v1/messages`` and
+the answers (JSON or SSE) back (:mod:`bifrost_asgi.translate._anthropic`); token counts come from
+``POST /v1/messages/count_tokens``. A request from the ``/anthropic`` integration already is a Messages
+body: it carries the :data:`NATIVE_MESSAGES` marker and is forwarded with only its model replaced, and
+its answer comes back untouched.
+
+Failures map through :mod:`._http` like every provider's: 529 ``overloaded_error`` and 5xx retry on the
+same key, 429 rotates it. An ``error`` event inside a 200 stream becomes the same BifrostError its HTTP
+status would have, and a stream that ends without ``message_stop`` is an error too, never a short answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from bifrost_asgi._config import KeyConfig, ProviderConfig
+from bifrost_asgi._errors import BifrostError
+from bifrost_asgi._sse import SSEEvent, aiter_sse
+from bifrost_asgi.translate import (
+    MessagesToChatStream,
+    MessagesToResponsesStream,
+    anthropic_error_status,
+    chat_to_messages_request,
+    count_tokens_request,
+    messages_to_chat_completion,
+    messages_to_responses_response,
+    messages_to_text_completion,
+    responses_to_messages_request,
+    text_to_messages_request,
+)
+
+from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
+from ._http import map_transport_error, upstream_error
+
+__all__ = ["ANTHROPIC_VERSION", "NATIVE_MESSAGES", "AnthropicProvider"]
+
+# The API version every shape here was written against (docs: "Versions").
+ANTHROPIC_VERSION = "2023-06-01"
+# Body key the /anthropic route sets on a Messages body bound for an anthropic provider: forward it as
+# it is. Never sent upstream. (A stand-in for an ``Op.MESSAGES``, which the core does not have yet.)
+NATIVE_MESSAGES = "__bifrost_native_messages__"
+
+_STRIPPED = frozenset({*GATEWAY_FIELDS, NATIVE_MESSAGES})
+_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# Upstream response headers worth passing back: rate-limit state. Anthropic's own request id is renamed,
+# since x-request-id is the gateway's.
+_FORWARD_PREFIXES = ("anthropic-ratelimit-", "retry-after")
+
+
+class AnthropicProvider:
+    """The Messages API provider. Holds no per-request state; shares the gateway's client."""
+
+    def __init__(self, name: str, config: ProviderConfig, client: httpx.AsyncClient, base_url: str) -> None:
+        self.name = name
+        self._config = config
+        self._client = client
+        self._messages_url = base_url + "/v1/messages"
+        self._count_url = base_url + "/v1/messages/count_tokens"
+        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
+        base = {
+            "content-type": "application/json",
+            "accept-encoding": "identity",
+            "anthropic-version": ANTHROPIC_VERSION,
+            **extra,
+        }
+        self._anon_headers = base
+        # Built once per key: the hot path only looks them up.
+        self._key_headers = {id(k): {**base, "x-api-key": k.value.get_secret_value()} for k in config.keys}
+
+    def models(self) -> list[str]:
+        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
+
+    # -- requests -------------------------------------------------------------------------------
+
+    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
+        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
+        return {**headers, **call.headers} if call.headers else headers
+
+    def _request(self, call: Call, *, stream: bool) -> tuple[str, bytes]:
+        """The upstream URL and body for a call."""
+        body = {k: v for k, v in call.body.items() if k not in _STRIPPED}
+        url = self._count_url if call.op is Op.COUNT_TOKENS else self._messages_url
+        if call.body.get(NATIVE_MESSAGES):
+            body["model"] = call.model
+            return url, orjson.dumps(body)
+        return url, orjson.dumps(_translated(call.op, body, call.model, stream=stream))
+
+    async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        url, content = self._request(call, stream=False)
+        headers = self._headers(call, key)
+        try:
+            resp = await self._client.post(url, content=content, headers=headers, timeout=call.timeout)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, call.timeout) from None
+        if resp.status_code >= 400:
+            raise upstream_error(resp.status_code, resp.content, self.name)
+        answer = _answer(call, _loads_object(resp.content, self.name), self.name)
+        return Reply(answer, _forwarded(resp.headers), content, resp.content)
+
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+        url, content = self._request(call, stream=True)
+        resp = await self._open(url, content, self._headers(call, key), call.timeout)
+        events = self._events(resp, call.timeout)
+        if call.body.get(NATIVE_MESSAGES):
+            return _native_chunks(events)
+        if call.op is Op.RESPONSES:
+            return _responses_chunks(events, call)
+        return _chat_chunks(events, call)
+
+    async def _open(
+        self, url: str, content: bytes, headers: dict[str, str], timeout: float
+    ) -> httpx.Response:
+        request = self._client.build_request("POST", url, content=content, headers=headers, timeout=timeout)
+        try:
+            resp = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, timeout) from None
+        if resp.status_code >= 400:
+            try:
+                body = await resp.aread()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await resp.aclose()
+            raise upstream_error(resp.status_code, body, self.name)
+        return resp
+
+    async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[SSEEvent]:
+        """The upstream's SSE events (``ping`` included: translators skip it, passthrough keeps the
+        connection warm with it); raises on ``error`` events and on truncation."""
+        stopped = False
+        try:
+            async for ev in aiter_sse(resp.aiter_bytes()):
+                kind = ev.event or _event_type(ev.data)
+                if kind == "error":
+                    raise self._stream_error(ev.data)
+                stopped = stopped or kind == "message_stop"
+                ev.event = kind
+                yield ev
+        except httpx.HTTPError as exc:
+            raise map_transport_error(exc, self.name, timeout) from None
+        finally:
+            await resp.aclose()
+        if not stopped:
+            raise BifrostError(
+                502,
+                f"provider {self.name} ended the stream before message_stop",
+                error_type="provider_connection_failed",
+            )
+
+    def _stream_error(self, data: bytes) -> BifrostError:
+        # The event carries Anthropic's error body; its type says which HTTP status it stands for.
+        try:
+            error = orjson.loads(data).get("error") or {}
+        except (orjson.JSONDecodeError, AttributeError):
+            error = {}
+        kind = error.get("type") if isinstance(error, dict) else None
+        return upstream_error(
+            anthropic_error_status(kind if isinstance(kind, str) else None), data, self.name
+        )
+
+
+def _translated(op: Op, body: dict[str, Any], model: str, *, stream: bool) -> dict[str, Any]:
+    if op is Op.RESPONSES:
+        return responses_to_messages_request(body, model, stream=stream)
+    if op is Op.CHAT:
+        return chat_to_messages_request(body, model, stream=stream)
+    if op is Op.TEXT:
+        return text_to_messages_request(body, model, stream=stream)
+    # Count tokens takes the Responses body, or the older chat-style ``messages`` form (seed 003).
+    if body.get("input") is None and body.get("messages") is not None:
+        return count_tokens_request(chat_to_messages_request(body, model, stream=False))
+    return count_tokens_request(responses_to_messages_request(body, model, stream=False))
+
+
+def _answer(call: Call, upstream: dict[str, Any], provider: str) -> dict[str, Any]:
+    if call.body.get(NATIVE_MESSAGES):
+        return upstream
+    if call.op is Op.RESPONSES:
+        return messages_to_responses_response(upstream, request=call.body, model=call.model)
+    if call.op is Op.CHAT:
+        return messages_to_chat_completion(upstream, model=call.model)
+    if call.op is Op.TEXT:
+        return messages_to_text_completion(upstream, model=call.model)
+    tokens = upstream.get("input_tokens")
+    if not isinstance(tokens, int):
+        raise _bad_response(provider, "a count_tokens answer without input_tokens")
+    return {"input_tokens": tokens}
+
+
+async def _native_chunks(events: AsyncIterator[SSEEvent]) -> AsyncIterator[Chunk]:
+    try:
+        async for ev in events:
+            yield Chunk(ev.event, data=ev.data)
+    finally:
+        await _aclose(events)
+
+
+async def _responses_chunks(events: AsyncIterator[SSEEvent], call: Call) -> AsyncIterator[Chunk]:
+    conv = MessagesToResponsesStream(request=call.body, model=call.model)
+    try:
+        for event in conv.start():
+            yield Chunk(event["type"], obj=event)
+        async for ev in events:
+            for event in conv.feed(_loads_event(ev.data)):
+                yield _responses_chunk(event)
+        for event in conv.finish():
+            yield _responses_chunk(event)
+    finally:
+        await _aclose(events)
+
+
+def _responses_chunk(event: dict[str, Any]) -> Chunk:
+    usage = event["response"].get("usage") if event["type"] in _TERMINAL_EVENTS else None
+    return Chunk(event["type"], obj=event, usage=usage if isinstance(usage, dict) else None)
+
+
+async def _chat_chunks(events: AsyncIterator[SSEEvent], call: Call) -> AsyncIterator[Chunk]:
+    conv = MessagesToChatStream(model=call.model, text=call.op is Op.TEXT)
+    try:
+        async for ev in events:
+            for chunk in conv.feed(_loads_event(ev.data)):
+                yield _chat_chunk(chunk)
+        for chunk in conv.finish():
+            yield _chat_chunk(chunk)
+    finally:
+        await _aclose(events)
+
+
+def _chat_chunk(chunk: dict[str, Any]) -> Chunk:
+    usage = chunk.get("usage")
+    return Chunk(None, obj=chunk, usage=usage if isinstance(usage, dict) else None)
+
+
+async def _aclose(it: AsyncIterator[Any]) -> None:
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _event_type(data: bytes) -> str | None:
+    try:
+        kind = orjson.loads(data).get("type")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return kind if isinstance(kind, str) else None
+
+
+def _loads_event(data: bytes) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise _bad_response("anthropic", "a stream event that is not a JSON object")
+    return obj
+
+
+def _loads_object(content: bytes, provider: str) -> dict[str, Any]:
+    try:
+        obj = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise _bad_response(provider, "a body that is not a JSON object")
+    return obj
+
+
+def _bad_response(provider: str, what: str) -> BifrostError:
+    return BifrostError(
+        502, f"provider {provider} returned {what}", error_type="provider_bad_response", retryable=True
+    )
+
+
+def _forwarded(headers: httpx.Headers) -> dict[str, str]:
+    out = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
+    upstream_id = headers.get("request-id")
+    if upstream_id is not None:
+        out["x-bifrost-provider-request-id"] = upstream_id
+    return out
