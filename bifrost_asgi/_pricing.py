@@ -119,6 +119,11 @@ def _cached_read(details: Mapping[str, Any]) -> int:
     return _count(details.get("cached_tokens") if value is None else value)
 
 
+def _cached_write(details: Mapping[str, Any]) -> int:
+    # Bifrost's name, or the one OpenAI's SDK models carry (`cache_write_tokens`).
+    return _count(details.get("cached_write_tokens", details.get("cache_write_tokens")))
+
+
 def usage_from_responses(usage: Mapping[str, Any] | None) -> Usage | None:
     """Read a Responses API ``usage`` object; None when there is none."""
     if not isinstance(usage, Mapping):
@@ -129,7 +134,7 @@ def usage_from_responses(usage: Mapping[str, Any] | None) -> Usage | None:
         input_tokens=_count(usage.get("input_tokens")),
         output_tokens=_count(usage.get("output_tokens")),
         cached_read_tokens=_cached_read(inputs),
-        cached_write_tokens=_count(inputs.get("cached_write_tokens")),
+        cached_write_tokens=_cached_write(inputs),
         reasoning_tokens=_count(outputs.get("reasoning_tokens")),
         total_tokens=_count(usage.get("total_tokens")),
     )
@@ -145,7 +150,7 @@ def usage_from_chat(usage: Mapping[str, Any] | None) -> Usage | None:
         input_tokens=_count(usage.get("prompt_tokens")),
         output_tokens=_count(usage.get("completion_tokens")),
         cached_read_tokens=_cached_read(prompt),
-        cached_write_tokens=_count(prompt.get("cached_write_tokens")),
+        cached_write_tokens=_cached_write(prompt),
         reasoning_tokens=_count(completion.get("reasoning_tokens")),
         num_search_queries=_count(completion.get("num_search_queries")),
         total_tokens=_count(usage.get("total_tokens")),

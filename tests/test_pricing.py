@@ -454,3 +454,12 @@ def test_usage_feeds_cost(table: PricingTable) -> None:
     assert usage is not None
     expected = costs(93 * 2.5e-06 + 1024 * 1.25e-06, 46 * 1e-05)
     assert_costs(table.cost("openai", "gpt-4o", usage), **expected)
+
+
+def test_cache_writes_under_the_sdk_field_name_are_read() -> None:
+    details = {"cached_tokens": 0, "cache_write_tokens": 40}
+    usage = usage_from_responses({"input_tokens": 100, "output_tokens": 1, "input_tokens_details": details})
+    assert usage is not None and usage.cached_write_tokens == 40
+    chat = usage_from_chat({"prompt_tokens": 100, "completion_tokens": 1,
+                            "prompt_tokens_details": {"cache_write_tokens": 7}})  # fmt: skip
+    assert chat is not None and chat.cached_write_tokens == 7
