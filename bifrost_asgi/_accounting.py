@@ -53,6 +53,10 @@ async def _resolve_key(gw: Gateway, gov: Governance, req: Request) -> VirtualKey
         if key.owner is not None and not await owner_active(gw, key.owner):
             raise governance_error(403, "virtual_key_blocked", "The virtual key's owner is inactive")
         return key
+    if req.bearer_token is not None and gov.tokens is not None:
+        key = await gov.authenticate_token(req.bearer_token)
+        if key is not None:
+            return key
     if principal is not None:
         return gov.check_usable(await gov.default_key_for(principal.user_id))
     return await gov.authenticate(None)

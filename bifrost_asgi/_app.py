@@ -152,7 +152,9 @@ def create_app(
             return gw
 
         gov_cfg = gw.config.governance or GovernanceConfig()
-        routes += admin_routes(admin_backend, auth=gov_cfg.auth_config)
+        routes += admin_routes(
+            admin_backend, auth=gov_cfg.auth_config, tokens=gw.governance.tokens is not None
+        )
         routes += self_service_routes(admin_backend)
     app = Starlette(
         routes=routes,

@@ -40,6 +40,7 @@ from ._principal import PRINCIPAL_SCOPE_KEY, Principal
 from ._routing import Target, not_configured
 from ._sse import DONE, frame
 from .governance._engine import Ticket, extract_virtual_key
+from .governance._jwt import looks_like_jwt
 from .governance._models import VirtualKey
 from .providers._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
 
@@ -100,6 +101,7 @@ class Request:
     raw_response: bool = False
     forward_headers: dict[str, str] = field(default_factory=dict)
     vk_value: str | None = None  # the virtual key as sent; never logged
+    bearer_token: str | None = None  # a bearer value that may be a signed token (JWT)
     vk: VirtualKey | None = None
     principal: Principal | None = None  # the host-app user, set by a framework adapter
     wall_start: float = field(default_factory=time.time)
@@ -166,6 +168,14 @@ def resolve_primary(gw: Gateway, req: Request, integration: str | None, chosen: 
     req.targets.insert(0, primary)
 
 
+def _bearer_jwt(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization" and value[:7].lower() == b"bearer ":
+            token = value[7:].decode("latin-1").strip()
+            return token if looks_like_jwt(token) else None
+    return None
+
+
 def _check_required(op: Op, body: dict[str, Any]) -> None:
     required = _REQUIRED.get(op)
     if required is None:
@@ -200,6 +210,8 @@ def read_headers(req: Request, scope: Scope) -> None:
     if not req.request_id:
         req.request_id = str(uuid.uuid4())
     req.principal = scope.get(PRINCIPAL_SCOPE_KEY)
+    if req.vk_value is None:
+        req.bearer_token = _bearer_jwt(scope)
 
 
 # -- attempts: fallbacks, retries, keys ------------------------------------------------------------

@@ -39,6 +39,7 @@ from bifrost_asgi._principal import PRINCIPAL_SCOPE_KEY, Principal
 
 from ._config import AuthConfig
 from ._engine import Governance
+from ._jwt import looks_like_jwt
 from ._log_search import month_usage
 from ._logs import LogStore
 from ._models import Budget, ProviderRule, RateLimit, VirtualKey
@@ -142,6 +143,13 @@ class _Open:
         return True
 
 
+class _Closed:
+    """Only admin tokens or staff principals get in (signed tokens configured, Basic auth off)."""
+
+    def allows(self, header: str | None) -> bool:
+        return False
+
+
 def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "basic":
@@ -154,7 +162,9 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def _guard(auth: AuthConfig | None) -> _BasicAuth | _Open:
+def _guard(auth: AuthConfig | None, tokens: bool) -> _BasicAuth | _Open | _Closed:
+    if (auth is None or not auth.is_enabled) and tokens:
+        return _Closed()
     if auth is None or not auth.is_enabled:
         # Once, at startup: an open management API is a choice the operator must see.
         log.warning(
@@ -218,7 +228,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class _Admin:
-    def __init__(self, get_backend: BackendGetter, guard: _BasicAuth | _Open) -> None:
+    def __init__(self, get_backend: BackendGetter, guard: _BasicAuth | _Open | _Closed) -> None:
         self._get_backend = get_backend
         self._guard = guard
         # Updates are read-modify-write on the key store: serialise them in this process so a PUT that
@@ -232,6 +242,11 @@ class _Admin:
             # A host-app admin (a staff user, via a framework adapter) needs no Basic credentials.
             principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
             is_admin = isinstance(principal, Principal) and principal.is_admin
+            if not is_admin:
+                try:
+                    is_admin = await self._admin_token(request.headers.get("authorization"))
+                except BifrostError as exc:
+                    return _error(exc, {"www-authenticate": _REALM})
             if not is_admin and not self._guard.allows(request.headers.get("authorization")):
                 return _error(_unauthorized(), {"www-authenticate": _REALM})
             try:
@@ -242,6 +257,15 @@ class _Admin:
                 return _error(exc)
 
         return endpoint
+
+    async def _admin_token(self, header: str | None) -> bool:
+        """An admin JWT (seed 003) grants the management API when governance.jwt_auth is configured."""
+        if not header or header[:7].lower() != "bearer " or not looks_like_jwt(header[7:].strip()):
+            return False
+        gov = (await self._backend()).governance
+        if gov is None or gov.tokens is None:
+            return False
+        return gov.tokens.verify(header[7:].strip()).is_admin
 
     async def _backend(self) -> AdminBackend:
         got = self._get_backend()
@@ -342,14 +366,15 @@ async def _check_owners(gov: Governance, team_id: str | None, customer_id: str |
         raise invalid_request(f"customer_id: no customer {customer_id!r}", param="customer_id")
 
 
-def admin_routes(get_backend: BackendGetter, *, auth: AuthConfig | None) -> list[Route]:
+def admin_routes(get_backend: BackendGetter, *, auth: AuthConfig | None, tokens: bool = False) -> list[Route]:
     """The management routes, for the gateway's Starlette app (or any other).
 
     ``get_backend`` is called on every request and may be async (e.g. to start the gateway lazily when
     the host does not forward lifespan events). ``auth`` is ``governance.auth_config``; with auth
     enabled but no credentials this raises `ConfigError`, with auth disabled it logs one warning.
+    ``tokens``: signed tokens are configured, so with Basic auth off only admin tokens get in.
     """
-    admin = _Admin(get_backend, _guard(auth))
+    admin = _Admin(get_backend, _guard(auth, tokens))
     ep = admin.endpoint
     return [
         Route("/api/logs", ep(admin.search_logs), methods=["GET"]),

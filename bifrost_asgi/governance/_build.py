@@ -10,6 +10,7 @@ from bifrost_asgi._pricing import PricingTable
 from ._config import GovernanceConfig, SeedBudget, SeedError, SeedRateLimit
 from ._counters import CounterStore, MemoryCounterStore
 from ._engine import Governance
+from ._jwt import TokenVerifier
 from ._keys import hash_key, key_lookup_prefix
 from ._keystore import KeyStore, MemoryKeyStore, SQLiteKeyStore
 from ._logs import LogStore, LogWriter, SQLiteLogStore
@@ -62,6 +63,11 @@ def build_governance(
         cache_ttl=cfg.key_cache_ttl_seconds,
     )
     gov.default_template = cfg.default_user_key.model_dump()
+    if cfg.jwt_auth is not None:
+        try:
+            gov.tokens = TokenVerifier(cfg.jwt_auth)
+        except ValueError as exc:
+            raise SeedError(str(exc)) from None
     return gov
 
 

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from ._jwt import JWTConfig
+
 __all__ = ["GovernanceConfig", "SeedError"]
 
 
@@ -125,6 +127,8 @@ class GovernanceConfig(_Section):
     # How long a process trusts a cached key lookup; revocations elsewhere apply within this.
     key_cache_ttl_seconds: float = Field(default=2.0, ge=0)
     default_user_key: KeyTemplate = KeyTemplate()
+    # Signed tokens (seed 003): a JWT carrying a virtual key id, or an admin token for /api.
+    jwt_auth: JWTConfig | None = None
     virtual_keys: list[SeedVirtualKey] = Field(default_factory=list)
     budgets: list[SeedBudget] = Field(default_factory=list)
     rate_limits: list[SeedRateLimit] = Field(default_factory=list)
@@ -138,6 +142,9 @@ def resolve_env_secrets(data: dict[str, Any]) -> dict[str, Any]:
     auth = out.get("auth_config")
     if isinstance(auth, dict):
         out["auth_config"] = {k: _env(v, f"governance.auth_config.{k}") for k, v in auth.items()}
+    jwt_auth = out.get("jwt_auth")
+    if isinstance(jwt_auth, dict):
+        out["jwt_auth"] = {k: _env(v, f"governance.jwt_auth.{k}") for k, v in jwt_auth.items()}
     keys = out.get("virtual_keys")
     if isinstance(keys, list):
         out["virtual_keys"] = [

@@ -23,6 +23,7 @@ from bifrost_asgi._errors import BifrostError
 from bifrost_asgi._pricing import PricingTable, Usage
 
 from ._counters import Admission, Claim, CounterState, CounterStore, Limit
+from ._jwt import TokenVerifier
 from ._keys import VK_PREFIX, generate_key, key_lookup_prefix, verify_key
 from ._keystore import KeyStore
 from ._models import Budget, Customer, ProviderRule, RateLimit, Team, VirtualKey
@@ -101,6 +102,7 @@ class Governance:
         self._defaults: dict[str, tuple[float, VirtualKey]] = {}
         self._default_locks: dict[str, asyncio.Lock] = {}
         self.default_template: dict[str, Any] = {"allow_all_providers": True}
+        self.tokens: TokenVerifier | None = None
         self.clock = clock or SystemClock()
 
     # -- authentication -----------------------------------------------------------------------------
@@ -134,6 +136,18 @@ class Governance:
             cached = _Cached(now + self._cache_ttl, await self.keys.by_prefix(prefix))
             self._cache[prefix] = cached
         return next((k for k in cached.keys if verify_key(value, k.key_hash)), None)
+
+    async def authenticate_token(self, token: str) -> VirtualKey | None:
+        """A signed token standing for a virtual key (by id); None for a token that names no key."""
+        if self.tokens is None:
+            return None
+        claims = self.tokens.verify(token)
+        if claims.virtual_key_id is None:
+            return None
+        key = await self.keys.get(claims.virtual_key_id)
+        if key is None:
+            raise governance_error(403, "virtual_key_not_found", "Virtual key not found")
+        return self.check_usable(key)
 
     def forget(self, key: VirtualKey) -> None:
         self._cache.pop(key.key_prefix, None)
