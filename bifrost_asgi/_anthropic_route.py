@@ -14,11 +14,9 @@ shapes the SDK knows.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 
@@ -33,7 +31,7 @@ from ._asgi import (
     Scope,
     read_body,
     send_bytes,
-    wait_disconnect,
+    stream_until_disconnect,
 )
 from ._count_route import _count
 from ._errors import BifrostError, internal_error, invalid_request
@@ -311,25 +309,9 @@ async def _send_stream(gw: Gateway, req: Request, served: Served, send: Any, rec
     """Write the SSE response; a client disconnect cancels the upstream read and closes it."""
     chunks = served.chunks
     assert chunks is not None
-    try:
-        headers = response_headers(req, served, SSE_HEADERS)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        pump = asyncio.ensure_future(_MessagesWriter(gw, req, served).pump(chunks, send))
-        watch = asyncio.ensure_future(wait_disconnect(receive))
-        try:
-            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (pump, watch):
-                task.cancel()
-            with suppress(asyncio.CancelledError, OSError):
-                await pump
-            with suppress(asyncio.CancelledError):
-                await watch
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            with suppress(Exception):
-                await aclose()
+    writer = _MessagesWriter(gw, req, served)
+    headers = response_headers(req, served, SSE_HEADERS)
+    await stream_until_disconnect(send, receive, headers, lambda: writer.pump(chunks, send), chunks)
 
 
 # -- /v1/messages/count_tokens ----------------------------------------------------------------------

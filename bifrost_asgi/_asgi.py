@@ -7,12 +7,20 @@ request allocates a handful of small objects and nothing else.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import MutableMapping
+from collections.abc import Callable, Coroutine, MutableMapping
+from contextlib import suppress
 from typing import Any
 
 from ._errors import body_too_large
 
-__all__ = ["ClientDisconnected", "Headers", "read_body", "send_bytes", "wait_disconnect"]
+__all__ = [
+    "ClientDisconnected",
+    "Headers",
+    "read_body",
+    "send_bytes",
+    "stream_until_disconnect",
+    "wait_disconnect",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -67,6 +75,35 @@ async def wait_disconnect(receive: Any) -> None:
         message = await receive()
         if message["type"] == "http.disconnect":
             return
+
+
+async def stream_until_disconnect(
+    send: Any, receive: Any, headers: Headers, pump: Callable[[], Coroutine[Any, Any, None]], upstream: object
+) -> None:
+    """Start an SSE answer and run ``pump`` until it ends or the client goes away.
+
+    A disconnect is noticed even while the upstream is idle (ASGI ``http.disconnect``); the pump is then
+    cancelled, and ``upstream`` (the provider's chunk iterator) is always closed, which closes its
+    connection.
+    """
+    try:
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        pumping = asyncio.ensure_future(pump())
+        watch = asyncio.ensure_future(wait_disconnect(receive))
+        try:
+            await asyncio.wait((pumping, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (pumping, watch):
+                task.cancel()
+            with suppress(asyncio.CancelledError, OSError):
+                await pumping
+            with suppress(asyncio.CancelledError):
+                await watch
+    finally:
+        aclose = getattr(upstream, "aclose", None)
+        if aclose is not None:
+            with suppress(Exception):
+                await aclose()
 
 
 def header_map(scope: Scope) -> dict[bytes, bytes]:

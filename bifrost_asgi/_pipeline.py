@@ -15,7 +15,6 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,7 +29,7 @@ from ._asgi import (
     Scope,
     read_body,
     send_bytes,
-    wait_disconnect,
+    stream_until_disconnect,
 )
 from ._config import KeyConfig, NetworkConfig
 from ._errors import BifrostError, credentials_exhausted, internal_error, invalid_request
@@ -511,26 +510,9 @@ async def send_stream(gw: Gateway, req: Request, served: Served, send: Any, rece
     """Write the SSE response; a client disconnect cancels the upstream read and closes it."""
     chunks = served.chunks
     assert chunks is not None
-    try:
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": response_headers(req, served, SSE_HEADERS)})  # fmt: skip
-        writer = _StreamWriter(gw, req, served, send)
-        pump = asyncio.ensure_future(writer.pump(chunks))
-        watch = asyncio.ensure_future(wait_disconnect(receive))
-        try:
-            await asyncio.wait((pump, watch), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (pump, watch):
-                task.cancel()
-            with suppress(asyncio.CancelledError, OSError):
-                await pump
-            with suppress(asyncio.CancelledError):
-                await watch
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            with suppress(Exception):
-                await aclose()
+    writer = _StreamWriter(gw, req, served, send)
+    headers = response_headers(req, served, SSE_HEADERS)
+    await stream_until_disconnect(send, receive, headers, lambda: writer.pump(chunks), chunks)
 
 
 # -- errors -----------------------------------------------------------------------------------------

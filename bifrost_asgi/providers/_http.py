@@ -7,6 +7,7 @@ without backoff; other 4xx are the caller's and are returned as they are.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -14,7 +15,14 @@ import orjson
 
 from bifrost_asgi._errors import BifrostError, connection_failed, timed_out
 
-__all__ = ["map_transport_error", "upstream_error"]
+__all__ = [
+    "forwarded_headers",
+    "loads_object",
+    "map_transport_error",
+    "open_stream",
+    "post",
+    "upstream_error",
+]
 
 _RETRY_SAME_KEY = frozenset({500, 502, 503, 504, 529})
 _KEY_FAULT = frozenset({401, 402, 403})
@@ -84,3 +92,84 @@ def _parse_error_body(content: bytes) -> dict[str, Any]:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+# -- the upstream calls every provider makes ------------------------------------------------------------
+
+ErrorMapper = Callable[[int, bytes, str], BifrostError]
+
+
+async def post(
+    client: httpx.AsyncClient,
+    url: str,
+    content: bytes,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    timeout: float,
+    error: ErrorMapper = upstream_error,
+) -> httpx.Response:
+    """POST and read the answer; transport failures and error statuses become BifrostErrors."""
+    try:
+        resp = await client.post(url, content=content, headers=headers, timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc, provider, timeout) from None
+    if resp.status_code >= 400:
+        raise error(resp.status_code, resp.content, provider)
+    return resp
+
+
+async def open_stream(
+    client: httpx.AsyncClient,
+    url: str,
+    content: bytes,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    timeout: float,
+    error: ErrorMapper = upstream_error,
+) -> httpx.Response:
+    """Start a streamed POST and check its status before any byte reaches the client (spec §2.1), so an
+    upstream refusal is still a plain JSON error that retries and fallbacks can act on. The caller owns
+    the returned response and must close it."""
+    request = client.build_request("POST", url, content=content, headers=headers, timeout=timeout)
+    try:
+        resp = await client.send(request, stream=True)
+    except httpx.HTTPError as exc:
+        raise map_transport_error(exc, provider, timeout) from None
+    if resp.status_code >= 400:
+        try:
+            body = await resp.aread()
+        except httpx.HTTPError:
+            body = b""
+        finally:
+            await resp.aclose()
+        raise error(resp.status_code, body, provider)
+    return resp
+
+
+def loads_object(content: bytes, provider: str, what: str = "a body") -> dict[str, Any]:
+    try:
+        obj = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        obj = None
+    if not isinstance(obj, dict):
+        raise BifrostError(
+            502,
+            f"provider {provider} returned {what} that is not a JSON object",
+            error_type="provider_bad_response",
+            retryable=True,
+        )
+    return obj
+
+
+def forwarded_headers(
+    headers: httpx.Headers, prefixes: tuple[str, ...], request_id_header: str | None = "x-request-id"
+) -> dict[str, str]:
+    """The upstream headers worth passing back (rate-limit state, timing). The provider's own request id
+    is renamed, since ``x-request-id`` is the gateway's."""
+    out = {k: v for k, v in headers.items() if k.startswith(prefixes)}
+    upstream_id = headers.get(request_id_header) if request_id_header else None
+    if upstream_id is not None:
+        out["x-bifrost-provider-request-id"] = upstream_id
+    return out

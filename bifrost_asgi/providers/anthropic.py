@@ -36,7 +36,7 @@ from bifrost_asgi.translate import (
 )
 
 from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
-from ._http import map_transport_error, upstream_error
+from ._http import forwarded_headers, loads_object, map_transport_error, open_stream, post, upstream_error
 
 __all__ = ["ANTHROPIC_VERSION", "NATIVE_MESSAGES", "AnthropicProvider"]
 
@@ -94,13 +94,8 @@ class AnthropicProvider:
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         url, content = self._request(call, stream=False)
         headers = self._headers(call, key)
-        try:
-            resp = await self._client.post(url, content=content, headers=headers, timeout=call.timeout)
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, self.name, call.timeout) from None
-        if resp.status_code >= 400:
-            raise upstream_error(resp.status_code, resp.content, self.name)
-        answer = _answer(call, _loads_object(resp.content, self.name), self.name)
+        resp = await post(self._client, url, content, headers, provider=self.name, timeout=call.timeout)
+        answer = _answer(call, loads_object(resp.content, self.name), self.name)
         return Reply(answer, _forwarded(resp.headers), content, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
@@ -116,20 +111,7 @@ class AnthropicProvider:
     async def _open(
         self, url: str, content: bytes, headers: dict[str, str], timeout: float
     ) -> httpx.Response:
-        request = self._client.build_request("POST", url, content=content, headers=headers, timeout=timeout)
-        try:
-            resp = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
-        if resp.status_code >= 400:
-            try:
-                body = await resp.aread()
-            except httpx.HTTPError:
-                body = b""
-            finally:
-                await resp.aclose()
-            raise upstream_error(resp.status_code, body, self.name)
-        return resp
+        return await open_stream(self._client, url, content, headers, provider=self.name, timeout=timeout)
 
     async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[SSEEvent]:
         """The upstream's SSE events (``ping`` included: translators skip it, passthrough keeps the
@@ -262,16 +244,6 @@ def _loads_event(data: bytes) -> dict[str, Any]:
     return obj
 
 
-def _loads_object(content: bytes, provider: str) -> dict[str, Any]:
-    try:
-        obj = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        obj = None
-    if not isinstance(obj, dict):
-        raise _bad_response(provider, "a body that is not a JSON object")
-    return obj
-
-
 def _bad_response(provider: str, what: str) -> BifrostError:
     return BifrostError(
         502, f"provider {provider} returned {what}", error_type="provider_bad_response", retryable=True
@@ -279,8 +251,4 @@ def _bad_response(provider: str, what: str) -> BifrostError:
 
 
 def _forwarded(headers: httpx.Headers) -> dict[str, str]:
-    out = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
-    upstream_id = headers.get("request-id")
-    if upstream_id is not None:
-        out["x-bifrost-provider-request-id"] = upstream_id
-    return out
+    return forwarded_headers(headers, _FORWARD_PREFIXES, "request-id")

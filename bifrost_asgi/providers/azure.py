@@ -31,8 +31,8 @@ from bifrost_asgi._config import ConfigError, KeyConfig, ProviderConfig
 from bifrost_asgi._errors import BifrostError
 
 from ._base import Call, Chunk, Op, Reply
-from ._http import upstream_error
-from .openai import OpenAIProvider, _forwarded, _loads_object
+from ._http import loads_object
+from .openai import OpenAIProvider, _forwarded
 
 __all__ = ["DEFAULT_API_VERSION", "AzureProvider"]
 
@@ -115,9 +115,7 @@ class AzureProvider(OpenAIProvider):
         url, call = self._target(call, key)
         content = self._body(call)
         resp = await self._post(url, content, self._headers(call, key), call.timeout)
-        if resp.status_code >= 400:
-            raise upstream_error(resp.status_code, resp.content, self.name)
-        return Reply(_loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
+        return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
         url, call = self._target(call, key)

@@ -37,8 +37,7 @@ from bifrost_asgi.translate._gemini import (
 )
 
 from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
-from ._http import map_transport_error, upstream_error
-from .openai import _loads_object
+from ._http import loads_object, map_transport_error, open_stream, post, upstream_error
 
 __all__ = ["GeminiProvider"]
 
@@ -91,7 +90,7 @@ class GeminiProvider:
             return await self._count_tokens(call, key)
         content = orjson.dumps(_request(call))
         resp = await self._post(self._url(call.model, "generateContent"), content, call, key)
-        upstream = _loads_object(resp.content, self.name)
+        upstream = loads_object(resp.content, self.name)
         return Reply(_answer(call, upstream), _forwarded(resp.headers), content, resp.content)
 
     async def _count_tokens(self, call: Call, key: KeyConfig | None) -> Reply:
@@ -100,38 +99,22 @@ class GeminiProvider:
             return Reply({"input_tokens": 0, "input_tokens_details": {"cached_read_tokens": 0}})
         content = orjson.dumps(request)
         resp = await self._post(self._url(call.model, "countTokens"), content, call, key)
-        body = count_tokens_response(_loads_object(resp.content, self.name))
+        body = count_tokens_response(loads_object(resp.content, self.name))
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
     async def _post(self, url: str, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
-        try:
-            resp = await self._client.post(
-                url, content=content, headers=self._headers(call, key), timeout=call.timeout
-            )
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, self.name, call.timeout) from None
-        if resp.status_code >= 400:
-            raise gemini_error(resp.status_code, resp.content, self.name)
-        return resp
+        headers = self._headers(call, key)
+        return await post(
+            self._client, url, content, headers, provider=self.name, timeout=call.timeout, error=gemini_error
+        )
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
         content = orjson.dumps(_request(call))
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
-        request = self._client.build_request(
-            "POST", url, content=content, headers=self._headers(call, key), timeout=call.timeout
-        )
-        try:
-            resp = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, self.name, call.timeout) from None
-        if resp.status_code >= 400:
-            try:
-                body = await resp.aread()
-            except httpx.HTTPError:
-                body = b""
-            finally:
-                await resp.aclose()
-            raise gemini_error(resp.status_code, body, self.name)
+        resp = await open_stream(
+            self._client, url, content, self._headers(call, key), provider=self.name, timeout=call.timeout,
+            error=gemini_error,
+        )  # fmt: skip
         return self._chunks(resp, call)
 
     async def _chunks(self, resp: httpx.Response, call: Call) -> AsyncIterator[Chunk]:
@@ -150,7 +133,7 @@ class GeminiProvider:
             await resp.aclose()
 
     def _stream_object(self, data: bytes) -> dict[str, Any]:
-        obj = _loads_object(data, self.name)
+        obj = loads_object(data, self.name)
         error = obj.get("error")
         if isinstance(error, dict):
             # An error after the stream started: Gemini sends it as one more event.

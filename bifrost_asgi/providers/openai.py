@@ -13,7 +13,6 @@ import httpx
 import orjson
 
 from bifrost_asgi._config import KeyConfig, ProviderConfig
-from bifrost_asgi._errors import BifrostError
 from bifrost_asgi._sse import aiter_sse
 from bifrost_asgi.translate import (
     ChatToResponsesStream,
@@ -22,7 +21,7 @@ from bifrost_asgi.translate import (
 )
 
 from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
-from ._http import map_transport_error, upstream_error
+from ._http import forwarded_headers, loads_object, map_transport_error, open_stream, post, upstream_error
 
 __all__ = ["OpenAICompatProvider", "OpenAIProvider"]
 
@@ -80,17 +79,12 @@ class OpenAIProvider:
     async def _post(
         self, url: str, content: bytes, headers: dict[str, str], timeout: float
     ) -> httpx.Response:
-        try:
-            return await self._client.post(url, content=content, headers=headers, timeout=timeout)
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
+        return await post(self._client, url, content, headers, provider=self.name, timeout=timeout)
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         content = self._body(call)
         resp = await self._post(self._urls[call.op], content, self._headers(call, key), call.timeout)
-        if resp.status_code >= 400:
-            raise upstream_error(resp.status_code, resp.content, self.name)
-        return Reply(_loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
+        return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
         content = self._body(call)
@@ -100,20 +94,7 @@ class OpenAIProvider:
     async def _open(
         self, url: str, content: bytes, headers: dict[str, str], timeout: float
     ) -> httpx.Response:
-        request = self._client.build_request("POST", url, content=content, headers=headers, timeout=timeout)
-        try:
-            resp = await self._client.send(request, stream=True)
-        except httpx.HTTPError as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
-        if resp.status_code >= 400:
-            try:
-                body = await resp.aread()
-            except httpx.HTTPError:
-                body = b""
-            finally:
-                await resp.aclose()
-            raise upstream_error(resp.status_code, body, self.name)
-        return resp
+        return await open_stream(self._client, url, content, headers, provider=self.name, timeout=timeout)
 
     async def _chunks(self, resp: httpx.Response, op: Op, timeout: float) -> AsyncIterator[Chunk]:
         try:
@@ -134,7 +115,7 @@ class OpenAIProvider:
             raise map_transport_error(exc, self.name, timeout) from None
         if resp.status_code >= 400:
             raise upstream_error(resp.status_code, resp.content, self.name)
-        data = _loads_object(resp.content, self.name).get("data")
+        data = loads_object(resp.content, self.name).get("data")
         return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
 
 
@@ -147,9 +128,7 @@ class OpenAICompatProvider(OpenAIProvider):
         chat_req = responses_to_chat_request(_strip_gateway_fields(call.body), call.model, stream=False)
         content = orjson.dumps(chat_req)
         resp = await self._post(self._urls[Op.CHAT], content, self._headers(call, key), call.timeout)
-        if resp.status_code >= 400:
-            raise upstream_error(resp.status_code, resp.content, self.name)
-        chat = _loads_object(resp.content, self.name)
+        chat = loads_object(resp.content, self.name)
         body = chat_to_responses_response(chat, request=call.body, model=call.model)
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
@@ -205,25 +184,5 @@ def _classify(event: str | None, data: bytes, op: Op) -> Chunk:
     return Chunk(None, data=data)
 
 
-def _loads_object(content: bytes, provider: str) -> dict[str, Any]:
-
-    try:
-        obj = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        obj = None
-    if not isinstance(obj, dict):
-        raise BifrostError(
-            502,
-            f"provider {provider} returned a body that is not a JSON object",
-            error_type="provider_bad_response",
-            retryable=True,
-        )
-    return obj
-
-
 def _forwarded(headers: httpx.Headers) -> dict[str, str]:
-    out = {k: v for k, v in headers.items() if k.startswith(_FORWARD_PREFIXES)}
-    upstream_id = headers.get("x-request-id")
-    if upstream_id is not None:
-        out["x-bifrost-provider-request-id"] = upstream_id
-    return out
+    return forwarded_headers(headers, _FORWARD_PREFIXES)
