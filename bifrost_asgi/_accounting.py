@@ -58,6 +58,8 @@ async def _resolve_key(gw: Gateway, gov: Governance, req: Request) -> VirtualKey
         if key is not None:
             return key
     if principal is not None:
+        # The adapter just authenticated this user with the host's own machinery; that is the authority
+        # on whether the account may act (an OwnerDirectory answers for keys used without a session).
         return gov.check_usable(await gov.default_key_for(principal.user_id))
     return await gov.authenticate(None)
 
@@ -73,7 +75,8 @@ async def owner_active(gw: Gateway, owner: str) -> bool:
     active = await gw.owners.is_active(owner)
     if len(gw.owner_cache) >= 10_000:
         gw.owner_cache.clear()
-    gw.owner_cache[owner] = (now + 2.0, active)
+    ttl = gw.governance.cache_ttl if gw.governance is not None else 2.0
+    gw.owner_cache[owner] = (now + ttl, active)
     return active
 
 

@@ -152,9 +152,10 @@ def create_app(
             return gw
 
         gov_cfg = gw.config.governance or GovernanceConfig()
-        routes += admin_routes(
-            admin_backend, auth=gov_cfg.auth_config, tokens=gw.governance.tokens is not None
-        )
+        # In a host app (owner directory) or with signed tokens, admins have another way in: an
+        # unauthenticated management API would then be an accident, so it is closed instead.
+        closed = gw.governance.tokens is not None or gw.owners is not None
+        routes += admin_routes(admin_backend, auth=gov_cfg.auth_config, other_admin_auth=closed)
         routes += self_service_routes(admin_backend)
     app = Starlette(
         routes=routes,

@@ -14,15 +14,25 @@ chunks.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from concurrent.futures import Future
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ._principal import PRINCIPAL_SCOPE_KEY, Principal
 
-__all__ = ["BridgedResponse", "LoopThread", "SyncResponse", "call_gateway", "call_gateway_sync"]
+__all__ = [
+    "BridgedResponse",
+    "LoopThread",
+    "SyncResponse",
+    "build_scope",
+    "call_gateway",
+    "call_gateway_sync",
+    "register_exit",
+]
 
 ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 T = TypeVar("T")
@@ -152,6 +162,26 @@ class LoopThread:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop for good: join the worker threads stores use (``asyncio.to_thread``), stop the loop and
+        close it, so nothing is left for the garbage collector to warn about."""
+        with suppress(Exception):
+            self.run(self.loop.shutdown_default_executor(), timeout=timeout)
+        self.stop()
+        with suppress(RuntimeError):  # the thread did not stop in time; leave it to the interpreter
+            self.loop.close()
+
+
+def register_exit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` when the interpreter exits, while worker threads can still be started.
+
+    ``atexit`` is too late for an adapter's last usage-log flush: the interpreter shuts its thread pools
+    down first. Hooks registered with ``threading._register_atexit`` run before that, newest first; it
+    is private, hence the ``atexit`` fallback.
+    """
+    register: Callable[[Callable[[], None]], object] = getattr(threading, "_register_atexit", atexit.register)
+    register(callback)
 
 
 @dataclass

@@ -162,8 +162,8 @@ def _basic_credentials(header: str | None) -> tuple[str, str] | None:
     return (user, password) if sep else None
 
 
-def _guard(auth: AuthConfig | None, tokens: bool) -> _BasicAuth | _Open | _Closed:
-    if (auth is None or not auth.is_enabled) and tokens:
+def _guard(auth: AuthConfig | None, other_admin_auth: bool) -> _BasicAuth | _Open | _Closed:
+    if (auth is None or not auth.is_enabled) and other_admin_auth:
         return _Closed()
     if auth is None or not auth.is_enabled:
         # Once, at startup: an open management API is a choice the operator must see.
@@ -366,15 +366,19 @@ async def _check_owners(gov: Governance, team_id: str | None, customer_id: str |
         raise invalid_request(f"customer_id: no customer {customer_id!r}", param="customer_id")
 
 
-def admin_routes(get_backend: BackendGetter, *, auth: AuthConfig | None, tokens: bool = False) -> list[Route]:
+def admin_routes(
+    get_backend: BackendGetter, *, auth: AuthConfig | None, other_admin_auth: bool = False
+) -> list[Route]:
     """The management routes, for the gateway's Starlette app (or any other).
 
     ``get_backend`` is called on every request and may be async (e.g. to start the gateway lazily when
     the host does not forward lifespan events). ``auth`` is ``governance.auth_config``; with auth
     enabled but no credentials this raises `ConfigError`, with auth disabled it logs one warning.
-    ``tokens``: signed tokens are configured, so with Basic auth off only admin tokens get in.
+    ``other_admin_auth``: admins can prove themselves otherwise (signed tokens are configured, or a host
+    app's staff users come through an adapter), so with Basic auth off the API is closed to everyone
+    else rather than open.
     """
-    admin = _Admin(get_backend, _guard(auth, tokens))
+    admin = _Admin(get_backend, _guard(auth, other_admin_auth))
     ep = admin.endpoint
     return [
         Route("/api/logs", ep(admin.search_logs), methods=["GET"]),

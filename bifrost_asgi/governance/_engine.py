@@ -97,7 +97,7 @@ class Governance:
         self.default_max_output_tokens = default_max_output_tokens
         # Key lookups are cached briefly per process: revocations made elsewhere apply within the TTL;
         # revocations through this engine apply at once.
-        self._cache_ttl = cache_ttl
+        self.cache_ttl = cache_ttl
         self._cache: dict[str, _Cached] = {}
         self._defaults: dict[str, tuple[float, VirtualKey]] = {}
         self._default_locks: dict[str, asyncio.Lock] = {}
@@ -133,7 +133,7 @@ class Governance:
         if cached is None or cached.expires <= now:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            cached = _Cached(now + self._cache_ttl, await self.keys.by_prefix(prefix))
+            cached = _Cached(now + self.cache_ttl, await self.keys.by_prefix(prefix))
             self._cache[prefix] = cached
         return next((k for k in cached.keys if verify_key(value, k.key_hash)), None)
 
@@ -169,7 +169,7 @@ class Governance:
             key = await self._find_default(owner)
             if key is None:
                 key, _ = await self.create_key(DEFAULT_KEY_NAME, owner=owner, **self.default_template)
-            self._defaults[owner] = (now + self._cache_ttl, key)
+            self._defaults[owner] = (now + self.cache_ttl, key)
         self._default_locks.pop(owner, None)
         return key
 
