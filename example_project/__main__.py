@@ -23,7 +23,7 @@ def main() -> None:
         """-d '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hello!"}]}'\n"""
     )
     print(f"  or with the openai SDK: OpenAI(base_url='{base}/ai/v1', api_key='unused')\n")
-    uvicorn.run("example_project.app:app", host=args.host, port=args.port, log_level="info")
+    uvicorn.run("example_project.starlette_app:app", host=args.host, port=args.port, log_level="info")
 
 
 if __name__ == "__main__":
