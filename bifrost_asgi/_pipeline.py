@@ -167,14 +167,6 @@ def resolve_primary(gw: Gateway, req: Request, integration: str | None, chosen: 
     req.targets.insert(0, primary)
 
 
-def _bearer_jwt(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            token = value[7:].decode("latin-1").strip()
-            return token if looks_like_jwt(token) else None
-    return None
-
-
 def _check_required(op: Op, body: dict[str, Any]) -> None:
     required = _REQUIRED.get(op)
     if required is None:
@@ -189,6 +181,7 @@ def _check_required(op: Op, body: dict[str, Any]) -> None:
 
 
 def read_headers(req: Request, scope: Scope) -> None:
+    """Everything the gateway reads from headers, in one pass."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             req.request_id = value.decode("latin-1")
@@ -200,17 +193,22 @@ def read_headers(req: Request, scope: Scope) -> None:
             req.raw_response = value.lower() == b"true"
         elif name == b"x-bf-send-back-raw-request":
             req.raw_request = value.lower() == b"true"
-        elif (
-            name in _VK_HEADER_NAMES
-            and (vk := extract_virtual_key(name, value)) is not None
-            and (req.vk_value is None or name == b"x-bf-vk")  # x-bf-vk wins over the generic headers
-        ):
-            req.vk_value = vk
+        elif name in _VK_HEADER_NAMES:
+            _read_credential(req, name, value)
     if not req.request_id:
         req.request_id = str(uuid.uuid4())
     req.principal = scope.get(PRINCIPAL_SCOPE_KEY)
-    if req.vk_value is None:
-        req.bearer_token = _bearer_jwt(scope)
+
+
+def _read_credential(req: Request, name: bytes, value: bytes) -> None:
+    vk = extract_virtual_key(name, value)
+    if vk is not None:
+        if req.vk_value is None or name == b"x-bf-vk":  # x-bf-vk wins over the generic headers
+            req.vk_value = vk
+    elif name == b"authorization" and value[:7].lower() == b"bearer ":
+        token = value[7:].decode("latin-1").strip()
+        if looks_like_jwt(token):  # a signed token (seed 003); used only when governance verifies them
+            req.bearer_token = token
 
 
 # -- attempts: fallbacks, retries, keys ------------------------------------------------------------

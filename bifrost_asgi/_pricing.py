@@ -317,12 +317,13 @@ class PricingTable:
         table.cost("openai", "gpt-4o", Usage(input_tokens=10, output_tokens=5))
     """
 
-    __slots__ = ("_entries", "_index", "_keys", "_reported", "captured")
+    __slots__ = ("_entries", "_index", "_keys", "_reported", "_resolved", "captured")
 
     def __init__(self, entries: Mapping[str, Mapping[str, Any]], *, captured: str) -> None:
         self._entries = _freeze(entries)
         self._index, self._keys = _build_index(self._entries)
         self._reported: set[_Slot] = set()
+        self._resolved: dict[_Slot, Entry | None] = {}
         self.captured = captured
 
     @classmethod
@@ -366,7 +367,16 @@ class PricingTable:
         entry = self._index.get((provider, model))
         if entry is not None:
             return entry
-        return self._fallback(_canonical_provider(provider), model)
+        # The fallback walk is a dozen dict probes; remember its answer (hit or miss) per name, since
+        # the same few models are asked for on every request.
+        slot = (provider, model)
+        if slot in self._resolved:
+            return self._resolved[slot]
+        found = self._fallback(_canonical_provider(provider), model)
+        if len(self._resolved) >= _MAX_REPORTED_MISSES:
+            self._resolved.clear()
+        self._resolved[slot] = found
+        return found
 
     def _fallback(self, provider: str, model: str) -> Entry | None:
         for slot in _candidates(provider, model):

@@ -103,6 +103,7 @@ class Governance:
         self._default_locks: dict[str, asyncio.Lock] = {}
         self.default_template: dict[str, Any] = {"allow_all_providers": True}
         self.tokens: TokenVerifier | None = None
+        self._limit_cache: dict[tuple[int, int, int, int], tuple[tuple[object, ...], tuple[Limit, ...]]] = {}
         self.clock = clock or SystemClock()
 
     # -- authentication -----------------------------------------------------------------------------
@@ -211,7 +212,7 @@ class Governance:
         tokens = estimate_tokens(body, raw_size, self.default_max_output_tokens)
         cost = self._estimate_cost(provider, model, raw_size, tokens)
         team, customer = await self._owners(key)
-        claims = _claims(key, rule, team, customer, tokens, cost)
+        claims = self._claims_for(key, rule, team, customer, tokens, cost)
         if not claims:
             return Ticket(key, provider, model, (), tokens)
         admission = await self.counters.admit(claims, self.clock.now())
@@ -226,6 +227,24 @@ class Governance:
         usage = Usage(input_tokens=input_tokens, output_tokens=max(0, tokens - input_tokens))
         cost = self.pricing.cost(provider, model, usage)
         return cost["total_cost"] if cost else 0.0
+
+    def _claims_for(
+        self, key: VirtualKey, rule: ProviderRule | None, team: Team | None, customer: Customer | None,
+        tokens: int, cost: float,
+    ) -> tuple[Claim, ...]:  # fmt: skip
+        """The request's claims; the limits themselves depend only on the records, so they are built once
+        per record version (records are immutable and replaced on change) and only the amounts vary."""
+        owners = (key, rule, team, customer)
+        cache_key = (id(key), id(rule), id(team), id(customer))
+        cached = self._limit_cache.get(cache_key)
+        # The entry keeps its records alive and is checked by identity, so a reused id cannot match.
+        if cached is None or any(a is not b for a, b in zip(cached[0], owners, strict=True)):
+            if len(self._limit_cache) >= _CACHE_MAX:
+                self._limit_cache.clear()
+            template = _claims(key, rule, team, customer, 0, 0.0)
+            cached = (owners, tuple(c.limit for c in template))
+            self._limit_cache[cache_key] = cached
+        return tuple(Claim(limit, _amount(limit, tokens, cost)) for limit in cached[1])
 
     async def _owners(self, key: VirtualKey) -> tuple[Team | None, Customer | None]:
         team = await self.keys.team(key.team_id) if key.team_id else None
@@ -335,6 +354,13 @@ def _claims(
     if customer is not None:
         claims += _budget_claims(f"customer:{customer.id}", customer.budgets, cost)
     return claims
+
+
+def _amount(limit: Limit, tokens: int, cost: float) -> float:
+    """What a request reserves on a limit: 1 request, its estimated tokens, or its estimated cost."""
+    if limit.kind == "requests":
+        return 1.0
+    return float(tokens) if limit.kind == "tokens" else cost
 
 
 def _actual(claim: Claim, ok: bool, tokens: int, cost: float) -> float:

@@ -13,7 +13,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 __all__ = ["LogRecord", "LogStore", "LogWriter", "SQLiteLogStore"]
@@ -112,7 +112,7 @@ class SQLiteLogStore:
         sql = f"INSERT INTO bifrost_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
         conn.execute("BEGIN")
         try:
-            conn.executemany(sql, [tuple(asdict(r).values()) for r in records])
+            conn.executemany(sql, [tuple(getattr(r, c) for c in COLUMNS) for r in records])
         except BaseException:
             conn.execute("ROLLBACK")
             raise
