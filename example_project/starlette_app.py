@@ -1,4 +1,7 @@
-"""The host app: any Starlette/FastAPI app mounts the gateway with one line."""
+"""The gateway in a Starlette app: any Starlette/FastAPI app mounts it with one line.
+
+Run it with ``uvicorn example_project.starlette_app:app`` and open http://127.0.0.1:8000/ai/v1/models.
+"""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ as a key that does not exist, so ids cannot be probed.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -114,7 +113,7 @@ class _SelfService:
         totals = None
         if backend.logs is not None:
             totals = {
-                "by_key": {k.id: await month_usage(backend.logs.store, k.id, time.time()) for k in keys}
+                "by_key": {k.id: await month_usage(backend.logs.store, k.id, gov.clock.now()) for k in keys}
             }
         return _json({"user_id": principal.user_id, "keys": per_key, "this_month": totals})
 

@@ -19,7 +19,8 @@ KEY = "sk-bf-" + "j" * 43
 
 
 def token(claims: dict[str, Any], key: Any = SECRET, algorithm: str = "HS256") -> str:
-    return jwt.encode({"exp": int(time.time()) + 60, **claims}, key, algorithm=algorithm)
+    # An hour: parametrized cases mint their tokens at collection, possibly minutes before they run.
+    return jwt.encode({"exp": int(time.time()) + 3600, **claims}, key, algorithm=algorithm)
 
 
 def config(jwt_auth: dict[str, Any]) -> GatewayConfig:

@@ -1,0 +1,412 @@
+"""The core's store Protocols over the Django ORM: `ORMKeyStore`, `ORMCounterStore`, `ORMLogStore`.
+
+The gateway injects them with ``create_app(config, key_store=..., counter_store=..., log_store=...)``.
+Rows are converted to and from the core's pydantic records at this boundary only; every query runs on
+a database thread (``_db.run``), never on the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, replace
+from typing import Any, TypeVar
+
+from django.contrib.auth import get_user_model
+from django.db import DatabaseError, router, transaction
+from django.db.models import Avg, Case, Count, F, Q, QuerySet, Sum, When
+
+from bifrost_asgi._errors import BifrostError, invalid_request
+from bifrost_asgi.governance._counters import (
+    Admission,
+    Claim,
+    CounterState,
+    Limit,
+    admit_states,
+    read_states,
+    settle_states,
+    shielded,
+    shielded_admit,
+)
+from bifrost_asgi.governance._log_search import (
+    _LIST_FILTERS,
+    _RANGE_FILTERS,
+    _SORT_COLUMNS,
+    _TIME_FILTERS,
+    _boolean,
+    _entry,
+    _first,
+    _number,
+    _Page,
+    _page,
+    _timestamp,
+    _values,
+)
+from bifrost_asgi.governance._logs import COLUMNS, LogRecord
+from bifrost_asgi.governance._models import Customer, Team, VirtualKey
+
+from . import models
+from ._db import run, to_datetime, to_timestamp, user_pk
+
+__all__ = ["ORMCounterStore", "ORMKeyStore", "ORMLogStore", "key_record"]
+
+log = logging.getLogger("bifrost_django")
+T = TypeVar("T")
+States = dict[str, CounterState]
+
+
+# -- keys, teams, customers --------------------------------------------------------------------------
+
+
+def key_record(row: models.VirtualKey) -> VirtualKey:
+    """A key row as the core's record (the hash included: the core verifies presented keys with it)."""
+    return VirtualKey.model_validate(
+        {
+            "id": row.id,
+            "name": row.name,
+            "description": row.description,
+            "is_active": row.is_active,
+            "expires_at": to_timestamp(row.expires_at),
+            "owner": None if row.owner_id is None else str(row.owner_id),
+            "provider_configs": row.provider_configs or [],
+            "allow_all_providers": row.allow_all_providers,
+            "budgets": row.budgets or [],
+            "rate_limit": row.rate_limit,
+            "team_id": row.team_id,
+            "customer_id": row.customer_id,
+            "key_prefix": row.prefix,
+            "key_hash": row.hashed_key,
+            "created_at": to_timestamp(row.created),
+            "revoked_at": to_timestamp(row.revoked_at),
+        }
+    )
+
+
+def _key_fields(key: VirtualKey, owner_pk: Any) -> dict[str, Any]:
+    data = key.model_dump(mode="json")
+    return {
+        "owner_id": owner_pk,
+        "name": key.name,
+        "description": key.description,
+        "is_active": key.is_active,
+        "expires_at": to_datetime(key.expires_at),
+        "provider_configs": data["provider_configs"],
+        "allow_all_providers": key.allow_all_providers,
+        "budgets": data["budgets"],
+        "rate_limit": data["rate_limit"],
+        "team_id": key.team_id,
+        "customer_id": key.customer_id,
+        "prefix": key.key_prefix,
+        "hashed_key": key.key_hash,
+        "created": to_datetime(key.created_at),
+        "revoked_at": to_datetime(key.revoked_at),
+    }
+
+
+def _owner_pk(owner: str | None) -> Any:
+    if owner is None:
+        return None
+    pk = user_pk(owner)
+    if pk is None or not get_user_model()._default_manager.filter(pk=pk).exists():
+        raise invalid_request(f"owner: no user with id {owner!r}", param="owner")
+    return pk
+
+
+def _keys(**lookup: Any) -> list[VirtualKey]:
+    rows = models.VirtualKey.objects.filter(**lookup).order_by("created", "id")
+    return [key_record(row) for row in rows]
+
+
+def _put_key(key: VirtualKey) -> None:
+    fields = _key_fields(key, _owner_pk(key.owner))
+    # save() runs, so revocation stays permanent even when a stale record is written back.
+    models.VirtualKey.objects.update_or_create(id=key.id, defaults=fields)
+
+
+def _team(team_id: str) -> Team | None:
+    row = models.Team.objects.filter(pk=team_id).first()
+    if row is None:
+        return None
+    return Team.model_validate(
+        {"id": row.id, "name": row.name, "customer_id": row.customer_id, "budgets": row.budgets or []}
+    )
+
+
+def _customer(customer_id: str) -> Customer | None:
+    row = models.Customer.objects.filter(pk=customer_id).first()
+    if row is None:
+        return None
+    return Customer.model_validate({"id": row.id, "name": row.name, "budgets": row.budgets or []})
+
+
+def _put_team(team: Team) -> None:
+    budgets = team.model_dump(mode="json")["budgets"]
+    defaults = {"name": team.name, "customer_id": team.customer_id, "budgets": budgets}
+    models.Team.objects.update_or_create(id=team.id, defaults=defaults)
+
+
+def _put_customer(customer: Customer) -> None:
+    budgets = customer.model_dump(mode="json")["budgets"]
+    models.Customer.objects.update_or_create(
+        id=customer.id, defaults={"name": customer.name, "budgets": budgets}
+    )
+
+
+class ORMKeyStore:
+    """`KeyStore` over the `VirtualKey`, `Team` and `Customer` models.
+
+    >>> app = create_app(config, key_store=ORMKeyStore())
+    """
+
+    async def by_prefix(self, prefix: str) -> list[VirtualKey]:
+        return await run(_keys, prefix=prefix)
+
+    async def get(self, key_id: str) -> VirtualKey | None:
+        found = await run(_keys, pk=key_id)
+        return found[0] if found else None
+
+    async def list_keys(self, owner: str | None = None) -> list[VirtualKey]:
+        if owner is None:
+            return await run(_keys)
+        pk = user_pk(owner)
+        return [] if pk is None else await run(_keys, owner_id=pk)
+
+    async def put(self, key: VirtualKey) -> None:
+        await run(_put_key, key)
+
+    async def team(self, team_id: str) -> Team | None:
+        return await run(_team, team_id)
+
+    async def customer(self, customer_id: str) -> Customer | None:
+        return await run(_customer, customer_id)
+
+    async def put_team(self, team: Team) -> None:
+        await run(_put_team, team)
+
+    async def put_customer(self, customer: Customer) -> None:
+        await run(_put_customer, customer)
+
+    async def aclose(self) -> None:
+        return None
+
+
+# -- counters ----------------------------------------------------------------------------------------
+
+
+def _create_missing(alias: str, keys: list[str]) -> None:
+    """Rows for counters never used before, in their own short transaction before any lock is taken.
+
+    ``ignore_conflicts`` is get_or_create for many rows in one statement: another process creating the
+    same row at the same moment is not an error. Committed at once, so the locking transaction below
+    finds every row and locks them in key order.
+    """
+    manager = models.Counter.objects.using(alias)
+    existing = set(manager.filter(key__in=keys).values_list("key", flat=True))
+    missing = [models.Counter(key=key) for key in keys if key not in existing]
+    if missing:
+        with transaction.atomic(using=alias):
+            manager.bulk_create(missing, ignore_conflicts=True)
+
+
+def _locked_states(alias: str, keys: list[str]) -> States:
+    # Locked in one stable (key) order by every process: admissions sharing counters queue, never deadlock.
+    rows = models.Counter.objects.using(alias).select_for_update().filter(key__in=keys).order_by("key")
+    return {row.key: CounterState(row.used, row.reserved, row.start, row.end) for row in rows}
+
+
+def _save_states(alias: str, states: States, before: States) -> None:
+    changed = [
+        models.Counter(key=key, used=s.used, reserved=s.reserved, start=s.start, end=s.end)
+        for key, s in sorted(states.items())
+        if before.get(key) != s
+    ]
+    if changed:
+        models.Counter.objects.using(alias).bulk_update(changed, ["used", "reserved", "start", "end"])
+
+
+def _counter_transaction(keys: Sequence[str], rule: Callable[..., T], *args: object) -> T:
+    """Run ``rule(states, *args)`` (the core's own admit/settle/read rule) over the locked rows."""
+    alias = router.db_for_write(models.Counter)
+    ordered = sorted(set(keys))
+    try:
+        _create_missing(alias, ordered)
+        with transaction.atomic(using=alias):
+            states = _locked_states(alias, ordered)
+            before = {key: replace(state) for key, state in states.items()}
+            result = rule(states, *args)
+            _save_states(alias, states, before)
+    except DatabaseError as exc:
+        # Fail closed, as the SQLite and Redis stores do. The driver's message stays in the server log.
+        log.exception("governance counters: database error")
+        raise BifrostError(
+            503,
+            f"governance store unavailable ({type(exc).__name__})",
+            error_type="governance_store_unavailable",
+        ) from exc
+    return result
+
+
+class ORMCounterStore:
+    """`CounterStore` over `Counter` rows: each admission, settlement and read is one transaction that
+    locks the request's counter rows (``SELECT ... FOR UPDATE``) and applies the core's pure rules, so a
+    limit holds exactly across every worker process and host sharing the database.
+
+    On SQLite, ``select_for_update`` is a no-op; use ``"OPTIONS": {"transaction_mode": "IMMEDIATE"}``
+    so that each transaction takes the database's write lock up front (check ``bifrost.W002``).
+
+    >>> app = create_app(config, counter_store=ORMCounterStore())
+    """
+
+    async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
+        keys = [c.limit.key for c in claims]
+        admit = run(_counter_transaction, keys, admit_states, claims, now)
+        # The transaction runs in a thread: a cancelled caller must not leak what it reserved.
+        return await shielded_admit(admit, lambda a: self.settle(a.claims, [0.0] * len(a.claims), now))
+
+    async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
+        keys = [c.limit.key for c in claims]
+        await shielded(run(_counter_transaction, keys, settle_states, claims, actual, now))
+
+    async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
+        # A read may start a window (as in the memory store), so it writes like the others.
+        return await run(_counter_transaction, [limit.key for limit in limits], read_states, limits, now)
+
+    async def aclose(self) -> None:
+        return None
+
+
+# -- usage logs --------------------------------------------------------------------------------------
+
+# LogRecord field -> model field, where they differ.
+_FIELDS = {"id": "request_id", "owner": "owner_id", "virtual_key_id": "virtual_key_id"}
+_TERMINAL = ("success", "error")
+
+
+def _existing(model: Any, ids: set[Any]) -> set[Any]:
+    return set(model._default_manager.filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
+
+
+def _write_logs(records: Sequence[LogRecord]) -> None:
+    owners = {r.owner: user_pk(r.owner) for r in records if r.owner is not None}
+    # A user or key deleted while the request ran is logged without the link (its name stays).
+    live_owners = _existing(get_user_model(), {pk for pk in owners.values() if pk is not None})
+    live_keys = _existing(models.VirtualKey, {r.virtual_key_id for r in records if r.virtual_key_id})
+    rows = []
+    for record in records:
+        data = asdict(record)
+        owner_pk = owners.get(record.owner) if record.owner is not None else None
+        data.update(
+            request_id=data.pop("id"),
+            timestamp=to_datetime(record.timestamp),
+            owner_id=owner_pk if owner_pk in live_owners else None,
+            virtual_key_id=record.virtual_key_id if record.virtual_key_id in live_keys else None,
+        )
+        data.pop("owner")
+        rows.append(models.UsageLog(**data))
+    models.UsageLog.objects.bulk_create(rows)
+
+
+def _log_filters(query: Mapping[str, Sequence[str]]) -> Q:
+    """The reference's filters (``_log_search``), parameter for parameter, as ORM lookups."""
+    where = Q()
+    for name, column in _LIST_FILTERS.items():
+        values: list[Any] = _values(query, name)
+        if values:
+            if column == "owner":  # ids that cannot be a user's primary key match nothing
+                values = [pk for pk in map(user_pk, values) if pk is not None]
+            where &= Q(**{f"{_FIELDS.get(column, column)}__in": values})
+    for name, op in _TIME_FILTERS.items():
+        text = _first(query, name)
+        if text is not None:
+            lookup = "gte" if op == ">=" else "lte"
+            where &= Q(**{f"timestamp__{lookup}": to_datetime(_timestamp(name, text))})
+    for name, (column, op, integer) in _RANGE_FILTERS.items():
+        text = _first(query, name)
+        if text is not None:
+            lookup = "gte" if op == ">=" else "lte"
+            where &= Q(**{f"{column}__{lookup}": _number(name, text, integer=integer)})
+    missing = _first(query, "missing_cost_only")
+    if missing is not None and _boolean("missing_cost_only", missing):
+        where &= (Q(cost__isnull=True) | Q(cost__lte=0)) & ~Q(status="error")
+    return where
+
+
+def _stats(rows: QuerySet[models.UsageLog]) -> dict[str, Any]:
+    totals = rows.aggregate(
+        count=Count("id"),
+        completed=Count("id", filter=Q(status__in=_TERMINAL)),
+        succeeded=Count("id", filter=Q(status="success")),
+        latency=Avg(Case(When(status__in=_TERMINAL, then=F("latency")))),
+        tokens=Sum("total_tokens"),
+        prompt=Sum("input_tokens"),
+        completion=Sum("output_tokens"),
+        cost=Sum("cost"),
+    )
+    completed = totals["completed"] or 0
+    rate = 100.0 * totals["succeeded"] / completed if completed else 0.0
+    return {
+        "total_requests": totals["count"],
+        "success_rate": rate,
+        "user_facing_success_rate": rate,
+        "user_facing_total_requests": completed,
+        "average_latency": float(totals["latency"] or 0.0),
+        "total_tokens": totals["tokens"] or 0,
+        "prompt_tokens": totals["prompt"] or 0,
+        "completion_tokens": totals["completion"] or 0,
+        "total_cost": float(totals["cost"] or 0.0),
+    }
+
+
+def _ordered(rows: QuerySet[models.UsageLog], page: _Page) -> QuerySet[models.UsageLog]:
+    column = F(_SORT_COLUMNS[page.sort_by])
+    # NULL costs sort as SQLite sorts them (first ascending, last descending) on every database; the
+    # row id breaks ties in the same direction, so pages neither repeat nor skip rows of equal value.
+    if page.order == "asc":
+        return rows.order_by(column.asc(nulls_first=True), F("id").asc())
+    return rows.order_by(column.desc(nulls_last=True), F("id").desc())
+
+
+def _entry_of(row: models.UsageLog) -> dict[str, Any]:
+    values = {
+        "id": row.request_id,
+        "timestamp": to_timestamp(row.timestamp),
+        "owner": None if row.owner_id is None else str(row.owner_id),
+    }
+    return _entry([values[c] if c in values else getattr(row, c) for c in COLUMNS])
+
+
+def _search_logs(query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    where = _log_filters(query)
+    page = _page(query)
+    rows = models.UsageLog.objects.filter(where)
+    stats = _stats(rows)
+    logs = [_entry_of(r) for r in _ordered(rows, page)[page.offset : page.offset + page.limit]]
+    return {
+        "logs": logs,
+        "pagination": {
+            "limit": page.limit,
+            "offset": page.offset,
+            "sort_by": page.sort_by,
+            "order": page.order,
+            "total_count": stats["total_requests"],
+        },
+        "stats": stats,
+        "has_logs": models.UsageLog.objects.exists(),
+    }
+
+
+class ORMLogStore:
+    """`LogStore` over `UsageLog` rows: batched inserts, and Bifrost's ``GET /api/logs`` search with the
+    reference's filters, pagination and stats.
+
+    >>> app = create_app(config, log_store=ORMLogStore())
+    """
+
+    async def write(self, records: Sequence[LogRecord]) -> None:
+        await run(_write_logs, records)
+
+    async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        return await run(_search_logs, query)
+
+    async def aclose(self) -> None:
+        return None
