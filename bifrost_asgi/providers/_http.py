@@ -16,6 +16,7 @@ import orjson
 from bifrost_asgi._errors import BifrostError, connection_failed, timed_out
 
 __all__ = [
+    "TRANSPORT_ERRORS",
     "forwarded_headers",
     "loads_object",
     "map_transport_error",
@@ -38,17 +39,41 @@ _NOT_CALLER_FAULT = frozenset(
 )
 
 
-def map_transport_error(exc: httpx.HTTPError, provider: str, timeout: float) -> BifrostError:
-    """Translate an httpx exception raised before a response arrived."""
-    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.PoolTimeout):
-        # Spec §3: a timeout is not retried on the same provider; it goes straight to fallbacks.
-        return timed_out(timeout)
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [httpx.HTTPError, TimeoutError, ConnectionError]
+    try:  # the aiohttp transport lets some aiohttp errors through unmapped (total timeouts, ...)
+        import aiohttp
+
+        errors.append(aiohttp.ClientError)
+    except ImportError:  # pragma: no cover - aiohttp is a dependency, but the core does not need it
+        pass
+    return tuple(errors)
+
+
+# Everything an upstream exchange can raise that is the network's fault rather than ours.
+TRANSPORT_ERRORS = _transport_errors()
+
+
+def map_transport_error(exc: BaseException, provider: str, timeout: float) -> BifrostError:
+    """Translate a transport failure (one of `TRANSPORT_ERRORS`) raised before or during a response."""
     if isinstance(exc, httpx.PoolTimeout):
         return BifrostError(
             503, "no free upstream connection in time", error_type="request_dropped", retryable=True
         )
+    if _is_timeout(exc):
+        # Spec §3: a timeout is not retried on the same provider; it goes straight to fallbacks.
+        return timed_out(timeout)
     detail = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
     return connection_failed(provider, detail)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("aiohttp"):
+        # httpx-aiohttp maps every aiohttp connection error (refused, reset) to httpx.ConnectTimeout:
+        # judge by the real cause, whose timeouts all derive from TimeoutError.
+        return isinstance(cause, TimeoutError)
+    return isinstance(exc, httpx.TimeoutException | TimeoutError)
 
 
 def upstream_error(status: int, content: bytes, provider: str) -> BifrostError:
@@ -112,7 +137,7 @@ async def post(
     """POST and read the answer; transport failures and error statuses become BifrostErrors."""
     try:
         resp = await client.post(url, content=content, headers=headers, timeout=timeout)
-    except httpx.HTTPError as exc:
+    except TRANSPORT_ERRORS as exc:
         raise map_transport_error(exc, provider, timeout) from None
     if resp.status_code >= 400:
         raise error(resp.status_code, resp.content, provider)
@@ -135,12 +160,12 @@ async def open_stream(
     request = client.build_request("POST", url, content=content, headers=headers, timeout=timeout)
     try:
         resp = await client.send(request, stream=True)
-    except httpx.HTTPError as exc:
+    except TRANSPORT_ERRORS as exc:
         raise map_transport_error(exc, provider, timeout) from None
     if resp.status_code >= 400:
         try:
             body = await resp.aread()
-        except httpx.HTTPError:
+        except TRANSPORT_ERRORS:
             body = b""
         finally:
             await resp.aclose()

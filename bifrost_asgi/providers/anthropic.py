@@ -36,7 +36,15 @@ from bifrost_asgi.translate import (
 )
 
 from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
-from ._http import forwarded_headers, loads_object, map_transport_error, open_stream, post, upstream_error
+from ._http import (
+    TRANSPORT_ERRORS,
+    forwarded_headers,
+    loads_object,
+    map_transport_error,
+    open_stream,
+    post,
+    upstream_error,
+)
 
 __all__ = ["ANTHROPIC_VERSION", "NATIVE_MESSAGES", "AnthropicProvider"]
 
@@ -125,7 +133,7 @@ class AnthropicProvider:
                 stopped = stopped or kind == "message_stop"
                 ev.event = kind
                 yield ev
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, self.name, timeout) from None
         finally:
             await resp.aclose()

@@ -37,7 +37,7 @@ from bifrost_asgi.translate._gemini import (
 )
 
 from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
-from ._http import loads_object, map_transport_error, open_stream, post, upstream_error
+from ._http import TRANSPORT_ERRORS, loads_object, map_transport_error, open_stream, post, upstream_error
 
 __all__ = ["GeminiProvider"]
 
@@ -127,7 +127,7 @@ class GeminiProvider:
                     yield _chunk(call.op, obj)
             for obj in converter.finish():
                 yield _chunk(call.op, obj)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()

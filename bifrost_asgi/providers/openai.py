@@ -21,7 +21,15 @@ from bifrost_asgi.translate import (
 )
 
 from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
-from ._http import forwarded_headers, loads_object, map_transport_error, open_stream, post, upstream_error
+from ._http import (
+    TRANSPORT_ERRORS,
+    forwarded_headers,
+    loads_object,
+    map_transport_error,
+    open_stream,
+    post,
+    upstream_error,
+)
 
 __all__ = ["OpenAICompatProvider", "OpenAIProvider"]
 
@@ -102,7 +110,7 @@ class OpenAIProvider:
                 if ev.data == b"[DONE]":
                     break
                 yield _classify(ev.event, ev.data, op)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, self.name, timeout) from None
         finally:
             await resp.aclose()
@@ -111,7 +119,7 @@ class OpenAIProvider:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
         try:
             resp = await self._client.get(self._models_url, headers=headers, timeout=timeout)
-        except httpx.HTTPError as exc:
+        except TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, self.name, timeout) from None
         if resp.status_code >= 400:
             raise upstream_error(resp.status_code, resp.content, self.name)

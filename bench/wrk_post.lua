@@ -1,0 +1,21 @@
+-- wrk script: POST the JSON body from $BENCH_BODY_FILE and print one machine-readable summary line.
+--   BENCH_BODY_FILE=body.json wrk -t1 -c16 -d5s -s bench/wrk_post.lua http://127.0.0.1:9001/v1/chat/completions
+
+local path = assert(os.getenv("BENCH_BODY_FILE"), "set BENCH_BODY_FILE to the request body")
+local file = assert(io.open(path, "rb"))
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer sk-bench"
+
+function done(summary, latency, requests)
+   local e = summary.errors
+   io.write(string.format(
+      'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+      '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+      '"latency_us":{"p50":%d,"p90":%d,"p99":%d,"max":%d,"mean":%.1f}}\n',
+      summary.requests, summary.duration, summary.bytes,
+      e.connect, e.read, e.write, e.status, e.timeout,
+      latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+end
