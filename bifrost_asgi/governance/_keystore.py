@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
@@ -15,6 +14,7 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel
 
 from ._models import Customer, Team, VirtualKey
+from ._sqlite import ThreadConnections
 
 __all__ = ["KeyStore", "MemoryKeyStore", "SQLiteKeyStore"]
 
@@ -91,23 +91,10 @@ class SQLiteKeyStore:
     """Keys in a SQLite file, shared by every process on the machine. Calls run in a worker thread."""
 
     def __init__(self, path: str) -> None:
-        self._path = path
-        self._local = threading.local()
-        self._init_lock = threading.Lock()
-        self._ready = False
+        self._connections = ThreadConnections(path, _SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            self._local.conn = conn
-        with self._init_lock:
-            if not self._ready:
-                conn.executescript(_SCHEMA)
-                self._ready = True
-        return conn
+        return self._connections.get()
 
     async def _run(self, sql: str, params: Sequence[object] = ()) -> list[tuple[str, ...]]:
         def work() -> list[tuple[str, ...]]:
@@ -160,6 +147,4 @@ class SQLiteKeyStore:
         await self._run(sql, [customer.id, customer.model_dump_json()])
 
     async def aclose(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
+        self._connections.close_current()

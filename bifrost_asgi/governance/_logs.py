@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
+
+from ._sqlite import ThreadConnections
 
 __all__ = ["LogRecord", "LogStore", "LogWriter", "SQLiteLogStore"]
 
@@ -90,22 +91,10 @@ class SQLiteLogStore:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._local = threading.local()
-        self._schema_lock = threading.Lock()
-        self._ready = False
+        self._connections = ThreadConnections(path, SCHEMA)
 
     def connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=10000")
-            self._local.conn = conn
-        with self._schema_lock:
-            if not self._ready:
-                conn.executescript(SCHEMA)
-                self._ready = True
-        return conn
+        return self._connections.get()
 
     def _write(self, records: Sequence[LogRecord]) -> None:
         conn = self.connection()
