@@ -139,6 +139,7 @@ class Plan:
     quiet_limit: float
     quiet_wait: float
     retries: int
+    concurrencies: tuple[int, ...]
     out: Path
     gateway_src: Path | None = None  # a snapshot of bifrost_asgi to serve instead of the installed one
     gateway_version: str = ""
@@ -346,6 +347,8 @@ def cells_for(plan: Plan, targets: list[Target]) -> Iterator[dict[str, Any]]:
                     if key in recorded:
                         yield recorded[key]
                         continue
+                    if concurrency not in plan.concurrencies:
+                        continue
                     cell = asdict(measure(plan, target, scenario, concurrency, rnd))
                     with (plan.out / "cells.jsonl").open("a") as log:  # kept if the run is interrupted
                         log.write(json.dumps(cell) + "\n")
@@ -359,10 +362,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS), help=f"of {', '.join(SCENARIOS)}")
     parser.add_argument("--kinds", default="floor,floor-raw,gateway", help="which proxies besides direct")
+    parser.add_argument("--concurrency", default="1,16", help="which of 1 (latency, TTFB) and 16 (RPS)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument(
-        "--quiet-limit", type=float, default=0.5, help="max CPUs busy elsewhere before a cell"
+        "--quiet-limit", type=float, default=0.2, help="max CPUs busy elsewhere before a cell"
     )
     parser.add_argument("--quiet-wait", type=float, default=30.0, help="max seconds to wait for that")
     parser.add_argument("--retries", type=int, default=2, help="re-measure a disturbed cell this often")
@@ -394,6 +398,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         quiet_limit=args.quiet_limit,
         quiet_wait=args.quiet_wait,
         retries=args.retries,
+        concurrencies=tuple(int(c) for c in args.concurrency.split(",")),
         out=out,
     )
     if args.gateway_ref:
