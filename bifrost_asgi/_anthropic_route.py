@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
 
@@ -39,7 +38,7 @@ from ._gateway import Gateway
 from ._pipeline import Request, Served, attempt_target, parse_body, price, read_headers, response_headers
 from ._routing import Target, not_configured
 from ._sse import frame
-from .providers._base import Chunk, Op, Reply
+from .providers._base import Chunk, ChunkStream, Op, Reply
 from .providers.anthropic import NATIVE_MESSAGES
 from .translate import (
     ResponsesToMessagesStream,
@@ -287,13 +286,13 @@ class _MessagesWriter:
                 price(self.gw, self.req, self.served, messages_usage_to_responses(self.usage), None)
         return frame(chunk.event or "message", data)
 
-    async def pump(self, chunks: AsyncIterator[Chunk], send: Any) -> None:
+    async def pump(self, chunks: ChunkStream, send: Any) -> None:
         try:
-            async for chunk in chunks:
-                body = self.encode(chunk)
+            async for batch in chunks:
+                body = b"".join([self.encode(chunk) for chunk in batch])  # one write per batch
                 if body:
                     await send({"type": "http.response.body", "body": body, "more_body": True})
-                    self.served.delivered += 1
+                    self.served.delivered += len(batch)
         except BifrostError as err:
             self.served.error = err
             await send({"type": "http.response.body", "body": _error_event(err), "more_body": True})

@@ -1,4 +1,4 @@
-"""`Gateway`: the long-lived state one mounted app owns — providers, one pooled upstream client, prices."""
+"""`Gateway`: the long-lived state one mounted app owns — providers, one pooled upstream transport, prices."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class Gateway:
             if config.provider_kind(name) in _NATIVE_FACTORIES:
                 native_factory(config.provider_kind(name))
         self.providers: dict[str, Provider] = {}
-        self.client: httpx.AsyncClient | None = None
+        self.transport: httpx.AsyncBaseTransport | None = None
         self.owners = owner_directory
         self.owner_cache: dict[str, tuple[float, bool]] = {}
         gov_cfg = config.governance
@@ -74,52 +74,57 @@ class Gateway:
 
     @property
     def started(self) -> bool:
-        return self.client is not None
+        return self.transport is not None
 
     async def start(self) -> None:
         async with self._lock:
-            if self.client is not None:
+            if self.transport is not None:
                 return
             if self.governance is not None and self.config.governance is not None:
                 await seed(self.governance, self.config.governance)
-            client = _make_client(self.config, self._transport)
+            transport = _make_transport(self.config, self._transport)
             self.providers = {
-                name: _make_provider(name, self.config, pc, client)
+                name: _make_provider(name, self.config, pc, transport)
                 for name, pc in self.config.providers.items()
             }
-            self.client = client
+            self.transport = transport
 
     async def aclose(self) -> None:
         async with self._lock:
-            client, self.client = self.client, None
+            transport, self.transport = self.transport, None
             self.providers = {}
-            if client is not None:
-                await client.aclose()
+            if transport is not None:
+                await transport.aclose()
             if self.logs is not None:
                 await self.logs.aclose()  # flush: nothing submitted is lost on shutdown
             if self.governance is not None:
                 await self.governance.aclose()
 
 
-def _make_client(config: GatewayConfig, transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
+def _make_transport(
+    config: GatewayConfig, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncBaseTransport:
+    """The one connection pool every provider shares (providers call it directly; see providers/_http)."""
+    if transport is not None:
+        return transport
     limits = httpx.Limits(
         max_connections=config.max_connections,
         max_keepalive_connections=config.max_connections,
         keepalive_expiry=30.0,
     )
-    if transport is None and config.http_transport == "aiohttp":
+    if config.http_transport == "aiohttp":
         try:
             from httpx_aiohttp import AiohttpTransport
         except ImportError:  # pragma: no cover - depends on the install
             raise RuntimeError(
                 "http_transport 'aiohttp' needs: pip install 'bifrost-asgi[aiohttp]'"
             ) from None
-        transport = AiohttpTransport()
-    return httpx.AsyncClient(transport=transport, limits=limits, timeout=30.0, follow_redirects=False)
+        return AiohttpTransport(limits=limits)
+    return httpx.AsyncHTTPTransport(limits=limits)
 
 
 def _make_provider(
-    name: str, config: GatewayConfig, pc: ProviderConfig, client: httpx.AsyncClient
+    name: str, config: GatewayConfig, pc: ProviderConfig, transport: httpx.AsyncBaseTransport
 ) -> Provider:
     kind = config.provider_kind(name)
     if kind == "mock":
@@ -128,12 +133,12 @@ def _make_provider(
         pc.network_config.base_url or NATIVE_DEFAULT_BASE_URLS.get(kind) or COMPAT_DEFAULT_BASE_URLS.get(name)
     )
     if kind == "openai":
-        return OpenAIProvider(name, pc, client, base_url or NATIVE_DEFAULT_BASE_URLS["openai"])
+        return OpenAIProvider(name, pc, transport, base_url or NATIVE_DEFAULT_BASE_URLS["openai"])
     if kind == "openai-compatible":
         if base_url is None:  # config validation refuses this; kept for direct construction
             raise ConfigError(f"providers.{name}.network_config.base_url: required")
-        return OpenAICompatProvider(name, pc, client, base_url)
-    return native_factory(kind)(name, pc, client, base_url or "")
+        return OpenAICompatProvider(name, pc, transport, base_url)
+    return native_factory(kind)(name, pc, transport, base_url or "")
 
 
 # Native families live in their own modules, imported only when configured.
@@ -144,10 +149,10 @@ _NATIVE_FACTORIES = {
 }
 
 
-def native_factory(kind: str) -> Callable[[str, ProviderConfig, httpx.AsyncClient, str], Provider]:
+def native_factory(kind: str) -> Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider]:
     module, _, attr = _NATIVE_FACTORIES[kind].partition(":")
     try:
-        factory: Callable[[str, ProviderConfig, httpx.AsyncClient, str], Provider] = getattr(
+        factory: Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider] = getattr(
             importlib.import_module(module), attr
         )
     except ImportError:

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -41,7 +41,8 @@ from ._sse import DONE, frame
 from .governance._engine import Ticket, extract_virtual_key
 from .governance._jwt import looks_like_jwt
 from .governance._models import VirtualKey
-from .providers._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
+from .providers._base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply
+from .providers._http import object_or_none
 
 __all__ = [
     "Request",
@@ -115,7 +116,7 @@ class Served:
     index: int
     key_name: str | None
     reply: Reply | None = None
-    chunks: AsyncIterator[Chunk] | None = None
+    chunks: ChunkStream | None = None
     upstream_ms: int = 0
     usage: dict[str, Any] | None = None
     cost: dict[str, float] | None = None
@@ -474,7 +475,9 @@ class _StreamWriter:
         data = chunk.data
         if data is not None and len(data) > 2 and data[-1:] == b"}":
             return frame(event, data[:-1] + b',"extra_fields":' + self._extra() + b"}")
-        obj = chunk.obj if chunk.obj is not None else orjson.loads(data or b"{}")
+        obj = chunk.obj if chunk.obj is not None else object_or_none(data or b"{}")
+        if obj is None:  # not a JSON object: passed on as the upstream sent it
+            return frame(event, data or b"")
         obj["extra_fields"] = orjson.Fragment(self._extra())
         return frame(event, orjson.dumps(obj))
 
@@ -482,12 +485,14 @@ class _StreamWriter:
         err.extra_fields.update(_error_fields(self.req, self.served.provider, self.served.model))
         return frame("error" if self.event_frames else None, err.to_json())
 
-    async def pump(self, chunks: AsyncIterator[Chunk]) -> None:
+    async def pump(self, chunks: ChunkStream) -> None:
         send = self.send
+        encode = self.encode
         try:
-            async for chunk in chunks:
-                await send({"type": "http.response.body", "body": self.encode(chunk), "more_body": True})
-                self.served.delivered += 1
+            async for batch in chunks:
+                body = b"".join([encode(c) for c in batch])  # one write per batch
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+                self.served.delivered += len(batch)
         except BifrostError as err:
             self.served.error = err
             await send({"type": "http.response.body", "body": self.encode_error(err), "more_body": True})

@@ -6,10 +6,10 @@ with no terminator; chat and text streams are bare ``data:`` lines ending in ``d
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
-__all__ = ["DONE", "SSEEvent", "aiter_sse", "frame"]
+__all__ = ["DONE", "SSEEvent", "aiter_sse", "aiter_sse_batches", "frame"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -26,8 +26,9 @@ def frame(event: str | None, data: bytes) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
-async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
-    """Decode an SSE byte stream into events; comments and keep-alives are skipped.
+async def aiter_sse_batches(chunks: AsyncIterator[bytes]) -> AsyncGenerator[list[SSEEvent], None]:
+    """Decode an SSE byte stream into the batches of complete events each read made available;
+    comments and keep-alives are skipped, and a read that completes no event yields nothing.
 
     Splitting on blank lines directly (rather than line by line) keeps the per-event cost to a few
     bytes operations, which matters because every streamed token passes through here.
@@ -37,18 +38,32 @@ async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
         buf = buf + chunk if buf else chunk
         if b"\r" in buf:
             buf = buf.replace(b"\r\n", b"\n")
-        while True:
-            end = buf.find(b"\n\n")
-            if end < 0:
-                break
-            block, buf = buf[:end], buf[end + 2 :]
-            event = _parse_block(block)
+        batch: list[SSEEvent] = []
+        start = 0
+        while (end := buf.find(b"\n\n", start)) >= 0:
+            event = _parse_block(buf[start:end])
             if event is not None:
-                yield event
+                batch.append(event)
+            start = end + 2
+        if start:
+            buf = buf[start:]
+        if batch:
+            yield batch
     if buf.strip():
         event = _parse_block(buf)
         if event is not None:
-            yield event
+            yield [event]
+
+
+async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
+    """Decode an SSE byte stream into events, one at a time."""
+    batches = aiter_sse_batches(chunks)
+    try:
+        async for batch in batches:
+            for event in batch:
+                yield event
+    finally:
+        await batches.aclose()
 
 
 def _parse_block(block: bytes) -> SSEEvent | None:

@@ -30,8 +30,17 @@ async def test_mounted_without_lifespan_starts_lazily() -> None:
         live.stop()
 
 
-async def test_forwarded_lifespan_opens_and_closes_the_client() -> None:
-    gateway = create_app(GatewayConfig.from_dict(MOCK))
+class _RecordingTransport(httpx.AsyncHTTPTransport):
+    closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await super().aclose()
+
+
+async def test_forwarded_lifespan_opens_and_closes_the_pool() -> None:
+    pool = _RecordingTransport()
+    gateway = create_app(GatewayConfig.from_dict(MOCK), transport=pool)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -41,10 +50,10 @@ async def test_forwarded_lifespan_opens_and_closes_the_client() -> None:
     host = Starlette(routes=[Mount("/ai", app=gateway)], lifespan=lifespan)
     live = serve(host)
     assert gateway.state.gateway.started
-    client = gateway.state.gateway.client
+    assert gateway.state.gateway.transport is pool and not pool.closed
     live.stop()
     assert not gateway.state.gateway.started
-    assert client is not None and client.is_closed
+    assert pool.closed
 
 
 async def test_body_over_the_limit_is_413() -> None:

@@ -600,7 +600,7 @@ def test_gemini_error_mapping() -> None:
 
 def _azure(key: Obj, base_url: str = "") -> AzureProvider:
     config = GatewayConfig.from_dict({"providers": {"azure": {"keys": [key]}}}).providers["azure"]
-    return AzureProvider("azure", config, httpx.AsyncClient(), base_url)
+    return AzureProvider("azure", config, httpx.AsyncHTTPTransport(), base_url)
 
 
 def test_azure_endpoint_from_env_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from bifrost_asgi._config import KeyConfig
 
-__all__ = ["GATEWAY_FIELDS", "Call", "Chunk", "Op", "Provider", "Reply"]
+__all__ = ["GATEWAY_FIELDS", "Call", "Chunk", "ChunkStream", "Op", "Provider", "Reply"]
 
 # Body fields only the gateway understands; stripped before a body goes upstream (OpenAI rejects
 # unknown parameters).
@@ -73,14 +73,20 @@ class Chunk:
     usage: dict[str, Any] | None = None
 
 
+# A provider's stream. Each item is a batch of events that became ready together (the complete events of
+# one upstream read, or everything one upstream event translates into); the pipeline writes a batch with
+# one send. One socket write per event was the largest cost of a stream (BENCHMARKS.md).
+ChunkStream = AsyncIterator[list[Chunk]]
+
+
 class Provider(Protocol):
-    """A provider family. Implementations hold no per-request state and share the gateway's client."""
+    """A provider family. Implementations hold no per-request state and share the gateway's transport."""
 
     name: str
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply: ...
 
-    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         """Start the upstream stream and return its chunks.
 
         Must raise (a BifrostError) *before* returning when the upstream refuses the request, so that

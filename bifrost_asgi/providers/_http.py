@@ -17,9 +17,12 @@ from bifrost_asgi._errors import BifrostError, connection_failed, timed_out
 
 __all__ = [
     "TRANSPORT_ERRORS",
+    "URL",
     "forwarded_headers",
+    "get",
     "loads_object",
     "map_transport_error",
+    "object_or_none",
     "open_stream",
     "post",
     "upstream_error",
@@ -120,13 +123,68 @@ def _opt_str(value: Any) -> str | None:
 
 
 # -- the upstream calls every provider makes ------------------------------------------------------------
+#
+# Providers talk to the pooled transport directly rather than through an httpx.AsyncClient: the client
+# layer (cookies, auth flows, redirects, event hooks, default headers, URL merging) is nothing a gateway
+# uses, and measured at ~40% of the gateway's CPU per request (BENCHMARKS.md, "Where the time goes").
 
 ErrorMapper = Callable[[int, bytes, str], BifrostError]
+URL = httpx.URL | str
+
+# httpx's per-request timeout extension, built once per distinct timeout (they come from the config).
+_TIMEOUTS: dict[float, dict[str, float | None]] = {}
+
+
+def _timeout_extension(timeout: float) -> dict[str, float | None]:
+    ext = _TIMEOUTS.get(timeout)
+    if ext is None:
+        ext = httpx.Timeout(timeout).as_dict()
+        if len(_TIMEOUTS) < 256:
+            _TIMEOUTS[timeout] = ext
+    return ext
+
+
+async def _start(
+    transport: httpx.AsyncBaseTransport,
+    method: str,
+    url: URL,
+    content: bytes | None,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> httpx.Response:
+    request = httpx.Request(
+        method, url, content=content, headers=headers, extensions={"timeout": _timeout_extension(timeout)}
+    )
+    return await transport.handle_async_request(request)
+
+
+async def _exchange(
+    transport: httpx.AsyncBaseTransport,
+    method: str,
+    url: URL,
+    content: bytes | None,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    timeout: float,
+    error: ErrorMapper,
+) -> httpx.Response:
+    try:
+        resp = await _start(transport, method, url, content, headers, timeout)
+        try:
+            await resp.aread()
+        finally:
+            await resp.aclose()  # hands the connection back to the pool, even if the body broke off
+    except TRANSPORT_ERRORS as exc:
+        raise map_transport_error(exc, provider, timeout) from None
+    if resp.status_code >= 400:
+        raise error(resp.status_code, resp.content, provider)
+    return resp
 
 
 async def post(
-    client: httpx.AsyncClient,
-    url: str,
+    transport: httpx.AsyncBaseTransport,
+    url: URL,
     content: bytes,
     headers: Mapping[str, str],
     *,
@@ -135,18 +193,29 @@ async def post(
     error: ErrorMapper = upstream_error,
 ) -> httpx.Response:
     """POST and read the answer; transport failures and error statuses become BifrostErrors."""
-    try:
-        resp = await client.post(url, content=content, headers=headers, timeout=timeout)
-    except TRANSPORT_ERRORS as exc:
-        raise map_transport_error(exc, provider, timeout) from None
-    if resp.status_code >= 400:
-        raise error(resp.status_code, resp.content, provider)
-    return resp
+    return await _exchange(
+        transport, "POST", url, content, headers, provider=provider, timeout=timeout, error=error
+    )
+
+
+async def get(
+    transport: httpx.AsyncBaseTransport,
+    url: URL,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    timeout: float,
+    error: ErrorMapper = upstream_error,
+) -> httpx.Response:
+    """GET and read the answer, with the same error mapping as `post`."""
+    return await _exchange(
+        transport, "GET", url, None, headers, provider=provider, timeout=timeout, error=error
+    )
 
 
 async def open_stream(
-    client: httpx.AsyncClient,
-    url: str,
+    transport: httpx.AsyncBaseTransport,
+    url: URL,
     content: bytes,
     headers: Mapping[str, str],
     *,
@@ -157,9 +226,8 @@ async def open_stream(
     """Start a streamed POST and check its status before any byte reaches the client (spec §2.1), so an
     upstream refusal is still a plain JSON error that retries and fallbacks can act on. The caller owns
     the returned response and must close it."""
-    request = client.build_request("POST", url, content=content, headers=headers, timeout=timeout)
     try:
-        resp = await client.send(request, stream=True)
+        resp = await _start(transport, "POST", url, content, headers, timeout)
     except TRANSPORT_ERRORS as exc:
         raise map_transport_error(exc, provider, timeout) from None
     if resp.status_code >= 400:
@@ -173,12 +241,18 @@ async def open_stream(
     return resp
 
 
-def loads_object(content: bytes, provider: str, what: str = "a body") -> dict[str, Any]:
+def object_or_none(content: bytes) -> dict[str, Any] | None:
+    """The JSON object in ``content``, or None when it is not one."""
     try:
         obj = orjson.loads(content)
     except orjson.JSONDecodeError:
-        obj = None
-    if not isinstance(obj, dict):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def loads_object(content: bytes, provider: str, what: str = "a body") -> dict[str, Any]:
+    obj = object_or_none(content)
+    if obj is None:
         raise BifrostError(
             502,
             f"provider {provider} returned {what} that is not a JSON object",

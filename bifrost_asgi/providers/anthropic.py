@@ -35,9 +35,10 @@ from bifrost_asgi.translate import (
     text_to_messages_request,
 )
 
-from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
+from ._base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply
 from ._http import (
     TRANSPORT_ERRORS,
+    URL,
     forwarded_headers,
     loads_object,
     map_transport_error,
@@ -62,12 +63,14 @@ _FORWARD_PREFIXES = ("anthropic-ratelimit-", "retry-after")
 
 
 class AnthropicProvider:
-    """The Messages API provider. Holds no per-request state; shares the gateway's client."""
+    """The Messages API provider. Holds no per-request state; shares the gateway's transport."""
 
-    def __init__(self, name: str, config: ProviderConfig, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
+    ) -> None:
         self.name = name
         self._config = config
-        self._client = client
+        self._transport = transport
         self._messages_url = base_url + "/v1/messages"
         self._count_url = base_url + "/v1/messages/count_tokens"
         extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
@@ -102,11 +105,11 @@ class AnthropicProvider:
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         url, content = self._request(call, stream=False)
         headers = self._headers(call, key)
-        resp = await post(self._client, url, content, headers, provider=self.name, timeout=call.timeout)
+        resp = await post(self._transport, url, content, headers, provider=self.name, timeout=call.timeout)
         answer = _answer(call, loads_object(resp.content, self.name), self.name)
         return Reply(answer, _forwarded(resp.headers), content, resp.content)
 
-    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         url, content = self._request(call, stream=True)
         resp = await self._open(url, content, self._headers(call, key), call.timeout)
         events = self._events(resp, call.timeout)
@@ -117,9 +120,9 @@ class AnthropicProvider:
         return _chat_chunks(events, call)
 
     async def _open(
-        self, url: str, content: bytes, headers: dict[str, str], timeout: float
+        self, url: URL, content: bytes, headers: dict[str, str], timeout: float
     ) -> httpx.Response:
-        return await open_stream(self._client, url, content, headers, provider=self.name, timeout=timeout)
+        return await open_stream(self._transport, url, content, headers, provider=self.name, timeout=timeout)
 
     async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[SSEEvent]:
         """The upstream's SSE events (``ping`` included: translators skip it, passthrough keeps the
@@ -184,24 +187,24 @@ def _answer(call: Call, upstream: dict[str, Any], provider: str) -> dict[str, An
     return {"input_tokens": tokens}
 
 
-async def _native_chunks(events: AsyncIterator[SSEEvent]) -> AsyncIterator[Chunk]:
+async def _native_chunks(events: AsyncIterator[SSEEvent]) -> ChunkStream:
     try:
         async for ev in events:
-            yield Chunk(ev.event, data=ev.data)
+            yield [Chunk(ev.event, data=ev.data)]
     finally:
         await _aclose(events)
 
 
-async def _responses_chunks(events: AsyncIterator[SSEEvent], call: Call) -> AsyncIterator[Chunk]:
+async def _responses_chunks(events: AsyncIterator[SSEEvent], call: Call) -> ChunkStream:
     conv = MessagesToResponsesStream(request=call.body, model=call.model)
     try:
-        for event in conv.start():
-            yield Chunk(event["type"], obj=event)
+        if started := [Chunk(event["type"], obj=event) for event in conv.start()]:
+            yield started
         async for ev in events:
-            for event in conv.feed(_loads_event(ev.data)):
-                yield _responses_chunk(event)
-        for event in conv.finish():
-            yield _responses_chunk(event)
+            if batch := [_responses_chunk(event) for event in conv.feed(_loads_event(ev.data))]:
+                yield batch
+        if batch := [_responses_chunk(event) for event in conv.finish()]:
+            yield batch
     finally:
         await _aclose(events)
 
@@ -211,14 +214,14 @@ def _responses_chunk(event: dict[str, Any]) -> Chunk:
     return Chunk(event["type"], obj=event, usage=usage if isinstance(usage, dict) else None)
 
 
-async def _chat_chunks(events: AsyncIterator[SSEEvent], call: Call) -> AsyncIterator[Chunk]:
+async def _chat_chunks(events: AsyncIterator[SSEEvent], call: Call) -> ChunkStream:
     conv = MessagesToChatStream(model=call.model, text=call.op is Op.TEXT)
     try:
         async for ev in events:
-            for chunk in conv.feed(_loads_event(ev.data)):
-                yield _chat_chunk(chunk)
-        for chunk in conv.finish():
-            yield _chat_chunk(chunk)
+            if batch := [_chat_chunk(chunk) for chunk in conv.feed(_loads_event(ev.data))]:
+                yield batch
+        if batch := [_chat_chunk(chunk) for chunk in conv.finish()]:
+            yield batch
     finally:
         await _aclose(events)
 

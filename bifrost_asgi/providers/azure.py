@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -30,7 +29,7 @@ import httpx
 from bifrost_asgi._config import ConfigError, KeyConfig, ProviderConfig
 from bifrost_asgi._errors import BifrostError
 
-from ._base import Call, Chunk, Op, Reply
+from ._base import Call, ChunkStream, Op, Reply
 from ._http import loads_object
 from .openai import OpenAIProvider, _forwarded
 
@@ -47,8 +46,10 @@ class AzureProvider(OpenAIProvider):
     >>> provider = AzureProvider("azure", config, client, base_url="")  # endpoints come from the keys
     """
 
-    def __init__(self, name: str, config: ProviderConfig, client: httpx.AsyncClient, base_url: str) -> None:
-        super().__init__(name, config, client, base_url)
+    def __init__(
+        self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
+    ) -> None:
+        super().__init__(name, config, transport, base_url)
         # Azure authenticates with api-key, not a bearer token.
         self._key_headers = {
             id(k): {**self._anon_headers, "api-key": k.value.get_secret_value()} for k in config.keys
@@ -117,7 +118,7 @@ class AzureProvider(OpenAIProvider):
         resp = await self._post(url, content, self._headers(call, key), call.timeout)
         return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
 
-    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         url, call = self._target(call, key)
         content = self._body(call)
         resp = await self._open(url, content, self._headers(call, key), call.timeout)

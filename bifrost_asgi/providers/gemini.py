@@ -13,7 +13,6 @@ fault, not the request's, so fallbacks still apply.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -36,8 +35,8 @@ from bifrost_asgi.translate._gemini import (
     text_to_gemini_request,
 )
 
-from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
-from ._http import TRANSPORT_ERRORS, loads_object, map_transport_error, open_stream, post, upstream_error
+from ._base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply
+from ._http import TRANSPORT_ERRORS, URL, loads_object, map_transport_error, open_stream, post, upstream_error
 
 __all__ = ["GeminiProvider"]
 
@@ -59,10 +58,12 @@ class GeminiProvider:
     >>> provider = GeminiProvider("gemini", config, client, "https://generativelanguage.googleapis.com")
     """
 
-    def __init__(self, name: str, config: ProviderConfig, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
+    ) -> None:
         self.name = name
         self._config = config
-        self._client = client
+        self._transport = transport
         self._base = base_url.rstrip("/") + "/v1beta/models/"
         extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
         base = {"content-type": "application/json", "accept-encoding": "identity", **extra}
@@ -102,31 +103,38 @@ class GeminiProvider:
         body = count_tokens_response(loads_object(resp.content, self.name))
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
-    async def _post(self, url: str, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
+    async def _post(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
         headers = self._headers(call, key)
         return await post(
-            self._client, url, content, headers, provider=self.name, timeout=call.timeout, error=gemini_error
+            self._transport,
+            url,
+            content,
+            headers,
+            provider=self.name,
+            timeout=call.timeout,
+            error=gemini_error,
         )
 
-    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         content = orjson.dumps(_request(call))
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
         resp = await open_stream(
-            self._client, url, content, self._headers(call, key), provider=self.name, timeout=call.timeout,
+            self._transport, url, content, self._headers(call, key), provider=self.name, timeout=call.timeout,
             error=gemini_error,
         )  # fmt: skip
         return self._chunks(resp, call)
 
-    async def _chunks(self, resp: httpx.Response, call: Call) -> AsyncIterator[Chunk]:
+    async def _chunks(self, resp: httpx.Response, call: Call) -> ChunkStream:
         converter = _converter(call)
         try:
-            for obj in converter.start():
-                yield _chunk(call.op, obj)
+            if batch := [_chunk(call.op, obj) for obj in converter.start()]:
+                yield batch
             async for event in aiter_sse(resp.aiter_bytes()):
-                for obj in converter.feed(self._stream_object(event.data)):
-                    yield _chunk(call.op, obj)
-            for obj in converter.finish():
-                yield _chunk(call.op, obj)
+                # One batch per event: an error event then still comes after every event before it.
+                if batch := [_chunk(call.op, obj) for obj in converter.feed(self._stream_object(event.data))]:
+                    yield batch
+            if batch := [_chunk(call.op, obj) for obj in converter.finish()]:
+                yield batch
         except TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, self.name, call.timeout) from None
         finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -19,7 +18,7 @@ import orjson
 from bifrost_asgi._config import KeyConfig, ProviderConfig
 from bifrost_asgi.translate import chat_to_responses_response
 
-from ._base import Call, Chunk, Op, Reply
+from ._base import Call, Chunk, ChunkStream, Op, Reply
 from ._http import upstream_error
 from .openai import translate_chat_stream
 
@@ -46,7 +45,7 @@ class MockProvider:
             return Reply(chat_to_responses_response(chat, request=call.body, model=call.model))
         return Reply(chat)
 
-    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         _maybe_fail(call.model)
         if call.op is Op.RESPONSES:
             return translate_chat_stream(_chat_chunks(call), call)
@@ -129,7 +128,7 @@ def _text_completion(call: Call) -> dict[str, Any]:
     }
 
 
-async def _chat_chunks(call: Call) -> AsyncIterator[Chunk]:
+async def _chat_chunks(call: Call) -> ChunkStream:
     """Stream the reply a word at a time, in chat or text chunk shape, usage on a final chunk."""
     text = _reply_text(call)
     words = text.split(" ")
@@ -150,13 +149,15 @@ async def _chat_chunks(call: Call) -> AsyncIterator[Chunk]:
             if i == 0:
                 delta["role"] = "assistant"
             choice = {"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}
-        yield Chunk(None, obj={**base, "choices": [choice]})
+        yield [Chunk(None, obj={**base, "choices": [choice]})]
         await asyncio.sleep(0)
     last = (
         {"index": 0, "text": "", "finish_reason": "stop"}
         if is_text
         else {"index": 0, "delta": {}, "finish_reason": "stop"}
     )
-    yield Chunk(None, obj={**base, "choices": [last]})
     usage = _usage(call, text)
-    yield Chunk(None, obj={**base, "choices": [], "usage": usage}, usage=usage)
+    yield [
+        Chunk(None, obj={**base, "choices": [last]}),
+        Chunk(None, obj={**base, "choices": [], "usage": usage}, usage=usage),
+    ]

@@ -13,22 +13,24 @@ import httpx
 import orjson
 
 from bifrost_asgi._config import KeyConfig, ProviderConfig
-from bifrost_asgi._sse import aiter_sse
+from bifrost_asgi._sse import aiter_sse_batches
 from bifrost_asgi.translate import (
     ChatToResponsesStream,
     chat_to_responses_response,
     responses_to_chat_request,
 )
 
-from ._base import GATEWAY_FIELDS, Call, Chunk, Op, Reply
+from ._base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply
 from ._http import (
     TRANSPORT_ERRORS,
+    URL,
     forwarded_headers,
+    get,
     loads_object,
     map_transport_error,
+    object_or_none,
     open_stream,
     post,
-    upstream_error,
 )
 
 __all__ = ["OpenAICompatProvider", "OpenAIProvider"]
@@ -49,12 +51,15 @@ _FORWARD_PREFIXES = ("x-ratelimit-", "openai-", "retry-after")
 class OpenAIProvider:
     """The native provider: same wire format in and out."""
 
-    def __init__(self, name: str, config: ProviderConfig, client: httpx.AsyncClient, base_url: str) -> None:
+    def __init__(
+        self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
+    ) -> None:
         self.name = name
         self._config = config
-        self._client = client
-        self._urls = {op: base_url + path for op, path in _PATHS.items()}
-        self._models_url = base_url + "/v1/models"
+        self._transport = transport
+        # Parsed once: the hot path hands these to httpx as they are.
+        self._urls = {op: httpx.URL(base_url + path) for op, path in _PATHS.items()}
+        self._models_url = httpx.URL(base_url + "/v1/models")
         extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
         base = {"content-type": "application/json", "accept-encoding": "identity", **extra}
         self._anon_headers = base
@@ -85,31 +90,39 @@ class OpenAIProvider:
         return orjson.dumps(body)
 
     async def _post(
-        self, url: str, content: bytes, headers: dict[str, str], timeout: float
+        self, url: URL, content: bytes, headers: dict[str, str], timeout: float
     ) -> httpx.Response:
-        return await post(self._client, url, content, headers, provider=self.name, timeout=timeout)
+        return await post(self._transport, url, content, headers, provider=self.name, timeout=timeout)
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         content = self._body(call)
         resp = await self._post(self._urls[call.op], content, self._headers(call, key), call.timeout)
         return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
 
-    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         content = self._body(call)
         resp = await self._open(self._urls[call.op], content, self._headers(call, key), call.timeout)
         return self._chunks(resp, call.op, call.timeout)
 
     async def _open(
-        self, url: str, content: bytes, headers: dict[str, str], timeout: float
+        self, url: URL, content: bytes, headers: dict[str, str], timeout: float
     ) -> httpx.Response:
-        return await open_stream(self._client, url, content, headers, provider=self.name, timeout=timeout)
+        return await open_stream(self._transport, url, content, headers, provider=self.name, timeout=timeout)
 
-    async def _chunks(self, resp: httpx.Response, op: Op, timeout: float) -> AsyncIterator[Chunk]:
+    async def _chunks(self, resp: httpx.Response, op: Op, timeout: float) -> ChunkStream:
         try:
-            async for ev in aiter_sse(resp.aiter_bytes()):
-                if ev.data == b"[DONE]":
+            async for events in aiter_sse_batches(resp.aiter_bytes()):
+                batch = []
+                done = False
+                for ev in events:
+                    if ev.data == b"[DONE]":
+                        done = True
+                        break
+                    batch.append(_classify(ev.event, ev.data, op))
+                if batch:
+                    yield batch
+                if done:
                     break
-                yield _classify(ev.event, ev.data, op)
         except TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, self.name, timeout) from None
         finally:
@@ -117,12 +130,7 @@ class OpenAIProvider:
 
     async def list_models(self, key: KeyConfig | None, timeout: float) -> list[dict[str, Any]]:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
-        try:
-            resp = await self._client.get(self._models_url, headers=headers, timeout=timeout)
-        except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
-        if resp.status_code >= 400:
-            raise upstream_error(resp.status_code, resp.content, self.name)
+        resp = await get(self._transport, self._models_url, headers, provider=self.name, timeout=timeout)
         data = loads_object(resp.content, self.name).get("data")
         return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
 
@@ -140,7 +148,7 @@ class OpenAICompatProvider(OpenAIProvider):
         body = chat_to_responses_response(chat, request=call.body, model=call.model)
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
-    async def open_stream(self, call: Call, key: KeyConfig | None) -> AsyncIterator[Chunk]:
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         if call.op is not Op.RESPONSES:
             return await super().open_stream(call, key)
         chat_req = responses_to_chat_request(_strip_gateway_fields(call.body), call.model, stream=True)
@@ -149,24 +157,32 @@ class OpenAICompatProvider(OpenAIProvider):
         return translate_chat_stream(self._chunks(resp, Op.CHAT, call.timeout), call)
 
 
-async def translate_chat_stream(chunks: AsyncIterator[Chunk], call: Call) -> AsyncIterator[Chunk]:
-    """Turn a chat-completions chunk stream into OpenAI's Responses event sequence."""
+async def translate_chat_stream(chunks: ChunkStream, call: Call) -> ChunkStream:
+    """Turn a chat-completions chunk stream into OpenAI's Responses event sequence, batch for batch."""
     conv = ChatToResponsesStream(request=call.body, model=call.model)
     try:
-        for ev in conv.start():
-            yield Chunk(ev["type"], obj=ev)
-        async for chunk in chunks:
-            obj = chunk.obj if chunk.obj is not None else orjson.loads(chunk.data or b"{}")
-            for ev in conv.feed(obj):
-                yield Chunk(ev["type"], obj=ev)
+        started = [Chunk(ev["type"], obj=ev) for ev in conv.start()]
+        if started:
+            yield started
+        async for batch in chunks:
+            out = [
+                Chunk(ev["type"], obj=ev)
+                for chunk in batch
+                for ev in conv.feed(chunk.obj if chunk.obj is not None else orjson.loads(chunk.data or b"{}"))
+            ]
+            if out:
+                yield out
+        finish = []
         for ev in conv.finish():
             usage = ev["response"].get("usage") if ev["type"] in _TERMINAL_EVENTS else None
-            yield Chunk(ev["type"], obj=ev, usage=usage if isinstance(usage, dict) else None)
+            finish.append(Chunk(ev["type"], obj=ev, usage=usage if isinstance(usage, dict) else None))
+        if finish:
+            yield finish
     finally:
         await _aclose(chunks)
 
 
-async def _aclose(it: AsyncIterator[Chunk]) -> None:
+async def _aclose(it: AsyncIterator[Any]) -> None:
     aclose = getattr(it, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -177,16 +193,15 @@ def _strip_gateway_fields(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _classify(event: str | None, data: bytes, op: Op) -> Chunk:
-    """Parse only the chunk that carries usage; every other chunk stays as bytes."""
+    """Parse only the chunk that carries usage; every other chunk stays as bytes (as does one that is
+    not a JSON object: it is passed on as the upstream sent it, unpriced)."""
     if op is Op.RESPONSES:
-        if event in _TERMINAL_EVENTS:
-            obj = orjson.loads(data)
+        if event in _TERMINAL_EVENTS and (obj := object_or_none(data)) is not None:
             response = obj.get("response")
             usage = response.get("usage") if isinstance(response, dict) else None
             return Chunk(event, obj=obj, usage=usage if isinstance(usage, dict) else None)
         return Chunk(event, data=data)
-    if b'"usage":{' in data or b'"usage": {' in data:
-        obj = orjson.loads(data)
+    if (b'"usage":{' in data or b'"usage": {' in data) and (obj := object_or_none(data)) is not None:
         usage = obj.get("usage")
         return Chunk(None, obj=obj, usage=usage if isinstance(usage, dict) else None)
     return Chunk(None, data=data)

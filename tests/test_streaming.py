@@ -1,0 +1,153 @@
+"""How upstream streams reach the client: SSE decoding, one write per upstream read, odd chunks.
+
+The upstream here is an httpx.MockTransport whose body arrives in the reads the test chooses, and the
+gateway is driven at the ASGI level so each message it sends (each socket write, under a server) is seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from bifrost_asgi import GatewayConfig, create_app
+from bifrost_asgi._sse import SSEEvent, aiter_sse, aiter_sse_batches
+
+Obj = dict[str, Any]
+
+
+async def _reads(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def _batches(*parts: bytes) -> list[list[SSEEvent]]:
+    return [batch async for batch in aiter_sse_batches(_reads(*parts))]
+
+
+async def test_events_are_batched_by_the_read_that_completed_them() -> None:
+    batches = await _batches(b"data: 1\n\ndata: 2\n\nda", b"ta: 3\n\n", b": keep-alive\n\n", b"data: 4")
+    assert [[e.data for e in b] for b in batches] == [[b"1", b"2"], [b"3"], [b"4"]]
+
+
+async def test_sse_decoding_handles_names_crlf_and_multiline_data() -> None:
+    raw = b"event: response.created\r\ndata: {}\r\n\r\ndata: a\ndata: b\n\ndata:no-space\n\n"
+    events = [e async for e in aiter_sse(_reads(raw[:7], raw[7:]))]
+    assert [(e.event, e.data) for e in events] == [
+        ("response.created", b"{}"),
+        (None, b"a\nb"),
+        (None, b"no-space"),
+    ]
+
+
+def _chat_chunk(text: str) -> bytes:
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4o-mini", "choices": [
+        {"index": 0, "delta": {"content": text}, "finish_reason": None}
+    ]}  # fmt: skip
+    return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+
+USAGE = {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+USAGE_CHUNK = b"data: " + orjson.dumps({"id": "c1", "choices": [], "usage": USAGE}) + b"\n\n"
+
+
+def _gateway(reads: Sequence[bytes], provider: str = "openai") -> Any:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=_reads(*reads))
+
+    settings: Obj = {"keys": [{"value": "sk-up", "models": ["*"]}]}
+    if provider != "openai":
+        settings["network_config"] = {"base_url": "http://up.test"}
+    config = {"providers": {provider: settings}}
+    return create_app(GatewayConfig.from_dict(config), transport=httpx.MockTransport(handler))
+
+
+async def _call(app: Any, path: str, body: Obj) -> list[bytes]:
+    """The body messages the app sent, in order (the last one is the empty end of the response)."""
+    raw = orjson.dumps(body)
+    messages = [{"type": "http.request", "body": raw, "more_body": False}]
+    sent: list[Obj] = []
+
+    async def receive() -> Obj:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Obj) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"gw")],
+        "client": ("127.0.0.1", 1), "server": ("gw", 80),
+    }  # fmt: skip
+    await app.state.gateway.start()
+    try:
+        await app(scope, receive, send)
+    finally:
+        await app.state.gateway.aclose()
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200, sent
+    return [m["body"] for m in sent[1:]]
+
+
+def _data_lines(bodies: list[bytes]) -> list[bytes]:
+    return [b for body in bodies for b in body.split(b"\n\n") if b]
+
+
+async def test_events_of_one_upstream_read_leave_in_one_write() -> None:
+    reads = [
+        _chat_chunk("a") + _chat_chunk("b") + _chat_chunk("c"),
+        _chat_chunk("d") + USAGE_CHUNK,
+        b"data: [DONE]\n\n",
+    ]
+    bodies = await _call(_gateway(reads), "/v1/chat/completions", {
+        "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True
+    })  # fmt: skip
+    # Two upstream reads with events -> two writes, then [DONE] and the end of the body.
+    assert [body.count(b"data: ") for body in bodies] == [3, 2, 1, 0]
+    events = [orjson.loads(line[6:]) for line in _data_lines(bodies)[:-1]]
+    assert [e["extra_fields"]["chunk_index"] for e in events] == [0, 1, 2, 3, 4]
+    assert events[-1]["usage"]["cost"]["total_cost"] > 0  # the usage chunk is still priced
+
+
+async def test_translated_stream_keeps_one_write_per_upstream_read() -> None:
+    reads = [_chat_chunk("a") + _chat_chunk("b"), USAGE_CHUNK + b"data: [DONE]\n\n"]
+    bodies = await _call(_gateway(reads, provider="groq"), "/v1/responses", {
+        "model": "groq/llama-3.3-70b-versatile", "input": "hi", "stream": True
+    })  # fmt: skip
+    events = [line.split(b"\n", 1)[0].removeprefix(b"event: ") for line in _data_lines(bodies)]
+    assert events[:2] == [b"response.created", b"response.in_progress"]
+    assert events.count(b"response.output_text.delta") == 2
+    assert events[-1] == b"response.completed"
+    # created/in_progress, the two deltas (with the item and part they open), then the closing events.
+    assert len(bodies) == 4 and bodies[-1] == b""
+    deltas = [b for b in bodies if b.count(b"event: response.output_text.delta") == 2]
+    assert len(deltas) == 1
+
+
+async def test_a_usage_chunk_that_is_not_json_is_passed_on_not_a_500() -> None:
+    reads = [_chat_chunk("a"), b'data: {"usage":{broken\n\n', b"data: [DONE]\n\n"]
+    bodies = await _call(_gateway(reads), "/v1/chat/completions", {
+        "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True
+    })  # fmt: skip
+    lines = _data_lines(bodies)
+    assert lines[1] == b'data: {"usage":{broken' and lines[-1] == b"data: [DONE]"
+
+
+@pytest.mark.parametrize("kind", ["httpx", "aiohttp"])
+async def test_the_configured_connection_limit_reaches_the_pool(kind: str) -> None:
+    config = GatewayConfig.from_dict(
+        {"providers": {"mock": {}}, "http_transport": kind, "max_connections": 7}
+    )
+    app = create_app(config)
+    await app.state.gateway.start()
+    try:
+        pool = app.state.gateway.transport
+        if kind == "aiohttp":
+            assert pool.limits.max_connections == 7 and pool.limits.keepalive_expiry == 30.0
+        else:
+            assert pool._pool._max_connections == 7 and pool._pool._keepalive_expiry == 30.0
+    finally:
+        await app.state.gateway.aclose()
