@@ -72,6 +72,45 @@ class _Models:
         await handle_list_models(self.gw, scope, receive, send)
 
 
+class _GatewayApp(Starlette):
+    """Starlette, with the raw ASGI endpoints (inference, count tokens, models, /anthropic) found by one
+    dict lookup on method and path.
+
+    Those endpoints answer every error in Bifrost's shape themselves, so Starlette's two error
+    middlewares and its regex routing add nothing to them but a cost per request and per ASGI send
+    (~5% of a request; BENCHMARKS.md). Everything else, and every request once a middleware has been
+    added to this app, takes Starlette's own path.
+    """
+
+    def __init__(self, *, routes: list[BaseRoute], **kwargs: Any) -> None:
+        super().__init__(routes=routes, **kwargs)
+        self._direct: dict[tuple[str, str], Handler] = {
+            (method, route.path): route.app
+            for route in routes
+            if isinstance(route, Route) and route.app is route.endpoint and not route.param_convertors
+            for method in route.methods or ()
+            if method != "HEAD"
+        }
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self.user_middleware:
+            endpoint = self._direct.get((scope["method"], _route_path(scope)))
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _route_path(scope: Any) -> str:
+    """The path relative to where this app is mounted (what Starlette's router matches on)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
 def _routes(gw: Gateway) -> list[BaseRoute]:
     routes: list[BaseRoute] = []
     for integration in (None, *INTEGRATION_PREFIXES):
@@ -121,7 +160,7 @@ def create_app(
 
     >>> app.mount("/ai", create_app(GatewayConfig.from_file("config.json")))
 
-    The app owns one pooled upstream client, opened on lifespan startup (or on the first request when
+    The app owns one pooled upstream transport, opened on lifespan startup (or on the first request when
     the host does not forward lifespan events to mounted apps) and closed on shutdown. ``transport``
     replaces the network, for tests (``httpx.MockTransport``). Framework adapters pass the host's
     ``owner_directory`` (are a key owner's account and its keys still usable?) and may inject their own
@@ -157,7 +196,7 @@ def create_app(
         closed = gw.governance.tokens is not None or gw.owners is not None
         routes += admin_routes(admin_backend, auth=gov_cfg.auth_config, other_admin_auth=closed)
         routes += self_service_routes(admin_backend)
-    app = Starlette(
+    app = _GatewayApp(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={404: _http_error, 405: _http_error, 500: _http_error},

@@ -10,7 +10,9 @@ Everything else is a small collaborator called from here: providers, the resolve
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import random
 import time
 import uuid
@@ -197,8 +199,30 @@ def read_headers(req: Request, scope: Scope) -> None:
         elif name in _VK_HEADER_NAMES:
             _read_credential(req, name, value)
     if not req.request_id:
-        req.request_id = str(uuid.uuid4())
+        req.request_id = new_request_id()
     req.principal = scope.get(PRINCIPAL_SCOPE_KEY)
+
+
+# Request ids: a random per-process prefix and a counter, in UUID form. uuid4() per request costs an
+# os.urandom call (~2% of a count_tokens request); an id needs to be unique, not unguessable.
+_ids = itertools.count()
+_id_prefix = ""
+
+
+def _new_id_prefix() -> None:
+    global _id_prefix, _ids
+    hex_ = uuid.uuid4().hex
+    _id_prefix = f"{hex_[:8]}-{hex_[8:12]}-{hex_[12:16]}-"
+    _ids = itertools.count()
+
+
+_new_id_prefix()
+os.register_at_fork(after_in_child=_new_id_prefix)  # forked workers must not repeat the parent's ids
+
+
+def new_request_id() -> str:
+    n = next(_ids)
+    return f"{_id_prefix}{(n >> 48) & 0xFFFF:04x}-{n & 0xFFFFFFFFFFFF:012x}"
 
 
 def _read_credential(req: Request, name: bytes, value: bytes) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import openai
@@ -65,3 +66,61 @@ async def test_body_over_the_limit_is_413() -> None:
     assert big.status_code == 413
     assert big.json()["error"]["type"] == "request_too_large"
     assert small.status_code == 200
+
+
+async def test_a_middleware_added_to_the_gateway_app_sees_inference_requests() -> None:
+    app = create_app(GatewayConfig.from_dict(MOCK))
+    seen: list[str] = []
+
+    class Tap:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                seen.append(scope["path"])
+            await self.inner(scope, receive, send)
+
+    app.add_middleware(Tap)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as h:
+        r = await h.post(
+            "/v1/chat/completions", json={"model": "mock/x", "messages": [{"role": "user", "content": "hi"}]}
+        )
+    assert r.status_code == 200
+    assert seen == ["/v1/chat/completions"]
+
+
+async def test_paths_resolve_relative_to_the_mount_point() -> None:
+    host = Starlette(routes=[Mount("/ai", app=create_app(GatewayConfig.from_dict(MOCK)))])
+    body = {"model": "mock/x", "messages": [{"role": "user", "content": "hi"}]}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=host), base_url="http://t") as h:
+        mounted = await h.post("/ai/v1/chat/completions", json=body)
+        unmounted = await h.post("/v1/chat/completions", json=body)
+        lookalike = await h.post("/aiv1/chat/completions", json=body)
+        wrong_method = await h.get("/ai/v1/chat/completions")
+    assert mounted.status_code == 200 and mounted.json()["choices"][0]["message"]["content"].startswith(
+        "[mock]"
+    )
+    assert unmounted.status_code == 404 and lookalike.status_code == 404
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"]["message"].startswith(
+        "Method Not Allowed"
+    )
+
+
+async def test_request_ids_are_unique_and_differ_between_processes() -> None:
+    import multiprocessing
+
+    from bifrost_asgi._pipeline import new_request_id
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:  # the child is forked here, with this process's id state
+        ours = {new_request_id() for _ in range(1000)}
+        forked = set(pool.apply(_ids_in_child))
+    assert len(ours) == 1000 and len(forked) == 1000
+    assert not ours & forked
+
+
+def _ids_in_child() -> list[str]:
+    from bifrost_asgi._pipeline import new_request_id
+
+    return [new_request_id() for _ in range(1000)]
