@@ -84,21 +84,32 @@ async def stream_until_disconnect(
 
     A disconnect is noticed even while the upstream is idle (ASGI ``http.disconnect``); the pump is then
     cancelled, and ``upstream`` (the provider's chunk iterator) is always closed, which closes its
-    connection.
+    connection. The pump runs in the calling task and one watcher task cancels it: a second task and
+    ``asyncio.wait`` cost ~20 µs per stream.
     """
     try:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        pumping = asyncio.ensure_future(pump())
-        watch = asyncio.ensure_future(wait_disconnect(receive))
+        task = asyncio.current_task()
+        assert task is not None
+        gone = False
+
+        async def watch() -> None:
+            nonlocal gone
+            await wait_disconnect(receive)
+            gone = True
+            task.cancel()
+
+        watcher = asyncio.ensure_future(watch())
         try:
-            await asyncio.wait((pumping, watch), return_when=asyncio.FIRST_COMPLETED)
+            await pump()
+        except asyncio.CancelledError:
+            if not gone:
+                raise  # cancelled from outside (server shutdown): not ours to swallow
+            task.uncancel()
+        except OSError:
+            pass  # the client went away mid-write (servers of ASGI spec 2.4 raise on send)
         finally:
-            for task in (pumping, watch):
-                task.cancel()
-            with suppress(asyncio.CancelledError, OSError):
-                await pumping
-            with suppress(asyncio.CancelledError):
-                await watch
+            watcher.cancel()
     finally:
         aclose = getattr(upstream, "aclose", None)
         if aclose is not None:

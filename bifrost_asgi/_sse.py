@@ -67,6 +67,8 @@ async def aiter_sse(chunks: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
 
 
 def _parse_block(block: bytes) -> SSEEvent | None:
+    if block[:6] == b"data: " and b"\n" not in block:  # the common shape: one data line, no name
+        return SSEEvent(None, block[6:])
     name: str | None = None
     data: list[bytes] = []
     for line in block.split(b"\n"):

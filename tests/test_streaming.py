@@ -6,6 +6,7 @@ gateway is driven at the ASGI level so each message it sends (each socket write,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
+from bifrost_asgi._asgi import stream_until_disconnect
 from bifrost_asgi._sse import SSEEvent, aiter_sse, aiter_sse_batches
 
 Obj = dict[str, Any]
@@ -151,3 +153,54 @@ async def test_the_configured_connection_limit_reaches_the_pool(kind: str) -> No
             assert pool._pool._max_connections == 7 and pool._pool._keepalive_expiry == 30.0
     finally:
         await app.state.gateway.aclose()
+
+
+class _Upstream:
+    closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+async def test_a_disconnect_while_the_upstream_is_idle_cancels_the_pump() -> None:
+    disconnect = asyncio.Event()
+    started: list[bool] = []
+    upstream = _Upstream()
+
+    async def receive() -> Obj:
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: Obj) -> None:
+        pass
+
+    async def idle_pump() -> None:
+        started.append(True)
+        disconnect.set()  # the client leaves while the upstream has nothing to say
+        await asyncio.sleep(3600)
+
+    await asyncio.wait_for(stream_until_disconnect(send, receive, [], idle_pump, upstream), timeout=5)
+    assert started and upstream.closed
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0  # the cancellation was ours and is spent
+
+
+async def test_a_cancellation_from_outside_is_not_swallowed() -> None:
+    upstream = _Upstream()
+
+    async def receive() -> Obj:
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def send(message: Obj) -> None:
+        pass
+
+    async def pump() -> None:
+        await asyncio.sleep(3600)
+
+    task = asyncio.ensure_future(stream_until_disconnect(send, receive, [], pump, upstream))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert upstream.closed
