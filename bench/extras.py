@@ -4,9 +4,11 @@
 
 Token counting: requests per second to ``/v1/responses/input_tokens`` for a ~2 KB and a ~170 KB input
 (wrk, c=16, tokens returned), side by side with raw in-process tiktoken on the same text — the
-baseline measured in the same run. Governance: chat completions against the mock provider with no
-governance, then with a virtual key and a rate limit + budget on the memory, SQLite and Redis counter
-stores (c=16), reported as ratios against the ungoverned gateway.
+baseline measured in the same run, on one core. The gateway is measured twice: pinned to CPU 0 with wrk
+on CPU 1 (per core: the fair comparison with the one-core baseline), and unpinned (the whole machine).
+Governance: chat completions against the mock provider with no governance, then with a virtual key and
+a rate limit + budget on the memory, SQLite and Redis counter stores (c=16), reported as ratios against
+the ungoverned gateway.
 
 Prints Markdown tables and writes bench/results/extras-<time>.json.
 """
@@ -28,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _procs import Server, free_port, serving  # noqa: E402
+from _procs import Server, free_port, pinned, serving  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "bench" / "wrk_post.lua"
@@ -44,7 +46,12 @@ def text_of(size: int) -> str:
 
 
 def wrk(
-    url: str, body: bytes, concurrency: int, seconds: float, headers: dict[str, str] | None = None
+    url: str,
+    body: bytes,
+    concurrency: int,
+    seconds: float,
+    headers: dict[str, str] | None = None,
+    cpus: set[int] | None = None,
 ) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("wb", suffix=".json", delete=False) as f:
         f.write(body)
@@ -53,7 +60,9 @@ def wrk(
     for name, value in (headers or {}).items():
         argv[1:1] = ["-H", f"{name}: {value}"]
     try:
-        out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            argv, env=env, capture_output=True, text=True, check=True, preexec_fn=pinned(cpus)
+        ).stdout
     finally:
         os.unlink(f.name)
     line = next(ln for ln in out.splitlines() if ln.startswith("BENCH_JSON "))
@@ -62,23 +71,29 @@ def wrk(
     return result
 
 
-def raw_tiktoken_rate(text: str, seconds: float, with_strings: bool) -> float:
-    """Encodes per second of the same text, in this process on one core: the baseline."""
+def raw_tiktoken_rate(text: str, seconds: float, with_strings: bool, cpu: int | None) -> float:
+    """Encodes per second of the same text, in this process on one core (``cpu``): the baseline."""
     from bifrost_asgi._tokenizer import get_encoding, token_strings
 
-    enc = get_encoding("o200k_base")
-    enc.encode_ordinary(text)
-    n, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        tokens = enc.encode_ordinary(text)
-        if with_strings:
-            token_strings(enc, tokens)
-        n += 1
-    return n / (time.perf_counter() - start)
+    before = os.sched_getaffinity(0)
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
+    try:
+        enc = get_encoding("o200k_base")
+        enc.encode_ordinary(text)
+        n, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            tokens = enc.encode_ordinary(text)
+            if with_strings:
+                token_strings(enc, tokens)
+            n += 1
+        return n / (time.perf_counter() - start)
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 @contextmanager
-def gateway(config: dict[str, Any], log_dir: Path) -> Iterator[Server]:
+def gateway(config: dict[str, Any], log_dir: Path, cpus: set[int] | None = None) -> Iterator[Server]:
     path = log_dir / f"config-{time.monotonic_ns()}.json"
     path.write_text(json.dumps(config))
     port = free_port()
@@ -94,7 +109,8 @@ def gateway(config: dict[str, Any], log_dir: Path) -> Iterator[Server]:
         "--log-level",
         "warning",
     ]
-    with serving("gateway", argv, port, log_dir, env={**os.environ, "PYTHONPATH": str(ROOT)}) as server:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with serving("gateway", argv, port, log_dir, cpus=cpus, env=env) as server:
         yield server
 
 
@@ -104,27 +120,34 @@ def count_tokens(log_dir: Path, seconds: float) -> list[dict[str, Any]]:
             "openai": {"keys": [{"value": "sk-unused"}], "network_config": {"base_url": "http://127.0.0.1:9"}}
         }
     }
+    two_cpus = len(os.sched_getaffinity(0)) >= 2
+    layouts: list[tuple[str, set[int] | None, set[int] | None]] = [("whole machine", None, None)]
+    if two_cpus:
+        layouts.insert(0, ("one core", {0}, {1}))  # gateway on CPU 0, wrk on CPU 1
     rows = []
-    with gateway(config, log_dir) as gw:
-        for label, size in (("~2 KB", 2_000), ("~170 KB", 170_000)):
-            text = text_of(size)
-            body = json.dumps({"model": "openai/gpt-4o", "input": text}).encode()
-            url = gw.base_url + "/v1/responses/input_tokens"
-            wrk(url, body, 4, 1)  # warm-up: encodings loaded, connections open
-            served = wrk(url, body, 16, seconds)
-            raw = raw_tiktoken_rate(text, seconds, with_strings=True)
-            raw_count = raw_tiktoken_rate(text, seconds, with_strings=False)
-            rows.append(
-                {
-                    "input": label,
-                    "bytes": len(body),
-                    "gateway_rps": served["rps"],
-                    "p50_ms": served["latency_us"]["p50"] / 1000,
-                    "raw_tiktoken_with_strings_rps": raw,
-                    "raw_tiktoken_encode_only_rps": raw_count,
-                    "errors": served["errors"],
-                }
-            )
+    for layout, gw_cpus, wrk_cpus in layouts:
+        with gateway(config, log_dir, gw_cpus) as gw:
+            for label, size in (("~2 KB", 2_000), ("~170 KB", 170_000)):
+                text = text_of(size)
+                body = json.dumps({"model": "openai/gpt-4o", "input": text}).encode()
+                url = gw.base_url + "/v1/responses/input_tokens"
+                wrk(url, body, 4, 1, cpus=wrk_cpus)  # warm-up: encodings loaded, connections open
+                served = wrk(url, body, 16, seconds, cpus=wrk_cpus)
+                cpu = 0 if two_cpus else None
+                raw = raw_tiktoken_rate(text, seconds, with_strings=True, cpu=cpu)
+                raw_count = raw_tiktoken_rate(text, seconds, with_strings=False, cpu=cpu)
+                rows.append(
+                    {
+                        "input": label,
+                        "layout": layout,
+                        "bytes": len(body),
+                        "gateway_rps": served["rps"],
+                        "p50_ms": served["latency_us"]["p50"] / 1000,
+                        "raw_tiktoken_with_strings_rps": raw,
+                        "raw_tiktoken_encode_only_rps": raw_count,
+                        "errors": served["errors"],
+                    }
+                )
     return rows
 
 
@@ -190,14 +213,14 @@ def markdown(tokens: list[dict[str, Any]], gov: list[dict[str, Any]]) -> str:
     lines = [
         "### Token counting (`/v1/responses/input_tokens`, c=16, tokens and token_strings returned)",
         "",
-        "| input | gateway RPS | p50 ms | raw tiktoken encode+strings /s (1 core) | ratio "
+        "| input | gateway on | gateway RPS | p50 ms | raw tiktoken encode+strings /s (1 core) | ratio "
         "| raw encode-only /s |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in tokens:
         ratio = r["gateway_rps"] / r["raw_tiktoken_with_strings_rps"]
         lines.append(
-            f"| {r['input']} | {r['gateway_rps']:.0f} | {r['p50_ms']:.2f} | "
+            f"| {r['input']} | {r['layout']} | {r['gateway_rps']:.0f} | {r['p50_ms']:.2f} | "
             f"{r['raw_tiktoken_with_strings_rps']:.0f} | {ratio:.2f}× "
             f"| {r['raw_tiktoken_encode_only_rps']:.0f} |"
         )

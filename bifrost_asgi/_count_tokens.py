@@ -17,9 +17,12 @@ point runs the second phase in a worker thread when the text is long enough to b
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import concurrent.futures
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +37,7 @@ from ._tokenizer import (
     get_encoding,
     is_loaded,
     normalise_model,
+    thread_encoding,
     token_strings,
 )
 
@@ -134,6 +138,31 @@ _KNOWN_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "f
 _ROLE_TOKENS: dict[tuple[str, str], int] = {}
 
 
+_POOL: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+# At most this many threads encode large inputs at once. More threads than CPUs only switch between
+# each other (measured: 16 concurrent 170 KB requests on one CPU, 52-59 RPS with a thread each, 83-90 RPS
+# with one); each also holds its own twin of the encoding (~40 MB for o200k_base), hence the cap.
+MAX_TOKENIZER_THREADS = 4
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """The threads that encode large inputs, created on first use."""
+    global _POOL
+    if _POOL is None:
+        _POOL = concurrent.futures.ThreadPoolExecutor(
+            max_workers=min(_usable_cpus(), MAX_TOKENIZER_THREADS), thread_name_prefix="bifrost-tokenize"
+        )
+    return _POOL
+
+
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):  # Linux: honours taskset and container CPU sets
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
 @dataclass(slots=True)
 class TokenCount:
     """The input-token count of one request.
@@ -187,7 +216,9 @@ async def count_request_tokens_async(
     collector = _collect(body, model, enc)
     if collector.text_chars() < THREAD_THRESHOLD_CHARS:
         return _encode(collector, exact, return_tokens)
-    return await anyio.to_thread.run_sync(_encode, collector, exact, return_tokens)
+    return await asyncio.get_running_loop().run_in_executor(
+        _pool(), _encode, collector, exact, return_tokens, True
+    )
 
 
 def _collect(body: Mapping[str, Any], model: str, enc: tiktoken.Encoding) -> _Collector:
@@ -198,14 +229,14 @@ def _collect(body: Mapping[str, Any], model: str, enc: tiktoken.Encoding) -> _Co
     return collector
 
 
-def _encode(collector: _Collector, exact: bool, return_tokens: bool) -> TokenCount:
-    encode = collector.enc.encode_ordinary
+def _encode(collector: _Collector, exact: bool, return_tokens: bool, in_worker: bool = False) -> TokenCount:
+    # A worker thread encodes with its own twin of the encoding (see _tokenizer.thread_encoding).
+    encode = (thread_encoding(collector.enc) if in_worker else collector.enc).encode_ordinary
     tokens: list[int] | None = None
     strings: list[str] | None = None
     if return_tokens:
-        tokens = []
-        for text in collector.texts:
-            tokens.extend(encode(text))
+        texts = collector.texts
+        tokens = encode(texts[0]) if len(texts) == 1 else [t for text in texts for t in encode(text)]
         strings = token_strings(collector.enc, tokens)
         text_tokens = len(tokens)
     else:

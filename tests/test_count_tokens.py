@@ -6,15 +6,15 @@ import base64
 import io
 import math
 import struct
+import threading
 import wave
 import zlib
 from collections.abc import Callable
 from typing import Any
 
-import anyio.to_thread
 import pytest
 
-from bifrost_asgi import _count_tokens
+from bifrost_asgi import _count_tokens, _tokenizer
 from bifrost_asgi._count_tokens import (
     ENUM_INIT,
     ENUM_ITEM,
@@ -745,14 +745,20 @@ def test_a_body_that_is_not_an_object_is_a_400() -> None:
 
 @pytest.fixture
 def thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the loading and encoding functions that ran off the event loop's thread."""
     calls: list[str] = []
-    real = anyio.to_thread.run_sync
+    loop_thread = threading.current_thread()
 
-    async def spy(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        calls.append(func.__name__)
-        return await real(func, *args, **kwargs)
+    def spying(func: Callable[..., Any]) -> Callable[..., Any]:
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is not loop_thread:
+                calls.append(func.__name__)
+            return func(*args, **kwargs)
 
-    monkeypatch.setattr(anyio.to_thread, "run_sync", spy)
+        return spy
+
+    monkeypatch.setattr(_count_tokens, "_encode", spying(_count_tokens._encode))
+    monkeypatch.setattr(_count_tokens, "get_encoding", spying(_tokenizer.get_encoding))
     return calls
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import os
 import shutil
@@ -27,6 +28,8 @@ from bifrost_asgi._tokenizer import (
     EncodingRegistry,
     TokenizerError,
     encoding_for_model,
+    get_encoding,
+    thread_encoding,
     token_strings,
 )
 
@@ -362,3 +365,23 @@ def test_loads_in_a_fresh_process_with_sockets_denied(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_a_worker_thread_gets_its_own_twin_that_encodes_identically() -> None:
+    enc = get_encoding("o200k_base")
+    text = "Größe, 東京 and emoji 🚀 " * 50
+    seen: list[tiktoken.Encoding] = []
+
+    def work() -> list[int]:
+        twin = thread_encoding(enc)
+        seen.extend([twin, thread_encoding(enc)])
+        return twin.encode_ordinary(text)
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        tokens = pool.submit(work).result()
+    assert seen[0] is not enc and seen[0] is seen[1]  # built once per thread, then reused
+    assert tokens == enc.encode_ordinary(text)
+    assert seen[0].name == enc.name and seen[0].n_vocab == enc.n_vocab
+    ranks = {bytes([i]): i for i in range(256)}
+    foreign = tiktoken.Encoding("tiny", pat_str=r"\S+|\s+", mergeable_ranks=ranks, special_tokens={})
+    assert thread_encoding(foreign) is foreign

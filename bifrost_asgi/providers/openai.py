@@ -201,7 +201,11 @@ def _classify(event: str | None, data: bytes, op: Op) -> Chunk:
             usage = response.get("usage") if isinstance(response, dict) else None
             return Chunk(event, obj=obj, usage=usage if isinstance(usage, dict) else None)
         return Chunk(event, data=data)
-    if b'"usage"' in data and (b'"usage":{' in data or b'"usage": {' in data) and (obj := object_or_none(data)) is not None:
+    if (
+        b'"usage"' in data
+        and (b'"usage":{' in data or b'"usage": {' in data)
+        and (obj := object_or_none(data)) is not None
+    ):
         usage = obj.get("usage")
         return Chunk(None, obj=obj, usage=usage if isinstance(usage, dict) else None)
     return Chunk(None, data=data)
