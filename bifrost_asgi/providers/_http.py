@@ -19,12 +19,11 @@ __all__ = [
     "TRANSPORT_ERRORS",
     "URL",
     "forwarded_headers",
-    "get",
     "loads_object",
     "map_transport_error",
     "object_or_none",
     "open_stream",
-    "post",
+    "request",
     "upstream_error",
 ]
 
@@ -158,17 +157,18 @@ async def _start(
     return await transport.handle_async_request(request)
 
 
-async def _exchange(
+async def request(
     transport: httpx.AsyncBaseTransport,
-    method: str,
     url: URL,
     content: bytes | None,
     headers: Mapping[str, str],
     *,
     provider: str,
     timeout: float,
-    error: ErrorMapper,
+    error: ErrorMapper = upstream_error,
+    method: str = "POST",
 ) -> httpx.Response:
+    """Send a request and read the answer; transport failures and error statuses become BifrostErrors."""
     try:
         resp = await _start(transport, method, url, content, headers, timeout)
         try:
@@ -180,37 +180,6 @@ async def _exchange(
     if resp.status_code >= 400:
         raise error(resp.status_code, resp.content, provider)
     return resp
-
-
-async def post(
-    transport: httpx.AsyncBaseTransport,
-    url: URL,
-    content: bytes,
-    headers: Mapping[str, str],
-    *,
-    provider: str,
-    timeout: float,
-    error: ErrorMapper = upstream_error,
-) -> httpx.Response:
-    """POST and read the answer; transport failures and error statuses become BifrostErrors."""
-    return await _exchange(
-        transport, "POST", url, content, headers, provider=provider, timeout=timeout, error=error
-    )
-
-
-async def get(
-    transport: httpx.AsyncBaseTransport,
-    url: URL,
-    headers: Mapping[str, str],
-    *,
-    provider: str,
-    timeout: float,
-    error: ErrorMapper = upstream_error,
-) -> httpx.Response:
-    """GET and read the answer, with the same error mapping as `post`."""
-    return await _exchange(
-        transport, "GET", url, None, headers, provider=provider, timeout=timeout, error=error
-    )
 
 
 async def open_stream(

@@ -43,7 +43,7 @@ from ._http import (
     loads_object,
     map_transport_error,
     open_stream,
-    post,
+    request,
     upstream_error,
 )
 
@@ -105,7 +105,7 @@ class AnthropicProvider:
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         url, content = self._request(call, stream=False)
         headers = self._headers(call, key)
-        resp = await post(self._transport, url, content, headers, provider=self.name, timeout=call.timeout)
+        resp = await request(self._transport, url, content, headers, provider=self.name, timeout=call.timeout)
         answer = _answer(call, loads_object(resp.content, self.name), self.name)
         return Reply(answer, _forwarded(resp.headers), content, resp.content)
 

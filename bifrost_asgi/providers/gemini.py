@@ -36,7 +36,15 @@ from bifrost_asgi.translate._gemini import (
 )
 
 from ._base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply
-from ._http import TRANSPORT_ERRORS, URL, loads_object, map_transport_error, open_stream, post, upstream_error
+from ._http import (
+    TRANSPORT_ERRORS,
+    URL,
+    loads_object,
+    map_transport_error,
+    open_stream,
+    request,
+    upstream_error,
+)
 
 __all__ = ["GeminiProvider"]
 
@@ -105,7 +113,7 @@ class GeminiProvider:
 
     async def _post(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
         headers = self._headers(call, key)
-        return await post(
+        return await request(
             self._transport,
             url,
             content,

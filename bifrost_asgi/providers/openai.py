@@ -25,12 +25,11 @@ from ._http import (
     TRANSPORT_ERRORS,
     URL,
     forwarded_headers,
-    get,
     loads_object,
     map_transport_error,
     object_or_none,
     open_stream,
-    post,
+    request,
 )
 
 __all__ = ["OpenAICompatProvider", "OpenAIProvider"]
@@ -92,7 +91,7 @@ class OpenAIProvider:
     async def _post(
         self, url: URL, content: bytes, headers: dict[str, str], timeout: float
     ) -> httpx.Response:
-        return await post(self._transport, url, content, headers, provider=self.name, timeout=timeout)
+        return await request(self._transport, url, content, headers, provider=self.name, timeout=timeout)
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         content = self._body(call)
@@ -130,7 +129,15 @@ class OpenAIProvider:
 
     async def list_models(self, key: KeyConfig | None, timeout: float) -> list[dict[str, Any]]:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
-        resp = await get(self._transport, self._models_url, headers, provider=self.name, timeout=timeout)
+        resp = await request(
+            self._transport,
+            self._models_url,
+            None,
+            headers,
+            provider=self.name,
+            timeout=timeout,
+            method="GET",
+        )
         data = loads_object(resp.content, self.name).get("data")
         return [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
 
