@@ -24,6 +24,8 @@ import httpx
 import orjson
 import pytest
 
+from tests._procs import die_with_test_run
+
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
 _SCRUBBED = ("BIFROST_", "OPENAI_", "ANTHROPIC_", "DJTEST_")
@@ -173,6 +175,7 @@ def start_site(server: str, database: Database, upstream: str, log_dir: Path, **
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_test_run,
         )
     site = Site(f"http://127.0.0.1:{port}", server, database, process, log)
     try:

@@ -32,6 +32,7 @@ import openai  # noqa: E402
 import orjson  # noqa: E402
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server  # noqa: E402
 
+from tests._procs import die_with_test_run  # noqa: E402
 from tests.contrib_flask.hostapp import UserTable, create_app  # noqa: E402
 from tests.schemas import assert_valid, bifrost_error_validator  # noqa: E402
 from tests.upstream import ANSWER, Upstream  # noqa: E402
@@ -76,7 +77,9 @@ def _gunicorn(upstream_url: str, data_dir: Path) -> Iterator[str]:
            "tests.contrib_flask.hostapp:create_app()"]  # fmt: skip
     log_path = data_dir / "gunicorn.log"
     log = log_path.open("wb")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_test_run
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         _wait_until_up(url, lambda: proc.poll() is None, log_path)

@@ -22,6 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests._procs import die_with_test_run
+
 KEY = "sk-bf-" + "m" * 43
 
 
@@ -59,7 +61,7 @@ def _serve(config: Path, workers: int) -> Iterator[str]:
     port = _free_port()
     cmd = [sys.executable, "-m", "bifrost_asgi", "serve", "--config", str(config), "--port", str(port),
            "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=config.parent, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=config.parent, start_new_session=True, preexec_fn=die_with_test_run)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
