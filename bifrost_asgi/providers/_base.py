@@ -9,7 +9,17 @@ from typing import Any, Protocol
 
 from bifrost_asgi._config import KeyConfig
 
-__all__ = ["GATEWAY_FIELDS", "Call", "Chunk", "ChunkStream", "Op", "Provider", "Reply"]
+__all__ = [
+    "GATEWAY_FIELDS",
+    "Call",
+    "Chunk",
+    "ChunkStream",
+    "Op",
+    "Provider",
+    "Reply",
+    "aclose_stream",
+    "client_body",
+]
 
 # Body fields only the gateway understands; stripped before a body goes upstream (OpenAI rejects
 # unknown parameters).
@@ -77,6 +87,18 @@ class Chunk:
 # one upstream read, or everything one upstream event translates into); the pipeline writes a batch with
 # one send. One socket write per event was the largest cost of a stream (BENCHMARKS.md).
 ChunkStream = AsyncIterator[list[Chunk]]
+
+
+def client_body(call: Call) -> dict[str, Any]:
+    """The client's body without the gateway-only fields: what a translator or upstream may see."""
+    return {k: v for k, v in call.body.items() if k not in GATEWAY_FIELDS}
+
+
+async def aclose_stream(it: AsyncIterator[Any]) -> None:
+    """Close a wrapped stream (and so its upstream connection) when it is an async generator."""
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
 
 
 class Provider(Protocol):

@@ -35,7 +35,7 @@ from bifrost_asgi.translate import (
     text_to_messages_request,
 )
 
-from ._base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply
+from ._base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply, aclose_stream
 from ._http import (
     TRANSPORT_ERRORS,
     URL,
@@ -71,8 +71,9 @@ class AnthropicProvider:
         self.name = name
         self._config = config
         self._transport = transport
-        self._messages_url = base_url + "/v1/messages"
-        self._count_url = base_url + "/v1/messages/count_tokens"
+        # Parsed once: the hot path hands these to httpx as they are.
+        self._messages_url = httpx.URL(base_url + "/v1/messages")
+        self._count_url = httpx.URL(base_url + "/v1/messages/count_tokens")
         extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
         base = {
             "content-type": "application/json",
@@ -93,7 +94,7 @@ class AnthropicProvider:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
         return {**headers, **call.headers} if call.headers else headers
 
-    def _request(self, call: Call, *, stream: bool) -> tuple[str, bytes]:
+    def _request(self, call: Call, *, stream: bool) -> tuple[httpx.URL, bytes]:
         """The upstream URL and body for a call."""
         body = {k: v for k, v in call.body.items() if k not in _STRIPPED}
         url = self._count_url if call.op is Op.COUNT_TOKENS else self._messages_url
@@ -192,7 +193,7 @@ async def _native_chunks(events: AsyncIterator[SSEEvent]) -> ChunkStream:
         async for ev in events:
             yield [Chunk(ev.event, data=ev.data)]
     finally:
-        await _aclose(events)
+        await aclose_stream(events)
 
 
 async def _responses_chunks(events: AsyncIterator[SSEEvent], call: Call) -> ChunkStream:
@@ -206,7 +207,7 @@ async def _responses_chunks(events: AsyncIterator[SSEEvent], call: Call) -> Chun
         if batch := [_responses_chunk(event) for event in conv.finish()]:
             yield batch
     finally:
-        await _aclose(events)
+        await aclose_stream(events)
 
 
 def _responses_chunk(event: dict[str, Any]) -> Chunk:
@@ -223,18 +224,12 @@ async def _chat_chunks(events: AsyncIterator[SSEEvent], call: Call) -> ChunkStre
         if batch := [_chat_chunk(chunk) for chunk in conv.finish()]:
             yield batch
     finally:
-        await _aclose(events)
+        await aclose_stream(events)
 
 
 def _chat_chunk(chunk: dict[str, Any]) -> Chunk:
     usage = chunk.get("usage")
     return Chunk(None, obj=chunk, usage=usage if isinstance(usage, dict) else None)
-
-
-async def _aclose(it: AsyncIterator[Any]) -> None:
-    aclose = getattr(it, "aclose", None)
-    if aclose is not None:
-        await aclose()
 
 
 def _event_type(data: bytes) -> str | None:

@@ -35,7 +35,7 @@ from bifrost_asgi.translate._gemini import (
     text_to_gemini_request,
 )
 
-from ._base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply
+from ._base import Call, Chunk, ChunkStream, Op, Reply, client_body
 from ._http import (
     TRANSPORT_ERRORS,
     URL,
@@ -103,7 +103,7 @@ class GeminiProvider:
         return Reply(_answer(call, upstream), _forwarded(resp.headers), content, resp.content)
 
     async def _count_tokens(self, call: Call, key: KeyConfig | None) -> Reply:
-        request = count_tokens_request(_client_body(call), call.model)
+        request = count_tokens_request(client_body(call), call.model)
         if request is None:  # nothing to count: no need to ask
             return Reply({"input_tokens": 0, "input_tokens_details": {"cached_read_tokens": 0}})
         content = orjson.dumps(request)
@@ -158,12 +158,8 @@ class GeminiProvider:
         return obj
 
 
-def _client_body(call: Call) -> dict[str, Any]:
-    return {k: v for k, v in call.body.items() if k not in GATEWAY_FIELDS}
-
-
 def _request(call: Call) -> dict[str, Any]:
-    body = _client_body(call)
+    body = client_body(call)
     if call.op is Op.RESPONSES:
         return responses_to_gemini_request(body, call.model)
     if call.op is Op.CHAT:
