@@ -48,8 +48,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "keys":
         return run_keys(args)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    # httpx logs one INFO line per upstream call: measured at 18% of throughput (BENCHMARKS.md).
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         config = _load(args.config)  # validate once up front: a bad config fails before any worker starts
     except ConfigError as exc:

@@ -26,10 +26,11 @@ class ThreadConnections:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=10000")
             self._local.conn = conn
-        with self._schema_lock:
-            if not self._ready:
-                conn.executescript(self._schema)
-                self._ready = True
+        if not self._ready:  # checked again under the lock: only the first caller creates the schema
+            with self._schema_lock:
+                if not self._ready:
+                    conn.executescript(self._schema)
+                    self._ready = True
         return conn
 
     def close_current(self) -> None:
