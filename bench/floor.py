@@ -25,6 +25,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from upstream import read_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -129,7 +130,7 @@ class RawFloor:
 
     async def _forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert self.client is not None  # the lifespan opened it
-        body = await _read_body(receive)
+        body = await read_body(receive)
         request = self.client.build_request(
             "POST", self.upstream + scope["path"], content=body, headers=FORWARD_HEADERS
         )
@@ -148,15 +149,6 @@ class RawFloor:
             await send({"type": "http.response.body", "body": content})
         finally:
             await resp.aclose()
-
-
-async def _read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    while message.get("more_body"):
-        message = await receive()
-        body += message.get("body", b"")
-    return body
 
 
 def main() -> None:

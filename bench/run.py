@@ -219,8 +219,7 @@ def _run_json(argv: list[str], cpus: set[int] | None, env: dict[str, str] | None
         argv, capture_output=True, text=True, env=env, preexec_fn=pinned(cpus), timeout=600, check=False
     )
     for line in done.stdout.splitlines():
-        if line.startswith("BENCH_JSON "):
-            line = line.removeprefix("BENCH_JSON ")
+        line = line.removeprefix("BENCH_JSON ")
         if line.startswith("{"):
             result: dict[str, Any] = json.loads(line)
             return result

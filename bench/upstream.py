@@ -273,7 +273,7 @@ _NOT_FOUND = ({"type": "http.response.start", "status": 404, "headers": [(b"cont
 # -- the app ----------------------------------------------------------------------------------------
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
     message = await receive()
     body: bytes = message.get("body", b"")
     while message.get("more_body"):
@@ -295,31 +295,13 @@ async def app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> 
         await send(start)
         await send(body)
         return
-    if _wants_stream(await _read_body(receive)):
+    if _wants_stream(await read_body(receive)):
         await send(canned.stream_start)
         for frame in canned.stream_frames:
             await send(frame)
     else:
         await send(canned.json_start)
         await send(canned.json_body)
-
-
-def _fast_server_options() -> dict[str, str]:
-    """uvloop + httptools when installed (``pip install uvloop httptools``), uvicorn's defaults otherwise."""
-    options: dict[str, str] = {}
-    try:
-        import uvloop  # noqa: F401
-
-        options["loop"] = "uvloop"
-    except ImportError:
-        pass
-    try:
-        import httptools  # noqa: F401
-
-        options["http"] = "httptools"
-    except ImportError:
-        pass
-    return options
 
 
 def main() -> None:
@@ -336,8 +318,7 @@ def main() -> None:
         lifespan="off",
         access_log=False,
         log_level="warning",
-        **_fast_server_options(),  # type: ignore[arg-type]
-    )
+    )  # loop/http "auto": uvloop + httptools when installed, as for the gateway and the floors
 
 
 if __name__ == "__main__":
