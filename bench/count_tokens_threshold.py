@@ -9,7 +9,7 @@ Run: ``.venv/bin/python bench/count_tokens_threshold.py``. Prints, for o200k_bas
 4. the crossover: the first size whose count time exceeds the hand-off round trip, and the same figure
    computed as hand-off median / median cost per character (steadier on a noisy box).
 
-``THREAD_THRESHOLD_CHARS`` in ``bifrost_asgi/_count_tokens.py`` is that crossover, rounded.
+``THREAD_THRESHOLD_CHARS`` in ``bifrost_asgi/tokens/count.py`` is that crossover, rounded.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from bifrost_asgi._count_tokens import THREAD_THRESHOLD_CHARS, count_request_tokens
-from bifrost_asgi._tokenizer import get_encoding
+from bifrost_asgi.tokens.count import THREAD_THRESHOLD_CHARS, count_request_tokens
+from bifrost_asgi.tokens.encodings import get_encoding
 
 MODEL = "gpt-4o"
 # Mixed prose, code, digits, non-ASCII and emoji: closer to real prompts than lorem ipsum.

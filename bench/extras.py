@@ -73,7 +73,7 @@ def wrk(
 
 def raw_tiktoken_rate(text: str, seconds: float, with_strings: bool, cpu: int | None) -> float:
     """Encodes per second of the same text, in this process on one core (``cpu``): the baseline."""
-    from bifrost_asgi._tokenizer import get_encoding, token_strings
+    from bifrost_asgi.tokens.encodings import get_encoding, token_strings
 
     before = os.sched_getaffinity(0)
     if cpu is not None:

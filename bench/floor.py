@@ -41,7 +41,7 @@ FORWARD_HEADERS = {
 
 
 def make_client(transport: str) -> httpx.AsyncClient:
-    """The same client the gateway builds (bifrost_asgi/_gateway.py ``_make_client``)."""
+    """The same client the gateway builds (bifrost_asgi/gateway.py ``_make_client``)."""
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=30.0)
     chosen: httpx.AsyncBaseTransport | None = None
     if transport == "aiohttp":

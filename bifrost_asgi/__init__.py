@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ._app import create_app
-from ._config import ConfigError, GatewayConfig
-from ._errors import BifrostError
-from ._middleware import BifrostMiddleware
-from ._principal import OwnerDirectory, Principal
+from bifrost_asgi.adapters.principal import OwnerDirectory, Principal
+from bifrost_asgi.adapters.starlette import BifrostMiddleware
+from bifrost_asgi.app import create_app
+from bifrost_asgi.config import ConfigError, GatewayConfig
+from bifrost_asgi.errors import BifrostError
 
 __all__ = [
     "BifrostError",

@@ -9,7 +9,7 @@ import anthropic
 import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
-from bifrost_asgi.governance._engine import Governance
+from bifrost_asgi.governance.engine import Governance
 from tests.anthropic_upstream import AnthropicUpstream
 from tests.conftest import LiveServer, serve
 

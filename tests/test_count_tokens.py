@@ -14,8 +14,10 @@ from typing import Any
 
 import pytest
 
-from bifrost_asgi import _count_tokens, _tokenizer
-from bifrost_asgi._count_tokens import (
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.tokens import count as _count_tokens
+from bifrost_asgi.tokens import encodings as _tokenizer
+from bifrost_asgi.tokens.count import (
     ENUM_INIT,
     ENUM_ITEM,
     FUNC_END,
@@ -31,7 +33,6 @@ from bifrost_asgi._count_tokens import (
     count_request_tokens_async,
     image_tokens,
 )
-from bifrost_asgi._errors import BifrostError
 from tests.test_tokenizer import reference_encoding
 
 Body = dict[str, Any]

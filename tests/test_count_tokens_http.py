@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
-from bifrost_asgi._count_tokens import REPLY_PRIMING, TOKENS_PER_MESSAGE
+from bifrost_asgi.tokens.count import REPLY_PRIMING, TOKENS_PER_MESSAGE
 from tests.conftest import gateway_config
 from tests.schemas import assert_valid, count_tokens_validator
 from tests.test_count_tokens import png

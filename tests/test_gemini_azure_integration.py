@@ -18,7 +18,7 @@ import orjson
 import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
-from bifrost_asgi._config import ConfigError
+from bifrost_asgi.config import ConfigError
 from bifrost_asgi.providers.azure import AzureProvider
 from bifrost_asgi.providers.gemini import gemini_error
 from tests.conftest import serve

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bifrost_asgi._pricing import PricingTable, Usage, usage_from_chat, usage_from_responses
+from bifrost_asgi.pricing import PricingTable, Usage, usage_from_chat, usage_from_responses
 
 
 @pytest.fixture(scope="module")
@@ -317,7 +317,7 @@ def test_entry_without_token_prices_costs_nothing() -> None:
 def test_missing_model_reports_are_bounded(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("bifrost_asgi._pricing._MAX_REPORTED_MISSES", 2)
+    monkeypatch.setattr("bifrost_asgi.pricing._MAX_REPORTED_MISSES", 2)
     table = PricingTable({}, captured="x")
     caplog.set_level(logging.DEBUG, logger="bifrost_asgi.pricing")
     for model in ("a", "b", "c", "a"):

@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
-from bifrost_asgi._asgi import stream_until_disconnect
-from bifrost_asgi._sse import SSEEvent, aiter_sse, aiter_sse_batches
+from bifrost_asgi.pipeline.io import stream_until_disconnect
+from bifrost_asgi.sse import SSEEvent, aiter_sse, aiter_sse_batches
 
 Obj = dict[str, Any]
 

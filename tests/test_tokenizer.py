@@ -22,8 +22,8 @@ import tiktoken
 import tiktoken.load
 import tiktoken_ext.openai_public as openai_public  # type: ignore[import-untyped]  # no py.typed
 
-from bifrost_asgi import _tokenizer
-from bifrost_asgi._tokenizer import (
+from bifrost_asgi.tokens import encodings as _tokenizer
+from bifrost_asgi.tokens.encodings import (
     ENCODING_NAMES,
     EncodingRegistry,
     TokenizerError,
@@ -33,7 +33,7 @@ from bifrost_asgi._tokenizer import (
     token_strings,
 )
 
-DATA_DIR = Path(_tokenizer.__file__).parent / "data" / "tiktoken"
+DATA_DIR = Path(_tokenizer.__file__).parent.parent / "data" / "tiktoken"
 
 
 def _constructor_spec(name: str, load: Callable[..., dict[bytes, int]]) -> dict[str, Any]:
@@ -345,7 +345,7 @@ _SUBPROCESS_CHECK = textwrap.dedent(
     sys.addaudithook(deny)
 
     import tiktoken.registry
-    from bifrost_asgi._tokenizer import ENCODING_NAMES, get_encoding
+    from bifrost_asgi.tokens.encodings import ENCODING_NAMES, get_encoding
 
     for name in ENCODING_NAMES:
         assert get_encoding(name).encode_ordinary("hello world"), name

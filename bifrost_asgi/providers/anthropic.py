@@ -1,7 +1,7 @@
 """Anthropic (``anthropic/<model>``): the Messages API, translated or spoken natively.
 
 Responses, chat completions and text completions requests are translated to ``POST /v1/messages`` and
-the answers (JSON or SSE) back (:mod:`bifrost_asgi.translate._anthropic`); token counts come from
+the answers (JSON or SSE) back (:mod:`bifrost_asgi.translate.anthropic`); token counts come from
 ``POST /v1/messages/count_tokens``. A request from the ``/anthropic`` integration already is a Messages
 body: it carries the :data:`NATIVE_MESSAGES` marker and is forwarded with only its model replaced, and
 its answer comes back untouched.
@@ -19,9 +19,20 @@ from typing import Any
 import httpx
 import orjson
 
-from bifrost_asgi._config import KeyConfig, ProviderConfig
-from bifrost_asgi._errors import BifrostError
-from bifrost_asgi._sse import SSEEvent, aiter_sse
+from bifrost_asgi.config import KeyConfig, ProviderConfig
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.providers.base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply, aclose_stream
+from bifrost_asgi.providers.http import (
+    TRANSPORT_ERRORS,
+    URL,
+    forwarded_headers,
+    loads_object,
+    map_transport_error,
+    open_stream,
+    request,
+    upstream_error,
+)
+from bifrost_asgi.sse import SSEEvent, aiter_sse
 from bifrost_asgi.translate import (
     MessagesToChatStream,
     MessagesToResponsesStream,
@@ -33,18 +44,6 @@ from bifrost_asgi.translate import (
     messages_to_text_completion,
     responses_to_messages_request,
     text_to_messages_request,
-)
-
-from ._base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply, aclose_stream
-from ._http import (
-    TRANSPORT_ERRORS,
-    URL,
-    forwarded_headers,
-    loads_object,
-    map_transport_error,
-    open_stream,
-    request,
-    upstream_error,
 )
 
 __all__ = ["ANTHROPIC_VERSION", "NATIVE_MESSAGES", "AnthropicProvider"]

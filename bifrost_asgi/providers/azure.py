@@ -26,12 +26,11 @@ from urllib.parse import quote
 
 import httpx
 
-from bifrost_asgi._config import ConfigError, KeyConfig, ProviderConfig
-from bifrost_asgi._errors import BifrostError
-
-from ._base import Call, ChunkStream, Op, Reply
-from ._http import loads_object
-from .openai import OpenAIProvider, _forwarded
+from bifrost_asgi.config import ConfigError, KeyConfig, ProviderConfig
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.providers.base import Call, ChunkStream, Op, Reply
+from bifrost_asgi.providers.http import loads_object
+from bifrost_asgi.providers.openai import OpenAIProvider, _forwarded
 
 __all__ = ["DEFAULT_API_VERSION", "AzureProvider"]
 

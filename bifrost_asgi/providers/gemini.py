@@ -1,7 +1,7 @@
 """Google Gemini (the Developer API): ``generateContent``, ``streamGenerateContent?alt=sse``, ``countTokens``.
 
 Requests in every API we serve are translated to Gemini's native shape and the answers back
-(``bifrost_asgi/translate/_gemini.py`` says how). The key travels in ``x-goog-api-key``.
+(``bifrost_asgi/translate/gemini.py`` says how). The key travels in ``x-goog-api-key``.
 
 Gemini's errors are ``{"error": {"code", "message", "status", "details"}}``; they are normalised to the
 OpenAI shape (``type`` = Gemini's ``status``, ``code`` = the ``ErrorInfo`` reason when given, else the
@@ -19,10 +19,20 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from bifrost_asgi._config import KeyConfig, ProviderConfig
-from bifrost_asgi._errors import BifrostError
-from bifrost_asgi._sse import aiter_sse
-from bifrost_asgi.translate._gemini import (
+from bifrost_asgi.config import KeyConfig, ProviderConfig
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, client_body
+from bifrost_asgi.providers.http import (
+    TRANSPORT_ERRORS,
+    URL,
+    loads_object,
+    map_transport_error,
+    open_stream,
+    request,
+    upstream_error,
+)
+from bifrost_asgi.sse import aiter_sse
+from bifrost_asgi.translate.gemini import (
     GeminiToChatStream,
     GeminiToResponsesStream,
     chat_to_gemini_request,
@@ -33,17 +43,6 @@ from bifrost_asgi.translate._gemini import (
     gemini_to_text_response,
     responses_to_gemini_request,
     text_to_gemini_request,
-)
-
-from ._base import Call, Chunk, ChunkStream, Op, Reply, client_body
-from ._http import (
-    TRANSPORT_ERRORS,
-    URL,
-    loads_object,
-    map_transport_error,
-    open_stream,
-    request,
-    upstream_error,
 )
 
 __all__ = ["GeminiProvider"]

@@ -15,12 +15,11 @@ from typing import Any
 
 import orjson
 
-from bifrost_asgi._config import KeyConfig, ProviderConfig
+from bifrost_asgi.config import KeyConfig, ProviderConfig
+from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply
+from bifrost_asgi.providers.http import upstream_error
+from bifrost_asgi.providers.openai import translate_chat_stream
 from bifrost_asgi.translate import chat_to_responses_response
-
-from ._base import Call, Chunk, ChunkStream, Op, Reply
-from ._http import upstream_error
-from .openai import translate_chat_stream
 
 __all__ = ["MockProvider"]
 

@@ -11,16 +11,9 @@ from typing import Any
 import httpx
 import orjson
 
-from bifrost_asgi._config import KeyConfig, ProviderConfig
-from bifrost_asgi._sse import aiter_sse_batches
-from bifrost_asgi.translate import (
-    ChatToResponsesStream,
-    chat_to_responses_response,
-    responses_to_chat_request,
-)
-
-from ._base import Call, Chunk, ChunkStream, Op, Reply, aclose_stream, client_body
-from ._http import (
+from bifrost_asgi.config import KeyConfig, ProviderConfig
+from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, aclose_stream, client_body
+from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
     URL,
     forwarded_headers,
@@ -29,6 +22,12 @@ from ._http import (
     object_or_none,
     open_stream,
     request,
+)
+from bifrost_asgi.sse import aiter_sse_batches
+from bifrost_asgi.translate import (
+    ChatToResponsesStream,
+    chat_to_responses_response,
+    responses_to_chat_request,
 )
 
 __all__ = ["OpenAICompatProvider", "OpenAIProvider"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bifrost_asgi.translate._anthropic import (
+from bifrost_asgi.translate.anthropic import (
     MessagesToChatStream,
     MessagesToResponsesStream,
     anthropic_error_status,
@@ -17,18 +17,18 @@ from bifrost_asgi.translate._anthropic import (
     responses_to_messages_request,
     text_to_messages_request,
 )
-from bifrost_asgi.translate._anthropic_reverse import (
+from bifrost_asgi.translate.messages_responses import (
     ResponsesToMessagesStream,
     messages_to_responses_request,
     responses_to_message,
     responses_usage_to_messages,
 )
-from bifrost_asgi.translate._common import ResponsesStreamWriter
-from bifrost_asgi.translate._responses_chat import (
+from bifrost_asgi.translate.responses_chat import (
     ChatToResponsesStream,
     chat_to_responses_response,
     responses_to_chat_request,
 )
+from bifrost_asgi.translate.responses_events import ResponsesStreamWriter
 
 __all__ = [
     "ChatToResponsesStream",

@@ -17,7 +17,7 @@ from django.contrib.sessions.models import Session  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
-from bifrost_asgi.governance._keys import hash_key, key_lookup_prefix  # noqa: E402
+from bifrost_asgi.governance.keys import hash_key, key_lookup_prefix  # noqa: E402
 from bifrost_django.models import UsageLog, VirtualKey  # noqa: E402
 
 pytestmark = pytest.mark.django_db

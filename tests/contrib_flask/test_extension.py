@@ -29,7 +29,7 @@ from flask.testing import FlaskClient  # noqa: E402
 
 import bifrost_flask  # noqa: E402
 from bifrost_asgi import ConfigError, GatewayConfig, Principal  # noqa: E402
-from bifrost_asgi._bridge import LoopThread, SyncResponse, call_gateway_sync  # noqa: E402
+from bifrost_asgi.adapters.bridge import LoopThread, SyncResponse, call_gateway_sync  # noqa: E402
 from bifrost_flask import Bifrost  # noqa: E402
 from bifrost_flask._auth import FlaskOwnerDirectory  # noqa: E402
 from bifrost_flask._view import request_scope  # noqa: E402

@@ -14,16 +14,16 @@ import pytest
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from bifrost_asgi._config import ConfigError
-from bifrost_asgi._errors import BifrostError
-from bifrost_asgi._pricing import PricingTable
-from bifrost_asgi.governance._admin import AdminBackend, admin_routes
-from bifrost_asgi.governance._config import AuthConfig
-from bifrost_asgi.governance._counters import MemoryCounterStore
-from bifrost_asgi.governance._engine import Governance
-from bifrost_asgi.governance._keystore import KeyStore, MemoryKeyStore, SQLiteKeyStore
-from bifrost_asgi.governance._logs import LogRecord, LogWriter, SQLiteLogStore
-from bifrost_asgi.governance._models import Team
+from bifrost_asgi.config import ConfigError
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.governance.config import AuthConfig
+from bifrost_asgi.governance.engine import Governance
+from bifrost_asgi.governance.models import Team
+from bifrost_asgi.pricing import PricingTable
+from bifrost_asgi.routes.admin import AdminBackend, admin_routes
+from bifrost_asgi.stores.counters import MemoryCounterStore
+from bifrost_asgi.stores.keys import KeyStore, MemoryKeyStore, SQLiteKeyStore
+from bifrost_asgi.stores.logs import LogRecord, LogWriter, SQLiteLogStore
 
 PASSWORD = "adm1n-pa55word-XYZ"
 AUTH = AuthConfig(is_enabled=True, admin_username="admin", admin_password=SecretStr(PASSWORD))

@@ -13,13 +13,13 @@ from typing import Any
 import orjson
 import pytest
 
-from bifrost_asgi._cli_keys import add_keys_parser, load_governance_config, run_keys
-from bifrost_asgi._errors import BifrostError
-from bifrost_asgi._pricing import PricingTable
-from bifrost_asgi.governance._build import build_governance, build_log_writer
-from bifrost_asgi.governance._engine import Governance
-from bifrost_asgi.governance._logs import LogRecord
-from bifrost_asgi.governance._models import Team
+from bifrost_asgi.cli.keys import add_keys_parser, load_governance_config, run_keys
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.governance.build import build_governance, build_log_writer
+from bifrost_asgi.governance.engine import Governance
+from bifrost_asgi.governance.models import Team
+from bifrost_asgi.pricing import PricingTable
+from bifrost_asgi.stores.logs import LogRecord
 
 # Provider and admin secrets come from variables that are not set: managing keys must not need them.
 CONFIG = {
@@ -275,7 +275,7 @@ def _entry_point() -> list[str]:
         return [sys.executable, "-m", "bifrost_asgi"]
     driver = (
         "import argparse, sys\n"
-        "from bifrost_asgi._cli_keys import add_keys_parser, run_keys\n"
+        "from bifrost_asgi.cli.keys import add_keys_parser, run_keys\n"
         "parser = argparse.ArgumentParser(prog='bifrost-asgi')\n"
         "add_keys_parser(parser.add_subparsers(dest='command', required=True))\n"
         "sys.exit(run_keys(parser.parse_args()))\n"

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from bifrost_asgi._errors import BifrostError
-from bifrost_asgi.governance._counters import (
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.governance.windows import parse_duration
+from bifrost_asgi.stores.counters import (
     Admission,
     Claim,
     CounterState,
@@ -30,7 +31,6 @@ from bifrost_asgi.governance._counters import (
     Limit,
     MemoryCounterStore,
 )
-from bifrost_asgi.governance._windows import parse_duration
 
 
 def utc(
@@ -59,11 +59,11 @@ class StoreSpec:
 
     def make(self) -> CounterStore:
         if self.kind == "sqlite":
-            from bifrost_asgi.governance._sqlite_counters import SQLiteCounterStore
+            from bifrost_asgi.stores.sqlite_counters import SQLiteCounterStore
 
             return SQLiteCounterStore(self.target)
         if self.kind == "redis":
-            from bifrost_asgi.governance._redis_counters import RedisCounterStore
+            from bifrost_asgi.stores.redis_counters import RedisCounterStore
 
             return RedisCounterStore(self.target, prefix=self.prefix)
         return MemoryCounterStore()
@@ -445,7 +445,7 @@ async def test_shared_stores_match_the_memory_store_exactly(shared_store: Counte
 
 
 async def test_sqlite_uses_wal(tmp_path: Path) -> None:
-    from bifrost_asgi.governance._sqlite_counters import SQLiteCounterStore
+    from bifrost_asgi.stores.sqlite_counters import SQLiteCounterStore
 
     store = SQLiteCounterStore(str(tmp_path / "c.db"))
     await store.read([limit()], T0)
@@ -455,7 +455,7 @@ async def test_sqlite_uses_wal(tmp_path: Path) -> None:
 
 
 async def test_sqlite_fails_closed_when_the_lock_is_held_too_long(tmp_path: Path) -> None:
-    from bifrost_asgi.governance._sqlite_counters import SQLiteCounterStore
+    from bifrost_asgi.stores.sqlite_counters import SQLiteCounterStore
 
     store = SQLiteCounterStore(str(tmp_path / "c.db"), busy_timeout_s=0.05)
     await store.read([limit()], T0)
@@ -475,7 +475,7 @@ async def test_sqlite_fails_closed_when_the_lock_is_held_too_long(tmp_path: Path
 async def test_redis_counters_expire_after_their_window(redis_url: str) -> None:
     import redis
 
-    from bifrost_asgi.governance._redis_counters import RedisCounterStore
+    from bifrost_asgi.stores.redis_counters import RedisCounterStore
 
     prefix = f"bifrost-test:{uuid.uuid4().hex}:"
     store = RedisCounterStore(redis_url, prefix=prefix)
@@ -495,7 +495,7 @@ UNREACHABLE = "redis://user:s3cret-pw@127.0.0.1:1/0"
 
 
 async def test_unreachable_redis_fails_closed_with_503() -> None:
-    from bifrost_asgi.governance._redis_counters import RedisCounterStore
+    from bifrost_asgi.stores.redis_counters import RedisCounterStore
 
     store = RedisCounterStore(UNREACHABLE)
     with pytest.raises(BifrostError) as caught:
@@ -509,7 +509,7 @@ async def test_unreachable_redis_fails_closed_with_503() -> None:
 
 
 async def test_unreachable_redis_fails_open_when_configured(caplog: pytest.LogCaptureFixture) -> None:
-    from bifrost_asgi.governance._redis_counters import RedisCounterStore
+    from bifrost_asgi.stores.redis_counters import RedisCounterStore
 
     store = RedisCounterStore(UNREACHABLE, fail_open=True)
     claim = Claim(limit(), 1)

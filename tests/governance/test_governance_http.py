@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
-from bifrost_asgi._gateway import Gateway
-from bifrost_asgi.governance._engine import Governance
+from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.governance.engine import Governance
 from tests.conftest import gateway_config
 from tests.schemas import assert_valid, bifrost_error_validator
 from tests.upstream import Upstream

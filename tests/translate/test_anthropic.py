@@ -19,7 +19,7 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
-from bifrost_asgi._errors import BifrostError
+from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.translate import (
     ChatToResponsesStream,
     MessagesToChatStream,

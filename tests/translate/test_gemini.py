@@ -11,8 +11,8 @@ from openai.types import Completion
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
-from bifrost_asgi._errors import BifrostError
-from bifrost_asgi.translate._gemini import (
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.translate.gemini import (
     GeminiToChatStream,
     GeminiToResponsesStream,
     chat_to_gemini_request,

@@ -11,7 +11,7 @@ import orjson
 import pytest
 from openai.types.responses import Response, ResponseStreamEvent
 
-from bifrost_asgi._errors import BifrostError
+from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.translate import (
     ChatToResponsesStream,
     chat_to_responses_response,

@@ -22,9 +22,9 @@ from django.dispatch import receiver
 from starlette.applications import Starlette
 
 from bifrost_asgi import GatewayConfig, create_app
-from bifrost_asgi._bridge import LoopThread, register_exit
-from bifrost_asgi.governance._counters import CounterStore
-from bifrost_asgi.governance._logs import LogWriter
+from bifrost_asgi.adapters.bridge import LoopThread, register_exit
+from bifrost_asgi.stores.counters import CounterStore
+from bifrost_asgi.stores.logs import LogWriter
 
 from .conf import conf
 from .owners import UserDirectory
@@ -55,7 +55,7 @@ _state_lock = threading.Lock()
 
 def counter_store() -> CounterStore:
     if conf.COUNTERS == "redis":
-        from bifrost_asgi.governance._redis_counters import RedisCounterStore
+        from bifrost_asgi.stores.redis_counters import RedisCounterStore
 
         return RedisCounterStore(conf.REDIS_URL, prefix=conf.REDIS_PREFIX, fail_open=conf.REDIS_FAIL_OPEN)
     return ORMCounterStore()

@@ -16,8 +16,9 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, router, transaction
 from django.db.models import Avg, Case, Count, F, Q, QuerySet, Sum, When
 
-from bifrost_asgi._errors import BifrostError, invalid_request
-from bifrost_asgi.governance._counters import (
+from bifrost_asgi.errors import BifrostError, invalid_request
+from bifrost_asgi.governance.models import Customer, Team, VirtualKey
+from bifrost_asgi.stores.counters import (
     Admission,
     Claim,
     CounterState,
@@ -28,7 +29,7 @@ from bifrost_asgi.governance._counters import (
     shielded,
     shielded_admit,
 )
-from bifrost_asgi.governance._log_search import (
+from bifrost_asgi.stores.log_query import (
     _LIST_FILTERS,
     _RANGE_FILTERS,
     _SORT_COLUMNS,
@@ -42,8 +43,7 @@ from bifrost_asgi.governance._log_search import (
     _timestamp,
     _values,
 )
-from bifrost_asgi.governance._logs import COLUMNS, LogRecord
-from bifrost_asgi.governance._models import Customer, Team, VirtualKey
+from bifrost_asgi.stores.logs import COLUMNS, LogRecord
 
 from . import models
 from ._db import run, to_datetime, to_timestamp, user_pk

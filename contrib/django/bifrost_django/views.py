@@ -32,8 +32,8 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
 from bifrost_asgi import BifrostError, Principal
-from bifrost_asgi._bridge import build_scope, call_gateway, call_gateway_sync
-from bifrost_asgi.governance._engine import extract_virtual_key
+from bifrost_asgi.adapters.bridge import build_scope, call_gateway, call_gateway_sync
+from bifrost_asgi.governance.engine import extract_virtual_key
 
 from ._runtime import asgi_gateway, wsgi_gateway
 

@@ -29,7 +29,7 @@ from flask.wrappers import Response
 from werkzeug.exceptions import BadRequest
 
 from bifrost_asgi import BifrostError, Principal
-from bifrost_asgi.governance._engine import extract_virtual_key
+from bifrost_asgi.governance.engine import extract_virtual_key
 
 __all__ = ["csrf_refusal", "csrf_token", "exempt_from_flask_wtf", "set_csrf_cookie"]
 

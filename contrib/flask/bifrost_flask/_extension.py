@@ -6,7 +6,7 @@ from flask import Blueprint, Flask, current_app
 from starlette.applications import Starlette
 
 from bifrost_asgi import ConfigError, create_app
-from bifrost_asgi._bridge import LoopThread
+from bifrost_asgi.adapters.bridge import LoopThread
 
 from ._auth import AdminCheck, FlaskOwnerDirectory, OwnerCheck, PrincipalLoader, principal_source
 from ._csrf import csrf_token, exempt_from_flask_wtf, set_csrf_cookie

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 
-from bifrost_asgi._bridge import LoopThread
+from bifrost_asgi.adapters.bridge import LoopThread
 
 __all__ = ["GatewayRuntime"]
 

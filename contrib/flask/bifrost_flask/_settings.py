@@ -13,7 +13,7 @@ from typing import Any
 from flask import Config
 
 from bifrost_asgi import ConfigError, GatewayConfig
-from bifrost_asgi.governance._config import GovernanceConfig
+from bifrost_asgi.governance.config import GovernanceConfig
 
 __all__ = ["DEFAULTS", "gateway_config", "set_defaults"]
 

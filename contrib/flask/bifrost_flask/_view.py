@@ -17,7 +17,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.http import is_hop_by_hop_header
 
 from bifrost_asgi import BifrostError, Principal
-from bifrost_asgi._bridge import SyncResponse, build_scope, call_gateway_sync
+from bifrost_asgi.adapters.bridge import SyncResponse, build_scope, call_gateway_sync
 
 from ._csrf import csrf_refusal
 from ._state import BifrostState, state_of

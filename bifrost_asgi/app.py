@@ -1,0 +1,205 @@
+"""`create_app`: the gateway as a mountable Starlette app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from bifrost_asgi.adapters.principal import OwnerDirectory
+from bifrost_asgi.config import GatewayConfig
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.governance.config import GovernanceConfig
+from bifrost_asgi.pipeline.journey import handle_inference
+from bifrost_asgi.providers.base import Op
+from bifrost_asgi.routes.admin import admin_routes
+from bifrost_asgi.routes.models import handle_list_models
+from bifrost_asgi.routes.self_service import self_service_routes
+from bifrost_asgi.stores.counters import CounterStore
+from bifrost_asgi.stores.keys import KeyStore
+from bifrost_asgi.stores.logs import LogStore
+from bifrost_asgi.surfaces.anthropic import anthropic_routes
+from bifrost_asgi.surfaces.count_tokens import handle_count_tokens
+
+__all__ = ["INTEGRATION_PREFIXES", "create_app"]
+
+# The OpenAI-style route set is served under the unified root and under each of these (spec §1.2).
+INTEGRATION_PREFIXES = ("openai", "litellm", "langchain", "pydanticai")
+
+Handler = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+class _Inference:
+    """A plain ASGI endpoint: Starlette routes to it without wrapping it in Request/Response objects."""
+
+    __slots__ = ("gw", "op", "integration")
+
+    def __init__(self, gw: Gateway, op: Op, integration: str | None) -> None:
+        self.gw = gw
+        self.op = op
+        self.integration = integration
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await handle_inference(self.gw, self.op, self.integration, scope, receive, send)
+
+
+class _CountTokens:
+    __slots__ = ("gw", "integration")
+
+    def __init__(self, gw: Gateway, integration: str | None) -> None:
+        self.gw = gw
+        self.integration = integration
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await handle_count_tokens(self.gw, self.integration, scope, receive, send)
+
+
+class _Models:
+    __slots__ = ("gw",)
+
+    def __init__(self, gw: Gateway) -> None:
+        self.gw = gw
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await handle_list_models(self.gw, scope, receive, send)
+
+
+class _GatewayApp(Starlette):
+    """Starlette, with the raw ASGI endpoints (inference, count tokens, models, /anthropic) found by one
+    dict lookup on method and path.
+
+    Those endpoints answer every error in Bifrost's shape themselves, so Starlette's two error
+    middlewares and its regex routing add nothing to them but a cost per request and per ASGI send
+    (~5% of a request; BENCHMARKS.md). Everything else, and every request once a middleware has been
+    added to this app, takes Starlette's own path.
+    """
+
+    def __init__(self, *, routes: list[BaseRoute], **kwargs: Any) -> None:
+        super().__init__(routes=routes, **kwargs)
+        self._direct: dict[tuple[str, str], Handler] = {
+            (method, route.path): route.app
+            for route in routes
+            if isinstance(route, Route) and route.app is route.endpoint and not route.param_convertors
+            for method in route.methods or ()
+            if method != "HEAD"
+        }
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and not self.user_middleware:
+            endpoint = self._direct.get((scope["method"], _route_path(scope)))
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _route_path(scope: Any) -> str:
+    """The path relative to where this app is mounted (what Starlette's router matches on)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] == "/":
+        return path[len(root) :]
+    return path
+
+
+def _routes(gw: Gateway) -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for integration in (None, *INTEGRATION_PREFIXES):
+        p = f"/{integration}" if integration else ""
+        # Integration prefixes also accept the paths without /v1, as OpenAI SDK base URLs vary.
+        roots = [p + "/v1", p] if integration else ["/v1"]
+        for root in roots:
+            routes += [
+                Route(root + "/chat/completions", _Inference(gw, Op.CHAT, integration), methods=["POST"]),
+                Route(root + "/responses", _Inference(gw, Op.RESPONSES, integration), methods=["POST"]),
+                Route(root + "/responses/input_tokens", _CountTokens(gw, integration), methods=["POST"]),
+                Route(root + "/completions", _Inference(gw, Op.TEXT, integration), methods=["POST"]),
+                Route(root + "/models", _Models(gw), methods=["GET"]),
+            ]
+        if integration:
+            routes += [
+                Route(p + "/openai/responses", _Inference(gw, Op.RESPONSES, integration), methods=["POST"]),
+                Route(p + "/openai/responses/input_tokens", _CountTokens(gw, integration), methods=["POST"]),
+            ]
+    routes += anthropic_routes(gw)
+    routes.append(Route("/health", _health, methods=["GET"]))
+    return routes
+
+
+async def _health(request: Request) -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods answer in Bifrost's error shape too."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = exc.detail if isinstance(exc, HTTPException) else "internal gateway error"
+    err = BifrostError(status, f"{message}: {request.method} {request.url.path}", is_bifrost_error=False)
+    return Response(err.to_json(), status_code=status, media_type="application/json")
+
+
+def create_app(
+    config: GatewayConfig | None = None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    owner_directory: OwnerDirectory | None = None,
+    key_store: KeyStore | None = None,
+    counter_store: CounterStore | None = None,
+    log_store: LogStore | None = None,
+) -> Starlette:
+    """The gateway as an ASGI app; mount it anywhere.
+
+    >>> app.mount("/ai", create_app(GatewayConfig.from_file("config.json")))
+
+    The app owns one pooled upstream transport, opened on lifespan startup (or on the first request when
+    the host does not forward lifespan events to mounted apps) and closed on shutdown. ``transport``
+    replaces the network, for tests (``httpx.MockTransport``). Framework adapters pass the host's
+    ``owner_directory`` (are a key owner's account and its keys still usable?) and may inject their own
+    stores (the Django ORM ones).
+    """
+    gw = Gateway(
+        config or GatewayConfig(),
+        transport=transport,
+        owner_directory=owner_directory,
+        key_store=key_store,
+        counter_store=counter_store,
+        log_store=log_store,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await gw.start()
+        try:
+            yield
+        finally:
+            await gw.aclose()
+
+    routes = _routes(gw)
+    if gw.governance is not None:
+
+        async def admin_backend() -> Gateway:
+            await gw.start()  # hosts that do not forward lifespan events to mounted apps
+            return gw
+
+        gov_cfg = gw.config.governance or GovernanceConfig()
+        # In a host app (owner directory) or with signed tokens, admins have another way in: an
+        # unauthenticated management API would then be an accident, so it is closed instead.
+        closed = gw.governance.tokens is not None or gw.owners is not None
+        routes += admin_routes(admin_backend, auth=gov_cfg.auth_config, other_admin_auth=closed)
+        routes += self_service_routes(admin_backend)
+    app = _GatewayApp(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: _http_error, 405: _http_error, 500: _http_error},
+    )
+    app.state.gateway = gw
+    return app

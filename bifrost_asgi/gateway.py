@@ -1,0 +1,179 @@
+"""`Gateway`: the long-lived state one mounted app owns — providers, one pooled upstream transport, prices."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Callable, Mapping
+
+import httpx
+
+from bifrost_asgi.adapters.principal import OwnerDirectory
+from bifrost_asgi.config import ConfigError, GatewayConfig, ProviderConfig
+from bifrost_asgi.governance.build import build_governance, build_log_writer, seed
+from bifrost_asgi.governance.config import GovernanceConfig
+from bifrost_asgi.governance.engine import Governance
+from bifrost_asgi.pricing import PricingTable
+from bifrost_asgi.providers.base import Provider
+from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, NATIVE_DEFAULT_BASE_URLS
+from bifrost_asgi.providers.mock import MockProvider
+from bifrost_asgi.providers.openai import OpenAICompatProvider, OpenAIProvider
+from bifrost_asgi.routing import Resolver
+from bifrost_asgi.stores.counters import CounterStore
+from bifrost_asgi.stores.keys import KeyStore
+from bifrost_asgi.stores.logs import LogStore, LogWriter
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("bifrost_asgi")
+
+
+class Gateway:
+    """Everything that lives as long as the app: opened on lifespan startup, or lazily on first use
+    when the host app does not forward lifespan events to mounted apps (Starlette's ``Mount`` does not).
+    """
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pricing: PricingTable | None = None,
+        owner_directory: OwnerDirectory | None = None,
+        key_store: KeyStore | None = None,
+        counter_store: CounterStore | None = None,
+        log_store: LogStore | None = None,
+    ) -> None:
+        self.config = config
+        self._transport = transport
+        base = pricing or PricingTable.default()
+        self.pricing = base.with_overrides(config.pricing_overrides) if config.pricing_overrides else base
+        self.resolver = Resolver(config.providers, _catalog(config, self.pricing))
+        for name in config.providers:  # fail at startup, not on the first request, if a family is missing
+            if config.provider_kind(name) in _NATIVE_FACTORIES:
+                native_factory(config.provider_kind(name))
+        self.providers: dict[str, Provider] = {}
+        self.transport: httpx.AsyncBaseTransport | None = None
+        self.owners = owner_directory
+        self.owner_cache: dict[str, tuple[float, bool]] = {}
+        gov_cfg = config.governance
+        if gov_cfg is None and (key_store or counter_store or log_store):
+            gov_cfg = GovernanceConfig()  # injected stores mean the adapter wants governance
+        self.governance: Governance | None = None
+        self.logs: LogWriter | None = None
+        if gov_cfg is not None:
+            enforce = config.client.enforce_auth_on_inference
+            self.governance = build_governance(
+                gov_cfg, self.pricing, enforce_auth=enforce, key_store=key_store, counter_store=counter_store
+            )
+            self.logs = build_log_writer(gov_cfg, log_store)
+        self.keyless = frozenset(n for n in config.providers if config.provider_kind(n) == "mock")
+        self.max_body = int(config.client.max_request_body_size_mb * 1024 * 1024)
+        self._lock = asyncio.Lock()
+
+    @property
+    def started(self) -> bool:
+        return self.transport is not None
+
+    async def start(self) -> None:
+        async with self._lock:
+            if self.transport is not None:
+                return
+            if self.governance is not None and self.config.governance is not None:
+                await seed(self.governance, self.config.governance)
+            transport = _make_transport(self.config, self._transport)
+            self.providers = {
+                name: _make_provider(name, self.config, pc, transport)
+                for name, pc in self.config.providers.items()
+            }
+            self.transport = transport
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            transport, self.transport = self.transport, None
+            self.providers = {}
+            if transport is not None:
+                await transport.aclose()
+            if self.logs is not None:
+                await self.logs.aclose()  # flush: nothing submitted is lost on shutdown
+            if self.governance is not None:
+                await self.governance.aclose()
+
+
+def _make_transport(
+    config: GatewayConfig, transport: httpx.AsyncBaseTransport | None
+) -> httpx.AsyncBaseTransport:
+    """The one connection pool every provider shares (providers call it directly; see providers/_http)."""
+    if transport is not None:
+        return transport
+    limits = httpx.Limits(
+        max_connections=config.max_connections,
+        max_keepalive_connections=config.max_connections,
+        keepalive_expiry=30.0,
+    )
+    if config.http_transport == "aiohttp":
+        try:
+            from httpx_aiohttp import AiohttpTransport
+        except ImportError:  # pragma: no cover - depends on the install
+            raise RuntimeError(
+                "http_transport 'aiohttp' needs: pip install 'bifrost-asgi[aiohttp]'"
+            ) from None
+        return AiohttpTransport(limits=limits)
+    return httpx.AsyncHTTPTransport(limits=limits)
+
+
+def _make_provider(
+    name: str, config: GatewayConfig, pc: ProviderConfig, transport: httpx.AsyncBaseTransport
+) -> Provider:
+    kind = config.provider_kind(name)
+    if kind == "mock":
+        return MockProvider(name, pc)
+    base_url = (
+        pc.network_config.base_url or NATIVE_DEFAULT_BASE_URLS.get(kind) or COMPAT_DEFAULT_BASE_URLS.get(name)
+    )
+    if kind == "openai":
+        return OpenAIProvider(name, pc, transport, base_url or NATIVE_DEFAULT_BASE_URLS["openai"])
+    if kind == "openai-compatible":
+        if base_url is None:  # config validation refuses this; kept for direct construction
+            raise ConfigError(f"providers.{name}.network_config.base_url: required")
+        return OpenAICompatProvider(name, pc, transport, base_url)
+    return native_factory(kind)(name, pc, transport, base_url or "")
+
+
+# Native families live in their own modules, imported only when configured.
+_NATIVE_FACTORIES = {
+    "anthropic": "bifrost_asgi.providers.anthropic:AnthropicProvider",
+    "gemini": "bifrost_asgi.providers.gemini:GeminiProvider",
+    "azure": "bifrost_asgi.providers.azure:AzureProvider",
+}
+
+
+def native_factory(kind: str) -> Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider]:
+    module, _, attr = _NATIVE_FACTORIES[kind].partition(":")
+    try:
+        factory: Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider] = getattr(
+            importlib.import_module(module), attr
+        )
+    except ImportError:
+        raise ConfigError(
+            f"provider kind {kind!r} is not supported by this version of bifrost-asgi"
+        ) from None
+    return factory
+
+
+def _catalog(config: GatewayConfig, pricing: PricingTable) -> Mapping[str, tuple[str, ...]]:
+    """Bare model name -> configured providers serving it: explicit key lists first, then prices."""
+    explicit: dict[str, list[str]] = {}
+    priced: dict[str, list[str]] = {}
+    for name in sorted(config.providers):
+        pc = config.providers[name]
+        for model in {m for k in pc.keys for m in k.models if m != "*"}:
+            explicit.setdefault(model, []).append(name)
+        for model in pricing.models(name):
+            priced.setdefault(model, []).append(name)
+    merged: dict[str, tuple[str, ...]] = {}
+    for model in explicit.keys() | priced.keys():
+        first = explicit.get(model, [])
+        merged[model] = tuple(first + [p for p in priced.get(model, []) if p not in first])
+    return merged

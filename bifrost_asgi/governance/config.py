@@ -1,0 +1,165 @@
+"""The ``governance`` section of config.json: where keys and counters live, admin auth, and the
+virtual keys, budgets, rate limits, teams and customers Bifrost's config declares flat and links by id
+(spec §14).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from bifrost_asgi.governance.jwt import JWTConfig
+
+__all__ = ["GovernanceConfig", "SeedError"]
+
+
+class SeedError(ValueError):
+    """A seeded governance record is inconsistent; the message names it."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class AuthConfig(_Section):
+    is_enabled: bool = False
+    admin_username: str | None = None
+    admin_password: SecretStr | None = None
+    disable_auth_on_inference: bool = False
+
+
+class StoreConfig(_Section):
+    type: Literal["sqlite", "memory"] = "sqlite"
+    path: str = "bifrost.db"
+
+
+class CountersConfig(_Section):
+    # Default: the same SQLite file as the keys (safe across processes on one machine).
+    type: Literal["memory", "sqlite", "redis"] = "sqlite"
+    path: str | None = None
+    url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "bifrost:"
+    fail_open: bool = False  # Redis unreachable: refuse with 503 (false) or admit unmetered (true)
+
+
+class LogsConfig(_Section):
+    enabled: bool = True
+    path: str | None = None  # default: the key store's file
+    batch_size: int = Field(default=200, gt=0)
+    flush_interval_ms: int = Field(default=500, gt=0)
+
+
+class SeedRateLimit(_Section):
+    id: str
+    request_max_limit: int | None = None
+    request_reset_duration: str | None = None
+    token_max_limit: int | None = None
+    token_reset_duration: str | None = None
+
+
+class SeedBudget(_Section):
+    id: str
+    max_limit: float
+    reset_duration: str = "1M"
+    calendar_aligned: bool = False
+    virtual_key_id: str | None = None
+    team_id: str | None = None
+    customer_id: str | None = None
+    provider_config_id: str | None = None
+
+
+class SeedProviderConfig(_Section):
+    id: str | None = None
+    provider: str
+    allowed_models: list[str] = Field(default_factory=lambda: ["*"])
+    blacklisted_models: list[str] = Field(default_factory=list)
+    key_ids: list[str] = Field(default_factory=lambda: ["*"])
+    weight: float = 1.0
+    rate_limit_id: str | None = None
+
+
+class SeedVirtualKey(_Section):
+    id: str
+    name: str
+    value: SecretStr | None = None
+    description: str = ""
+    is_active: bool = True
+    owner: str | None = None
+    team_id: str | None = None
+    customer_id: str | None = None
+    rate_limit_id: str | None = None
+    calendar_aligned: bool = False
+    allow_all_providers: bool = False
+    provider_configs: list[SeedProviderConfig] = Field(default_factory=list)
+
+
+class SeedTeam(_Section):
+    id: str
+    name: str = ""
+    customer_id: str | None = None
+
+
+class SeedCustomer(_Section):
+    id: str
+    name: str = ""
+    budget_id: str | None = None
+    rate_limit_id: str | None = None
+
+
+class KeyTemplate(_Section):
+    """What a host user's default virtual key allows (created on the user's first session call)."""
+
+    allow_all_providers: bool = True
+    provider_configs: list[dict[str, Any]] = Field(default_factory=list)
+    budgets: list[dict[str, Any]] = Field(default_factory=list)
+    rate_limit: dict[str, Any] | None = None
+
+
+class GovernanceConfig(_Section):
+    store: StoreConfig = StoreConfig()
+    counters: CountersConfig = CountersConfig()
+    logs: LogsConfig = LogsConfig()
+    auth_config: AuthConfig = AuthConfig()
+    # Output tokens reserved at admission when a request sets no max_*_tokens.
+    default_max_output_tokens: int = Field(default=1024, gt=0)
+    # How long a process trusts a cached key lookup; revocations elsewhere apply within this.
+    key_cache_ttl_seconds: float = Field(default=2.0, ge=0)
+    default_user_key: KeyTemplate = KeyTemplate()
+    # Signed tokens (seed 003): a JWT carrying a virtual key id, or an admin token for /api.
+    jwt_auth: JWTConfig | None = None
+    virtual_keys: list[SeedVirtualKey] = Field(default_factory=list)
+    budgets: list[SeedBudget] = Field(default_factory=list)
+    rate_limits: list[SeedRateLimit] = Field(default_factory=list)
+    teams: list[SeedTeam] = Field(default_factory=list)
+    customers: list[SeedCustomer] = Field(default_factory=list)
+
+
+def resolve_env_secrets(data: dict[str, Any]) -> dict[str, Any]:
+    """``env.VAR`` for seeded key values and the admin credentials, resolved before validation."""
+    out = dict(data)
+    auth = out.get("auth_config")
+    if isinstance(auth, dict):
+        out["auth_config"] = {k: _env(v, f"governance.auth_config.{k}") for k, v in auth.items()}
+    jwt_auth = out.get("jwt_auth")
+    if isinstance(jwt_auth, dict):
+        out["jwt_auth"] = {k: _env(v, f"governance.jwt_auth.{k}") for k, v in jwt_auth.items()}
+    keys = out.get("virtual_keys")
+    if isinstance(keys, list):
+        out["virtual_keys"] = [
+            {**k, "value": _env(k["value"], f"governance.virtual_keys[{i}].value")}
+            if isinstance(k, dict) and isinstance(k.get("value"), str)
+            else k
+            for i, k in enumerate(keys)
+        ]
+    return out
+
+
+def _env(value: Any, field: str) -> Any:
+    if isinstance(value, str) and value.startswith("env."):
+        resolved = os.environ.get(value[4:])
+        if resolved is None:
+            raise SeedError(f"{field}: environment variable {value[4:]} is not set")
+        return resolved
+    return value

@@ -1,0 +1,405 @@
+"""The governance engine: who is calling (virtual key), may they use this provider and model, and do
+their rate limits and budgets admit the request — checked in Bifrost's order (spec §6.2):
+
+    key exists -> active and not expired -> provider allowed -> model allowed
+    -> rate limits (provider config, then key) -> budgets (provider config -> key -> team -> customer)
+
+Admission reserves the request, an estimate of its tokens and an estimate of its cost on every limit
+at once (`CounterStore.admit`); `settle` swaps the reservation for real usage when the response (or the
+stream, even a cancelled one) ends, and releases it on error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.governance.jwt import TokenVerifier
+from bifrost_asgi.governance.keys import VK_PREFIX, generate_key, key_lookup_prefix, verify_key
+from bifrost_asgi.governance.models import Budget, Customer, ProviderRule, RateLimit, Team, VirtualKey
+from bifrost_asgi.governance.windows import Clock, SystemClock, parse_duration
+from bifrost_asgi.pricing import PricingTable, Usage
+from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
+from bifrost_asgi.stores.keys import KeyStore
+
+__all__ = ["Governance", "Ticket", "extract_virtual_key"]
+
+_VK_HEADERS = (b"x-api-key", b"x-goog-api-key", b"api-key")
+_PREFIX_BYTES = VK_PREFIX.encode()
+_CACHE_MAX = 10_000
+DEFAULT_KEY_NAME = "default"
+
+
+def extract_virtual_key(name: bytes, value: bytes) -> str | None:
+    """The virtual key a header carries, if any (spec §6.1). Only ``x-bf-vk`` accepts legacy values
+    without the ``sk-bf-`` prefix; elsewhere a non-``sk-bf-`` value is a provider key or a dummy the SDK
+    requires, and is ignored.
+    """
+    if name == b"x-bf-vk":
+        return value.decode("latin-1").strip() or None
+    if name == b"authorization":
+        if value[:7].lower() == b"bearer " and value[7:].startswith(_PREFIX_BYTES):
+            return value[7:].decode("latin-1").strip()
+        return None
+    if name in _VK_HEADERS and value.startswith(_PREFIX_BYTES):
+        return value.decode("latin-1").strip()
+    return None
+
+
+def governance_error(status: int, code: str, message: str) -> BifrostError:
+    """Governance codes go in the top-level ``type`` (spec §5.2); fallbacks still apply (spec §3)."""
+    return BifrostError(status, message, top_type=code, error_type=code, is_bifrost_error=False)
+
+
+@dataclass(slots=True)
+class Ticket:
+    """An admitted request's reservations, to be settled exactly once."""
+
+    key: VirtualKey
+    provider: str
+    model: str
+    claims: tuple[Claim, ...]
+    estimate_tokens: int
+    settled: bool = False
+
+
+@dataclass(slots=True)
+class _Cached:
+    expires: float
+    keys: list[VirtualKey] = field(default_factory=list)
+
+
+class Governance:
+    """Virtual keys, budgets and rate limits over a `KeyStore` and a `CounterStore`."""
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        counters: CounterStore,
+        pricing: PricingTable,
+        *,
+        enforce_auth: bool = False,
+        default_max_output_tokens: int = 1024,
+        cache_ttl: float = 2.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self.keys = keys
+        self.counters = counters
+        self.pricing = pricing
+        self.enforce_auth = enforce_auth
+        self.default_max_output_tokens = default_max_output_tokens
+        # Key lookups are cached briefly per process: revocations made elsewhere apply within the TTL;
+        # revocations through this engine apply at once.
+        self.cache_ttl = cache_ttl
+        self._cache: dict[str, _Cached] = {}
+        self._defaults: dict[str, tuple[float, VirtualKey]] = {}
+        self._default_locks: dict[str, asyncio.Lock] = {}
+        self.default_template: dict[str, Any] = {"allow_all_providers": True}
+        self.tokens: TokenVerifier | None = None
+        self._limit_cache: dict[tuple[int, int, int, int], tuple[tuple[object, ...], tuple[Limit, ...]]] = {}
+        self.clock = clock or SystemClock()
+
+    # -- authentication -----------------------------------------------------------------------------
+
+    async def authenticate(self, value: str | None) -> VirtualKey | None:
+        if value is None:
+            if self.enforce_auth:
+                raise governance_error(
+                    401, "virtual_key_required", "virtual key is missing in headers and is mandatory."
+                )
+            return None
+        key = await self._find(value)
+        if key is None:
+            raise governance_error(403, "virtual_key_not_found", "Virtual key not found")
+        return self.check_usable(key)
+
+    def check_usable(self, key: VirtualKey) -> VirtualKey:
+        if not key.is_active or key.revoked_at is not None:
+            raise governance_error(403, "virtual_key_blocked", "Virtual key is inactive")
+        if key.expires_at is not None and key.expires_at <= self.clock.now():
+            raise governance_error(403, "virtual_key_blocked", "Virtual key has expired")
+        return key
+
+    async def _find(self, value: str) -> VirtualKey | None:
+        prefix = key_lookup_prefix(value)
+        now = time.monotonic()
+        cached = self._cache.get(prefix)
+        if cached is None or cached.expires <= now:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            cached = _Cached(now + self.cache_ttl, await self.keys.by_prefix(prefix))
+            self._cache[prefix] = cached
+        return next((k for k in cached.keys if verify_key(value, k.key_hash)), None)
+
+    async def authenticate_token(self, token: str) -> VirtualKey | None:
+        """A signed token standing for a virtual key (by id); None for a token that names no key."""
+        if self.tokens is None:
+            return None
+        claims = self.tokens.verify(token)
+        if claims.virtual_key_id is None:
+            return None
+        key = await self.keys.get(claims.virtual_key_id)
+        if key is None:
+            raise governance_error(403, "virtual_key_not_found", "Virtual key not found")
+        return self.check_usable(key)
+
+    def forget(self, key: VirtualKey) -> None:
+        self._cache.pop(key.key_prefix, None)
+        if key.owner is not None:
+            self._defaults.pop(key.owner, None)
+
+    async def default_key_for(self, owner: str) -> VirtualKey:
+        """The key a host user's session calls are charged to; created on first use, never shown.
+
+        Concurrent first calls in one process share one creation; across processes a duplicate is
+        possible and harmless: every process then settles on the oldest one.
+        """
+        now = time.monotonic()
+        cached = self._defaults.get(owner)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        lock = self._default_locks.setdefault(owner, asyncio.Lock())
+        async with lock:
+            key = await self._find_default(owner)
+            if key is None:
+                key, _ = await self.create_key(DEFAULT_KEY_NAME, owner=owner, **self.default_template)
+            self._defaults[owner] = (now + self.cache_ttl, key)
+        self._default_locks.pop(owner, None)
+        return key
+
+    async def _find_default(self, owner: str) -> VirtualKey | None:
+        # A revoked default stays the default: revoking it blocks the user's session calls, it does not
+        # mint a fresh key on the next call.
+        keys = [k for k in await self.keys.list_keys(owner) if k.name == DEFAULT_KEY_NAME]
+        return min(keys, key=lambda k: (k.created_at, k.id)) if keys else None
+
+    # -- routing ------------------------------------------------------------------------------------
+
+    def choose_provider(self, key: VirtualKey, model: str, configured: frozenset[str]) -> str | None:
+        """Weighted choice among the key's provider configs that allow ``model`` (bare model names)."""
+        rules = [
+            r for r in key.provider_configs if r.provider in configured and r.allows(model) and r.weight > 0
+        ]
+        if not rules:
+            return None
+        return random.choices(rules, weights=[r.weight for r in rules])[0].provider
+
+    # -- admission ----------------------------------------------------------------------------------
+
+    def check_access(self, key: VirtualKey, provider: str, model: str) -> ProviderRule | None:
+        rule = key.rules.get(provider)
+        if rule is None and not key.allow_all_providers:
+            raise governance_error(
+                403, "provider_blocked", f"Provider '{provider}' is not allowed for this virtual key"
+            )
+        if rule is not None and not rule.allows(model):
+            raise governance_error(
+                403, "model_blocked", f"Model '{model}' is not allowed for this virtual key"
+            )
+        return rule
+
+    async def admit(
+        self, key: VirtualKey, provider: str, model: str, body: dict[str, Any], raw_size: int
+    ) -> Ticket:
+        rule = self.check_access(key, provider, model)
+        tokens = estimate_tokens(body, raw_size, self.default_max_output_tokens)
+        cost = self._estimate_cost(provider, model, raw_size, tokens)
+        team, customer = await self._owners(key)
+        claims = self._claims_for(key, rule, team, customer, tokens, cost)
+        if not claims:
+            return Ticket(key, provider, model, (), tokens)
+        admission = await self.counters.admit(claims, self.clock.now())
+        if not admission.ok:
+            raise _refusal(admission)
+        # Settle what the store says it reserved: a fail-open store reserves nothing, and settling the
+        # requested claims would release reservations that were never made.
+        return Ticket(key, provider, model, admission.claims, tokens)
+
+    def _estimate_cost(self, provider: str, model: str, raw_size: int, tokens: int) -> float:
+        input_tokens = raw_size // 4
+        usage = Usage(input_tokens=input_tokens, output_tokens=max(0, tokens - input_tokens))
+        cost = self.pricing.cost(provider, model, usage)
+        return cost["total_cost"] if cost else 0.0
+
+    def _claims_for(
+        self, key: VirtualKey, rule: ProviderRule | None, team: Team | None, customer: Customer | None,
+        tokens: int, cost: float,
+    ) -> tuple[Claim, ...]:  # fmt: skip
+        """The request's claims; the limits themselves depend only on the records, so they are built once
+        per record version (records are immutable and replaced on change) and only the amounts vary."""
+        owners = (key, rule, team, customer)
+        cache_key = (id(key), id(rule), id(team), id(customer))
+        cached = self._limit_cache.get(cache_key)
+        # The entry keeps its records alive and is checked by identity, so a reused id cannot match.
+        if cached is None or any(a is not b for a, b in zip(cached[0], owners, strict=True)):
+            if len(self._limit_cache) >= _CACHE_MAX:
+                self._limit_cache.clear()
+            template = _claims(key, rule, team, customer, 0, 0.0)
+            cached = (owners, tuple(c.limit for c in template))
+            self._limit_cache[cache_key] = cached
+        return tuple(Claim(limit, _amount(limit, tokens, cost)) for limit in cached[1])
+
+    async def _owners(self, key: VirtualKey) -> tuple[Team | None, Customer | None]:
+        team = await self.keys.team(key.team_id) if key.team_id else None
+        customer_id = key.customer_id or (team.customer_id if team else None)
+        customer = await self.keys.customer(customer_id) if customer_id else None
+        return team, customer
+
+    async def settle(self, ticket: Ticket, *, ok: bool, tokens: int, cost: float) -> None:
+        """Charge real usage (tokens and cost are charged even on errors that consumed them)."""
+        if ticket.settled:
+            return
+        ticket.settled = True
+        if not ticket.claims:
+            return
+        actual = [_actual(c, ok, tokens, cost) for c in ticket.claims]
+        await self.counters.settle(ticket.claims, actual, self.clock.now())
+
+    async def aclose(self) -> None:
+        await self.counters.aclose()
+        await self.keys.aclose()
+
+    # -- management ---------------------------------------------------------------------------------
+
+    async def create_key(self, name: str, **fields: Any) -> tuple[VirtualKey, str]:
+        """Create a key; the plaintext is returned here once and never stored."""
+        generated = generate_key()
+        key = VirtualKey(
+            id=fields.pop("id", None) or uuid.uuid4().hex,
+            name=name,
+            key_prefix=generated.prefix,
+            key_hash=generated.hashed,
+            created_at=self.clock.now(),
+            **fields,
+        )
+        await self.keys.put(key)
+        return key, generated.value
+
+    async def revoke_key(self, key_id: str) -> VirtualKey | None:
+        """Revocation is permanent (as djangorestframework-api-key): the key stays, blocked."""
+        key = await self.keys.get(key_id)
+        if key is None:
+            return None
+        revoked = key.model_copy(update={"is_active": False, "revoked_at": self.clock.now()})
+        await self.keys.put(revoked)
+        self.forget(revoked)
+        return revoked
+
+    async def usage(self, key: VirtualKey) -> list[dict[str, Any]]:
+        """Each of the key's limits with its current window: what is used, reserved and left."""
+        team, customer = await self._owners(key)
+        limits = [c.limit for c in _claims(key, None, team, customer, 0, 0.0, every_rule=True)]
+        states = await self.counters.read(limits, self.clock.now())
+        return [_usage_row(limit, state) for limit, state in zip(limits, states, strict=True)]
+
+
+def estimate_tokens(body: dict[str, Any], raw_size: int, default_output: int) -> int:
+    """Input ≈ request bytes / 4 (Bifrost's own estimate), plus the output cap the request asks for."""
+    cap = body.get("max_output_tokens") or body.get("max_completion_tokens") or body.get("max_tokens")
+    output = cap if isinstance(cap, int) and cap > 0 else default_output
+    return raw_size // 4 + output
+
+
+def _rate_limit_claims(scope: str, rl: RateLimit | None, tokens: int) -> list[Claim]:
+    claims: list[Claim] = []
+    if rl is None:
+        return claims
+    if rl.request_max_limit is not None:
+        window = parse_duration(rl.request_reset_duration or "1m")
+        claims.append(Claim(Limit(f"{scope}:requests:{window}", "requests", rl.request_max_limit, window), 1))
+    if rl.token_max_limit is not None:
+        window = parse_duration(rl.token_reset_duration or "1m")
+        claims.append(Claim(Limit(f"{scope}:tokens:{window}", "tokens", rl.token_max_limit, window), tokens))
+    return claims
+
+
+def _budget_claims(scope: str, budgets: Sequence[Budget], cost: float) -> list[Claim]:
+    claims = []
+    for i, b in enumerate(budgets):
+        window = parse_duration(b.reset_duration)
+        limit = Limit(f"{scope}:budget:{i}:{window}", "budget", b.max_limit, window, b.calendar_aligned)
+        claims.append(Claim(limit, cost))
+    return claims
+
+
+def _claims(
+    key: VirtualKey,
+    rule: ProviderRule | None,
+    team: Team | None,
+    customer: Customer | None,
+    tokens: int,
+    cost: float,
+    *,
+    every_rule: bool = False,
+) -> list[Claim]:
+    """Every limit a request touches, in Bifrost's evaluation order."""
+    vk = f"vk:{key.id}"
+    rules = key.provider_configs if every_rule else ((rule,) if rule is not None else ())
+    claims: list[Claim] = []
+    for r in rules:
+        claims += _rate_limit_claims(f"{vk}:pc:{r.provider}", r.rate_limit, tokens)
+    claims += _rate_limit_claims(vk, key.rate_limit, tokens)
+    for r in rules:
+        claims += _budget_claims(f"{vk}:pc:{r.provider}", r.budgets, cost)
+    claims += _budget_claims(vk, key.budgets, cost)
+    if team is not None:
+        claims += _budget_claims(f"team:{team.id}", team.budgets, cost)
+    if customer is not None:
+        claims += _budget_claims(f"customer:{customer.id}", customer.budgets, cost)
+    return claims
+
+
+def _amount(limit: Limit, tokens: int, cost: float) -> float:
+    """What a request reserves on a limit: 1 request, its estimated tokens, or its estimated cost."""
+    if limit.kind == "requests":
+        return 1.0
+    return float(tokens) if limit.kind == "tokens" else cost
+
+
+def _actual(claim: Claim, ok: bool, tokens: int, cost: float) -> float:
+    kind = claim.limit.kind
+    if kind == "requests":
+        return 1.0 if ok else 0.0  # requests are counted on success only (spec §6.3)
+    return float(tokens) if kind == "tokens" else cost
+
+
+def _refusal(admission: Admission) -> BifrostError:
+    kinds = {c.limit.kind for c in admission.blocked}
+    if "requests" in kinds and "tokens" in kinds:
+        return governance_error(429, "rate_limited", "Rate limits exceeded: request and token limits reached")
+    if "requests" in kinds:
+        limit = next(c.limit for c in admission.blocked if c.limit.kind == "requests")
+        return governance_error(
+            429, "request_limited", f"Request limit exceeded: {limit.max:g} per {limit.window}"
+        )
+    if "tokens" in kinds:
+        limit = next(c.limit for c in admission.blocked if c.limit.kind == "tokens")
+        return governance_error(
+            429, "token_limited", f"Token limit exceeded: {limit.max:g} per {limit.window}"
+        )
+    limit = admission.blocked[0].limit
+    scope = limit.key.split(":budget:")[0].split(":")[0]
+    owner = {"vk": "Virtual key", "team": "Team", "customer": "Customer"}.get(scope, "Budget")
+    return governance_error(
+        402, "budget_exceeded", f"{owner} budget exceeded: {limit.max:.4f} dollars per {limit.window}"
+    )
+
+
+def _usage_row(limit: Limit, state: CounterState) -> dict[str, Any]:
+    return {
+        "limit": limit.key,
+        "kind": limit.kind,
+        "max": limit.max,
+        "reset_duration": str(limit.window),
+        "used": state.used,
+        "reserved": state.reserved,
+        "remaining": max(0.0, limit.max - state.used - state.reserved),
+        "window_start": state.start,
+        "window_end": state.end,
+    }

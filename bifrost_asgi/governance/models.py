@@ -1,0 +1,117 @@
+"""Governance records: virtual keys with their provider rules, budgets and rate limits; teams; customers.
+
+The shapes follow Bifrost (spec §6.2). A key's secret is never here: only its lookup prefix and hash.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from bifrost_asgi.governance.windows import parse_duration
+
+__all__ = ["Budget", "Customer", "ProviderRule", "RateLimit", "Team", "VirtualKey", "model_matches"]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Budget(_Record):
+    max_limit: float = Field(gt=0)  # dollars
+    reset_duration: str = "1M"
+    calendar_aligned: bool = False
+
+    @field_validator("reset_duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class RateLimit(_Record):
+    token_max_limit: int | None = Field(default=None, gt=0)
+    token_reset_duration: str | None = None
+    request_max_limit: int | None = Field(default=None, gt=0)
+    request_reset_duration: str | None = None
+
+    @field_validator("token_reset_duration", "request_reset_duration")
+    @classmethod
+    def _durations(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+def model_matches(patterns: tuple[str, ...], model: str) -> bool:
+    """Exact names, ``*`` for all, or ``regex:<pattern>`` (full match)."""
+    for pattern in patterns:
+        if pattern == "*" or pattern == model:
+            return True
+        if pattern.startswith("regex:") and re.fullmatch(pattern[6:], model):
+            return True
+    return False
+
+
+class ProviderRule(_Record):
+    """``provider_configs[]``: which provider a key may use, with which models, at what weight and limits."""
+
+    provider: str
+    weight: float = Field(default=1.0, ge=0)
+    allowed_models: tuple[str, ...] = ("*",)
+    blacklisted_models: tuple[str, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    rate_limit: RateLimit | None = None
+
+    def allows(self, model: str) -> bool:
+        # The blacklist wins over the allowlist (spec §6.2).
+        if model_matches(self.blacklisted_models, model):
+            return False
+        return model_matches(self.allowed_models, model)
+
+
+class Team(_Record):
+    id: str
+    name: str = ""
+    customer_id: str | None = None
+    budgets: tuple[Budget, ...] = ()
+
+
+class Customer(_Record):
+    id: str
+    name: str = ""
+    budgets: tuple[Budget, ...] = ()
+
+
+class VirtualKey(_Record):
+    """A virtual key. ``owner`` is an opaque user id the host adapters fill (a Django user pk, ...)."""
+
+    id: str
+    name: str
+    description: str = ""
+    is_active: bool = True
+    expires_at: float | None = None  # unix seconds
+    owner: str | None = None
+    provider_configs: tuple[ProviderRule, ...] = ()
+    allow_all_providers: bool = False
+    budgets: tuple[Budget, ...] = ()
+    rate_limit: RateLimit | None = None
+    team_id: str | None = None
+    customer_id: str | None = None
+    key_prefix: str = ""
+    key_hash: str = ""
+    created_at: float = 0.0
+    revoked_at: float | None = None
+
+    @cached_property
+    def rules(self) -> dict[str, ProviderRule]:
+        return {rule.provider: rule for rule in self.provider_configs}
+
+    def public(self) -> dict[str, Any]:
+        """The record as shown to admins and owners: everything but the hash."""
+        data = self.model_dump(mode="json", exclude={"key_hash"})
+        data["value_hint"] = f"sk-bf-{self.key_prefix}…" if self.key_prefix else None
+        return data

@@ -1,0 +1,177 @@
+"""The pipeline's governance and logging steps: who is calling, admission per attempt, and — once the
+answer (or stream) has ended — settlement of the reservation and one usage log record.
+
+Kept apart from `_pipeline` so the journey reads top to bottom; every function here is a no-op when
+governance is not configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.governance.engine import Governance, Ticket, governance_error
+from bifrost_asgi.governance.models import VirtualKey
+from bifrost_asgi.pricing import Usage, usage_from_chat, usage_from_responses
+from bifrost_asgi.providers.base import Op
+from bifrost_asgi.stores.logs import LogRecord
+
+if TYPE_CHECKING:
+    from bifrost_asgi.gateway import Gateway
+    from bifrost_asgi.pipeline.journey import Request, Served
+
+__all__ = ["admit", "authorize", "finish", "release"]
+
+log = logging.getLogger("bifrost_asgi")
+
+
+async def authorize(gw: Gateway, req: Request) -> str | None:
+    """Resolve who pays (spec §6.1 plus the host's user); for a bare model, return the key's weighted
+    provider choice."""
+    gov = gw.governance
+    if gov is None:
+        if req.vk_value is not None:
+            # No key can exist without governance, and an explicitly supplied key is never ignored.
+            raise governance_error(403, "virtual_key_not_found", "Virtual key not found")
+        return None
+    req.vk = key = await _resolve_key(gw, gov, req)
+    if key is None or not key.provider_configs or gw.resolver.split(req.model)[0] is not None:
+        return None
+    return gov.choose_provider(key, req.model, frozenset(gw.providers))
+
+
+async def _resolve_key(gw: Gateway, gov: Governance, req: Request) -> VirtualKey | None:
+    principal = req.principal
+    if req.vk_value is not None:
+        key = await gov.authenticate(req.vk_value)
+        assert key is not None
+        if principal is not None and principal.via == "session" and key.owner != principal.user_id:
+            # A signed-in user may only spend their own keys.
+            raise governance_error(403, "virtual_key_blocked", "This virtual key belongs to another user")
+        if key.owner is not None and not await owner_active(gw, key.owner):
+            raise governance_error(403, "virtual_key_blocked", "The virtual key's owner is inactive")
+        return key
+    if req.bearer_token is not None and gov.tokens is not None:
+        key = await gov.authenticate_token(req.bearer_token)
+        if key is not None:
+            return key
+    if principal is not None:
+        # The adapter just authenticated this user with the host's own machinery; that is the authority
+        # on whether the account may act (an OwnerDirectory answers for keys used without a session).
+        return gov.check_usable(await gov.default_key_for(principal.user_id))
+    return await gov.authenticate(None)
+
+
+async def owner_active(gw: Gateway, owner: str) -> bool:
+    """Ask the host whether a key's owner may still use it; cached as briefly as key lookups."""
+    if gw.owners is None:
+        return True
+    now = time.monotonic()
+    cached = gw.owner_cache.get(owner)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    active = await gw.owners.is_active(owner)
+    if len(gw.owner_cache) >= 10_000:
+        gw.owner_cache.clear()
+    ttl = gw.governance.cache_ttl if gw.governance is not None else 2.0
+    gw.owner_cache[owner] = (now + ttl, active)
+    return active
+
+
+async def admit(gw: Gateway, req: Request, provider: str, model: str) -> Ticket | None:
+    if gw.governance is None or req.vk is None:
+        return None
+    return await gw.governance.admit(req.vk, provider, model, req.body, len(req.raw))
+
+
+async def release(gw: Gateway, ticket: Ticket | None) -> None:
+    if ticket is not None and gw.governance is not None:
+        await gw.governance.settle(ticket, ok=False, tokens=0, cost=0.0)
+
+
+def _usage(req: Request, served: Served) -> tuple[Usage | None, bool]:
+    """Reported usage, or — for a stream that ended before reporting it — an estimate from what was
+    delivered: request bytes / 4 for input and one token per delivered chunk (providers stream about a
+    token per chunk)."""
+    if served.usage is not None:
+        parsed = (
+            usage_from_responses(served.usage) if req.op is Op.RESPONSES else usage_from_chat(served.usage)
+        )
+        return parsed, False
+    if served.chunks is None:
+        return None, False
+    return Usage(input_tokens=len(req.raw) // 4, output_tokens=served.delivered), True
+
+
+async def finish(gw: Gateway, req: Request | None, served: Served | None, error: BifrostError | None) -> None:
+    """Settle the reservation and write the log record; never raises (the answer is already sent)."""
+    if gw.governance is None and gw.logs is None:
+        return  # the ungoverned hot path pays nothing here
+    try:
+        usage, estimated = _usage(req, served) if req is not None and served is not None else (None, False)
+        cost = _cost(gw, served, usage, estimated)
+        if served is not None and served.ticket is not None and gw.governance is not None:
+            tokens = usage.total if usage is not None else 0
+            await gw.governance.settle(served.ticket, ok=error is None, tokens=tokens, cost=cost or 0.0)
+        if gw.logs is not None and req is not None:
+            gw.logs.submit(_record(req, served, error, usage, cost, estimated))
+    except Exception:  # accounting must not turn a delivered answer into a failure
+        log.exception("settling usage failed (request %s)", req.request_id if req else "?")
+
+
+def _cost(gw: Gateway, served: Served | None, usage: Usage | None, estimated: bool) -> float | None:
+    if served is None:
+        return None
+    if served.cost is not None:
+        return served.cost["total_cost"]
+    if estimated and usage is not None:
+        cost = gw.pricing.cost(served.provider, served.model, usage)
+        return cost["total_cost"] if cost else None
+    return None
+
+
+def _record(
+    req: Request, served: Served | None, error: BifrostError | None, usage: Usage | None, cost: float | None,
+    estimated: bool,
+) -> LogRecord:  # fmt: skip
+    key = req.vk
+    record = LogRecord(
+        id=req.request_id,
+        timestamp=req.wall_start,
+        object=req.request_type,
+        requested_model=req.model,
+        owner=key.owner if key else None,
+        virtual_key_id=key.id if key else None,
+        virtual_key_name=key.name if key else None,
+        team_id=key.team_id if key else None,
+        customer_id=key.customer_id if key else None,
+        stream=req.stream,
+        latency=int((time.perf_counter() - req.started) * 1000),
+        cost=cost,
+        usage_estimated=estimated,
+    )
+    if served is not None:
+        record.provider, record.model = served.provider, served.model
+        record.selected_key_name = served.key_name
+        record.fallback_index = served.index
+    elif error is not None:
+        record.provider = error.extra_fields.get("provider")
+        record.model = error.extra_fields.get("model_requested")
+    if error is not None:
+        record.status, record.status_code = "error", error.status_code
+        record.error_type = error.top_type or error.error_type
+        record.error_message = error.message[:500]
+    if usage is not None:
+        _fill_usage(record, usage)
+    return record
+
+
+def _fill_usage(record: LogRecord, usage: Usage) -> None:
+    record.input_tokens = usage.input_tokens
+    record.output_tokens = usage.output_tokens
+    record.cached_read_tokens = usage.cached_read_tokens
+    record.cached_write_tokens = usage.cached_write_tokens
+    record.reasoning_tokens = usage.reasoning_tokens
+    record.total_tokens = usage.total

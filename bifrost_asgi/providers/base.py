@@ -1,0 +1,119 @@
+"""What every provider implements, and the small values that flow between the pipeline and providers."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bifrost_asgi.config import KeyConfig
+
+__all__ = [
+    "GATEWAY_FIELDS",
+    "Call",
+    "Chunk",
+    "ChunkStream",
+    "Op",
+    "Provider",
+    "Reply",
+    "aclose_stream",
+    "client_body",
+]
+
+# Body fields only the gateway understands; stripped before a body goes upstream (OpenAI rejects
+# unknown parameters).
+GATEWAY_FIELDS = ("fallbacks", "return_tokens")
+
+
+class Op(enum.Enum):
+    """An inference operation; the value is Bifrost's non-streaming ``request_type``."""
+
+    RESPONSES = "responses"
+    CHAT = "chat_completion"
+    TEXT = "text_completion"
+    COUNT_TOKENS = "count_tokens"
+
+    def request_type(self, stream: bool) -> str:
+        return self.value + "_stream" if stream else self.value
+
+
+@dataclass(slots=True)
+class Call:
+    """One attempt at one provider: the client's parsed body plus what routing decided.
+
+    ``body`` is shared between attempts and must not be mutated; ``raw`` is the client's bytes, which a
+    provider speaking the same format forwards untouched when ``passthrough`` is true (the body names the
+    upstream model already and carries no gateway-only fields).
+    """
+
+    op: Op
+    body: dict[str, Any]
+    raw: bytes
+    model: str
+    stream: bool
+    passthrough: bool
+    headers: dict[str, str] = field(default_factory=dict)
+    timeout: float = 30.0
+    # Set by providers that serve a model through a named deployment (Azure); reported in extra_fields.
+    model_deployment: str | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """A provider's non-streaming answer, already in the client's format."""
+
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    raw_request: Any = None
+    raw_response: Any = None
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One outgoing stream event: either raw JSON bytes passed through, or an object we built.
+
+    ``usage`` is set on the chunk that carries the final usage, so the pipeline can price it without
+    parsing every chunk.
+    """
+
+    event: str | None
+    data: bytes | None = None
+    obj: dict[str, Any] | None = None
+    usage: dict[str, Any] | None = None
+
+
+# A provider's stream. Each item is a batch of events that became ready together (the complete events of
+# one upstream read, or everything one upstream event translates into); the pipeline writes a batch with
+# one send. One socket write per event was the largest cost of a stream (BENCHMARKS.md).
+ChunkStream = AsyncIterator[list[Chunk]]
+
+
+def client_body(call: Call) -> dict[str, Any]:
+    """The client's body without the gateway-only fields: what a translator or upstream may see."""
+    return {k: v for k, v in call.body.items() if k not in GATEWAY_FIELDS}
+
+
+async def aclose_stream(it: AsyncIterator[Any]) -> None:
+    """Close a wrapped stream (and so its upstream connection) when it is an async generator."""
+    aclose = getattr(it, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+class Provider(Protocol):
+    """A provider family. Implementations hold no per-request state and share the gateway's transport."""
+
+    name: str
+
+    async def send(self, call: Call, key: KeyConfig | None) -> Reply: ...
+
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
+        """Start the upstream stream and return its chunks.
+
+        Must raise (a BifrostError) *before* returning when the upstream refuses the request, so that
+        retries and fallbacks can still happen and the client gets a plain JSON error.
+        """
+        ...
+
+    def models(self) -> list[str]: ...

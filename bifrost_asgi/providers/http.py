@@ -1,0 +1,243 @@
+"""Mapping upstream failures to BifrostErrors: the one place that knows httpx's exception tree.
+
+Retry classes follow spec §3: transport errors and 500/502/503/504/529 retry on the same key with
+backoff; 429 rotates the key with backoff; 401/403/402 retire the key for this request and rotate
+without backoff; other 4xx are the caller's and are returned as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from bifrost_asgi.errors import BifrostError, connection_failed, timed_out
+
+__all__ = [
+    "TRANSPORT_ERRORS",
+    "URL",
+    "forwarded_headers",
+    "loads_object",
+    "map_transport_error",
+    "object_or_none",
+    "open_stream",
+    "request",
+    "upstream_error",
+]
+
+_RETRY_SAME_KEY = frozenset({500, 502, 503, 504, 529})
+_KEY_FAULT = frozenset({401, 402, 403})
+# Provider error codes that mean "this model or account", not "your request": they still fall back.
+_NOT_CALLER_FAULT = frozenset(
+    {
+        "model_not_found",
+        "insufficient_quota",
+        "invalid_api_key",
+        "billing_hard_limit_reached",
+        "rate_limit_exceeded",
+    }
+)
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [httpx.HTTPError, TimeoutError, ConnectionError]
+    try:  # the aiohttp transport lets some aiohttp errors through unmapped (total timeouts, ...)
+        import aiohttp
+
+        errors.append(aiohttp.ClientError)
+    except ImportError:  # pragma: no cover - aiohttp is a dependency, but the core does not need it
+        pass
+    return tuple(errors)
+
+
+# Everything an upstream exchange can raise that is the network's fault rather than ours.
+TRANSPORT_ERRORS = _transport_errors()
+
+
+def map_transport_error(exc: BaseException, provider: str, timeout: float) -> BifrostError:
+    """Translate a transport failure (one of `TRANSPORT_ERRORS`) raised before or during a response."""
+    if isinstance(exc, httpx.PoolTimeout):
+        return BifrostError(
+            503, "no free upstream connection in time", error_type="request_dropped", retryable=True
+        )
+    if _is_timeout(exc):
+        # Spec §3: a timeout is not retried on the same provider; it goes straight to fallbacks.
+        return timed_out(timeout)
+    detail = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
+    return connection_failed(provider, detail)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    cause = exc.__cause__
+    if cause is not None and type(cause).__module__.startswith("aiohttp"):
+        # httpx-aiohttp maps every aiohttp connection error (refused, reset) to httpx.ConnectTimeout:
+        # judge by the real cause, whose timeouts all derive from TimeoutError.
+        return isinstance(cause, TimeoutError)
+    return isinstance(exc, httpx.TimeoutException | TimeoutError)
+
+
+def upstream_error(status: int, content: bytes, provider: str) -> BifrostError:
+    """An upstream error response, with the provider's type/code/message kept verbatim (spec §5.1)."""
+    error = _parse_error_body(content)
+    message = str(error.get("message") or f"upstream returned HTTP {status}")
+    code = error.get("code")
+    err = BifrostError(
+        status,
+        message,
+        error_type=_opt_str(error.get("type")),
+        code=_opt_str(code),
+        param=error.get("param"),
+        retryable=status in _RETRY_SAME_KEY or status == 429 or status in _KEY_FAULT,
+        rotate_key=status == 429,
+        dead_key=status in _KEY_FAULT,
+    )
+    if status in (400, 422) and error and code not in _NOT_CALLER_FAULT:
+        # Newer Bifrost: a provider's explicit validation error is the caller's fault; another
+        # provider would refuse the same body, so fallbacks are not tried.
+        err.allow_fallbacks = False
+    return err
+
+
+def _parse_error_body(content: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        text = content.decode("utf-8", "replace").strip()
+        return {"message": text[:500]} if text else {}
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict):
+            return inner
+        if isinstance(inner, str):
+            return {"message": inner}
+        if isinstance(body.get("message"), str):
+            return body
+    return {}
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# -- the upstream calls every provider makes ------------------------------------------------------------
+#
+# Providers talk to the pooled transport directly rather than through an httpx.AsyncClient: the client
+# layer (cookies, auth flows, redirects, event hooks, default headers, URL merging) is nothing a gateway
+# uses, and measured at ~40% of the gateway's CPU per request (BENCHMARKS.md, "Where the time goes").
+
+ErrorMapper = Callable[[int, bytes, str], BifrostError]
+URL = httpx.URL | str
+
+# httpx's per-request timeout extension, built once per distinct timeout (they come from the config).
+_TIMEOUTS: dict[float, dict[str, float | None]] = {}
+
+
+def _timeout_extension(timeout: float) -> dict[str, float | None]:
+    ext = _TIMEOUTS.get(timeout)
+    if ext is None:
+        ext = httpx.Timeout(timeout).as_dict()
+        if len(_TIMEOUTS) < 256:
+            _TIMEOUTS[timeout] = ext
+    return ext
+
+
+async def _start(
+    transport: httpx.AsyncBaseTransport,
+    method: str,
+    url: URL,
+    content: bytes | None,
+    headers: Mapping[str, str],
+    timeout: float,
+) -> httpx.Response:
+    request = httpx.Request(
+        method, url, content=content, headers=headers, extensions={"timeout": _timeout_extension(timeout)}
+    )
+    return await transport.handle_async_request(request)
+
+
+async def request(
+    transport: httpx.AsyncBaseTransport,
+    url: URL,
+    content: bytes | None,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    timeout: float,
+    error: ErrorMapper = upstream_error,
+    method: str = "POST",
+) -> httpx.Response:
+    """Send a request and read the answer; transport failures and error statuses become BifrostErrors."""
+    try:
+        resp = await _start(transport, method, url, content, headers, timeout)
+        try:
+            await resp.aread()
+        finally:
+            await resp.aclose()  # hands the connection back to the pool, even if the body broke off
+    except TRANSPORT_ERRORS as exc:
+        raise map_transport_error(exc, provider, timeout) from None
+    if resp.status_code >= 400:
+        raise error(resp.status_code, resp.content, provider)
+    return resp
+
+
+async def open_stream(
+    transport: httpx.AsyncBaseTransport,
+    url: URL,
+    content: bytes,
+    headers: Mapping[str, str],
+    *,
+    provider: str,
+    timeout: float,
+    error: ErrorMapper = upstream_error,
+) -> httpx.Response:
+    """Start a streamed POST and check its status before any byte reaches the client (spec §2.1), so an
+    upstream refusal is still a plain JSON error that retries and fallbacks can act on. The caller owns
+    the returned response and must close it."""
+    try:
+        resp = await _start(transport, "POST", url, content, headers, timeout)
+    except TRANSPORT_ERRORS as exc:
+        raise map_transport_error(exc, provider, timeout) from None
+    if resp.status_code >= 400:
+        try:
+            body = await resp.aread()
+        except TRANSPORT_ERRORS:
+            body = b""
+        finally:
+            await resp.aclose()
+        raise error(resp.status_code, body, provider)
+    return resp
+
+
+def object_or_none(content: bytes) -> dict[str, Any] | None:
+    """The JSON object in ``content``, or None when it is not one."""
+    try:
+        obj = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def loads_object(content: bytes, provider: str, what: str = "a body") -> dict[str, Any]:
+    obj = object_or_none(content)
+    if obj is None:
+        raise BifrostError(
+            502,
+            f"provider {provider} returned {what} that is not a JSON object",
+            error_type="provider_bad_response",
+            retryable=True,
+        )
+    return obj
+
+
+def forwarded_headers(
+    headers: httpx.Headers, prefixes: tuple[str, ...], request_id_header: str | None = "x-request-id"
+) -> dict[str, str]:
+    """The upstream headers worth passing back (rate-limit state, timing). The provider's own request id
+    is renamed, since ``x-request-id`` is the gateway's."""
+    out = {k: v for k, v in headers.items() if k.startswith(prefixes)}
+    upstream_id = headers.get(request_id_header) if request_id_header else None
+    if upstream_id is not None:
+        out["x-bifrost-provider-request-id"] = upstream_id
+    return out

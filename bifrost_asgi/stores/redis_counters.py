@@ -1,0 +1,267 @@
+"""Counters in Redis: exact across every worker and host that shares the server.
+
+Each admission, settlement and read is one Lua script (one round trip, EVALSHA), and Redis runs a script
+with nothing else in between: that is what makes admission all-or-nothing across a request's counters.
+Every counter is a hash ``{used, reserved, start, end}`` under ``prefix + Limit.key``.
+
+The scripts transcribe ``roll_window``, ``blocks`` and ``admit_states`` from ``_counters.py``. Python
+computes the window a counter would move to (calendar arithmetic stays in one place, ``window_bounds``);
+the script decides, against the stored window, whether it moves. Numbers travel as ``repr`` and are
+stored as ``%.17g``, both exact for doubles, so the arithmetic matches the memory store bit for bit.
+
+Keys of one request must live on one server: with Redis Cluster, put a hash tag in ``prefix``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.stores.counters import (
+    Admission,
+    Claim,
+    CounterState,
+    Limit,
+    fresh_window,
+    shielded,
+    shielded_admit,
+)
+
+try:
+    from redis.asyncio import BlockingConnectionPool, Redis
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
+    raise ImportError("RedisCounterStore needs redis-py: pip install 'bifrost-asgi[redis]'") from exc
+
+__all__ = ["RedisCounterStore"]
+
+log = logging.getLogger("bifrost_asgi.governance")
+
+# Redis being down or too slow to answer, as opposed to a bug (a script error is not hidden by fail_open).
+_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+# A counter outlives its window by this much, so in-flight reservations (a long stream) still find it.
+_TTL_GRACE_S = 3600.0
+_WARN_EVERY_S = 60.0
+
+# Shared by the three scripts. ARGV[1] = now, ARGV[2] = TTL grace in seconds; then fields per key.
+_PRELUDE = """
+local now = tonumber(ARGV[1])
+local grace = tonumber(ARGV[2])
+local states = {}
+
+-- roll_window(): the counter as seen at `now`; one table per key, so a key named twice is shared.
+local function current(key, aligned, fresh_start, fresh_end)
+  local s = states[key]
+  if s == nil then
+    local v = redis.call('HMGET', key, 'used', 'reserved', 'start', 'end')
+    s = {used = tonumber(v[1]) or 0, reserved = tonumber(v[2]) or 0,
+         start = tonumber(v[3]) or 0, stop = tonumber(v[4]) or 0, dirty = false, rolled = false}
+    states[key] = s
+  end
+  if s.stop == 0 or now >= s.stop or (aligned == '1' and now < s.start) then
+    s.start, s.stop, s.used = tonumber(fresh_start), tonumber(fresh_end), 0
+    s.dirty, s.rolled = true, true
+  end
+  return s
+end
+
+local function fmt(x)
+  return string.format('%.17g', x)
+end
+
+local function save()
+  for key, s in pairs(states) do
+    if s.dirty then
+      redis.call('HSET', key, 'used', fmt(s.used), 'reserved', fmt(s.reserved),
+                 'start', fmt(s.start), 'end', fmt(s.stop))
+    end
+    -- The expiry follows the window's end, so it only moves when the window does.
+    if s.rolled then
+      redis.call('PEXPIRE', key, math.ceil((s.stop - now + grace) * 1000))
+    end
+  end
+end
+"""
+
+# Per key: kind, max, amount, aligned, fresh_start, fresh_end. Returns the 1-based indexes that block.
+_ADMIT = (
+    _PRELUDE
+    + """
+local n = #KEYS
+local seen, blocked = {}, {}
+for i = 1, n do
+  local a = 3 + (i - 1) * 6
+  seen[i] = current(KEYS[i], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
+end
+-- blocks(): every claim is checked before any is reserved.
+for i = 1, n do
+  local a = 3 + (i - 1) * 6
+  local s, max, amount = seen[i], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local over
+  if ARGV[a] == 'requests' then
+    over = s.used + s.reserved + amount > max
+  else
+    over = s.used + s.reserved >= max
+  end
+  if over then
+    blocked[#blocked + 1] = i
+  end
+end
+if #blocked == 0 then
+  for i = 1, n do
+    local s = seen[i]
+    s.reserved = s.reserved + tonumber(ARGV[3 + (i - 1) * 6 + 2])
+    s.dirty = true
+  end
+end
+save()
+return blocked
+"""
+)
+
+# Per key: aligned, fresh_start, fresh_end, reserved amount, actual amount.
+_SETTLE = (
+    _PRELUDE
+    + """
+for i = 1, #KEYS do
+  local a = 3 + (i - 1) * 5
+  local s = current(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2])
+  s.reserved = math.max(0, s.reserved - tonumber(ARGV[a + 3]))
+  s.used = s.used + tonumber(ARGV[a + 4])
+  s.dirty = true
+end
+save()
+return 0
+"""
+)
+
+# Per key: aligned, fresh_start, fresh_end. Returns {used, reserved, start, end} per key, as exact strings.
+_READ = (
+    _PRELUDE
+    + """
+local out = {}
+for i = 1, #KEYS do
+  local a = 3 + (i - 1) * 3
+  local s = current(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2])
+  out[i] = {fmt(s.used), fmt(s.reserved), fmt(s.start), fmt(s.stop)}
+end
+save()
+return out
+"""
+)
+
+
+class RedisCounterStore:
+    """Budget and rate-limit counters shared by every worker and host through one Redis server.
+
+    >>> store = RedisCounterStore("redis://redis.internal:6379/0", prefix="bifrost:")
+    >>> admission = await store.admit(claims, now=time.time())
+
+    If Redis cannot be reached, requests are refused with a 503 (``fail_open=False``, the default: limits
+    are a promise) or let through unmetered (``fail_open=True``: availability first, with a warning).
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://127.0.0.1:6379/0",
+        *,
+        prefix: str = "bifrost:",
+        fail_open: bool = False,
+        timeout_s: float = 1.0,
+        max_connections: int = 64,
+    ) -> None:
+        # One retry, and only for a failed connection: a pooled connection may have died with a Redis
+        # restart. Timeouts are not retried, since the script may already have run.
+        retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+        # A script takes microseconds; a second means Redis is in trouble, and requests should not wait on it.
+        # A burst beyond ``max_connections`` queues for a connection instead of failing, as the default
+        # pool would; each waits at most a few timeouts.
+        pool = BlockingConnectionPool.from_url(
+            url,
+            max_connections=max_connections,
+            timeout=5 * timeout_s,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=retry,
+        )
+        self._redis = Redis.from_pool(pool)
+        self._prefix = prefix
+        self._fail_open = fail_open
+        self._warned_at = -math.inf
+        self._admit = self._redis.register_script(_ADMIT)
+        self._settle = self._redis.register_script(_SETTLE)
+        self._read = self._redis.register_script(_READ)
+
+    async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
+        if not claims:
+            return Admission(True, ())
+        admit = self._admit_once(claims, now)
+        return await shielded_admit(admit, lambda a: self.settle(a.claims, [0.0] * len(a.claims), now))
+
+    async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
+        if not claims:
+            return
+        args: list[Any] = [now, _TTL_GRACE_S]
+        for claim, used in zip(claims, actual, strict=True):
+            args += [*_window_args(claim.limit, now), claim.amount, used]
+        try:
+            await shielded(self._settle(keys=self._keys(c.limit for c in claims), args=args))
+        except _UNAVAILABLE as exc:
+            self._degrade("settlement", exc)
+
+    async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
+        if not limits:
+            return []
+        args: list[Any] = [now, _TTL_GRACE_S]
+        for limit in limits:
+            args += _window_args(limit, now)
+        try:
+            rows = await self._read(keys=self._keys(limits), args=args)
+        except _UNAVAILABLE as exc:
+            self._degrade("read", exc)
+            return [CounterState() for _ in limits]  # failing open: nothing is known, nothing is counted
+        return [CounterState(*(float(x) for x in row)) for row in rows]
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()
+
+    async def _admit_once(self, claims: Sequence[Claim], now: float) -> Admission:
+        args: list[Any] = [now, _TTL_GRACE_S]
+        for claim in claims:
+            limit = claim.limit
+            args += [limit.kind, limit.max, claim.amount, *_window_args(limit, now)]
+        try:
+            blocked = await self._admit(keys=self._keys(c.limit for c in claims), args=args)
+        except _UNAVAILABLE as exc:
+            self._degrade("admission", exc)
+            # Nothing was reserved, so there is nothing to settle: an empty ``claims`` says so.
+            return Admission(True, ())
+        if blocked:
+            return Admission(False, tuple(claims), tuple(claims[i - 1] for i in blocked))
+        return Admission(True, tuple(claims))
+
+    def _keys(self, limits: Iterable[Limit]) -> list[str]:
+        return [self._prefix + limit.key for limit in limits]
+
+    def _degrade(self, what: str, exc: Exception) -> None:
+        """Fail closed (raise a 503), or fail open and warn at most once a minute."""
+        reason = f"{type(exc).__name__}: {exc}"  # redis-py names host and port, never the password
+        if not self._fail_open:
+            raise BifrostError(
+                503, f"governance store unavailable: {reason}", error_type="governance_store_unavailable"
+            ) from exc
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY_S:
+            self._warned_at = now
+            log.warning("governance store unavailable, %s not metered (fail_open): %s", what, reason)
+
+
+def _window_args(limit: Limit, now: float) -> list[Any]:
+    return ["1" if limit.calendar_aligned else "0", *fresh_window(limit, now)]

@@ -1,0 +1,167 @@
+"""Counters in one SQLite file: the embedded default, exact across every process on one machine.
+
+Each admission, settlement and read is one ``BEGIN IMMEDIATE`` transaction: it takes the database's write
+lock before reading, so the rule in ``admit_states`` (the same code the memory store runs) sees and
+updates every counter of a request with no other process in between — all claims reserved, or none.
+Waiting for the lock is bounded by ``busy_timeout``; past it the store fails closed with a 503.
+
+The connection lives on one worker thread of its own, so the event loop never blocks on disk or on a
+lock another process holds, and the connection is only ever used by the thread that opened it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TypeVar
+
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.stores.counters import (
+    Admission,
+    Claim,
+    CounterState,
+    Limit,
+    admit_states,
+    read_states,
+    settle_states,
+    shielded,
+    shielded_admit,
+)
+
+__all__ = ["SQLiteCounterStore"]
+
+T = TypeVar("T")
+States = dict[str, CounterState]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bifrost_counters (
+    key TEXT PRIMARY KEY,
+    used REAL NOT NULL,
+    reserved REAL NOT NULL,
+    start REAL NOT NULL,
+    "end" REAL NOT NULL
+) WITHOUT ROWID
+"""
+_SAVE = 'INSERT OR REPLACE INTO bifrost_counters (key, used, reserved, start, "end") VALUES (?, ?, ?, ?, ?)'
+
+# Connections inherited through fork() belong to the parent: closing them in the child (which garbage
+# collection would do) can drop the parent's file locks, so they are kept alive here and never used.
+_inherited: list[sqlite3.Connection] = []
+
+
+class SQLiteCounterStore:
+    """Budget and rate-limit counters in a SQLite file shared by every worker process on the machine.
+
+    >>> store = SQLiteCounterStore("/var/lib/bifrost/counters.db")
+    >>> admission = await store.admit(claims, now=time.time())
+    """
+
+    def __init__(self, path: str, *, busy_timeout_s: float = 5.0) -> None:
+        self._path = path
+        # Long enough to queue behind every other worker's admissions (each well under a millisecond),
+        # short enough that a stuck lock surfaces as a 503 instead of a hung request.
+        self._busy_timeout_s = busy_timeout_s
+        self._pid = 0
+        self._executor: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None  # opened and used only on the executor's thread
+
+    async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
+        admit = self._run(self._transaction, [c.limit.key for c in claims], admit_states, claims, now)
+        return await shielded_admit(admit, lambda a: self.settle(a.claims, [0.0] * len(a.claims), now))
+
+    async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
+        keys = [c.limit.key for c in claims]
+        await shielded(self._run(self._transaction, keys, settle_states, claims, actual, now))
+
+    async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
+        # A read can start a window (as in the memory store), so it writes like the others.
+        return await self._run(self._transaction, [limit.key for limit in limits], read_states, limits, now)
+
+    async def aclose(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None or self._pid != os.getpid():
+            return
+        await asyncio.get_running_loop().run_in_executor(executor, self._close)
+        executor.shutdown(wait=False)
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker(), functools.partial(fn, *args))
+
+    def _worker(self) -> ThreadPoolExecutor:
+        # After a fork the parent's thread is gone from the child: start over with a thread and connection.
+        if self._executor is None or self._pid != os.getpid():
+            if self._conn is not None:
+                _inherited.append(self._conn)
+                self._conn = None
+            self._pid = os.getpid()
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="bifrost-sqlite-counters")
+        return self._executor
+
+    def _transaction(self, keys: list[str], rule: Callable[..., T], *args: object) -> T:
+        """Run ``rule(states, *args)`` over the rows for ``keys`` under the write lock; save what changed."""
+        try:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                states = _load(conn, keys)
+                before = {key: replace(state) for key, state in states.items()}
+                result = rule(states, *args)
+                _save(conn, states, before)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise _unavailable(exc) from exc
+        return result
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            # isolation_level=None: no implicit transactions; each operation issues its own BEGIN IMMEDIATE.
+            conn = sqlite3.connect(self._path, timeout=self._busy_timeout_s, isolation_level=None)
+            try:
+                _prepare(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    # WAL lets readers proceed during a write and makes commits cheap. synchronous=NORMAL skips the fsync
+    # per commit: a power cut may lose the last moments of counting, never corrupt the file, and an
+    # application crash loses nothing.
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(_SCHEMA)
+
+
+def _load(conn: sqlite3.Connection, keys: list[str]) -> States:
+    marks = ",".join("?" * len(keys))
+    sql = f'SELECT key, used, reserved, start, "end" FROM bifrost_counters WHERE key IN ({marks})'
+    return {row[0]: CounterState(*row[1:]) for row in conn.execute(sql, keys)}
+
+
+def _save(conn: sqlite3.Connection, states: States, before: States) -> None:
+    changed = [(k, s.used, s.reserved, s.start, s.end) for k, s in states.items() if before.get(k) != s]
+    if changed:
+        conn.executemany(_SAVE, changed)
+
+
+def _unavailable(exc: sqlite3.Error) -> BifrostError:
+    return BifrostError(
+        503, f"governance store unavailable: {exc}", error_type="governance_store_unavailable"
+    )
