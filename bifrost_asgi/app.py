@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from bifrost_asgi.adapters.principal import OwnerDirectory
 from bifrost_asgi.config import GatewayConfig
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import http_error
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.config import GovernanceConfig
 from bifrost_asgi.pipeline.journey import handle_inference
@@ -143,7 +143,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """Unknown paths and wrong methods answer in Bifrost's error shape too."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = exc.detail if isinstance(exc, HTTPException) else "internal gateway error"
-    err = BifrostError(status, f"{message}: {request.method} {request.url.path}", is_bifrost_error=False)
+    err = http_error(status, f"{message}: {request.method} {request.url.path}")
     return Response(err.to_json(), status_code=status, media_type="application/json")
 
 

@@ -1,4 +1,4 @@
-"""The gateway's one error type, and the constructors for every error it emits.
+"""The gateway's one error type, and the named constructor for every error it emits.
 
 Every failure a client can see is a :class:`BifrostError`, serialised as Bifrost's ``BifrostError``
 JSON shape (seed 001)::
@@ -7,16 +7,37 @@ JSON shape (seed 001)::
      "error": {"type"?, "code"?, "message", "param"?},
      "extra_fields": {"provider"?, "model_requested"?, "request_type"?, ...}}
 
-The tree of causes, mapped in one place (``providers/_http.py`` for upstream faults):
+Nothing else in the package calls ``BifrostError(...)``: every error is built here, by name, so its
+status, type and retry policy are decided once. Causes are mapped where they arise (transport and
+upstream faults in ``providers/http.py``, store faults in ``stores/``) by calling these constructors.
 
     BifrostError
-    ├── caller faults (400): invalid JSON, missing model / input / prompt, unknown provider
-    ├── 413 request body too large
-    ├── upstream faults: the provider's own status and error body, passed through
-    │   ├── 502 provider_connection_failed (refused, DNS, reset before a response)
-    │   ├── 502 upstream_credentials_exhausted (every key answered 401/403)
-    │   └── 504 request_timed_out
-    └── governance (403/402/429, code in the top-level ``type``)
+    ├── caller faults (400, is_bifrost_error false; fallbacks do not apply)
+    │   ├── invalid_request          bad JSON, missing model / input / prompt, wrong types
+    │   ├── not_configured           a known provider without configuration
+    │   ├── unsupported_operation    a provider that does not serve the route
+    │   ├── body_too_large (413)     over max_request_body_size_mb
+    │   └── http_error (404/405)     unknown path, wrong method
+    ├── who is calling (401/403)
+    │   ├── unauthorized             admin API, self-service without a session
+    │   ├── invalid_token            a signed token that does not verify
+    │   ├── csrf_failed              a session write without the CSRF token
+    │   ├── forbidden                signed in, but not allowed (staff-only API)
+    │   └── governance_error         virtual key missing / unknown / blocked, provider or model
+    │                                blocked (403), rate limited (429), budget exceeded (402)
+    ├── upstream faults (fallbacks apply)
+    │   ├── upstream                 the provider's own status and error body, passed through
+    │   ├── connection_failed (502)  refused, DNS, reset before a response
+    │   ├── timed_out (504)
+    │   ├── pool_exhausted (503)     no free upstream connection in time
+    │   ├── credentials_exhausted (502)  every key answered 401/403
+    │   ├── bad_response (502)       an answer that is not what the provider's API promises
+    │   └── upstream_failed (500)    a stream that reported failure after it started
+    └── the gateway's own faults
+        ├── configuration_error (500)
+        ├── store_unavailable (503)  governance counters unreachable (fail closed)
+        ├── not_found (404)          a management-API record
+        └── internal_error (500)     a bug of ours, never a traceback
 """
 
 from __future__ import annotations
@@ -26,7 +47,31 @@ from typing import Any
 
 import orjson
 
-__all__ = ["BifrostError"]
+__all__ = [
+    "BifrostError",
+    "bad_response",
+    "body_too_large",
+    "configuration_error",
+    "connection_failed",
+    "credentials_exhausted",
+    "csrf_failed",
+    "forbidden",
+    "governance_error",
+    "http_error",
+    "internal_error",
+    "invalid_request",
+    "invalid_token",
+    "not_configured",
+    "not_found",
+    "pool_exhausted",
+    "store_unavailable",
+    "stream_cut",
+    "timed_out",
+    "unauthorized",
+    "unsupported_operation",
+    "upstream",
+    "upstream_failed",
+]
 
 
 class BifrostError(Exception):
@@ -118,13 +163,83 @@ def invalid_request(message: str, *, param: str | None = None) -> BifrostError:
     )
 
 
-def body_too_large(limit: int) -> BifrostError:
+def not_configured(provider: str) -> BifrostError:
+    """A known provider without configuration (spec §5.2: 400, ``is_bifrost_error: false``)."""
+    return BifrostError(
+        400,
+        f"failed to get config for provider: {provider} is not configured in this gateway",
+        error_type="invalid_request_error",
+        is_bifrost_error=False,
+    )
+
+
+def unsupported_operation(operation: str, provider: str) -> BifrostError:
+    return BifrostError(
+        400, f"{operation} is not served by provider {provider}", error_type="unsupported_operation"
+    )
+
+
+def body_too_large(limit: int, setting: str = "max_request_body_size_mb") -> BifrostError:
     return BifrostError(
         413,
-        f"request body exceeds the limit of {limit} bytes (max_request_body_size_mb)",
+        f"request body exceeds the limit of {limit} bytes ({setting})",
         error_type="request_too_large",
         is_bifrost_error=False,
         allow_fallbacks=False,
+    )
+
+
+def http_error(status: int, message: str) -> BifrostError:
+    """A path or method the gateway does not serve (404/405), in Bifrost's shape."""
+    return BifrostError(status, message, is_bifrost_error=False)
+
+
+# -- who is calling ---------------------------------------------------------------------------------
+
+
+def unauthorized(message: str = "admin authentication required") -> BifrostError:
+    return BifrostError(401, message, error_type="unauthorized", is_bifrost_error=False)
+
+
+def invalid_token(message: str) -> BifrostError:
+    return BifrostError(
+        401, message, top_type="invalid_token", error_type="invalid_token", is_bifrost_error=False
+    )
+
+
+def csrf_failed(message: str) -> BifrostError:
+    return BifrostError(403, message, error_type="csrf_failed", is_bifrost_error=False)
+
+
+def forbidden(message: str) -> BifrostError:
+    return BifrostError(403, message, error_type="forbidden", is_bifrost_error=False)
+
+
+def governance_error(status: int, code: str, message: str) -> BifrostError:
+    """Governance codes go in the top-level ``type`` (spec §5.2); fallbacks still apply (spec §3)."""
+    return BifrostError(status, message, top_type=code, error_type=code, is_bifrost_error=False)
+
+
+# -- upstream faults ----------------------------------------------------------------------------------
+
+_RETRY_SAME_KEY = frozenset({500, 502, 503, 504, 529})
+_KEY_FAULT = frozenset({401, 402, 403})
+
+
+def upstream(
+    status: int, message: str, *, error_type: str | None = None, code: str | None = None, param: Any = None
+) -> BifrostError:
+    """An upstream error answer, passed through with its retry class (spec §3): 5xx and 529 retry on the
+    same key, 429 rotates the key, 401/402/403 retire it for this request; other 4xx are returned."""
+    return BifrostError(
+        status,
+        message,
+        error_type=error_type,
+        code=code,
+        param=param,
+        retryable=status in _RETRY_SAME_KEY or status == 429 or status in _KEY_FAULT,
+        rotate_key=status == 429,
+        dead_key=status in _KEY_FAULT,
     )
 
 
@@ -146,13 +261,53 @@ def connection_failed(provider: str, detail: str) -> BifrostError:
     )
 
 
-def credentials_exhausted(provider: str) -> BifrostError:
+def pool_exhausted() -> BifrostError:
+    return BifrostError(
+        503, "no free upstream connection in time", error_type="request_dropped", retryable=True
+    )
+
+
+def credentials_exhausted(provider: str, count: int, last: str) -> BifrostError:
     return BifrostError(
         502,
-        f"all keys for provider {provider} were rejected by the upstream",
+        f"all {count} key(s) for provider {provider} were rejected by the upstream (last: {last})",
         error_type="upstream_credentials_exhausted",
     )
 
 
-def internal_error() -> BifrostError:
-    return BifrostError(500, "internal gateway error", error_type="bifrost_internal")
+def bad_response(message: str) -> BifrostError:
+    """An upstream answer that breaks its API's promises (not JSON, wrong shape, cut short)."""
+    return BifrostError(502, message, error_type="provider_bad_response", retryable=True)
+
+
+def stream_cut(provider: str, what: str) -> BifrostError:
+    """An upstream stream that ended before its terminal event."""
+    return BifrostError(
+        502, f"provider {provider} ended the stream before {what}", error_type="provider_connection_failed"
+    )
+
+
+def upstream_failed(message: str, code: str | None = None) -> BifrostError:
+    """A stream that reported failure (``response.failed``) after it started."""
+    return BifrostError(500, message, error_type="api_error", code=code)
+
+
+# -- the gateway's own faults -------------------------------------------------------------------------
+
+
+def configuration_error(message: str) -> BifrostError:
+    return BifrostError(500, message, error_type="configuration_error")
+
+
+def store_unavailable(detail: str) -> BifrostError:
+    return BifrostError(
+        503, f"governance store unavailable: {detail}", error_type="governance_store_unavailable"
+    )
+
+
+def not_found(what: str) -> BifrostError:
+    return BifrostError(404, what, error_type="not_found", is_bifrost_error=False)
+
+
+def internal_error(message: str = "internal gateway error") -> BifrostError:
+    return BifrostError(500, message, error_type="bifrost_internal")

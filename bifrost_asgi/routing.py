@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 
-from bifrost_asgi.errors import BifrostError, invalid_request
+from bifrost_asgi.errors import invalid_request, not_configured
 from bifrost_asgi.providers.catalog import KNOWN_PROVIDERS
 
-__all__ = ["Resolver", "Target", "not_configured"]
+__all__ = ["Resolver", "Target"]
 
 log = logging.getLogger("bifrost_asgi.routing")
 
@@ -72,13 +72,3 @@ class Resolver:
                 continue
             targets.append((provider, name))
         return targets
-
-
-def not_configured(provider: str) -> BifrostError:
-    """A known provider without configuration (spec §5.2: 400, ``is_bifrost_error: false``)."""
-    return BifrostError(
-        400,
-        f"failed to get config for provider: {provider} is not configured in this gateway",
-        error_type="invalid_request_error",
-        is_bifrost_error=False,
-    )

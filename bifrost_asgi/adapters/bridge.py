@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, MutableMapping
 from concurrent.futures import Future
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bifrost_asgi.adapters.principal import PRINCIPAL_SCOPE_KEY, Principal
+from bifrost_asgi.types import ASGIApp
 
 __all__ = [
     "BridgedResponse",
@@ -34,7 +35,6 @@ __all__ = [
     "register_exit",
 ]
 
-ASGIApp = Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]
 T = TypeVar("T")
 
 

@@ -20,12 +20,12 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 from bifrost_asgi.adapters.principal import PRINCIPAL_SCOPE_KEY, Principal
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import csrf_failed
 from bifrost_asgi.governance.engine import extract_virtual_key
+from bifrost_asgi.types import Scope
 
 __all__ = ["BifrostMiddleware"]
 
-Scope = MutableMapping[str, Any]
 PrincipalLoader = Callable[[Scope], Awaitable[Principal | None]]
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -125,12 +125,9 @@ def _carries_virtual_key(scope: Scope) -> bool:
 
 
 async def _refuse_csrf(send: Any) -> None:
-    err = BifrostError(
-        403,
+    err = csrf_failed(
         "CSRF check failed: session-authenticated requests must send the bifrost_csrf cookie's value in "
-        "the X-CSRFToken header (or authenticate with a virtual key instead)",
-        error_type="csrf_failed",
-        is_bifrost_error=False,
+        "the X-CSRFToken header (or authenticate with a virtual key instead)"
     )
     await send(
         {"type": "http.response.start", "status": 403, "headers": [(b"content-type", b"application/json")]}

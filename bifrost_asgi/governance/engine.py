@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import BifrostError, governance_error
 from bifrost_asgi.governance.jwt import TokenVerifier
 from bifrost_asgi.governance.keys import VK_PREFIX, generate_key, key_lookup_prefix, verify_key
 from bifrost_asgi.governance.models import Budget, Customer, ProviderRule, RateLimit, Team, VirtualKey
@@ -50,11 +50,6 @@ def extract_virtual_key(name: bytes, value: bytes) -> str | None:
     if name in _VK_HEADERS and value.startswith(_PREFIX_BYTES):
         return value.decode("latin-1").strip()
     return None
-
-
-def governance_error(status: int, code: str, message: str) -> BifrostError:
-    """Governance codes go in the top-level ``type`` (spec §5.2); fallbacks still apply (spec §3)."""
-    return BifrostError(status, message, top_type=code, error_type=code, is_bifrost_error=False)
 
 
 @dataclass(slots=True)

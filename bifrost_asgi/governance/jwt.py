@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import invalid_token
 
 __all__ = ["JWTConfig", "TokenClaims", "TokenVerifier", "looks_like_jwt"]
 
@@ -40,12 +40,6 @@ class TokenClaims:
 
 def looks_like_jwt(value: str) -> bool:
     return value.count(".") == 2 and not value.startswith("sk-")
-
-
-def _unauthorized(message: str) -> BifrostError:
-    return BifrostError(
-        401, message, top_type="invalid_token", error_type="invalid_token", is_bifrost_error=False
-    )
 
 
 class TokenVerifier:
@@ -82,9 +76,9 @@ class TokenVerifier:
                 options=options,
             )
         except self._jwt.ExpiredSignatureError:
-            raise _unauthorized("the token has expired") from None
+            raise invalid_token("the token has expired") from None
         except self._jwt.InvalidTokenError as exc:
-            raise _unauthorized(f"invalid token: {type(exc).__name__}") from None
+            raise invalid_token(f"invalid token: {type(exc).__name__}") from None
         vk = claims.get(self.config.virtual_key_claim)
         subject = claims.get("sub")
         return TokenClaims(

@@ -11,8 +11,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from bifrost_asgi.errors import BifrostError
-from bifrost_asgi.governance.engine import Governance, Ticket, governance_error
+from bifrost_asgi.errors import BifrostError, governance_error
+from bifrost_asgi.governance.engine import Governance, Ticket
 from bifrost_asgi.governance.models import VirtualKey
 from bifrost_asgi.pricing import Usage, usage_from_chat, usage_from_responses
 from bifrost_asgi.providers.base import Op

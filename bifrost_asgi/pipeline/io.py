@@ -7,11 +7,12 @@ request allocates a handful of small objects and nothing else.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, MutableMapping
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any
 
 from bifrost_asgi.errors import body_too_large
+from bifrost_asgi.types import Headers, Scope
 
 __all__ = [
     "ClientDisconnected",
@@ -22,9 +23,6 @@ __all__ = [
     "wait_disconnect",
 ]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Headers = list[tuple[bytes, bytes]]
 
 JSON_HEADERS: Headers = [(b"content-type", b"application/json")]
 SSE_HEADERS: Headers = [

@@ -24,7 +24,13 @@ import orjson
 
 from bifrost_asgi.adapters.principal import PRINCIPAL_SCOPE_KEY, Principal
 from bifrost_asgi.config import KeyConfig, NetworkConfig
-from bifrost_asgi.errors import BifrostError, credentials_exhausted, internal_error, invalid_request
+from bifrost_asgi.errors import (
+    BifrostError,
+    credentials_exhausted,
+    internal_error,
+    invalid_request,
+    not_configured,
+)
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.engine import Ticket, extract_virtual_key
 from bifrost_asgi.governance.jwt import looks_like_jwt
@@ -35,7 +41,6 @@ from bifrost_asgi.pipeline.io import (
     SSE_HEADERS,
     ClientDisconnected,
     Headers,
-    Scope,
     read_body,
     send_bytes,
     stream_until_disconnect,
@@ -43,8 +48,9 @@ from bifrost_asgi.pipeline.io import (
 from bifrost_asgi.pricing import usage_from_chat, usage_from_responses
 from bifrost_asgi.providers.base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply
 from bifrost_asgi.providers.http import object_or_none
-from bifrost_asgi.routing import Target, not_configured
+from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import DONE, frame
+from bifrost_asgi.types import Scope
 
 __all__ = [
     "Request",
@@ -313,7 +319,7 @@ async def _with_retries(
             if key is not None and err.dead_key:
                 dead.add(id(key))
                 if len(dead) == len(keys):
-                    raise _exhausted(provider, err, len(keys)) from None
+                    raise credentials_exhausted(provider, len(keys), err.message) from None
                 key = _choose(keys, dead, used)
                 continue
             if not err.retryable or retries >= net.max_retries:
@@ -343,14 +349,6 @@ def _backoff(net: NetworkConfig, attempt: int) -> float:
     base = min(net.retry_backoff_initial * (2 ** (attempt - 1)), net.retry_backoff_max)
     jittered: float = base * random.uniform(0.8, 1.2)
     return min(jittered, net.retry_backoff_max) / 1000.0
-
-
-def _exhausted(provider: str, last: BifrostError, count: int) -> BifrostError:
-    err = credentials_exhausted(provider)
-    err.message = (
-        f"all {count} key(s) for provider {provider} were rejected by the upstream (last: {last.message})"
-    )
-    return err
 
 
 def _key_name(keys: tuple[KeyConfig, ...], key: KeyConfig | None) -> str | None:
@@ -522,9 +520,7 @@ class _StreamWriter:
             await send({"type": "http.response.body", "body": self.encode_error(err), "more_body": True})
         except Exception as exc:  # never leave a client hanging on a half-written stream
             log.exception("stream failed (request %s)", self.req.request_id)
-            internal = BifrostError(
-                500, f"stream failed: {type(exc).__name__}", error_type="bifrost_internal"
-            )
+            internal = internal_error(f"stream failed: {type(exc).__name__}")
             self.served.error = internal
             await send({"type": "http.response.body", "body": self.encode_error(internal), "more_body": True})
         else:

@@ -20,7 +20,7 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import BifrostError, bad_response, stream_cut
 from bifrost_asgi.providers.base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply, aclose_stream
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
@@ -141,11 +141,7 @@ class AnthropicProvider:
         finally:
             await resp.aclose()
         if not stopped:
-            raise BifrostError(
-                502,
-                f"provider {self.name} ended the stream before message_stop",
-                error_type="provider_connection_failed",
-            )
+            raise stream_cut(self.name, "message_stop")
 
     def _stream_error(self, data: bytes) -> BifrostError:
         # The event carries Anthropic's error body; its type says which HTTP status it stands for.
@@ -250,9 +246,7 @@ def _loads_event(data: bytes) -> dict[str, Any]:
 
 
 def _bad_response(provider: str, what: str) -> BifrostError:
-    return BifrostError(
-        502, f"provider {provider} returned {what}", error_type="provider_bad_response", retryable=True
-    )
+    return bad_response(f"provider {provider} returned {what}")
 
 
 def _forwarded(headers: httpx.Headers) -> dict[str, str]:

@@ -27,7 +27,7 @@ from urllib.parse import quote
 import httpx
 
 from bifrost_asgi.config import ConfigError, KeyConfig, ProviderConfig
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import configuration_error, unsupported_operation
 from bifrost_asgi.providers.base import Call, ChunkStream, Op, Reply
 from bifrost_asgi.providers.http import loads_object
 from bifrost_asgi.providers.openai import OpenAIProvider, _forwarded
@@ -91,11 +91,9 @@ class AzureProvider(OpenAIProvider):
     def _endpoint_for(self, key: KeyConfig | None) -> str:
         endpoint = (self._endpoints.get(id(key)) if key is not None else None) or self._default_endpoint
         if endpoint is None:
-            raise BifrostError(
-                500,
+            raise configuration_error(
                 f"provider {self.name}: no endpoint configured; set keys[].azure_key_config.endpoint "
-                f"or network_config.base_url",
-                error_type="configuration_error",
+                f"or network_config.base_url"
             )
         return endpoint
 
@@ -104,9 +102,7 @@ class AzureProvider(OpenAIProvider):
             return endpoint + _RESPONSES_PATH
         path = _DEPLOYMENT_PATHS.get(op)
         if path is None:
-            raise BifrostError(
-                400, f"{op.value} is not served by provider {self.name}", error_type="unsupported_operation"
-            )
+            raise unsupported_operation(op.value, self.name)
         return (
             f"{endpoint}/openai/deployments/{quote(deployment, safe='')}{path}?api-version={quote(version)}"
         )

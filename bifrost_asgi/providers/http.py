@@ -13,7 +13,14 @@ from typing import Any
 import httpx
 import orjson
 
-from bifrost_asgi.errors import BifrostError, connection_failed, timed_out
+from bifrost_asgi.errors import (
+    BifrostError,
+    bad_response,
+    connection_failed,
+    pool_exhausted,
+    timed_out,
+    upstream,
+)
 
 __all__ = [
     "TRANSPORT_ERRORS",
@@ -27,8 +34,6 @@ __all__ = [
     "upstream_error",
 ]
 
-_RETRY_SAME_KEY = frozenset({500, 502, 503, 504, 529})
-_KEY_FAULT = frozenset({401, 402, 403})
 # Provider error codes that mean "this model or account", not "your request": they still fall back.
 _NOT_CALLER_FAULT = frozenset(
     {
@@ -59,9 +64,7 @@ TRANSPORT_ERRORS = _transport_errors()
 def map_transport_error(exc: BaseException, provider: str, timeout: float) -> BifrostError:
     """Translate a transport failure (one of `TRANSPORT_ERRORS`) raised before or during a response."""
     if isinstance(exc, httpx.PoolTimeout):
-        return BifrostError(
-            503, "no free upstream connection in time", error_type="request_dropped", retryable=True
-        )
+        return pool_exhausted()
     if _is_timeout(exc):
         # Spec §3: a timeout is not retried on the same provider; it goes straight to fallbacks.
         return timed_out(timeout)
@@ -83,15 +86,8 @@ def upstream_error(status: int, content: bytes, provider: str) -> BifrostError:
     error = _parse_error_body(content)
     message = str(error.get("message") or f"upstream returned HTTP {status}")
     code = error.get("code")
-    err = BifrostError(
-        status,
-        message,
-        error_type=_opt_str(error.get("type")),
-        code=_opt_str(code),
-        param=error.get("param"),
-        retryable=status in _RETRY_SAME_KEY or status == 429 or status in _KEY_FAULT,
-        rotate_key=status == 429,
-        dead_key=status in _KEY_FAULT,
+    err = upstream(
+        status, message, error_type=_opt_str(error.get("type")), code=_opt_str(code), param=error.get("param")
     )
     if status in (400, 422) and error and code not in _NOT_CALLER_FAULT:
         # Newer Bifrost: a provider's explicit validation error is the caller's fault; another
@@ -222,12 +218,7 @@ def object_or_none(content: bytes) -> dict[str, Any] | None:
 def loads_object(content: bytes, provider: str, what: str = "a body") -> dict[str, Any]:
     obj = object_or_none(content)
     if obj is None:
-        raise BifrostError(
-            502,
-            f"provider {provider} returned {what} that is not a JSON object",
-            error_type="provider_bad_response",
-            retryable=True,
-        )
+        raise bad_response(f"provider {provider} returned {what} that is not a JSON object")
     return obj
 
 

@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from bifrost_asgi.adapters.principal import PRINCIPAL_SCOPE_KEY, Principal
 from bifrost_asgi.config import ConfigError
-from bifrost_asgi.errors import BifrostError, invalid_request
+from bifrost_asgi.errors import BifrostError, body_too_large, invalid_request, not_found, unauthorized
 from bifrost_asgi.governance.config import AuthConfig
 from bifrost_asgi.governance.engine import Governance
 from bifrost_asgi.governance.jwt import looks_like_jwt
@@ -190,15 +190,9 @@ def _error(exc: BifrostError, headers: Mapping[str, str] | None = None) -> Respo
     )
 
 
-def _not_found(what: str) -> BifrostError:
-    return BifrostError(404, what, error_type="not_found", is_bifrost_error=False)
-
-
 def _unauthorized() -> BifrostError:
     # The same answer for a missing header, a bad one and wrong credentials: nothing to probe.
-    return BifrostError(
-        401, "admin authentication required", error_type="unauthorized", is_bifrost_error=False
-    )
+    return unauthorized()
 
 
 def _invalid(exc: ValidationError) -> BifrostError:
@@ -213,7 +207,7 @@ async def _body(request: Request) -> Any:
     async for chunk in request.stream():
         size += len(chunk)
         if size > _MAX_BODY:
-            raise BifrostError(413, f"request body exceeds {_MAX_BODY} bytes", is_bifrost_error=False)
+            raise body_too_large(_MAX_BODY, "management API")
         chunks.append(chunk)
     try:
         return orjson.loads(b"".join(chunks))
@@ -273,20 +267,20 @@ class _Admin:
     async def _governance(self) -> Governance:
         gov = (await self._backend()).governance
         if gov is None:
-            raise _not_found("governance is not configured: add a `governance` section to config.json")
+            raise not_found("governance is not configured: add a `governance` section to config.json")
         return gov
 
     async def _key(self, gov: Governance, request: Request) -> VirtualKey:
         key = await gov.keys.get(request.path_params["key_id"])
         if key is None:
-            raise _not_found("Virtual key not found")
+            raise not_found("Virtual key not found")
         return key
 
     # GET /api/logs
     async def search_logs(self, request: Request) -> Response:
         logs = (await self._backend()).logs
         if logs is None:
-            raise _not_found("usage logs are disabled (governance.logs.enabled, governance.store)")
+            raise not_found("usage logs are disabled (governance.logs.enabled, governance.store)")
         query: dict[str, list[str]] = {}
         for name, value in request.query_params.multi_items():
             query.setdefault(name, []).append(value)

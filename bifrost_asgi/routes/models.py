@@ -10,8 +10,9 @@ from urllib.parse import parse_qs
 import orjson
 
 from bifrost_asgi.gateway import Gateway
-from bifrost_asgi.pipeline.io import JSON_HEADERS, Scope, send_bytes
+from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
 from bifrost_asgi.providers.openai import OpenAIProvider
+from bifrost_asgi.types import Scope
 
 __all__ = ["handle_list_models"]
 

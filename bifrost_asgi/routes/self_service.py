@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bifrost_asgi.adapters.principal import PRINCIPAL_SCOPE_KEY, Principal
-from bifrost_asgi.errors import BifrostError, invalid_request
+from bifrost_asgi.errors import BifrostError, http_error, invalid_request, unauthorized
 from bifrost_asgi.governance.engine import Governance
 from bifrost_asgi.governance.models import VirtualKey
 from bifrost_asgi.stores.log_query import month_usage
@@ -56,12 +56,11 @@ class _SelfService:
         async def endpoint(request: Request) -> Response:
             principal = request.scope.get(PRINCIPAL_SCOPE_KEY)
             if not isinstance(principal, Principal):
-                return _error(BifrostError(401, "sign in to manage your keys", error_type="unauthorized",
-                                           is_bifrost_error=False))  # fmt: skip
+                return _error(unauthorized("sign in to manage your keys"))
             backend = await self._get_backend()
             gov: Governance | None = backend.governance
             if gov is None:
-                return _error(BifrostError(404, "governance is not configured", is_bifrost_error=False))
+                return _error(http_error(404, "governance is not configured"))
             try:
                 return await handler(request, principal, gov)
             except ValidationError as exc:
@@ -75,7 +74,7 @@ class _SelfService:
     async def _own(self, request: Request, principal: Principal, gov: Governance) -> VirtualKey:
         key = await gov.keys.get(request.path_params["key_id"])
         if key is None or key.owner != principal.user_id:
-            raise BifrostError(404, "Virtual key not found", is_bifrost_error=False)
+            raise http_error(404, "Virtual key not found")
         return key
 
     async def list_keys(self, request: Request, principal: Principal, gov: Governance) -> Response:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import store_unavailable
 from bifrost_asgi.stores.counters import (
     Admission,
     Claim,
@@ -254,9 +254,7 @@ class RedisCounterStore:
         """Fail closed (raise a 503), or fail open and warn at most once a minute."""
         reason = f"{type(exc).__name__}: {exc}"  # redis-py names host and port, never the password
         if not self._fail_open:
-            raise BifrostError(
-                503, f"governance store unavailable: {reason}", error_type="governance_store_unavailable"
-            ) from exc
+            raise store_unavailable(reason) from exc
         now = time.monotonic()
         if now - self._warned_at >= _WARN_EVERY_S:
             self._warned_at = now

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TypeVar
 
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import BifrostError, store_unavailable
 from bifrost_asgi.stores.counters import (
     Admission,
     Claim,
@@ -162,6 +162,4 @@ def _save(conn: sqlite3.Connection, states: States, before: States) -> None:
 
 
 def _unavailable(exc: sqlite3.Error) -> BifrostError:
-    return BifrostError(
-        503, f"governance store unavailable: {exc}", error_type="governance_store_unavailable"
-    )
+    return store_unavailable(str(exc))

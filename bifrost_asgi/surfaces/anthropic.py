@@ -22,14 +22,13 @@ from typing import Any
 import orjson
 from starlette.routing import BaseRoute, Route
 
-from bifrost_asgi.errors import BifrostError, internal_error, invalid_request
+from bifrost_asgi.errors import BifrostError, internal_error, invalid_request, not_configured
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.accounting import authorize, finish
 from bifrost_asgi.pipeline.io import (
     JSON_HEADERS,
     SSE_HEADERS,
     ClientDisconnected,
-    Scope,
     read_body,
     send_bytes,
     stream_until_disconnect,
@@ -45,7 +44,7 @@ from bifrost_asgi.pipeline.journey import (
 )
 from bifrost_asgi.providers.anthropic import NATIVE_MESSAGES
 from bifrost_asgi.providers.base import Chunk, ChunkStream, Op, Reply
-from bifrost_asgi.routing import Target, not_configured
+from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import frame
 from bifrost_asgi.surfaces.count_tokens import _count
 from bifrost_asgi.translate import (
@@ -55,6 +54,7 @@ from bifrost_asgi.translate import (
     messages_usage_to_responses,
     responses_to_message,
 )
+from bifrost_asgi.types import Scope
 
 __all__ = ["anthropic_routes"]
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bifrost_asgi.errors import BifrostError, internal_error, invalid_request
+from bifrost_asgi.errors import BifrostError, bad_response, internal_error, invalid_request
 from bifrost_asgi.gateway import Gateway
-from bifrost_asgi.pipeline.io import JSON_HEADERS, ClientDisconnected, Scope, read_body, send_bytes
+from bifrost_asgi.pipeline.io import JSON_HEADERS, ClientDisconnected, read_body, send_bytes
 from bifrost_asgi.pipeline.journey import (
     Request,
     Served,
@@ -27,6 +27,7 @@ from bifrost_asgi.pipeline.journey import (
     send_error,
 )
 from bifrost_asgi.providers.base import Op
+from bifrost_asgi.types import Scope
 
 if TYPE_CHECKING:
     from bifrost_asgi.tokens.count import TokenCount
@@ -144,9 +145,7 @@ def _from_local(c: TokenCount, model: str, *, exact: bool) -> dict[str, Any]:
 def _from_upstream(upstream: dict[str, Any], model: str) -> dict[str, Any]:
     tokens = upstream.get("input_tokens")
     if not isinstance(tokens, int):
-        raise BifrostError(
-            502, "upstream count_tokens answer has no input_tokens", error_type="provider_bad_response"
-        )
+        raise bad_response("upstream count_tokens answer has no input_tokens")
     return {
         "object": "response.input_tokens",
         "model": model,

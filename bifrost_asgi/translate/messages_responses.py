@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from bifrost_asgi.errors import BifrostError, invalid_request
+from bifrost_asgi.errors import bad_response, invalid_request, upstream_failed
 
 __all__ = [
     "ResponsesToMessagesStream",
@@ -378,11 +378,7 @@ def _tool_input(arguments: Any) -> Obj:
     except orjson.JSONDecodeError:
         value = None
     if not isinstance(value, dict):
-        raise BifrostError(
-            502,
-            "the provider returned tool call arguments that are not a JSON object",
-            error_type="provider_bad_response",
-        )
+        raise bad_response("the provider returned tool call arguments that are not a JSON object")
     return value
 
 
@@ -671,7 +667,7 @@ class ResponsesToMessagesStream:
         error = _obj(response.get("error")) or event
         message = str(error.get("message") or "the provider reported a failed response")
         code = error.get("code")
-        raise BifrostError(500, message, error_type="api_error", code=str(code) if code is not None else None)
+        raise upstream_failed(message, str(code) if code is not None else None)
 
 
 def _key(event: Obj, field_name: str) -> tuple[int, int]:

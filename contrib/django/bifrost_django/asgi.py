@@ -18,8 +18,8 @@ Under WSGI there is no lifespan; the logs are flushed when the worker process ex
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+
+from bifrost_asgi.types import ASGIApp, Receive, Scope, Send
 
 from ._runtime import asgi_gateway
 
@@ -27,11 +27,7 @@ __all__ = ["GatewayLifespan"]
 
 log = logging.getLogger("bifrost_django")
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 # Any ASGI application: Django's handler types its scope and messages more narrowly than this module.
-ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
 class GatewayLifespan:

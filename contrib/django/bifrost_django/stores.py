@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, router, transaction
 from django.db.models import Avg, Case, Count, F, Q, QuerySet, Sum, When
 
-from bifrost_asgi.errors import BifrostError, invalid_request
+from bifrost_asgi.errors import invalid_request, store_unavailable
 from bifrost_asgi.governance.models import Customer, Team, VirtualKey
 from bifrost_asgi.stores.counters import (
     Admission,
@@ -238,11 +238,7 @@ def _counter_transaction(keys: Sequence[str], rule: Callable[..., T], *args: obj
     except DatabaseError as exc:
         # Fail closed, as the SQLite and Redis stores do. The driver's message stays in the server log.
         log.exception("governance counters: database error")
-        raise BifrostError(
-            503,
-            f"governance store unavailable ({type(exc).__name__})",
-            error_type="governance_store_unavailable",
-        ) from exc
+        raise store_unavailable(type(exc).__name__) from exc
     return result
 
 

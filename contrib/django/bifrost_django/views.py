@@ -33,6 +33,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from bifrost_asgi import BifrostError, Principal
 from bifrost_asgi.adapters.bridge import build_scope, call_gateway, call_gateway_sync
+from bifrost_asgi.errors import csrf_failed, forbidden, unauthorized
 from bifrost_asgi.governance.engine import extract_virtual_key
 
 from ._runtime import asgi_gateway, wsgi_gateway
@@ -50,10 +51,9 @@ class _Call:
     body: bytes
 
 
-def error_response(status: int, message: str, error_type: str) -> HttpResponse:
+def error_response(err: BifrostError) -> HttpResponse:
     """An answer in the gateway's own `BifrostError` shape, for refusals made before it is reached."""
-    err = BifrostError(status, message, error_type=error_type, is_bifrost_error=False)
-    return HttpResponse(err.to_json(), status=status, content_type="application/json")
+    return HttpResponse(err.to_json(), status=err.status_code, content_type="application/json")
 
 
 # -- 1. who is calling -------------------------------------------------------------------------------
@@ -64,10 +64,10 @@ class _CsrfCheck(CsrfViewMiddleware):
 
     def _reject(self, request: HttpRequest, reason: str) -> HttpResponse:
         return error_response(
-            403,
-            f"CSRF verification failed: {reason.rstrip('.')}. Session-authenticated calls must send the "
-            "csrftoken cookie's value in the X-CSRFToken header (or use a virtual key).",
-            "csrf_failed",
+            csrf_failed(
+                f"CSRF verification failed: {reason.rstrip('.')}. Session-authenticated calls must send the "
+                "csrftoken cookie's value in the X-CSRFToken header (or use a virtual key)."
+            )
         )
 
 
@@ -148,8 +148,8 @@ def _admin_refusal(route: str, principal: Principal | None) -> HttpResponse | No
     if not _ADMIN_ROUTE.match(route) or (principal is not None and principal.is_admin):
         return None
     if principal is None:
-        return error_response(401, "sign in as a staff user to use the management API", "unauthorized")
-    return error_response(403, "the management API is for staff users", "forbidden")
+        return error_response(unauthorized("sign in as a staff user to use the management API"))
+    return error_response(forbidden("the management API is for staff users"))
 
 
 def prepare(

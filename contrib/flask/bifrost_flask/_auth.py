@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, current_app, session
 
 from bifrost_asgi import Principal
-from bifrost_asgi.governance.engine import governance_error
+from bifrost_asgi.errors import governance_error
 
 __all__ = [
     "AdminCheck",

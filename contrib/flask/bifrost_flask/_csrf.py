@@ -29,6 +29,7 @@ from flask.wrappers import Response
 from werkzeug.exceptions import BadRequest
 
 from bifrost_asgi import BifrostError, Principal
+from bifrost_asgi.errors import csrf_failed
 from bifrost_asgi.governance.engine import extract_virtual_key
 
 __all__ = ["csrf_refusal", "csrf_token", "exempt_from_flask_wtf", "set_csrf_cookie"]
@@ -48,12 +49,9 @@ def csrf_refusal(principal: Principal | None) -> BifrostError | None:
     reason = _flask_wtf_reason(wtf) if wtf is not None else _double_submit_reason()
     if reason is None:
         return None
-    return BifrostError(
-        403,
+    return csrf_failed(
         f"CSRF check failed: {reason} Session-authenticated calls must send the page's CSRF token in "
-        f"the {_header_name()} header (or authenticate with a virtual key instead).",
-        error_type="csrf_failed",
-        is_bifrost_error=False,
+        f"the {_header_name()} header (or authenticate with a virtual key instead)."
     )
 
 

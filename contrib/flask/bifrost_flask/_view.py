@@ -18,6 +18,7 @@ from werkzeug.http import is_hop_by_hop_header
 
 from bifrost_asgi import BifrostError, Principal
 from bifrost_asgi.adapters.bridge import SyncResponse, build_scope, call_gateway_sync
+from bifrost_asgi.errors import internal_error, unauthorized
 
 from ._csrf import csrf_refusal
 from ._state import BifrostState, state_of
@@ -48,9 +49,7 @@ def gateway_view(path: str) -> Response:
     except Exception:
         # The gateway renders its own failures; reaching here is a bug or a failed startup.
         log.exception("bifrost gateway failed on %s %s", request.method, request.path)
-        return error_response(
-            BifrostError(500, "internal gateway error", error_type="bifrost_internal", is_bifrost_error=True)
-        )
+        return error_response(internal_error())
     return flask_response(answer)
 
 
@@ -59,9 +58,7 @@ def _admin_refusal(state: BifrostState, principal: Principal | None, path: str) 
     host app that would be every visitor, so the host's admins (``is_admin``) are the only ones let in."""
     if not state.admin_api_open or not _is_admin_path(path) or (principal and principal.is_admin):
         return None
-    return BifrostError(
-        401, "admin authentication required", error_type="unauthorized", is_bifrost_error=False
-    )
+    return unauthorized()
 
 
 def _is_admin_path(path: str) -> bool:
