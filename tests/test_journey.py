@@ -218,9 +218,8 @@ async def test_an_anthropic_stream_that_crashes_is_logged_as_an_error(
     finally:
         await gw.aclose()
     assert r.status_code == 200
-    assert r.text.endswith(
-        'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"stream failed: RuntimeError"}}\n\n'
-    )
+    error = b'{"type":"error","error":{"type":"api_error","message":"stream failed: RuntimeError"}}'
+    assert r.content.endswith(b"event: error\ndata: " + error + b"\n\n")
     assert [(log["object"], log["status"], log["status_code"]) for log in logs] == [
         ("responses_stream", "error", 500)
     ]
