@@ -24,12 +24,10 @@ from bifrost_asgi.errors import BifrostError, bad_response, stream_cut
 from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, aclose_stream, client_body
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
-    URL,
+    HTTPProvider,
     forwarded_headers,
     loads_object,
     map_transport_error,
-    open_stream,
-    request,
     upstream_error,
 )
 from bifrost_asgi.sse import SSEEvent, aiter_sse
@@ -58,39 +56,19 @@ _TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "resp
 _FORWARD_PREFIXES = ("anthropic-ratelimit-", "retry-after")
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPProvider):
     """The Messages API provider. Holds no per-request state; shares the gateway's transport."""
-
-    uses_keys = True
 
     def __init__(
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
     ) -> None:
-        self.name = name
-        self._config = config
-        self._transport = transport
+        fixed = {"anthropic-version": ANTHROPIC_VERSION}
+        super().__init__(name, config, transport, lambda secret: {"x-api-key": secret}, fixed)
         # Parsed once: the hot path hands these to httpx as they are.
         self._messages_url = httpx.URL(base_url + "/v1/messages")
         self._count_url = httpx.URL(base_url + "/v1/messages/count_tokens")
-        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
-        base = {
-            "content-type": "application/json",
-            "accept-encoding": "identity",
-            "anthropic-version": ANTHROPIC_VERSION,
-            **extra,
-        }
-        self._anon_headers = base
-        # Built once per key: the hot path only looks them up.
-        self._key_headers = {id(k): {**base, "x-api-key": k.value.get_secret_value()} for k in config.keys}
-
-    def models(self) -> list[str]:
-        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
 
     # -- requests -------------------------------------------------------------------------------
-
-    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
-        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
-        return {**headers, **call.headers} if call.headers else headers
 
     def _request(self, call: Call, *, stream: bool) -> tuple[httpx.URL, bytes]:
         """The upstream URL and body for a call."""
@@ -103,25 +81,19 @@ class AnthropicProvider:
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         url, content = self._request(call, stream=False)
-        headers = self._headers(call, key)
-        resp = await request(self._transport, url, content, headers, provider=self.name, timeout=call.timeout)
+        resp = await self._post(url, content, call, key)
         answer = _answer(call, loads_object(resp.content, self.name), self.name)
         return Reply(answer, _forwarded(resp.headers), content, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         url, content = self._request(call, stream=True)
-        resp = await self._open(url, content, self._headers(call, key), call.timeout)
+        resp = await self._open(url, content, call, key)
         events = self._events(resp, call.timeout)
         if call.op is Op.MESSAGES:
             return _native_chunks(events)
         if call.op is Op.RESPONSES:
             return _responses_chunks(events, call)
         return _chat_chunks(events, call)
-
-    async def _open(
-        self, url: URL, content: bytes, headers: dict[str, str], timeout: float
-    ) -> httpx.Response:
-        return await open_stream(self._transport, url, content, headers, provider=self.name, timeout=timeout)
 
     async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[SSEEvent]:
         """The upstream's SSE events (``ping`` included: translators skip it, passthrough keeps the

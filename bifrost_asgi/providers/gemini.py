@@ -24,11 +24,9 @@ from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, client_body
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
-    URL,
+    HTTPProvider,
     loads_object,
     map_transport_error,
-    open_stream,
-    request,
     upstream_error,
 )
 from bifrost_asgi.sse import aiter_sse
@@ -59,41 +57,24 @@ class _Converter(Protocol):
     def finish(self) -> list[dict[str, Any]]: ...
 
 
-class GeminiProvider:
+class GeminiProvider(HTTPProvider):
     """Gemini models behind Google's Generative Language API.
 
     >>> provider = GeminiProvider("gemini", config, client, "https://generativelanguage.googleapis.com")
     """
 
-    uses_keys = True
-
     def __init__(
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
     ) -> None:
-        self.name = name
-        self._config = config
-        self._transport = transport
+        super().__init__(name, config, transport, lambda secret: {"x-goog-api-key": secret})
+        self.error = gemini_error
         self._base = base_url.rstrip("/") + "/v1beta/models/"
-        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
-        base = {"content-type": "application/json", "accept-encoding": "identity", **extra}
-        self._anon_headers = base
-        # Built once per key: the hot path only looks them up.
-        self._key_headers = {
-            id(k): {**base, "x-goog-api-key": k.value.get_secret_value()} for k in config.keys
-        }
-
-    def models(self) -> list[str]:
-        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
 
     # -- requests -------------------------------------------------------------------------------
 
     def _url(self, model: str, method: str) -> str:
         # Gemini's own clients also accept "models/<name>"; the path wants the bare name.
         return self._base + quote(model.removeprefix("models/"), safe="-._~") + ":" + method
-
-    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
-        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
-        return {**headers, **call.headers} if call.headers else headers
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         if call.op is Op.COUNT_TOKENS:
@@ -112,25 +93,10 @@ class GeminiProvider:
         body = count_tokens_response(loads_object(resp.content, self.name))
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
-    async def _post(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
-        headers = self._headers(call, key)
-        return await request(
-            self._transport,
-            url,
-            content,
-            headers,
-            provider=self.name,
-            timeout=call.timeout,
-            error=gemini_error,
-        )
-
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         content = orjson.dumps(_request(call))
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
-        resp = await open_stream(
-            self._transport, url, content, self._headers(call, key), provider=self.name, timeout=call.timeout,
-            error=gemini_error,
-        )  # fmt: skip
+        resp = await self._open(url, content, call, key)
         return self._chunks(resp, call)
 
     async def _chunks(self, resp: httpx.Response, call: Call) -> ChunkStream:
