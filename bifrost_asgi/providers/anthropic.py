@@ -21,7 +21,16 @@ import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import BifrostError, bad_response, stream_cut
-from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, aclose_stream, client_body
+from bifrost_asgi.providers.base import (
+    Call,
+    Chunk,
+    ChunkStream,
+    Op,
+    Reply,
+    aclose_stream,
+    client_body,
+    converted,
+)
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
     HTTPProvider,
@@ -50,7 +59,6 @@ __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
 ANTHROPIC_VERSION = "2023-06-01"
 _NATIVE = frozenset({Op.MESSAGES, Op.MESSAGES_COUNT_TOKENS})
 _COUNTS = frozenset({Op.COUNT_TOKENS, Op.MESSAGES_COUNT_TOKENS})
-_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # Upstream response headers worth passing back: rate-limit state. Anthropic's own request id is renamed,
 # since x-request-id is the gateway's.
 _FORWARD_PREFIXES = ("anthropic-ratelimit-", "retry-after")
@@ -92,8 +100,10 @@ class AnthropicProvider(HTTPProvider):
         if call.op is Op.MESSAGES:
             return _native_chunks(events)
         if call.op is Op.RESPONSES:
-            return _responses_chunks(events, call)
-        return _chat_chunks(events, call)
+            responses = MessagesToResponsesStream(request=call.body, model=call.model)
+            return converted(events, responses, call.op, _decode)
+        chat = MessagesToChatStream(model=call.model, text=call.op is Op.TEXT)
+        return converted(events, chat, call.op, _decode)
 
     async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[SSEEvent]:
         """The upstream's SSE events (``ping`` included: translators skip it, passthrough keeps the
@@ -181,40 +191,8 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def _responses_chunks(events: AsyncIterator[SSEEvent], call: Call) -> ChunkStream:
-    conv = MessagesToResponsesStream(request=call.body, model=call.model)
-    try:
-        if started := [Chunk(event["type"], obj=event) for event in conv.start()]:
-            yield started
-        async for ev in events:
-            if batch := [_responses_chunk(event) for event in conv.feed(_loads_event(ev.data))]:
-                yield batch
-        if batch := [_responses_chunk(event) for event in conv.finish()]:
-            yield batch
-    finally:
-        await aclose_stream(events)
-
-
-def _responses_chunk(event: dict[str, Any]) -> Chunk:
-    usage = event["response"].get("usage") if event["type"] in _TERMINAL_EVENTS else None
-    return Chunk(event["type"], obj=event, usage=usage if isinstance(usage, dict) else None)
-
-
-async def _chat_chunks(events: AsyncIterator[SSEEvent], call: Call) -> ChunkStream:
-    conv = MessagesToChatStream(model=call.model, text=call.op is Op.TEXT)
-    try:
-        async for ev in events:
-            if batch := [_chat_chunk(chunk) for chunk in conv.feed(_loads_event(ev.data))]:
-                yield batch
-        if batch := [_chat_chunk(chunk) for chunk in conv.finish()]:
-            yield batch
-    finally:
-        await aclose_stream(events)
-
-
-def _chat_chunk(chunk: dict[str, Any]) -> Chunk:
-    usage = chunk.get("usage")
-    return Chunk(None, obj=chunk, usage=usage if isinstance(usage, dict) else None)
+def _decode(event: SSEEvent) -> dict[str, Any]:
+    return _loads_event(event.data)
 
 
 def _event_type(data: bytes) -> str | None:

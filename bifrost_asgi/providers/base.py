@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bifrost_asgi.config import KeyConfig
 
 __all__ = [
     "GATEWAY_FIELDS",
+    "TERMINAL_EVENTS",
     "Call",
     "Chunk",
     "ChunkStream",
     "Op",
     "Provider",
     "Reply",
+    "StreamConverter",
     "aclose_stream",
     "client_body",
+    "converted",
+    "event_chunk",
 ]
 
 # Body fields only the gateway understands; stripped before a body goes upstream (OpenAI rejects
 # unknown parameters).
 GATEWAY_FIELDS = ("fallbacks", "return_tokens")
+T = TypeVar("T")
 
 
 class Op(enum.Enum):
@@ -110,6 +115,47 @@ async def aclose_stream(it: AsyncIterator[Any]) -> None:
     aclose = getattr(it, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+# Responses stream events that carry the final response object (and so its usage).
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def event_chunk(op: Op, obj: dict[str, Any]) -> Chunk:
+    """A translated stream event as a Chunk: Responses events are framed by their type, and the usage
+    rides on the terminal event (Responses) or on the chunk that carries it (chat, text)."""
+    if op is Op.RESPONSES:
+        usage = obj["response"].get("usage") if obj["type"] in TERMINAL_EVENTS else None
+        return Chunk(obj["type"], obj=obj, usage=usage if isinstance(usage, dict) else None)
+    usage = obj.get("usage")
+    return Chunk(None, obj=obj, usage=usage if isinstance(usage, dict) else None)
+
+
+class StreamConverter(Protocol):
+    """A stream translator (``translate/``): events in one API's shape in, the client's out."""
+
+    def start(self) -> list[dict[str, Any]]: ...
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    def finish(self) -> list[dict[str, Any]]: ...
+
+
+async def converted(
+    events: AsyncIterator[T], converter: StreamConverter, op: Op, decode: Callable[[T], dict[str, Any]]
+) -> ChunkStream:
+    """Drive ``converter`` over an upstream's events, one batch per upstream event (so an error event
+    still follows every event before it); the upstream is closed whatever happens."""
+    try:
+        if batch := [event_chunk(op, obj) for obj in converter.start()]:
+            yield batch
+        async for event in events:
+            if batch := [event_chunk(op, obj) for obj in converter.feed(decode(event))]:
+                yield batch
+        if batch := [event_chunk(op, obj) for obj in converter.finish()]:
+            yield batch
+    finally:
+        await aclose_stream(events)
 
 
 class Provider(Protocol):

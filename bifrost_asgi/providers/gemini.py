@@ -13,7 +13,8 @@ fault, not the request's, so fallbacks still apply.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -21,7 +22,15 @@ import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import BifrostError
-from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, client_body
+from bifrost_asgi.providers.base import (
+    Call,
+    ChunkStream,
+    Op,
+    Reply,
+    StreamConverter,
+    client_body,
+    converted,
+)
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
     HTTPProvider,
@@ -45,16 +54,9 @@ from bifrost_asgi.translate.gemini import (
 
 __all__ = ["GeminiProvider"]
 
-_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # Gemini answers with few useful headers; these are the ones a client can act on.
 _FORWARDED = ("retry-after", "x-goog-request-id")
 _KEY_INVALID = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
-
-
-class _Converter(Protocol):
-    def start(self) -> list[dict[str, Any]]: ...
-    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]: ...
-    def finish(self) -> list[dict[str, Any]]: ...
 
 
 class GeminiProvider(HTTPProvider):
@@ -97,21 +99,14 @@ class GeminiProvider(HTTPProvider):
         content = orjson.dumps(_request(call))
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
         resp = await self._open(url, content, call, key)
-        return self._chunks(resp, call)
+        return converted(self._events(resp, call.timeout), _converter(call), call.op, self._stream_object)
 
-    async def _chunks(self, resp: httpx.Response, call: Call) -> ChunkStream:
-        converter = _converter(call)
+    async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[bytes]:
         try:
-            if batch := [_chunk(call.op, obj) for obj in converter.start()]:
-                yield batch
             async for event in aiter_sse(resp.aiter_bytes()):
-                # One batch per event: an error event then still comes after every event before it.
-                if batch := [_chunk(call.op, obj) for obj in converter.feed(self._stream_object(event.data))]:
-                    yield batch
-            if batch := [_chunk(call.op, obj) for obj in converter.finish()]:
-                yield batch
+                yield event.data
         except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, call.timeout) from None
+            raise map_transport_error(exc, self.name, timeout) from None
         finally:
             await resp.aclose()
 
@@ -142,19 +137,10 @@ def _answer(call: Call, upstream: dict[str, Any]) -> dict[str, Any]:
     return gemini_to_text_response(upstream, call.model)
 
 
-def _converter(call: Call) -> _Converter:
+def _converter(call: Call) -> StreamConverter:
     if call.op is Op.RESPONSES:
         return GeminiToResponsesStream(request=call.body, model=call.model)
     return GeminiToChatStream(model=call.model, text_completion=call.op is Op.TEXT)
-
-
-def _chunk(op: Op, obj: dict[str, Any]) -> Chunk:
-    """Responses events are framed by type; usage rides on the terminal event or the last chat chunk."""
-    if op is Op.RESPONSES:
-        usage = obj["response"].get("usage") if obj["type"] in _TERMINAL_EVENTS else None
-        return Chunk(obj["type"], obj=obj, usage=usage if isinstance(usage, dict) else None)
-    usage = obj.get("usage")
-    return Chunk(None, obj=obj, usage=usage if isinstance(usage, dict) else None)
 
 
 def _forwarded(headers: httpx.Headers) -> dict[str, str]:

@@ -12,7 +12,17 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, aclose_stream, client_body
+from bifrost_asgi.providers.base import (
+    TERMINAL_EVENTS,
+    Call,
+    Chunk,
+    ChunkStream,
+    Op,
+    Reply,
+    aclose_stream,
+    client_body,
+    event_chunk,
+)
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
     HTTPProvider,
@@ -37,8 +47,6 @@ _PATHS = {
     Op.TEXT: "/v1/completions",
     Op.COUNT_TOKENS: "/v1/responses/input_tokens",
 }
-# Responses stream events that carry the final response object (and so its usage).
-_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # Upstream response headers worth passing back: rate-limit state and timing. The provider's own
 # request id is renamed, since x-request-id is the gateway's.
 _FORWARD_PREFIXES = ("x-ratelimit-", "openai-", "retry-after")
@@ -154,11 +162,7 @@ async def translate_chat_stream(chunks: ChunkStream, call: Call) -> ChunkStream:
             ]
             if out:
                 yield out
-        finish = []
-        for ev in conv.finish():
-            usage = ev["response"].get("usage") if ev["type"] in _TERMINAL_EVENTS else None
-            finish.append(Chunk(ev["type"], obj=ev, usage=usage if isinstance(usage, dict) else None))
-        if finish:
+        if finish := [event_chunk(Op.RESPONSES, ev) for ev in conv.finish()]:
             yield finish
     finally:
         await aclose_stream(chunks)
@@ -168,7 +172,7 @@ def _classify(event: str | None, data: bytes, op: Op) -> Chunk:
     """Parse only the chunk that carries usage; every other chunk stays as bytes (as does one that is
     not a JSON object: it is passed on as the upstream sent it, unpriced)."""
     if op is Op.RESPONSES:
-        if event in _TERMINAL_EVENTS and (obj := object_or_none(data)) is not None:
+        if event in TERMINAL_EVENTS and (obj := object_or_none(data)) is not None:
             response = obj.get("response")
             usage = response.get("usage") if isinstance(response, dict) else None
             return Chunk(event, obj=obj, usage=usage if isinstance(usage, dict) else None)
