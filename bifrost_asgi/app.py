@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,7 +19,7 @@ from bifrost_asgi.errors import http_error
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.config import GovernanceConfig
 from bifrost_asgi.pipeline.journey import Endpoint
-from bifrost_asgi.providers.base import Op
+from bifrost_asgi.providers.base import Op, ProviderFactory
 from bifrost_asgi.routes.admin import admin_routes
 from bifrost_asgi.routes.models import handle_list_models
 from bifrost_asgi.routes.self_service import self_service_routes
@@ -139,6 +139,7 @@ def create_app(
     key_store: KeyStore | None = None,
     counter_store: CounterStore | None = None,
     log_store: LogStore | None = None,
+    providers: Mapping[str, ProviderFactory] | None = None,
 ) -> Starlette:
     """The gateway as an ASGI app; mount it anywhere.
 
@@ -148,7 +149,8 @@ def create_app(
     the host does not forward lifespan events to mounted apps) and closed on shutdown. ``transport``
     replaces the network, for tests (``httpx.MockTransport``). Framework adapters pass the host's
     ``owner_directory`` (are a key owner's account and its keys still usable?) and may inject their own
-    stores (the Django ORM ones).
+    stores (the Django ORM ones). ``providers`` maps a configured provider's name to a factory for a
+    provider of your own (docs/extending.md).
     """
     gw = Gateway(
         config or GatewayConfig(),
@@ -157,6 +159,7 @@ def create_app(
         key_store=key_store,
         counter_store=counter_store,
         log_store=log_store,
+        provider_factories=providers,
     )
 
     @asynccontextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import httpx
 
@@ -15,7 +15,7 @@ from bifrost_asgi.governance.build import build_governance, build_log_writer, se
 from bifrost_asgi.governance.config import GovernanceConfig
 from bifrost_asgi.governance.engine import Governance
 from bifrost_asgi.pricing import PricingTable
-from bifrost_asgi.providers.base import Op, Provider
+from bifrost_asgi.providers.base import Op, Provider, ProviderFactory
 from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, NATIVE_DEFAULT_BASE_URLS
 from bifrost_asgi.providers.mock import MockProvider
 from bifrost_asgi.providers.openai import OpenAICompatProvider, OpenAIProvider
@@ -45,11 +45,17 @@ class Gateway:
         key_store: KeyStore | None = None,
         counter_store: CounterStore | None = None,
         log_store: LogStore | None = None,
+        provider_factories: Mapping[str, ProviderFactory] | None = None,
     ) -> None:
         self.config = config
+        self._factories = dict(provider_factories or {})
+        unknown = sorted(set(self._factories) - set(config.providers))
+        if unknown:  # a factory needs the provider's config entry: its keys, network_config and models
+            raise ConfigError(f"providers: no configuration for the provider(s) given a factory: {unknown}")
         self._transport = transport
         base = pricing or PricingTable.default()
-        self.pricing = base.with_overrides(config.pricing_overrides) if config.pricing_overrides else base
+        overrides = config.pricing_overrides
+        self.pricing = base.with_overrides(overrides, config.providers) if overrides else base
         self.resolver = Resolver(config.providers, _catalog(config, self.pricing))
         for name in config.providers:  # fail at startup, not on the first request, if a family is missing
             if config.provider_kind(name) in _NATIVE_FACTORIES:
@@ -86,7 +92,7 @@ class Gateway:
                 await seed(self.governance, self.config.governance)
             transport = _make_transport(self.config, self._transport)
             self.providers = {
-                name: _make_provider(name, self.config, pc, transport)
+                name: _make_provider(name, self.config, pc, transport, self._factories.get(name))
                 for name, pc in self.config.providers.items()
             }
             self.counters = {name: _make_counter(self.config, p) for name, p in self.providers.items()}
@@ -133,14 +139,20 @@ def _make_transport(
 
 
 def _make_provider(
-    name: str, config: GatewayConfig, pc: ProviderConfig, transport: httpx.AsyncBaseTransport
+    name: str,
+    config: GatewayConfig,
+    pc: ProviderConfig,
+    transport: httpx.AsyncBaseTransport,
+    factory: ProviderFactory | None,
 ) -> Provider:
     kind = config.provider_kind(name)
-    if kind == "mock":
-        return MockProvider(name, pc)
     base_url = (
         pc.network_config.base_url or NATIVE_DEFAULT_BASE_URLS.get(kind) or COMPAT_DEFAULT_BASE_URLS.get(name)
     )
+    if factory is not None:  # a provider of the host's own (docs/extending.md)
+        return factory(name, pc, transport, base_url or "")
+    if kind == "mock":
+        return MockProvider(name, pc)
     if kind == "openai":
         return OpenAIProvider(name, pc, transport, base_url or NATIVE_DEFAULT_BASE_URLS["openai"])
     if kind == "openai-compatible":
@@ -173,12 +185,10 @@ _NATIVE_FACTORIES = {
 }
 
 
-def native_factory(kind: str) -> Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider]:
+def native_factory(kind: str) -> ProviderFactory:
     module, _, attr = _NATIVE_FACTORIES[kind].partition(":")
     try:
-        factory: Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider] = getattr(
-            importlib.import_module(module), attr
-        )
+        factory: ProviderFactory = getattr(importlib.import_module(module), attr)
     except ImportError:
         raise ConfigError(
             f"provider kind {kind!r} is not supported by this version of bifrost-asgi"

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from bifrost_asgi.config import KeyConfig
+import httpx
+
+from bifrost_asgi.config import KeyConfig, ProviderConfig
 
 __all__ = [
     "GATEWAY_FIELDS",
@@ -17,6 +19,7 @@ __all__ = [
     "ChunkStream",
     "Op",
     "Provider",
+    "ProviderFactory",
     "Reply",
     "StreamConverter",
     "aclose_stream",
@@ -179,3 +182,7 @@ class Provider(Protocol):
         ...
 
     def models(self) -> list[str]: ...
+
+
+# Builds a provider at startup: (name, its config, the gateway's shared transport, its base URL).
+ProviderFactory = Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider]
