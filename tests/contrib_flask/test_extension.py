@@ -240,6 +240,7 @@ def test_admins_come_from_the_user_attribute_or_callable(
     # The management API is never open to anonymous visitors of the host, even without auth_config.
     assert app.test_client().get("/ai/api/governance/virtual-keys").status_code == 401
     assert app.test_client().get("/ai/api/logs").status_code == 401
+    assert app.test_client().get("/ai/api/logs/export").status_code == 401  # all below it, too
 
 
 def test_with_admin_credentials_configured_basic_auth_works_too(
