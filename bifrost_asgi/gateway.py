@@ -15,7 +15,7 @@ from bifrost_asgi.governance.build import build_governance, build_log_writer, se
 from bifrost_asgi.governance.config import GovernanceConfig
 from bifrost_asgi.governance.engine import Governance
 from bifrost_asgi.pricing import PricingTable
-from bifrost_asgi.providers.base import Provider
+from bifrost_asgi.providers.base import Op, Provider
 from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, NATIVE_DEFAULT_BASE_URLS
 from bifrost_asgi.providers.mock import MockProvider
 from bifrost_asgi.providers.openai import OpenAICompatProvider, OpenAIProvider
@@ -23,6 +23,7 @@ from bifrost_asgi.routing import Resolver
 from bifrost_asgi.stores.counters import CounterStore
 from bifrost_asgi.stores.keys import KeyStore
 from bifrost_asgi.stores.logs import LogStore, LogWriter
+from bifrost_asgi.tokens.counter import LocalCounter, UpstreamCounter
 
 __all__ = ["Gateway"]
 
@@ -54,6 +55,8 @@ class Gateway:
             if config.provider_kind(name) in _NATIVE_FACTORIES:
                 native_factory(config.provider_kind(name))
         self.providers: dict[str, Provider] = {}
+        # What answers a token count for each provider: its own count API or the local tokenizer.
+        self.counters: dict[str, Provider] = {}
         self.transport: httpx.AsyncBaseTransport | None = None
         self.owners = owner_directory
         self.owner_cache: dict[str, tuple[float, bool]] = {}
@@ -68,7 +71,6 @@ class Gateway:
                 gov_cfg, self.pricing, enforce_auth=enforce, key_store=key_store, counter_store=counter_store
             )
             self.logs = build_log_writer(gov_cfg, log_store)
-        self.keyless = frozenset(n for n in config.providers if config.provider_kind(n) == "mock")
         self.max_body = int(config.client.max_request_body_size_mb * 1024 * 1024)
         self._lock = asyncio.Lock()
 
@@ -87,12 +89,19 @@ class Gateway:
                 name: _make_provider(name, self.config, pc, transport)
                 for name, pc in self.config.providers.items()
             }
+            self.counters = {name: _make_counter(self.config, p) for name, p in self.providers.items()}
             self.transport = transport
+
+    def executor(self, provider: str, op: Op) -> Provider:
+        """Who carries out ``op`` for ``provider``: the provider itself, or for a token count its
+        counter."""
+        return self.counters[provider] if op is Op.COUNT_TOKENS else self.providers[provider]
 
     async def aclose(self) -> None:
         async with self._lock:
             transport, self.transport = self.transport, None
             self.providers = {}
+            self.counters = {}
             if transport is not None:
                 await transport.aclose()
             if self.logs is not None:
@@ -139,6 +148,21 @@ def _make_provider(
             raise ConfigError(f"providers.{name}.network_config.base_url: required")
         return OpenAICompatProvider(name, pc, transport, base_url)
     return native_factory(kind)(name, pc, transport, base_url or "")
+
+
+# Provider families with their own count API, always used for their models (exact by definition).
+_NATIVE_COUNTERS = frozenset({"anthropic", "gemini"})
+# Providers whose models tiktoken counts exactly (they serve OpenAI's models with OpenAI's tokenizers).
+_EXACT_COUNTS = frozenset({"openai", "azure"})
+
+
+def _make_counter(config: GatewayConfig, provider: Provider) -> Provider:
+    name = provider.name
+    local = LocalCounter(name, config.count_tokens, exact=name in _EXACT_COUNTS)
+    kind = config.provider_kind(name)
+    if kind in _NATIVE_COUNTERS or (kind == "openai" and config.count_tokens.openai_mode == "provider"):
+        return UpstreamCounter(provider, local if config.count_tokens.estimate_on_upstream_failure else None)
+    return local
 
 
 # Native families live in their own modules, imported only when configured.

@@ -3,8 +3,8 @@
 Responses, chat completions and text completions requests are translated to ``POST /v1/messages`` and
 the answers (JSON or SSE) back (:mod:`bifrost_asgi.translate.anthropic`); token counts come from
 ``POST /v1/messages/count_tokens``. A request from the ``/anthropic`` integration already is a Messages
-body: it carries the :data:`NATIVE_MESSAGES` marker and is forwarded with only its model replaced, and
-its answer comes back untouched.
+body (``Op.MESSAGES`` / ``Op.MESSAGES_COUNT_TOKENS``): it is forwarded with only its model replaced, and
+its answer comes back untouched (its usage read on the way, for pricing).
 
 Failures map through :mod:`._http` like every provider's: 529 ``overloaded_error`` and 5xx retry on the
 same key, 429 rotates it. An ``error`` event inside a 200 stream becomes the same BifrostError its HTTP
@@ -21,7 +21,7 @@ import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import BifrostError, bad_response, stream_cut
-from bifrost_asgi.providers.base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply, aclose_stream
+from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, aclose_stream, client_body
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
     URL,
@@ -46,15 +46,12 @@ from bifrost_asgi.translate import (
     text_to_messages_request,
 )
 
-__all__ = ["ANTHROPIC_VERSION", "NATIVE_MESSAGES", "AnthropicProvider"]
+__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
 
 # The API version every shape here was written against (docs: "Versions").
 ANTHROPIC_VERSION = "2023-06-01"
-# Body key the /anthropic route sets on a Messages body bound for an anthropic provider: forward it as
-# it is. Never sent upstream. (A stand-in for an ``Op.MESSAGES``, which the core does not have yet.)
-NATIVE_MESSAGES = "__bifrost_native_messages__"
-
-_STRIPPED = frozenset({*GATEWAY_FIELDS, NATIVE_MESSAGES})
+_NATIVE = frozenset({Op.MESSAGES, Op.MESSAGES_COUNT_TOKENS})
+_COUNTS = frozenset({Op.COUNT_TOKENS, Op.MESSAGES_COUNT_TOKENS})
 _TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # Upstream response headers worth passing back: rate-limit state. Anthropic's own request id is renamed,
 # since x-request-id is the gateway's.
@@ -63,6 +60,8 @@ _FORWARD_PREFIXES = ("anthropic-ratelimit-", "retry-after")
 
 class AnthropicProvider:
     """The Messages API provider. Holds no per-request state; shares the gateway's transport."""
+
+    uses_keys = True
 
     def __init__(
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
@@ -95,9 +94,9 @@ class AnthropicProvider:
 
     def _request(self, call: Call, *, stream: bool) -> tuple[httpx.URL, bytes]:
         """The upstream URL and body for a call."""
-        body = {k: v for k, v in call.body.items() if k not in _STRIPPED}
-        url = self._count_url if call.op is Op.COUNT_TOKENS else self._messages_url
-        if call.body.get(NATIVE_MESSAGES):
+        body = client_body(call)
+        url = self._count_url if call.op in _COUNTS else self._messages_url
+        if call.op in _NATIVE:
             body["model"] = call.model
             return url, orjson.dumps(body)
         return url, orjson.dumps(_translated(call.op, body, call.model, stream=stream))
@@ -113,7 +112,7 @@ class AnthropicProvider:
         url, content = self._request(call, stream=True)
         resp = await self._open(url, content, self._headers(call, key), call.timeout)
         events = self._events(resp, call.timeout)
-        if call.body.get(NATIVE_MESSAGES):
+        if call.op is Op.MESSAGES:
             return _native_chunks(events)
         if call.op is Op.RESPONSES:
             return _responses_chunks(events, call)
@@ -169,7 +168,7 @@ def _translated(op: Op, body: dict[str, Any], model: str, *, stream: bool) -> di
 
 
 def _answer(call: Call, upstream: dict[str, Any], provider: str) -> dict[str, Any]:
-    if call.body.get(NATIVE_MESSAGES):
+    if call.op is Op.MESSAGES:
         return upstream
     if call.op is Op.RESPONSES:
         return messages_to_responses_response(upstream, request=call.body, model=call.model)
@@ -184,11 +183,30 @@ def _answer(call: Call, upstream: dict[str, Any], provider: str) -> dict[str, An
 
 
 async def _native_chunks(events: AsyncIterator[SSEEvent]) -> ChunkStream:
+    """The upstream's events as they came. Usage arrives in two halves (input on ``message_start``,
+    output on ``message_delta``): the merged usage rides on the ``message_delta`` chunk."""
+    usage: dict[str, Any] = {}
     try:
         async for ev in events:
-            yield [Chunk(ev.event, data=ev.data)]
+            chunk = Chunk(ev.event, data=ev.data)
+            if ev.event in ("message_start", "message_delta"):
+                _merge_usage(usage, ev.event, ev.data)
+                if ev.event == "message_delta":
+                    chunk.usage = dict(usage)
+            yield [chunk]
     finally:
         await aclose_stream(events)
+
+
+def _merge_usage(usage: dict[str, Any], kind: str, data: bytes) -> None:
+    event = _loads_event(data)
+    found = event.get("usage") if kind == "message_delta" else _dict(event.get("message")).get("usage")
+    if isinstance(found, dict):
+        usage.update({k: v for k, v in found.items() if v is not None})
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 async def _responses_chunks(events: AsyncIterator[SSEEvent], call: Call) -> ChunkStream:

@@ -27,12 +27,20 @@ GATEWAY_FIELDS = ("fallbacks", "return_tokens")
 
 
 class Op(enum.Enum):
-    """An inference operation; the value is Bifrost's non-streaming ``request_type``."""
+    """What a provider is asked to do: the API shape of the body it receives and must answer in.
+
+    The first four are the OpenAI-style operations every provider serves (their value is Bifrost's
+    non-streaming ``request_type``). ``MESSAGES`` and ``MESSAGES_COUNT_TOKENS`` carry an Anthropic
+    Messages body from the ``/anthropic`` integration, which only anthropic providers speak natively;
+    every other provider gets that request translated to ``RESPONSES`` / ``COUNT_TOKENS``.
+    """
 
     RESPONSES = "responses"
     CHAT = "chat_completion"
     TEXT = "text_completion"
     COUNT_TOKENS = "count_tokens"
+    MESSAGES = "messages"
+    MESSAGES_COUNT_TOKENS = "messages_count_tokens"
 
     def request_type(self, stream: bool) -> str:
         return self.value + "_stream" if stream else self.value
@@ -67,6 +75,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     raw_request: Any = None
     raw_response: Any = None
+    # Facts about how the answer was made that belong in the response's ``extra_fields`` (a local token
+    # count says it is an estimate, and with which tokenizer).
+    extra_fields: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -102,9 +113,14 @@ async def aclose_stream(it: AsyncIterator[Any]) -> None:
 
 
 class Provider(Protocol):
-    """A provider family. Implementations hold no per-request state and share the gateway's transport."""
+    """A provider family. Implementations hold no per-request state and share the gateway's transport.
+
+    ``uses_keys`` is false for providers that need no credentials (the offline mock, the local token
+    counter): the configured keys then only list models, and no key is chosen or rotated.
+    """
 
     name: str
+    uses_keys: bool
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply: ...
 

@@ -65,6 +65,8 @@ class GeminiProvider:
     >>> provider = GeminiProvider("gemini", config, client, "https://generativelanguage.googleapis.com")
     """
 
+    uses_keys = True
+
     def __init__(
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
     ) -> None:

@@ -48,6 +48,8 @@ _FORWARD_PREFIXES = ("x-ratelimit-", "openai-", "retry-after")
 class OpenAIProvider:
     """The native provider: same wire format in and out."""
 
+    uses_keys = True
+
     def __init__(
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
     ) -> None:
