@@ -96,6 +96,9 @@ def build_scope(
     client: tuple[str, int] | None = None,
     server: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
+    """An ASGI HTTP scope for a request the host framework received, with ``principal`` (if any) under
+    `PRINCIPAL_SCOPE_KEY`. ``path`` is the full path and ``root_path`` the gateway's mount point in it, so
+    the gateway routes by the rest and builds its URLs from the mount."""
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},

@@ -74,9 +74,11 @@ def build_gateway(config: GatewayConfig | None = None) -> Gateway:
 def _flush_logs_at_exit(writer: LogWriter | None) -> None:
     """Write the usage records still waiting in ``writer`` when the process exits.
 
-    WSGI has no lifespan, so nothing else would: a restart or a recycled worker would lose the last
-    moments of usage. (Under ASGI, `GatewayLifespan` flushes on the server's loop before exit.) By exit
-    the loop the records were batched on may be gone, so the flush runs on a loop of its own; records
+    The safety net for a gateway whose lifespan nobody closes: under ASGI without `GatewayLifespan`, a
+    restart or a recycled worker would otherwise lose the last moments of usage. (`GatewayLifespan`
+    flushes on the server's loop before exit; under WSGI the `GatewayRuntime` closes the gateway at
+    exit, which flushes too, and this then finds nothing left.) By exit the loop the records were
+    batched on may be gone, so the flush runs on a loop of its own; records
     go to the database on our own threads, before the interpreter shuts thread pools down
     (`register_exit_for`). Held weakly: a gateway replaced early (a settings change) is not kept alive.
     """
