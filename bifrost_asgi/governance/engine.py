@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bifrost_asgi.adapters.auth import extract_virtual_key
 from bifrost_asgi.errors import BifrostError, governance_error
 from bifrost_asgi.governance.jwt import TokenVerifier
 from bifrost_asgi.governance.keys import generate_key, key_lookup_prefix, verify_key
@@ -29,9 +28,7 @@ from bifrost_asgi.pricing import PricingTable, Usage
 from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
 from bifrost_asgi.stores.keys import KeyStore
 
-# extract_virtual_key lives in bifrost_asgi.adapters (the header rules adapters share); re-exported here for
-# the request journey, which still imports it from this module.
-__all__ = ["Governance", "Ticket", "extract_virtual_key"]
+__all__ = ["Governance", "Ticket"]
 
 _CACHE_MAX = 10_000
 DEFAULT_KEY_NAME = "default"

@@ -14,9 +14,10 @@ from typing import Any
 
 import orjson
 
+from bifrost_asgi.adapters.auth import extract_virtual_key
 from bifrost_asgi.adapters.principal import PRINCIPAL_SCOPE_KEY, Principal
 from bifrost_asgi.errors import BifrostError, invalid_request
-from bifrost_asgi.governance.engine import Ticket, extract_virtual_key
+from bifrost_asgi.governance.engine import Ticket
 from bifrost_asgi.governance.jwt import looks_like_jwt
 from bifrost_asgi.governance.models import VirtualKey
 from bifrost_asgi.pricing import Usage

@@ -37,17 +37,17 @@ from bifrost_asgi.providers.http import (
 )
 
 __all__ = [
-    "GATEWAY_FIELDS",
-    "TERMINAL_EVENTS",
     "Call",
     "Chunk",
     "ChunkStream",
+    "GATEWAY_FIELDS",
     "HTTPProvider",
     "Op",
     "Provider",
     "ProviderFactory",
     "Reply",
     "StreamConverter",
+    "TERMINAL_EVENTS",
     "aclose_stream",
     "client_body",
     "converted",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
-from bifrost_asgi.config import KeyConfig, ProviderConfig
+if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
+    from bifrost_asgi.config import KeyConfig, ProviderConfig
+
 
 __all__ = [
     "GATEWAY_FIELDS",
@@ -185,4 +187,4 @@ class Provider(Protocol):
 
 
 # Builds a provider at startup: (name, its config, the gateway's shared transport, its base URL).
-ProviderFactory = Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider]
+ProviderFactory = Callable[[str, "ProviderConfig", httpx.AsyncBaseTransport, str], Provider]

@@ -8,12 +8,11 @@ without backoff; other 4xx are the caller's and are returned as they are.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 
-from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import (
     BifrostError,
     bad_response,
@@ -47,6 +46,9 @@ _NOT_CALLER_FAULT = frozenset(
         "rate_limit_exceeded",
     }
 )
+
+if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
+    from bifrost_asgi.config import KeyConfig, ProviderConfig
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
