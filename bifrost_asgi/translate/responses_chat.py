@@ -891,7 +891,6 @@ class ChatToResponsesStream:
             "response.function_call_arguments.done",
             item_id=call.item_id,
             output_index=index,
-            name=call.name,
             arguments=call.arguments,
         )
         item = _function_call_item(call.item_id, call.call_id, call.name, call.arguments, self._item_status())

@@ -262,7 +262,6 @@ class ResponsesStreamWriter:
             "response.function_call_arguments.done",
             item_id=call.item_id,
             output_index=call.output_index,
-            name=call.name,
             arguments=call.arguments,
         )
         item = _function_call_item(call.item_id, call.call_id, call.name, call.arguments, status)

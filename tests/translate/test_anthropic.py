@@ -7,7 +7,6 @@ Responses, and Responses answers (JSON and events) -> Messages.
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
 import orjson
@@ -16,8 +15,6 @@ import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message, RawMessageStreamEvent
 from openai.types import Completion
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.responses import Response, ResponseStreamEvent
 
 from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.translate import (
@@ -37,6 +34,7 @@ from bifrost_asgi.translate import (
     responses_to_messages_request,
     text_to_messages_request,
 )
+from tests.translate.openai_shapes import check_chat, check_chunks, check_events, check_response
 
 Obj = dict[str, Any]
 
@@ -79,12 +77,6 @@ CHAT_USAGE: Obj = {
 }
 
 
-def _event_models() -> dict[str, Any]:
-    members = typing.get_args(typing.get_args(ResponseStreamEvent)[0])
-    return {typing.get_args(model.model_fields["type"].annotation)[0]: model for model in members}
-
-
-EVENT_MODELS = _event_models()
 ANTHROPIC_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
 
 
@@ -695,7 +687,7 @@ def test_message_to_responses_with_cached_usage() -> None:
     result = messages_to_responses_response(
         _message(_text("Hello"), _text(" there")), request=request, model="m"
     )
-    parsed = Response.model_validate(result)
+    parsed = check_response(result)
     assert parsed.output_text == "Hello there"
     assert result["status"] == "completed" and result["incomplete_details"] is None
     assert result["max_output_tokens"] == 100 and result["model"] == "m"
@@ -707,7 +699,7 @@ def test_message_to_responses_with_cached_usage() -> None:
 def test_message_to_responses_reasoning_and_parallel_calls() -> None:
     msg = _message(THINKING, REDACTED, _text("Checking."), TOOL_A, TOOL_B, stop="tool_use")
     result = messages_to_responses_response(msg, request={}, model="m")
-    Response.model_validate(result)
+    check_response(result)
     kinds = [item["type"] for item in result["output"]]
     assert kinds == ["reasoning", "reasoning", "message", "function_call", "function_call"]
     thinking, redacted = result["output"][:2]
@@ -753,7 +745,7 @@ def test_reasoning_round_trips_back_into_thinking_blocks() -> None:
 def test_every_stop_reason(stop: str | None, status: str, details: Obj | None, finish: str) -> None:
     msg = _message(THINKING, _text("Partial"), stop=stop)
     result = messages_to_responses_response(msg, request={}, model="m")
-    Response.model_validate(result)
+    check_response(result)
     assert (result["status"], result["incomplete_details"]) == (status, details)
     assert result["output"][-1]["status"] == ("completed" if status == "completed" else "incomplete")
     assert (result["completed_at"] is None) == (status != "completed")
@@ -765,7 +757,7 @@ def test_every_stop_reason(stop: str | None, status: str, details: Obj | None, f
 def test_message_to_chat_completion() -> None:
     msg = _message(THINKING, REDACTED, _text("Checking."), _text("Both."), TOOL_A, TOOL_B, stop="tool_use")
     chat = messages_to_chat_completion(msg, model="claude-sonnet-4-5")
-    ChatCompletion.model_validate(chat)
+    check_chat(chat)
     assert chat["object"] == "chat.completion" and chat["model"] == "claude-sonnet-4-5"
     message = chat["choices"][0]["message"]
     assert message["content"] == "Checking.\n\nBoth."
@@ -891,15 +883,9 @@ def _responses_stream(
     return stream, out
 
 
-def _check_events(events: list[Obj]) -> None:
-    assert [event["sequence_number"] for event in events] == list(range(len(events)))
-    for event in orjson.loads(orjson.dumps(events)):
-        EVENT_MODELS[event["type"]].model_validate(event)
-
-
 def test_text_stream_follows_openai_order() -> None:
     stream, events = _responses_stream(TEXT_EVENTS)
-    _check_events(events)
+    check_events(events)
     assert [e["type"] for e in events] == [
         "response.created",
         "response.in_progress",
@@ -915,13 +901,13 @@ def test_text_stream_follows_openai_order() -> None:
     completed = events[-1]["response"]
     assert completed["id"] == events[0]["response"]["id"]
     assert completed["usage"] == RESPONSES_USAGE == stream.usage
-    assert Response.model_validate(completed).output_text == "Hello"
+    assert check_response(completed).output_text == "Hello"
     assert stream.response["output"] == completed["output"]
 
 
 def test_thinking_and_tool_calls_stream() -> None:
     _, events = _responses_stream(TOOL_EVENTS)
-    _check_events(events)
+    check_events(events)
     types = [e["type"] for e in events]
     assert types[2:6] == [
         "response.output_item.added",
@@ -992,7 +978,7 @@ def test_redacted_thinking_streams_as_a_whole_item() -> None:
         *_end("end_turn"),
     ]
     _, out = _responses_stream(events)
-    _check_events(out)
+    check_events(out)
     added = [e for e in out if e["type"] == "response.output_item.added"]
     assert added[0]["item"]["encrypted_content"] == "ENC==" and added[0]["item"]["summary"] == []
     assert out[-1]["response"]["output"][0] == added[0]["item"]
@@ -1014,7 +1000,7 @@ def test_truncated_stream_marks_only_the_last_item_incomplete(stop: str, status:
         *_end(stop),
     ]
     _, out = _responses_stream(events)
-    _check_events(out)
+    check_events(out)
     final = out[-1]
     assert final["type"] == "response.incomplete"
     assert final["response"]["status"] == status and final["response"]["incomplete_details"] == {
@@ -1035,7 +1021,7 @@ def _chat_stream(events: list[Obj], *, text: bool = False) -> list[Obj]:
 def test_chat_chunks_for_thinking_and_tool_calls() -> None:
     chunks = _chat_stream(TOOL_EVENTS)
     for chunk in chunks:
-        ChatCompletionChunk.model_validate(chunk)
+        check_chunks([chunk])
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert deltas[0] == {"role": "assistant", "content": ""}
     assert "".join(d.get("reasoning", "") for d in deltas) == "Let me think."

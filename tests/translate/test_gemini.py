@@ -5,11 +5,8 @@ from __future__ import annotations
 import typing
 from typing import Any
 
-import orjson
 import pytest
 from openai.types import Completion
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.responses import Response, ResponseStreamEvent
 
 from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.translate.gemini import (
@@ -26,6 +23,7 @@ from bifrost_asgi.translate.gemini import (
     responses_to_gemini_request,
     text_to_gemini_request,
 )
+from tests.translate.openai_shapes import check_chat, check_chunks, check_events, check_response
 
 Obj = dict[str, Any]
 FLASH = "gemini-2.5-flash"
@@ -70,14 +68,6 @@ USAGE: Obj = {
 # "sig-Paris" in standard base64, and the same bytes as they ride in a call id (URL-safe, unpadded).
 SIGNATURE = "c2lnLVBhcmlz+/8="
 SIGNATURE_IN_ID = "c2lnLVBhcmlz-_8"
-
-
-def _event_models() -> dict[str, Any]:
-    members = typing.get_args(typing.get_args(ResponseStreamEvent)[0])
-    return {typing.get_args(model.model_fields["type"].annotation)[0]: model for model in members}
-
-
-EVENT_MODELS = _event_models()
 
 
 def user(text: str) -> Obj:
@@ -810,7 +800,7 @@ def test_text_answer_as_a_responses_object() -> None:
     result = gemini_to_responses_response(
         answer({"text": "Hel"}, {"text": "lo"}), request=request, model=FLASH
     )
-    parsed = Response.model_validate(result)
+    parsed = check_response(result)
     assert parsed.output_text == "Hello"
     assert (parsed.status, parsed.model, parsed.instructions, parsed.max_output_tokens) == (
         "completed",
@@ -824,7 +814,7 @@ def test_text_answer_as_a_responses_object() -> None:
 def test_thoughts_become_a_leading_reasoning_item() -> None:
     gemini = answer({"text": "Hmm.", "thought": True}, {"text": "Yes.", "thoughtSignature": "c2ln"})
     result = gemini_to_responses_response(gemini, request={"input": "x"}, model=FLASH)
-    Response.model_validate(result)
+    check_response(result)
     assert [item["type"] for item in result["output"]] == ["reasoning", "message"]
     assert result["output"][0]["summary"] == [{"type": "summary_text", "text": "Hmm."}]
     chat = gemini_to_chat_response(gemini, FLASH)
@@ -836,7 +826,7 @@ def test_parallel_calls_answer_round_trips_its_signatures() -> None:
     result = gemini_to_responses_response(
         gemini, request={"input": "x", "tools": [WEATHER_TOOL]}, model=FLASH
     )
-    Response.model_validate(result)
+    check_response(result)
     calls = [item for item in result["output"] if item["type"] == "function_call"]
     assert [(c["name"], c["arguments"], c["status"]) for c in calls] == [
         ("get_weather", '{"city":"Paris"}', "completed"),
@@ -853,7 +843,7 @@ def test_parallel_calls_answer_round_trips_its_signatures() -> None:
 
 def test_chat_answer_with_tool_calls() -> None:
     chat = gemini_to_chat_response(answer(call_part("Paris")), FLASH)
-    ChatCompletion.model_validate(chat)
+    check_chat(chat)
     choice = chat["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] is None
@@ -902,7 +892,7 @@ def test_every_finish_reason(native: str, finish: str, status: str, reason: str 
     gemini = answer({"text": "partial"}, finish=native)
     assert gemini_to_chat_response(gemini, FLASH)["choices"][0]["finish_reason"] == finish
     result = gemini_to_responses_response(gemini, request={"input": "x"}, model=FLASH)
-    Response.model_validate(result)
+    check_response(result)
     assert result["status"] == status
     assert result["incomplete_details"] == (None if reason is None else {"reason": reason})
     stream = GeminiToChatStream(model=FLASH)
@@ -972,16 +962,14 @@ def run_responses(chunks: list[Obj], request: Obj | None = None) -> list[Obj]:
     for c in chunks:
         events += stream.feed(c)
     events += stream.finish()
-    assert [event["sequence_number"] for event in events] == list(range(len(events)))
-    for event in orjson.loads(orjson.dumps(events)):
-        EVENT_MODELS[event["type"]].model_validate(event)
+    check_events(events)
     return events
 
 
 def test_chat_text_stream() -> None:
     chunks = run_chat(TEXT_STREAM)
     for c in chunks:
-        ChatCompletionChunk.model_validate(c)
+        check_chunks([c])
     assert [c["choices"][0]["delta"] if c["choices"] else c["usage"] for c in chunks] == [
         {"role": "assistant", "content": "Hel"},
         {"content": "lo"},
@@ -1001,7 +989,7 @@ def test_chat_stream_parallel_calls_and_thoughts() -> None:
         ]
     )
     for c in chunks:
-        ChatCompletionChunk.model_validate(c)
+        check_chunks([c])
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert deltas[0] == {"role": "assistant", "reasoning": "Planning."}
     calls = [d["tool_calls"][0] for d in deltas[1:3]]
@@ -1041,7 +1029,7 @@ def test_responses_text_stream_follows_openai_order() -> None:
         "response.output_item.done",
         "response.completed",
     ]
-    final = Response.model_validate(events[-1]["response"])
+    final = check_response(events[-1]["response"])
     assert final.output_text == "Hello"
     assert events[-1]["response"]["usage"] == RESPONSES_USAGE
 
