@@ -25,6 +25,9 @@ Mapping decisions:
   ``max_tokens`` when given, else :data:`DEFAULT_MAX_TOKENS`.
 - ``tool_choice``: auto → auto, required → any, none → none, a named function → tool;
   ``parallel_tool_calls: false`` → ``disable_parallel_tool_use``.
+- Text: a chat (or text completion) answer's content is the concatenation of its text blocks, streamed or
+  not. Anthropic splits one answer into several blocks mid-sentence (around each cited passage), so any
+  separator would change the text (Bifrost's blank line does; this deliberately does not).
 - ``user`` / ``safety_identifier`` → ``metadata.user_id``; chat ``stop`` → ``stop_sequences``;
   JSON-schema output formats → ``output_config.format``.
 - Usage: OpenAI's input tokens = Anthropic's ``input_tokens`` + cache reads + cache writes, with
@@ -954,14 +957,14 @@ def _detail_text(index: int, text: str, signature: Any) -> Obj:
 
 
 def messages_to_chat_completion(message: dict[str, Any], *, model: str) -> dict[str, Any]:
-    """Turn a Message into a ``chat.completion``; text blocks are joined by a blank line, as Bifrost does.
+    """Turn a Message into a ``chat.completion``; its content is the text blocks' concatenation.
 
     >>> msg = {"content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn"}
     >>> messages_to_chat_completion(msg, model="m")["choices"][0]["message"]["content"]
     'hi'
     """
     parts = _chat_parts(_blocks(message))
-    out: Obj = {"role": "assistant", "content": "\n\n".join(parts.text), "refusal": None}
+    out: Obj = {"role": "assistant", "content": "".join(parts.text), "refusal": None}
     if parts.tool_calls:
         out["tool_calls"] = parts.tool_calls
         out["content"] = out["content"] or None
@@ -978,8 +981,8 @@ def messages_to_chat_completion(message: dict[str, Any], *, model: str) -> dict[
 
 
 def messages_to_text_completion(message: dict[str, Any], *, model: str) -> dict[str, Any]:
-    """Turn a Message into a ``text_completion`` (its text blocks, joined as for chat)."""
-    text = "\n\n".join(_chat_parts(_blocks(message)).text)
+    """Turn a Message into a ``text_completion`` (its text blocks, concatenated as for chat)."""
+    text = "".join(_chat_parts(_blocks(message)).text)
     finish = _stop(message.get("stop_reason"))[2]
     choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
     return _completion(message, model, "text_completion", choice)
@@ -1211,7 +1214,6 @@ class MessagesToChatStream(_MessagesStream):
         self._created = _now()
         self._tools = 0
         self._details = 0
-        self._text_blocks = 0
         self._finished = False
 
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1269,10 +1271,7 @@ class MessagesToChatStream(_MessagesStream):
         kind = str(content.get("type"))
         block = self._blocks[index] = _Block(kind)
         if kind == "text":
-            self._text_blocks += 1
-            # Text blocks are joined by a blank line, as in the non-streaming answer.
-            separator = "\n\n" if self._text_blocks > 1 else ""
-            return self._content(separator + (content.get("text") or ""))
+            return self._content(content.get("text") or "")
         if self._text:
             return []  # text completions carry text only
         if kind == "thinking":

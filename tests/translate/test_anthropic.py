@@ -755,12 +755,12 @@ def test_every_stop_reason(stop: str | None, status: str, details: Obj | None, f
 
 
 def test_message_to_chat_completion() -> None:
-    msg = _message(THINKING, REDACTED, _text("Checking."), _text("Both."), TOOL_A, TOOL_B, stop="tool_use")
+    msg = _message(THINKING, REDACTED, _text("Checking "), _text("both."), TOOL_A, TOOL_B, stop="tool_use")
     chat = messages_to_chat_completion(msg, model="claude-sonnet-4-5")
     check_chat(chat)
     assert chat["object"] == "chat.completion" and chat["model"] == "claude-sonnet-4-5"
     message = chat["choices"][0]["message"]
-    assert message["content"] == "Checking.\n\nBoth."
+    assert message["content"] == "Checking both."
     assert message["reasoning"] == "Let me think."
     assert message["reasoning_details"] == [
         {"index": 0, "type": "reasoning.text", "text": "Let me think.", "signature": "sig-1"},
@@ -1049,21 +1049,27 @@ def test_chat_chunks_for_thinking_and_tool_calls() -> None:
     assert {c["id"] for c in chunks} == {"msg_01"}
 
 
-def test_chat_chunks_join_text_blocks_like_the_json_answer() -> None:
+# Anthropic splits an answer with citations mid-sentence: one block per cited passage.
+SPLIT_TEXT = ["The tallest building is ", "the Burj Khalifa", ", at 828 m."]
+
+
+def test_chat_text_is_the_concatenation_of_text_blocks() -> None:
     events = [
         _start_event(),
-        *_block(0, {"type": "text", "text": ""}, _text_delta("A")),
-        *_block(1, {"type": "text", "text": ""}, _text_delta("B")),
+        *(
+            event
+            for index, text in enumerate(SPLIT_TEXT)
+            for event in _block(index, {"type": "text", "text": ""}, _text_delta(text))
+        ),
         *_end("max_tokens"),
     ]
     chunks = _chat_stream(events)
-    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-    assert (
-        text
-        == messages_to_chat_completion(_message(_text("A"), _text("B")), model="m")["choices"][0]["message"][
-            "content"
-        ]
-    )
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    message = _message(*map(_text, SPLIT_TEXT))
+    whole = messages_to_chat_completion(message, model="m")["choices"][0]["message"]["content"]
+    text = messages_to_text_completion(message, model="m")["choices"][0]["text"]
+    streamed_text = "".join(c["choices"][0]["text"] for c in _chat_stream(events, text=True) if c["choices"])
+    assert streamed == whole == text == streamed_text == "The tallest building is the Burj Khalifa, at 828 m."
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
 
 
