@@ -26,8 +26,13 @@ Mapping decisions:
 - ``tool_choice``: auto → auto, required → any, none → none, a named function → tool;
   ``parallel_tool_calls: false`` → ``disable_parallel_tool_use``.
 - Text: a chat (or text completion) answer's content is the concatenation of its text blocks, streamed or
-  not. Anthropic splits one answer into several blocks mid-sentence (around each cited passage), so any
-  separator would change the text (Bifrost's blank line does; this deliberately does not).
+  not, and consecutive text blocks are one Responses ``output_text`` part. Anthropic splits one answer
+  into several blocks mid-sentence (around each cited passage), so any separator would change the text
+  (Bifrost's blank line does; this deliberately does not).
+- Citations become ``annotations`` (Responses parts, chat messages) and server-tool blocks
+  ``web_search_call`` items or pass-through items: :mod:`.anthropic_citations` says how. A
+  ``web_search_call`` input item is skipped: its results cannot be replayed without the encrypted
+  content Anthropic issued, and the answer's text carries what was found.
 - ``user`` / ``safety_identifier`` → ``metadata.user_id``; chat ``stop`` → ``stop_sequences``;
   JSON-schema output formats → ``output_config.format``.
 - Usage: OpenAI's input tokens = Anthropic's ``input_tokens`` + cache reads + cache writes, with
@@ -55,6 +60,14 @@ from typing import Any
 import orjson
 
 from bifrost_asgi.errors import invalid_request
+from bifrost_asgi.translate.anthropic_citations import (
+    SEARCH_RESULTS,
+    SEARCH_TOOLS,
+    chat_annotation,
+    responses_annotation,
+    search_action,
+    search_status,
+)
 from bifrost_asgi.translate.responses_chat import (
     _function_call_item,
     _message_item,
@@ -63,7 +76,12 @@ from bifrost_asgi.translate.responses_chat import (
     _response_object,
     _text_part,
 )
-from bifrost_asgi.translate.responses_events import FunctionCallHandle, ResponsesStreamWriter, new_id
+from bifrost_asgi.translate.responses_events import (
+    FunctionCallHandle,
+    ResponsesStreamWriter,
+    SearchHandle,
+    new_id,
+)
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -504,6 +522,10 @@ def _add_item(turns: _Turns, item: Any, where: str) -> None:
         turns.add("user", [_tool_result(item.get("call_id"), _tool_output(item.get("output"), where), where)])
     elif kind == "reasoning":
         turns.add("assistant", _reasoning_blocks(item))
+    elif kind == "web_search_call":
+        # A search answered earlier (see anthropic_citations): Anthropic only takes results back with
+        # their encrypted content, which the item does not carry; the answer's text says what was found.
+        return
     elif kind == "item_reference":
         raise invalid_request(
             f"{where}: item_reference points at an item stored by OpenAI, which Anthropic cannot resolve",
@@ -876,26 +898,65 @@ def messages_to_responses_response(
 
 
 def _output_items(blocks: list[Obj]) -> list[Obj]:
-    items: list[Obj] = []
-    parts: list[Obj] = []
+    output = _Output()
     for block in blocks:
+        output.add(block)
+    return output.items
+
+
+@dataclass(slots=True)
+class _Output:
+    """Responses output items built from a Message's blocks, in order. Consecutive text blocks share one
+    ``output_text`` part (their citations become its annotations); a web search call is one item from its
+    ``server_tool_use`` until its result fills it in."""
+
+    items: list[Obj] = field(default_factory=list)
+    text: Obj | None = None  # the open message's output_text part
+    searches: dict[Any, tuple[Obj, Obj]] = field(default_factory=dict)  # tool use id -> (item, block)
+
+    def add(self, block: Obj) -> None:
         kind = block.get("type")
         if kind == "text":
-            if block.get("text"):
-                parts.append(_text_part(block["text"]))
-            continue
-        if parts:
-            items.append(_message_item(new_id("msg"), parts, "completed"))
-            parts = []
-        item = _output_item(block)
-        if item is not None:
-            items.append(item)
-    if parts:
-        items.append(_message_item(new_id("msg"), parts, "completed"))
-    return items
+            self._text(block)
+            return
+        self.text = None
+        if kind == "server_tool_use" and block.get("name") in SEARCH_TOOLS:
+            item = _search_item(str(block["name"]), block.get("input"), None)
+            self.searches[block.get("id")] = (item, block)
+            self.items.append(item)
+        elif kind in SEARCH_RESULTS and block.get("tool_use_id") in self.searches:
+            item, call = self.searches.pop(block.get("tool_use_id"))
+            done = _search_item(str(call["name"]), call.get("input"), block)
+            item.update(status=done["status"], action=done["action"])
+        else:
+            self.items.append(_output_item(block))
+
+    def _text(self, block: Obj) -> None:
+        text = block.get("text")
+        if not isinstance(text, str) or not text:
+            return
+        if self.text is None:
+            self.text = _text_part("")
+            self.items.append(_message_item(new_id("msg"), [self.text], "completed"))
+        start = len(self.text["text"])
+        self.text["text"] += text
+        end = len(self.text["text"])
+        self.text["annotations"] += [responses_annotation(c, start, end) for c in _citations(block)]
 
 
-def _output_item(block: Obj) -> Obj | None:
+def _search_item(name: str, tool_input: Any, result: Obj | None) -> Obj:
+    # Without its result (the turn paused or was cut short), a search did not complete.
+    status = search_status(result) if result is not None else "incomplete"
+    action = search_action(name, tool_input, result)
+    return {"id": new_id("ws"), "type": "web_search_call", "status": status, "action": action}
+
+
+def _citations(block: Obj) -> list[Obj]:
+    citations = block.get("citations")
+    return [c for c in citations if isinstance(c, dict)] if isinstance(citations, list) else []
+
+
+def _output_item(block: Obj) -> Obj:
     kind = block.get("type")
     if kind == "thinking":
         return _reasoning(block.get("thinking") or "", block.get("signature"))
@@ -906,9 +967,8 @@ def _output_item(block: Obj) -> Obj | None:
         return _function_call_item(
             new_id("fc"), str(block.get("id")), str(block.get("name")), arguments, "completed"
         )
-    # Server-tool blocks (web search results, code execution, ...) only answer server tools, which this
-    # translation never sends.
-    return None
+    # Server-tool blocks with no OpenAI item (code execution, tool search, ...) pass through as they are.
+    return dict(block)
 
 
 def _reasoning(text: str | None, encrypted: Any) -> Obj:
@@ -926,6 +986,8 @@ class _ChatParts:
     reasoning: list[str] = field(default_factory=list)
     details: list[Obj] = field(default_factory=list)
     tool_calls: list[Obj] = field(default_factory=list)
+    annotations: list[Obj] = field(default_factory=list)
+    length: int = 0  # of the text so far: where the next block's text starts
 
 
 def _chat_parts(blocks: list[Obj]) -> _ChatParts:
@@ -933,7 +995,9 @@ def _chat_parts(blocks: list[Obj]) -> _ChatParts:
     for block in blocks:
         kind = block.get("type")
         if kind == "text" and block.get("text"):
+            start, parts.length = parts.length, parts.length + len(block["text"])
             parts.text.append(block["text"])
+            parts.annotations += [chat_annotation(c, start, parts.length) for c in _citations(block)]
         elif kind == "thinking":
             parts.reasoning.append(block.get("thinking") or "")
             parts.details.append(
@@ -965,6 +1029,8 @@ def messages_to_chat_completion(message: dict[str, Any], *, model: str) -> dict[
     """
     parts = _chat_parts(_blocks(message))
     out: Obj = {"role": "assistant", "content": "".join(parts.text), "refusal": None}
+    if parts.annotations:
+        out["annotations"] = parts.annotations
     if parts.tool_calls:
         out["tool_calls"] = parts.tool_calls
         out["content"] = out["content"] or None
@@ -1012,9 +1078,23 @@ class _Block:
     tool_index: int = 0  # the chat tool_calls index of a tool_use block
     detail_index: int = 0  # the reasoning_details index of a thinking block
     call: FunctionCallHandle | None = None
+    search: SearchHandle | None = None
+    name: str = ""  # a server tool's name
+    block_id: Any = None  # a server tool use's id
     initial_input: Any = None
-    text: str = ""
+    text: str = ""  # thinking text, or a tool's input JSON as streamed
     signature: str = ""
+    offset: int = 0  # where a text block's text starts within the answer's text
+    citations: list[Obj] = field(default_factory=list)
+
+    def tool_input(self) -> Any:
+        """A tool use block's input: the streamed JSON, else what came whole on ``content_block_start``."""
+        if self.text:
+            try:
+                return orjson.loads(self.text)
+            except orjson.JSONDecodeError:
+                return None
+        return self.initial_input
 
 
 class _MessagesStream:
@@ -1081,6 +1161,7 @@ class MessagesToResponsesStream(_MessagesStream):
         super().__init__()
         self._writer = ResponsesStreamWriter(request=request, model=model)
         self._pending: _Block | None = None
+        self._searches: dict[Any, _Block] = {}  # web searches waiting for their result, by tool use id
 
     def start(self) -> list[dict[str, Any]]:
         self._writer.start()
@@ -1117,6 +1198,8 @@ class MessagesToResponsesStream(_MessagesStream):
                 self._close(block, item_status)
         self._pending = None
         self._blocks.clear()
+        for search in self._searches.values():
+            self._close_search(search, None)
         self._writer.close_message(item_status)
         self._writer.finish(status, _incomplete(reason), self.usage)
         return self._writer.drain()
@@ -1134,7 +1217,10 @@ class MessagesToResponsesStream(_MessagesStream):
         self._flush(next_is_text=kind == "text")
         block = self._blocks[index] = _Block(kind)
         if kind == "text":
-            self._writer.open_part("output_text")
+            # Consecutive text blocks continue one part, so citations index into the text as read.
+            self._writer.text("output_text", "")
+            block.offset = self._writer.text_length
+            block.citations = _citations(content)
             self._writer.text("output_text", content.get("text") or "")
         elif kind == "thinking":
             self._writer.open_reasoning()
@@ -1145,6 +1231,22 @@ class MessagesToResponsesStream(_MessagesStream):
         elif kind == "tool_use":
             block.call = self._writer.open_call(str(content.get("id")), str(content.get("name")))
             block.initial_input = content.get("input")
+        elif kind == "server_tool_use":
+            block.name, block.block_id = str(content.get("name")), content.get("id")
+            block.initial_input = content.get("input")
+            if block.name in SEARCH_TOOLS:
+                block.search = self._writer.open_search()
+                self._searches[block.block_id] = block
+        elif kind in SEARCH_RESULTS and content.get("tool_use_id") in self._searches:
+            self._close_search(self._searches.pop(content.get("tool_use_id")), content)
+        elif kind != "redacted_thinking":
+            # Result blocks with no OpenAI item arrive whole and pass through as they are.
+            self._writer.whole_item(dict(content))
+
+    def _close_search(self, block: _Block, result: Obj | None) -> None:
+        assert block.search is not None
+        status = search_status(result) if result is not None else "incomplete"
+        self._writer.close_search(block.search, status, search_action(block.name, block.tool_input(), result))
 
     def _flush(self, *, next_is_text: bool) -> None:
         pending, self._pending = self._pending, None
@@ -1159,31 +1261,43 @@ class MessagesToResponsesStream(_MessagesStream):
             return
         if kind == "text_delta":
             self._writer.text("output_text", delta.get("text") or "")
+        elif kind == "citations_delta" and isinstance(delta.get("citation"), dict):
+            block.citations.append(delta["citation"])
         elif kind == "thinking_delta":
             self._writer.reasoning_text(delta.get("thinking") or "")
         elif kind == "signature_delta":
             block.signature = delta.get("signature") or ""
         elif kind == "input_json_delta" and block.call is not None:
             self._writer.call_arguments(block.call, delta.get("partial_json") or "")
+        elif kind == "input_json_delta":
+            block.text += delta.get("partial_json") or ""
 
     def _on_block_stop(self, index: int) -> None:
         block = self._blocks.pop(index, None)
         if block is None:
             return
+        if block.kind == "text":
+            # Citations stream before the text they cite: only now is the cited span known.
+            end = self._writer.text_length
+            for citation in block.citations:
+                self._writer.annotate(responses_annotation(citation, block.offset, end))
         if self._pending is not None:
             self._close(self._pending, "completed")
         self._pending = block
 
     def _close(self, block: _Block, status: str) -> None:
-        if block.kind == "text":
-            self._writer.close_part()
-        elif block.kind == "thinking":
+        if block.kind == "thinking":
             self._writer.close_reasoning(status, block.signature or None)
         elif block.call is not None:
             if not block.call.arguments:
                 # No input_json_delta: the input came whole (or empty) on content_block_start.
                 self._writer.call_arguments(block.call, _json(block.initial_input))
             self._writer.close_call(block.call, status)
+        elif block.search is not None:
+            self._writer.search_running(block.search)
+        elif block.kind == "server_tool_use":
+            item = {"type": "server_tool_use", "id": block.block_id, "name": block.name}
+            self._writer.whole_item({**item, "input": block.tool_input()})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1214,6 +1328,8 @@ class MessagesToChatStream(_MessagesStream):
         self._created = _now()
         self._tools = 0
         self._details = 0
+        self._length = 0  # of the content sent so far: where a text block's citations start
+        self._annotations: list[Obj] = []
         self._finished = False
 
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
@@ -1244,7 +1360,9 @@ class MessagesToChatStream(_MessagesStream):
         last = self._choice({}) if not self._text else {"index": 0, "text": "", "logprobs": None}
         last["finish_reason"] = reason
         usage_chunk = {**self._base(), "choices": [], "usage": self.usage}
-        return [{**self._base(), "choices": [last]}, usage_chunk]
+        # As OpenAI streams a searched answer: every annotation in one delta after the text.
+        cited = [self._chunk({"annotations": self._annotations})] if self._annotations else []
+        return [*cited, {**self._base(), "choices": [last]}, usage_chunk]
 
     @property
     def usage(self) -> dict[str, Any]:
@@ -1271,6 +1389,8 @@ class MessagesToChatStream(_MessagesStream):
         kind = str(content.get("type"))
         block = self._blocks[index] = _Block(kind)
         if kind == "text":
+            block.offset = self._length
+            block.citations = _citations(content)
             return self._content(content.get("text") or "")
         if self._text:
             return []  # text completions carry text only
@@ -1295,6 +1415,7 @@ class MessagesToChatStream(_MessagesStream):
         return []
 
     def _content(self, text: str) -> list[Obj]:
+        self._length += len(text)
         return [self._chunk({"content": text})] if text else []
 
     def _reasoning(self, text: str, block: _Block) -> list[Obj]:
@@ -1316,15 +1437,19 @@ class MessagesToChatStream(_MessagesStream):
             return []
         if kind == "thinking_delta":
             return self._reasoning(delta.get("thinking") or "", block)
-        if kind == "signature_delta":
-            block.signature = delta.get("signature") or ""
-        elif kind == "input_json_delta" and block.kind == "tool_use":
+        if kind == "input_json_delta" and block.kind == "tool_use":
             return self._arguments(block, delta.get("partial_json") or "")
+        if kind == "citations_delta" and isinstance(delta.get("citation"), dict):
+            block.citations.append(delta["citation"])
+        elif kind == "signature_delta":
+            block.signature = delta.get("signature") or ""
         return []
 
     def _on_block_stop(self, block: _Block | None) -> list[Obj]:
         if block is None or self._text:
             return []
+        if block.kind == "text":
+            self._annotations += [chat_annotation(c, block.offset, self._length) for c in block.citations]
         if block.kind == "thinking":
             detail = _detail_text(block.detail_index, block.text, block.signature)
             return [self._chunk({"reasoning_details": [detail]})]

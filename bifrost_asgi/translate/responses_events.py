@@ -25,7 +25,7 @@ from bifrost_asgi.translate.responses_chat import (
     _text_part,
 )
 
-__all__ = ["FunctionCallHandle", "ResponsesStreamWriter", "new_id"]
+__all__ = ["FunctionCallHandle", "ResponsesStreamWriter", "SearchHandle", "new_id"]
 
 Obj = dict[str, Any]
 
@@ -56,6 +56,14 @@ class FunctionCallHandle:
     call_id: str
     name: str
     arguments: str = ""
+
+
+@dataclass(slots=True)
+class SearchHandle:
+    """An open ``web_search_call`` item; pass it back to the writer to report progress or close it."""
+
+    item_id: str
+    output_index: int
 
 
 class ResponsesStreamWriter:
@@ -133,7 +141,7 @@ class ResponsesStreamWriter:
         part = _text_part("") if kind == "output_text" else _refusal_part("")
         message.parts.append(part)
         message.part_open = True
-        self._emit("response.content_part.added", **self._part_where(message), part=dict(part))
+        self._emit("response.content_part.added", **self._part_where(message), part=_snapshot(part))
 
     def text(self, kind: str, delta: str) -> None:
         """Append to the open part, opening a part of ``kind`` first when none (or another kind) is open."""
@@ -156,12 +164,34 @@ class ResponsesStreamWriter:
         if self._message is not None:
             self._close_part(self._message)
 
+    @property
+    def text_length(self) -> int:
+        """How much text the open ``output_text`` part holds: where the next delta's text starts."""
+        message = self._message
+        if message is None or not message.part_open or message.parts[-1]["type"] != "output_text":
+            return 0
+        return len(message.parts[-1]["text"])
+
+    def annotate(self, annotation: Obj) -> None:
+        """Add an annotation (a citation) to the open ``output_text`` part."""
+        message = self._message
+        if message is None or not message.part_open or message.parts[-1]["type"] != "output_text":
+            return
+        annotations: list[Obj] = message.parts[-1]["annotations"]
+        annotations.append(annotation)
+        self._emit(
+            "response.output_text.annotation.added",
+            **self._part_where(message),
+            annotation_index=len(annotations) - 1,
+            annotation=annotation,
+        )
+
     def close_message(self, status: str) -> None:
         message, self._message = self._message, None
         if message is None:
             return
         self._close_part(message)
-        parts = [dict(part) for part in message.parts]
+        parts = [_snapshot(part) for part in message.parts]
         self._finish_item(message.output_index, _message_item(message.item_id, parts, status))
 
     def _open_message(self) -> _OpenMessage:
@@ -187,7 +217,7 @@ class ResponsesStreamWriter:
             self._emit("response.output_text.done", **where, text=part["text"], logprobs=[])
         else:
             self._emit("response.refusal.done", **where, refusal=part["refusal"])
-        self._emit("response.content_part.done", **where, part=dict(part))
+        self._emit("response.content_part.done", **where, part=_snapshot(part))
 
     # -- reasoning -----------------------------------------------------------------------------------
 
@@ -229,8 +259,11 @@ class ResponsesStreamWriter:
 
     def reasoning_item(self, summary: list[str], encrypted_content: str | None) -> None:
         """A reasoning item that arrives whole (Anthropic's redacted thinking): added, then done."""
+        self.whole_item(_reasoning(_new_id("rs"), summary, encrypted_content))
+
+    def whole_item(self, item: Obj) -> None:
+        """An item that arrives complete: ``output_item.added``, then ``output_item.done``."""
         index = self._claim_index()
-        item = _reasoning(_new_id("rs"), summary, encrypted_content)
         self._emit("response.output_item.added", output_index=index, item=item)
         self._finish_item(index, item)
 
@@ -267,6 +300,30 @@ class ResponsesStreamWriter:
         item = _function_call_item(call.item_id, call.call_id, call.name, call.arguments, status)
         self._finish_item(call.output_index, item)
 
+    # -- web search calls ----------------------------------------------------------------------------
+
+    def open_search(self) -> SearchHandle:
+        """A ``web_search_call`` item, in progress; what it searched is only known when it closes."""
+        search = SearchHandle(_new_id("ws"), self._claim_index())
+        item = _search_item(search.item_id, "in_progress", {"type": "search"})
+        self._emit("response.output_item.added", output_index=search.output_index, item=item)
+        self._search_event(search, "in_progress")
+        return search
+
+    def search_running(self, search: SearchHandle) -> None:
+        self._search_event(search, "searching")
+
+    def close_search(self, search: SearchHandle, status: str, action: Obj) -> None:
+        # OpenAI has no event for a failed search; the item's status says it.
+        if status == "completed":
+            self._search_event(search, "completed")
+        self._finish_item(search.output_index, _search_item(search.item_id, status, action))
+
+    def _search_event(self, search: SearchHandle, stage: str) -> None:
+        self._emit(
+            f"response.web_search_call.{stage}", item_id=search.item_id, output_index=search.output_index
+        )
+
     # -- plumbing ------------------------------------------------------------------------------------
 
     def _emit(self, kind: str, **fields: Any) -> None:
@@ -281,6 +338,18 @@ class ResponsesStreamWriter:
     def _finish_item(self, output_index: int, item: Obj) -> None:
         self._done_items[output_index] = item
         self._emit("response.output_item.done", output_index=output_index, item=item)
+
+
+def _snapshot(part: Obj) -> Obj:
+    # Events are kept (and may be serialised later): later annotations must not change earlier events.
+    copy = dict(part)
+    if "annotations" in copy:
+        copy["annotations"] = list(copy["annotations"])
+    return copy
+
+
+def _search_item(item_id: str, status: str, action: Obj) -> Obj:
+    return {"id": item_id, "type": "web_search_call", "status": status, "action": action}
 
 
 def _reasoning(item_id: str, summary: list[str], encrypted_content: str | None) -> Obj:

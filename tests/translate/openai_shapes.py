@@ -19,7 +19,7 @@ from openai.types.responses import Response, ResponseStreamEvent
 Obj = dict[str, Any]
 
 # Bifrost's own usage fields (pricing reads them to charge cache reads and writes at their own rates),
-# documented in docs/behaviour.md; everything else must be OpenAI's.
+# documented in docs/behaviour.md, and fields OpenAI sends beyond its SDK's types; nothing else.
 BIFROST_EXTENSIONS = frozenset(
     {
         "input_tokens_details.cached_read_tokens",
@@ -32,6 +32,9 @@ BIFROST_EXTENSIONS = frozenset(
         "message.reasoning_details",
         "delta.reasoning",
         "delta.reasoning_details",
+        # OpenAI's own, which its SDK does not declare: a searched chat answer streams its citations
+        # in one delta (openai/openai-java#297, openai/openai-agents-python#4252).
+        "delta.annotations",
     }
 )
 

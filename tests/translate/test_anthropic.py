@@ -373,7 +373,7 @@ def test_sampling_user_format_stream_and_extra_params() -> None:
             {"input": [{"type": "item_reference", "id": "msg_1"}]},
             "item_reference points at an item stored by OpenAI",
         ),
-        ({"input": [{"type": "web_search_call"}]}, "input item type 'web_search_call' cannot be sent"),
+        ({"input": [{"type": "file_search_call"}]}, "input item type 'file_search_call' cannot be sent"),
         ({"input": [{"role": "tool", "content": "x"}]}, "role must be one of"),
         ({"input": "x", "tools": [{"type": "web_search"}]}, "tool type 'web_search' cannot be sent"),
         (
@@ -692,7 +692,8 @@ def test_message_to_responses_with_cached_usage() -> None:
     assert result["status"] == "completed" and result["incomplete_details"] is None
     assert result["max_output_tokens"] == 100 and result["model"] == "m"
     message = result["output"][0]
-    assert message["status"] == "completed" and len(message["content"]) == 2
+    # Consecutive text blocks are one output_text part, as OpenAI answers with one.
+    assert message["status"] == "completed" and len(message["content"]) == 1
     assert result["usage"] == RESPONSES_USAGE
 
 
@@ -1093,6 +1094,250 @@ def test_stream_usage_takes_the_latest_cumulative_counts() -> None:
     stream, _ = _responses_stream(events)
     assert (stream.usage["input_tokens"], stream.usage["output_tokens"]) == (8, 7)
     assert stream.usage["input_tokens_details"]["cached_read_tokens"] == 3
+
+
+# Citations and server tools (web search)
+# ---------------------------------------------------------------------------------------------------------
+
+BURJ = "https://en.wikipedia.org/wiki/Burj_Khalifa"
+SEARCH_USE = {
+    "type": "server_tool_use",
+    "id": "srvtoolu_01",
+    "name": "web_search",
+    "input": {"query": "tallest"},
+}
+SEARCH_RESULT = {
+    "type": "web_search_tool_result",
+    "tool_use_id": "srvtoolu_01",
+    "content": [
+        {
+            "type": "web_search_result",
+            "url": BURJ,
+            "title": "Burj Khalifa",
+            "encrypted_content": "E1",
+            "page_age": None,
+        },
+        {
+            "type": "web_search_result",
+            "url": "https://example.com/top",
+            "title": "Top 10",
+            "encrypted_content": "E2",
+        },
+    ],
+}
+WEB_CITATION = {
+    "type": "web_search_result_location",
+    "url": BURJ,
+    "title": "Burj Khalifa",
+    "encrypted_index": "Eo8B",
+    "cited_text": "The Burj Khalifa is the world's tallest building.",
+}
+DOC_CITATION = {
+    "type": "char_location",
+    "cited_text": "828 metres",
+    "document_index": 0,
+    "document_title": "Facts",
+    "start_char_index": 10,
+    "end_char_index": 20,
+}
+# A recorded web search answer's shape: text split around each cited passage.
+SEARCHED = [
+    _text("Let me search. "),
+    SEARCH_USE,
+    SEARCH_RESULT,
+    _text("The tallest building is "),
+    {"type": "text", "text": "the Burj Khalifa", "citations": [WEB_CITATION]},
+    _text(", at "),
+    {"type": "text", "text": "828 m", "citations": [DOC_CITATION]},
+    _text("."),
+]
+SEARCHED_TEXT = "The tallest building is the Burj Khalifa, at 828 m."
+URL_ANNOTATION = {
+    "type": "url_citation",
+    "url": BURJ,
+    "title": "Burj Khalifa",
+    "start_index": 24,
+    "end_index": 40,
+}
+# Document citations have no OpenAI counterpart: Anthropic's fields, plus where in the text they apply.
+DOC_ANNOTATION = {**DOC_CITATION, "start_index": 45, "end_index": 50}
+
+
+def _events_of(blocks: list[Obj], stop: str = "end_turn") -> list[Obj]:
+    """The stream Anthropic sends for a Message of ``blocks``: citations stream before their text."""
+    events = [_start_event()]
+    for index, block in enumerate(blocks):
+        if block["type"] == "text":
+            deltas = [{"type": "citations_delta", "citation": c} for c in block.get("citations", [])]
+            events += _block(index, {"type": "text", "text": ""}, *deltas, _text_delta(block["text"]))
+        elif block["type"] == "server_tool_use":
+            json_delta = {"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}
+            events += _block(index, {**block, "input": {}}, json_delta)
+        else:
+            events += _block(index, block)
+    return events + _end(stop)
+
+
+def _without_ids(items: list[Obj]) -> list[Obj]:
+    return [{k: v for k, v in item.items() if k != "id"} for item in items]
+
+
+def test_web_search_and_citations_become_a_search_call_and_annotations() -> None:
+    result = messages_to_responses_response(_message(*SEARCHED), request={}, model="m")
+    output = result["output"]
+    assert [item["type"] for item in output] == ["message", "web_search_call", "message"]
+    search = output[1]
+    assert search["id"].startswith("ws_") and search["status"] == "completed"
+    assert search["action"] == {
+        "type": "search",
+        "query": "tallest",
+        "sources": [{"type": "url", "url": BURJ}, {"type": "url", "url": "https://example.com/top"}],
+    }
+    (part,) = output[2]["content"]
+    assert part["text"] == SEARCHED_TEXT
+    assert part["annotations"] == [URL_ANNOTATION, DOC_ANNOTATION]
+    assert part["text"][24:40] == "the Burj Khalifa" and part["text"][45:50] == "828 m"
+    without_document = messages_to_responses_response(
+        _message(*SEARCHED[:5]), request={}, model="m"
+    )  # the SDK types know every other field
+    check_response(without_document)
+
+
+def test_web_search_stream_matches_the_json_answer() -> None:
+    stream, events = _responses_stream(_events_of(SEARCHED[:5]))
+    check_events(events)
+    types = [e["type"] for e in events]
+    search_events = [t for t in types if t.startswith("response.web_search_call.")]
+    assert search_events == [
+        "response.web_search_call.in_progress",
+        "response.web_search_call.searching",
+        "response.web_search_call.completed",
+    ]
+    added = next(e for e in events if e["type"] == "response.output_text.annotation.added")
+    assert (added["annotation"], added["annotation_index"], added["content_index"]) == (URL_ANNOTATION, 0, 0)
+    whole = messages_to_responses_response(_message(*SEARCHED[:5]), request={}, model="m")["output"]
+    assert _without_ids(stream.response["output"]) == _without_ids(whole)
+    # An annotation added later does not rewrite the part an earlier event announced.
+    part_added = [e["part"] for e in events if e["type"] == "response.content_part.added"]
+    assert [p["annotations"] for p in part_added] == [[], []]
+
+
+def test_document_citations_stream_like_the_json_answer() -> None:
+    stream, events = _responses_stream(_events_of(SEARCHED))
+    whole = messages_to_responses_response(_message(*SEARCHED), request={}, model="m")["output"]
+    assert _without_ids(stream.response["output"]) == _without_ids(whole)
+    annotations = [e["annotation"] for e in events if e["type"] == "response.output_text.annotation.added"]
+    assert annotations == [URL_ANNOTATION, DOC_ANNOTATION]
+
+
+def test_a_searched_answer_can_be_sent_back() -> None:
+    output = messages_to_responses_response(_message(*SEARCHED[:5]), request={}, model="m")["output"]
+    body = {"input": [{"role": "user", "content": "Tallest?"}, *output, {"role": "user", "content": "Sure?"}]}
+    # The search call is skipped (its results cannot be replayed without their encrypted content);
+    # the text, annotations aside, is what the model said.
+    assert _to_messages(body)["messages"][1] == _assistant(
+        _text("Let me search. "), _text("The tallest building is the Burj Khalifa")
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_failed_and_unanswered_searches(stream: bool) -> None:
+    failed = {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_01",
+        "content": {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"},
+    }
+    second = {**SEARCH_USE, "id": "srvtoolu_02", "input": {"query": "again"}}
+    blocks = [SEARCH_USE, failed, second]  # the turn paused before the second search answered
+    if stream:
+        output = _responses_stream(_events_of(blocks, stop="pause_turn"))[0].response["output"]
+    else:
+        output = messages_to_responses_response(_message(*blocks, stop="pause_turn"), request={}, model="m")[
+            "output"
+        ]
+    assert [(i["status"], i["action"]) for i in output] == [
+        ("failed", {"type": "search", "query": "tallest"}),
+        ("incomplete", {"type": "search", "query": "again"}),
+    ]
+
+
+def test_web_fetch_is_an_open_page_action() -> None:
+    fetch = {"type": "server_tool_use", "id": "srvtoolu_f", "name": "web_fetch", "input": {"url": BURJ}}
+    result = {
+        "type": "web_fetch_tool_result",
+        "tool_use_id": "srvtoolu_f",
+        "content": {
+            "type": "web_fetch_result",
+            "url": BURJ,
+            "content": {
+                "type": "document",
+                "source": {"type": "text", "media_type": "text/plain", "data": "x"},
+            },
+        },
+    }
+    output = messages_to_responses_response(_message(fetch, result), request={}, model="m")["output"]
+    assert _without_ids(output) == [
+        {"type": "web_search_call", "status": "completed", "action": {"type": "open_page", "url": BURJ}}
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_server_tools_without_an_openai_item_pass_through(stream: bool) -> None:
+    run = {"type": "server_tool_use", "id": "srvtoolu_c", "name": "code_execution", "input": {"code": "1+1"}}
+    ran = {
+        "type": "code_execution_tool_result",
+        "tool_use_id": "srvtoolu_c",
+        "content": {
+            "type": "code_execution_result",
+            "stdout": "2",
+            "stderr": "",
+            "return_code": 0,
+            "content": [],
+        },
+    }
+    if stream:
+        output = _responses_stream(_events_of([run, ran, _text("2")]))[0].response["output"]
+    else:
+        output = messages_to_responses_response(_message(run, ran, _text("2")), request={}, model="m")[
+            "output"
+        ]
+    assert output[:2] == [run, ran]
+    assert output[2]["content"][0]["text"] == "2"
+
+
+def test_chat_answers_carry_citations_as_annotations() -> None:
+    chat = messages_to_chat_completion(_message(*SEARCHED), model="m")
+    message = chat["choices"][0]["message"]
+    assert message["content"] == "Let me search. " + SEARCHED_TEXT
+    shift = len("Let me search. ")
+    url = {"url": BURJ, "title": "Burj Khalifa", "start_index": 24 + shift, "end_index": 40 + shift}
+    document = {k: v for k, v in DOC_ANNOTATION.items() if k != "type"}
+    document.update(start_index=45 + shift, end_index=50 + shift)
+    assert message["annotations"] == [
+        {"type": "url_citation", "url_citation": url},
+        {"type": "char_location", "char_location": document},
+    ]
+    check_chat(messages_to_chat_completion(_message(*SEARCHED[:5]), model="m"))
+    chunks = _chat_stream(_events_of(SEARCHED))
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert streamed == message["content"]
+    # As OpenAI streams a searched answer: all annotations in one delta after the text, then the finish.
+    cited = [
+        c["choices"][0]["delta"] for c in chunks if c["choices"] and "annotations" in c["choices"][0]["delta"]
+    ]
+    assert cited == [{"annotations": message["annotations"]}]
+    assert "annotations" in chunks[-3]["choices"][0]["delta"]
+    check_chunks(_chat_stream(_events_of(SEARCHED[:5])))
+
+
+def test_text_completions_ignore_citations() -> None:
+    chunks = _chat_stream(_events_of(SEARCHED), text=True)
+    assert (
+        "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == "Let me search. " + SEARCHED_TEXT
+    )
+    assert messages_to_text_completion(_message(*SEARCHED), model="m")["choices"][0]["text"] == (
+        "Let me search. " + SEARCHED_TEXT
+    )
 
 
 def test_errors_map_between_anthropic_types_and_statuses() -> None:
