@@ -5,6 +5,7 @@ from __future__ import annotations
 import typing
 from typing import Any
 
+import orjson
 import pytest
 from openai.types import Completion
 
@@ -999,6 +1000,104 @@ def test_chat_stream_parallel_calls_and_thoughts() -> None:
     ]
     assert calls[0]["id"].endswith("_ts_" + SIGNATURE_IN_ID)
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def partial(**call: Any) -> Obj:
+    return {"functionCall": call}
+
+
+# As Gemini streams one call's arguments (streamFunctionCallArguments): the name first, then values per
+# JSONPath, strings continued across parts, then an empty functionCall to end it.
+PARTIAL_CALL = [
+    chunk({**partial(name="set_light", willContinue=True), "thoughtSignature": SIGNATURE}),
+    chunk(partial(partialArgs=[{"jsonPath": "$.location", "stringValue": "Boston", "willContinue": True}],
+                  willContinue=True)),
+    chunk(partial(partialArgs=[{"jsonPath": "$.location", "stringValue": ", MA"},
+                               {"jsonPath": "$.brightness", "numberValue": 50}], willContinue=True)),
+    chunk(partial(partialArgs=[{"jsonPath": "$.schedule.days[1]", "stringValue": "Tue"},
+                               {"jsonPath": "$.schedule['on']", "boolValue": True},
+                               {"jsonPath": "$.scene", "nullValue": "NULL_VALUE"}], willContinue=True)),
+    chunk(partial()),
+    chunk(call_part("Tokyo")),
+    chunk(finish="STOP", usage=USAGE),
+]  # fmt: skip
+PARTIAL_ARGS = {
+    "location": "Boston, MA",
+    "brightness": 50,
+    "schedule": {"days": [None, "Tue"], "on": True},
+    "scene": None,
+}
+
+
+def assembled_calls(chunks: list[Obj]) -> dict[int, Obj]:
+    """Tool calls as an OpenAI client accumulates chat deltas: by index, arguments concatenated."""
+    calls: dict[int, Obj] = {}
+    for c in chunks:
+        for call in c["choices"][0]["delta"].get("tool_calls", []) if c["choices"] else []:
+            entry = calls.setdefault(call["index"], {"id": None, "name": "", "arguments": ""})
+            entry["id"] = call.get("id") or entry["id"]
+            entry["name"] += call.get("function", {}).get("name") or ""
+            entry["arguments"] += call["function"].get("arguments") or ""
+    return calls
+
+
+def test_chat_stream_assembles_arguments_streamed_in_parts() -> None:
+    chunks = run_chat(PARTIAL_CALL)
+    check_chunks(chunks)
+    calls = assembled_calls(chunks)
+    assert [(i, c["name"], orjson.loads(c["arguments"])) for i, c in calls.items()] == [
+        (0, "set_light", PARTIAL_ARGS),
+        (1, "get_weather", {"city": "Tokyo"}),
+    ]
+    assert calls[0]["id"].endswith("_ts_" + SIGNATURE_IN_ID)
+    # Announced when it starts, its arguments in one delta when it ends: two deltas, not one per part.
+    assert sum(1 for c in chunks if c["choices"] and c["choices"][0]["delta"].get("tool_calls")) == 3
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_responses_stream_assembles_arguments_streamed_in_parts() -> None:
+    events = run_responses(PARTIAL_CALL, request={"input": "x", "tools": [WEATHER_TOOL]})
+    calls = [i for i in events[-1]["response"]["output"] if i["type"] == "function_call"]
+    assert [(c["name"], orjson.loads(c["arguments"])) for c in calls] == [
+        ("set_light", PARTIAL_ARGS),
+        ("get_weather", {"city": "Tokyo"}),
+    ]
+    done = [e["arguments"] for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert [orjson.loads(a) for a in done] == [PARTIAL_ARGS, {"city": "Tokyo"}]
+
+
+A_SO_FAR = chunk(partial(name="f", partialArgs=[{"jsonPath": "$.a", "stringValue": "x"}], willContinue=True))
+
+
+@pytest.mark.parametrize(
+    ("ending", "args"),
+    [
+        ([chunk(finish="STOP")], {"a": "x"}),  # the finish reason ends it
+        ([chunk({"text": "Done."}), chunk(finish="STOP")], {"a": "x"}),  # so does anything else starting
+        ([], {"a": "x"}),  # and the end of the stream
+        # a part with nothing more to come
+        ([chunk(partial(partialArgs=[{"jsonPath": "$.b", "numberValue": 2}]))], {"a": "x", "b": 2}),
+    ],
+)
+def test_a_call_streamed_in_parts_ends_when_gemini_says_or_moves_on(ending: list[Obj], args: Obj) -> None:
+    calls = assembled_calls(run_chat([A_SO_FAR, *ending]))
+    assert [(c["name"], orjson.loads(c["arguments"])) for c in calls.values()] == [("f", args)]
+
+
+def test_an_end_marker_with_no_call_open_adds_nothing() -> None:
+    chunks = run_chat([chunk({"text": "Hi"}), chunk(partial()), chunk(finish="STOP")])
+    assert assembled_calls(chunks) == {}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_arguments_that_do_not_fit_together_are_a_bad_response() -> None:
+    for path in ("$.a[0]", "items"):
+        stream = GeminiToChatStream(model=FLASH)
+        stream.feed(chunk(partial(name="f", partialArgs=[{"jsonPath": "$.a", "stringValue": "x"}],
+                                  willContinue=True)))  # fmt: skip
+        with pytest.raises(BifrostError) as caught:
+            stream.feed(chunk(partial(partialArgs=[{"jsonPath": path, "stringValue": "y"}])))
+        assert caught.value.status_code == 502
 
 
 def test_stream_ending_without_finish_reason_still_closes() -> None:
