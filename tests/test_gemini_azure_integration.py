@@ -250,6 +250,17 @@ async def test_gemini_responses_stream_with_reasoning(
     }
 
 
+async def test_gemini_reasoning_effort_alone_returns_a_reasoning_item(
+    client: openai.AsyncOpenAI, gemini: GeminiUpstream
+) -> None:
+    resp = await client.responses.create(
+        model=f"gemini/{FLASH}", input="Say hello", reasoning={"effort": "low"}
+    )
+    reasoning = next(item for item in resp.output if item.type == "reasoning")
+    assert [s.text for s in reasoning.summary] == [THOUGHT]
+    assert gemini.state.requests[-1].body["generationConfig"]["thinkingConfig"]["includeThoughts"] is True
+
+
 async def test_gemini_responses_tool_call_round_trip(
     client: openai.AsyncOpenAI, gemini: GeminiUpstream
 ) -> None:

@@ -37,8 +37,9 @@ Mapping decisions, each for a reason:
 - Reasoning: ``reasoning.effort`` / ``reasoning_effort`` becomes ``thinkingLevel`` on Gemini 3 models
   (``none`` -> ``minimal``, ``xhigh`` -> ``high``; Gemini checks the level per model) and a
   ``thinkingBudget`` on earlier ones (see ``_THINKING_BUDGETS``). Thoughts are returned
-  (``includeThoughts``) when a Responses request asks for ``reasoning.summary`` or a chat request sets
-  ``reasoning_effort`` (other than ``none``); they come back as reasoning summaries / ``reasoning``.
+  (``includeThoughts``) whenever reasoning is asked for, as Bifrost does: a Responses ``reasoning`` with
+  an effort (other than ``none``) or a summary, a chat ``reasoning_effort`` (other than ``none``); they
+  come back as reasoning summaries / ``reasoning``.
   Reasoning input items (and a chat assistant's ``reasoning``) are skipped: Gemini only reads thoughts
   back through signatures. A chat message's ``name`` is not sent either: Gemini turns have no author.
 - Function-call arguments streamed in parts (``partialArgs``: a value per JSONPath, strings continued
@@ -745,7 +746,8 @@ def _responses_config(body: Obj, model: str) -> Obj:
         config.update(_output_format(text["format"], "text.format"))
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict):
-        thinking = _thinking(reasoning.get("effort"), reasoning.get("summary") is not None, model)
+        asked = reasoning.get("effort") is not None or reasoning.get("summary") is not None
+        thinking = _thinking(reasoning.get("effort"), asked, model)
         if thinking:
             config["thinkingConfig"] = thinking
     return config

@@ -258,11 +258,13 @@ def test_generation_config_and_dropped_fields() -> None:
 @pytest.mark.parametrize(
     ("model", "reasoning", "thinking"),
     [
-        (FLASH, {"effort": "low"}, {"thinkingBudget": 2048}),
+        # Thoughts come back whenever reasoning is asked for, as Bifrost asks for them.
+        (FLASH, {"effort": "low"}, {"thinkingBudget": 2048, "includeThoughts": True}),
         (FLASH, {"effort": "high", "summary": "auto"}, {"thinkingBudget": 24576, "includeThoughts": True}),
         (FLASH, {"effort": "none", "summary": "auto"}, {"thinkingBudget": 0}),
         (FLASH, {"summary": "detailed"}, {"includeThoughts": True}),
-        ("gemini-3-pro-preview", {"effort": "medium"}, {"thinkingLevel": "medium"}),
+        ("gemini-3-pro-preview", {"effort": "medium"}, {"thinkingLevel": "medium", "includeThoughts": True}),
+        (FLASH, {"effort": "none"}, {"thinkingBudget": 0}),
         (
             "gemini-3-flash",
             {"effort": "xhigh", "summary": "auto"},
