@@ -409,6 +409,25 @@ async def test_chat_web_search_answers_carry_annotations(oai: openai.AsyncOpenAI
     assert annotations == [a.model_dump() for a in message.annotations]
 
 
+async def test_cache_breakpoints_from_openai_clients_reach_anthropic(
+    oai: openai.AsyncOpenAI, claude: AnthropicUpstream
+) -> None:
+    breakpoint_ = {"type": "ephemeral"}
+    manual: Any = {"type": "text", "text": "A long manual.", "cache_control": breakpoint_}
+    await oai.chat.completions.create(
+        model=f"anthropic/{MODEL}", messages=[{"role": "system", "content": [manual]}, *HI]
+    )
+    assert claude.state.requests[-1].body["system"] == [manual]
+    part: Any = {"type": "input_text", "text": "A long document.", "cache_control": breakpoint_}
+    await oai.responses.create(model=f"anthropic/{MODEL}", input=[{"role": "user", "content": [part]}])
+    assert claude.state.requests[-1].body["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "A long document.", "cache_control": breakpoint_}],
+        }
+    ]
+
+
 async def test_chat_completions_with_and_without_stream(oai: openai.AsyncOpenAI) -> None:
     chat = await oai.chat.completions.create(model=f"anthropic/{MODEL}", messages=HI)
     assert chat.choices[0].message.content == ANSWER and chat.choices[0].finish_reason == "stop"

@@ -33,6 +33,11 @@ Mapping decisions:
   ``web_search_call`` items or pass-through items: :mod:`.anthropic_citations` says how. A
   ``web_search_call`` input item is skipped: its results cannot be replayed without the encrypted
   content Anthropic issued, and the answer's text carries what was found.
+- Prompt caching: a ``cache_control`` on a content part, a message or item, a tool call or result, or a
+  tool is kept on the block it becomes (on a message, its last block), so each breakpoint stays where
+  the client set it; a system message is split after a part that sets one, as the text after it may
+  change between requests. A top-level ``cache_control`` (Anthropic's automatic caching) is forwarded
+  like any unknown field.
 - ``user`` / ``safety_identifier`` → ``metadata.user_id``; chat ``stop`` → ``stop_sequences``;
   JSON-schema output formats → ``output_config.format``.
 - Usage: OpenAI's input tokens = Anthropic's ``input_tokens`` + cache reads + cache writes, with
@@ -197,7 +202,7 @@ def anthropic_error_type(status: int) -> str:
 class _Turns:
     """Anthropic's conversation being built: one system prompt and alternating turns."""
 
-    system: list[str] = field(default_factory=list)
+    system: list[Obj] = field(default_factory=list)  # text blocks
     messages: list[Obj] = field(default_factory=list)
 
     def add(self, role: str, blocks: list[Obj]) -> None:
@@ -216,16 +221,25 @@ class _Turns:
                 content.append(block)
 
     def apply(self, req: Obj) -> None:
-        if len(self.system) == 1:
-            req["system"] = self.system[0]
+        if len(self.system) == 1 and "cache_control" not in self.system[0]:
+            req["system"] = self.system[0]["text"]
         elif self.system:
-            req["system"] = [{"type": "text", "text": text} for text in self.system]
+            req["system"] = self.system
         req["messages"] = self.messages
 
 
 def _text_block(text: str) -> list[Obj]:
     # Anthropic rejects empty text blocks; an empty string adds nothing the model would read.
     return [{"type": "text", "text": text}] if text else []
+
+
+def _keep_cache(blocks: list[Obj], source: Any) -> list[Obj]:
+    """Put the ``cache_control`` of an OpenAI-shaped part, item, message or tool on the last block it
+    became, so the prompt-cache breakpoint stays where the client set it (cached input costs a tenth)."""
+    cache = source.get("cache_control") if isinstance(source, dict) else None
+    if cache is not None and blocks:
+        blocks[-1] = {**blocks[-1], "cache_control": cache}
+    return blocks
 
 
 def _string(value: Any, where: str) -> str:
@@ -398,7 +412,8 @@ def _tool(tool: Any, where: str, *, chat: bool) -> Obj:
         out["description"] = spec["description"]
     if spec.get("strict") is not None:
         out["strict"] = spec["strict"]
-    return out
+    # Chat clients put a tool's cache breakpoint beside "function" (litellm) or inside it.
+    return _keep_cache([out], tool if tool.get("cache_control") is not None else spec)[0]
 
 
 def _tool_choice(choice: Any, parallel: Any, *, chat: bool) -> Obj | None:
@@ -480,7 +495,7 @@ def responses_to_messages_request(body: dict[str, Any], model: str, *, stream: b
     turns = _Turns()
     instructions = body.get("instructions")
     if instructions is not None and _string(instructions, "instructions"):
-        turns.system.append(instructions)
+        turns.system.append({"type": "text", "text": instructions})
     _add_input(body.get("input"), turns)
     req: Obj = {"model": model, "max_tokens": _max_tokens(body.get("max_output_tokens"), "max_output_tokens")}
     turns.apply(req)
@@ -515,11 +530,11 @@ def _add_item(turns: _Turns, item: Any, where: str) -> None:
     if kind == "message":
         _add_message(turns, item, where)
     elif kind == "function_call":
-        turns.add(
-            "assistant", [_tool_use(item.get("call_id"), item.get("name"), item.get("arguments"), where)]
-        )
+        call = _tool_use(item.get("call_id"), item.get("name"), item.get("arguments"), where)
+        turns.add("assistant", _keep_cache([call], item))
     elif kind == "function_call_output":
-        turns.add("user", [_tool_result(item.get("call_id"), _tool_output(item.get("output"), where), where)])
+        result = _tool_result(item.get("call_id"), _tool_output(item.get("output"), where), where)
+        turns.add("user", _keep_cache([result], item))
     elif kind == "reasoning":
         turns.add("assistant", _reasoning_blocks(item))
     elif kind == "web_search_call":
@@ -545,11 +560,11 @@ def _add_message(turns: _Turns, item: Obj, where: str) -> None:
     role = item.get("role")
     content = item.get("content")
     if role in ("system", "developer"):
-        turns.system += [_system_text(content, where)]
+        turns.system += _keep_cache(_system_blocks(content, where), item)
     elif role == "user":
-        turns.add("user", _user_blocks(content, where))
+        turns.add("user", _keep_cache(_user_blocks(content, where), item))
     elif role == "assistant":
-        turns.add("assistant", _assistant_blocks(content, where))
+        turns.add("assistant", _keep_cache(_assistant_blocks(content, where), item))
     else:
         raise invalid_request(f"{where}.role must be one of user, system, developer, assistant", param=where)
 
@@ -562,15 +577,23 @@ def _parts(content: Any, where: str) -> list[Any]:
     return content
 
 
-def _system_text(content: Any, where: str) -> str:
-    texts = []
+def _system_blocks(content: Any, where: str) -> list[Obj]:
+    """A system message's text parts, joined by blank lines into one block, split after each part that
+    sets a cache breakpoint (the text after it may change between requests)."""
+    blocks: list[Obj] = []
+    texts: list[str] = []
     for index, part in enumerate(_parts(content, where)):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in ("input_text", "output_text", "text"):
             at = f"{where}.content[{index}]"
             raise invalid_request(f"{at}: system messages can only carry text for Anthropic", param=at)
         texts.append(_string(part.get("text"), f"{where}.content[{index}].text"))
-    return "\n\n".join(texts)
+        if part.get("cache_control") is not None:
+            blocks += _keep_cache([{"type": "text", "text": "\n\n".join(texts)}], part)
+            texts = []
+    if texts or not blocks:
+        blocks.append({"type": "text", "text": "\n\n".join(texts)})
+    return blocks
 
 
 def _user_blocks(content: Any, where: str) -> list[Obj]:
@@ -581,6 +604,10 @@ def _user_blocks(content: Any, where: str) -> list[Obj]:
 
 
 def _input_part(part: Any, where: str) -> list[Obj]:
+    return _keep_cache(_input_blocks(part, where), part)
+
+
+def _input_blocks(part: Any, where: str) -> list[Obj]:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind in ("input_text", "output_text"):
         return _text_block(_string(part.get("text"), f"{where}.text"))
@@ -597,10 +624,10 @@ def _assistant_blocks(content: Any, where: str) -> list[Obj]:
         at = f"{where}.content[{index}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("output_text", "input_text"):
-            blocks += _text_block(_string(part.get("text"), f"{at}.text"))
+            blocks += _keep_cache(_text_block(_string(part.get("text"), f"{at}.text")), part)
         elif kind == "refusal":
             # A refusal the assistant gave is text it said; Anthropic has no refusal block.
-            blocks += _text_block(_string(part.get("refusal"), f"{at}.refusal"))
+            blocks += _keep_cache(_text_block(_string(part.get("refusal"), f"{at}.refusal")), part)
         else:
             raise invalid_request(f"{at}: assistant messages can only carry text or refusal parts", param=at)
     return blocks
@@ -668,14 +695,14 @@ def _add_chat_message(turns: _Turns, message: Any, where: str) -> None:
     role = message.get("role")
     content = message.get("content")
     if role in ("system", "developer"):
-        turns.system += [_system_text(content, where)]
+        turns.system += _keep_cache(_system_blocks(content, where), message)
     elif role == "user":
-        turns.add("user", _chat_user_blocks(content, where))
+        turns.add("user", _keep_cache(_chat_user_blocks(content, where), message))
     elif role == "assistant":
-        turns.add("assistant", _chat_assistant_blocks(message, where))
+        turns.add("assistant", _keep_cache(_chat_assistant_blocks(message, where), message))
     elif role == "tool":
         output = _tool_output(_chat_parts_as_input(content, where), where)
-        turns.add("user", [_tool_result(message.get("tool_call_id"), output, where)])
+        turns.add("user", _keep_cache([_tool_result(message.get("tool_call_id"), output, where)], message))
     else:
         raise invalid_request(f"{where}.role {role!r} cannot be sent to Anthropic", param=where)
 
@@ -690,6 +717,13 @@ def _chat_parts_as_input(content: Any, where: str) -> Any:
 
 
 def _chat_part(part: Any, where: str) -> Obj:
+    renamed = _renamed_chat_part(part, where)
+    if part.get("cache_control") is not None:
+        renamed["cache_control"] = part["cache_control"]
+    return renamed
+
+
+def _renamed_chat_part(part: Any, where: str) -> Obj:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text":
         return {"type": "input_text", "text": part.get("text")}
@@ -722,7 +756,9 @@ def _chat_assistant_blocks(message: Obj, where: str) -> list[Obj]:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
             raise invalid_request(f"{at}: only function tool calls can be sent to Anthropic", param=at)
-        blocks.append(_tool_use(call.get("id"), function.get("name"), function.get("arguments"), at))
+        blocks += _keep_cache(
+            [_tool_use(call.get("id"), function.get("name"), function.get("arguments"), at)], call
+        )
     return blocks
 
 

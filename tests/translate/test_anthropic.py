@@ -542,6 +542,128 @@ def test_chat_request_with_tools_reasoning_and_stop() -> None:
     }
 
 
+EPHEMERAL = {"type": "ephemeral"}
+HOUR = {"type": "ephemeral", "ttl": "1h"}
+
+
+def _cached(block: Obj, cache: Obj = EPHEMERAL) -> Obj:
+    return {**block, "cache_control": cache}
+
+
+def test_chat_cache_breakpoints_reach_anthropic_where_the_client_set_them() -> None:
+    function: Obj = {k: v for k, v in WEATHER_TOOL.items() if k != "type"}
+    tool = {"type": "function", "function": function}
+    body = {
+        "messages": [
+            {
+                "role": "system",
+                "content": [
+                    {"type": "text", "text": "You are a weather bot."},
+                    {"type": "text", "text": "Long manual.", "cache_control": HOUR},
+                    {"type": "text", "text": "Today is Monday."},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://x/a.png"},
+                        "cache_control": EPHEMERAL,
+                    },
+                    {"type": "text", "text": "Weather?", "cache_control": EPHEMERAL},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "toolu_a",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{}"},
+                        "cache_control": EPHEMERAL,
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "toolu_a", "content": "Sunny", "cache_control": EPHEMERAL},
+            {"role": "user", "content": "Thanks", "cache_control": EPHEMERAL},
+        ],
+        "tools": [{**tool, "cache_control": HOUR}],
+    }
+    req = chat_to_messages_request(body, "m", stream=False)
+    # The system prompt splits after the breakpoint, so the text after it can change without a miss.
+    assert req["system"] == [
+        _cached(_text("You are a weather bot.\n\nLong manual."), HOUR),
+        _text("Today is Monday."),
+    ]
+    assert req["messages"] == [
+        _user(
+            _cached({"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}),
+            _cached(_text("Weather?")),
+        ),
+        _assistant(_cached({"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}})),
+        _user(
+            _cached({"type": "tool_result", "tool_use_id": "toolu_a", "content": "Sunny"}),
+            _cached(_text("Thanks")),
+        ),
+    ]
+    assert req["tools"] == [_cached(ANTHROPIC_WEATHER_TOOL, HOUR)]
+    # Inside "function" is accepted too, as some clients send it there.
+    inner = {"type": "function", "function": {**function, "cache_control": EPHEMERAL}}
+    assert chat_to_messages_request({**body, "tools": [inner]}, "m", stream=False)["tools"] == [
+        _cached(ANTHROPIC_WEATHER_TOOL)
+    ]
+
+
+def test_responses_cache_breakpoints_reach_anthropic_where_the_client_set_them() -> None:
+    pdf = "data:application/pdf;base64,JVBERi0="
+    body = {
+        "instructions": "Be brief.",
+        "input": [
+            {
+                "role": "developer",
+                "content": [{"type": "input_text", "text": "Manual.", "cache_control": HOUR}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_file", "file_data": pdf, "cache_control": EPHEMERAL},
+                    {"type": "input_text", "text": "Summarise."},
+                ],
+            },
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {
+                "type": "function_call_output",
+                "call_id": "c1",
+                "output": [{"type": "input_text", "text": "big result", "cache_control": EPHEMERAL}],
+            },
+            {"type": "message", "role": "user", "content": "Go on.", "cache_control": EPHEMERAL},
+        ],
+        "tools": [{**WEATHER_TOOL, "cache_control": EPHEMERAL}],
+        # Anthropic's automatic caching: an unknown field, forwarded as is.
+        "cache_control": EPHEMERAL,
+    }
+    req = _to_messages(body)
+    assert req["system"] == [_text("Be brief."), _cached(_text("Manual."), HOUR)]
+    document = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+    }
+    assert req["messages"] == [
+        _user(_cached(document), _text("Summarise.")),
+        _assistant({"type": "tool_use", "id": "c1", "name": "f", "input": {}}),
+        _user(
+            {"type": "tool_result", "tool_use_id": "c1", "content": [_cached(_text("big result"))]},
+            _cached(_text("Go on.")),
+        ),
+    ]
+    assert req["tools"] == [_cached(ANTHROPIC_WEATHER_TOOL)]
+    assert req["cache_control"] == EPHEMERAL
+    # Counting tokens keeps the breakpoints: Anthropic counts the same prompt.
+    assert count_tokens_request(req)["messages"] == req["messages"]
+
+
 def test_chat_plain_request_and_response_format() -> None:
     body = {
         "messages": [
