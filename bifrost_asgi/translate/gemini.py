@@ -41,7 +41,8 @@ Mapping decisions, each for a reason:
   an effort (other than ``none``) or a summary, a chat ``reasoning_effort`` (other than ``none``); they
   come back as reasoning summaries / ``reasoning``.
   Reasoning input items (and a chat assistant's ``reasoning``) are skipped: Gemini only reads thoughts
-  back through signatures. A chat message's ``name`` is not sent either: Gemini turns have no author.
+  back through signatures. A chat message's ``name`` is not sent either: Gemini turns have no author,
+  nor is a ``cache_control`` on a part, message or tool: Gemini caches prompts implicitly.
 - Function-call arguments streamed in parts (``partialArgs``: a value per JSONPath, strings continued
   by ``willContinue``) are assembled into one call: announced when its name arrives, its arguments sent
   whole when it ends (see :class:`GeminiToChatStream`). Parts that do not fit one JSON object are a 502.

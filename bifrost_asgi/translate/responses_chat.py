@@ -10,6 +10,8 @@ What chat completions cannot express raises a 400 naming the field rather than b
 (web_search, file_search, mcp, ...), server-side state (``previous_response_id``, ``conversation``,
 ``prompt``, ``item_reference``), ``background`` and file inputs. The few fields that are dropped only tune
 OpenAI's own service and never change what the model is asked; each is listed in ``_DROPPED`` with why.
+Content parts, messages and tools are rebuilt in chat's shape, so hints on them for other APIs
+(Anthropic's ``cache_control``) are not sent: compat providers reject fields they do not know.
 """
 
 from __future__ import annotations
