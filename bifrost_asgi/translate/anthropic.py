@@ -73,18 +73,16 @@ from bifrost_asgi.translate.anthropic_citations import (
     search_action,
     search_status,
 )
-from bifrost_asgi.translate.responses_chat import (
-    _function_call_item,
-    _message_item,
-    _Outcome,
-    _reject_stateful,
-    _response_object,
-    _text_part,
-)
+from bifrost_asgi.translate.responses_chat import _reject_stateful
 from bifrost_asgi.translate.responses_events import (
     FunctionCallHandle,
     ResponsesStreamWriter,
     SearchHandle,
+    _function_call_item,
+    _message_item,
+    _Outcome,
+    _response_object,
+    _text_part,
     new_id,
 )
 

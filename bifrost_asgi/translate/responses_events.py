@@ -1,9 +1,11 @@
-"""Pieces shared by the translators that answer in OpenAI's Responses shape.
+"""Pieces shared by the translators that answer in OpenAI's Responses shape: the one home of its item,
+part and Response object shapes and of its stream events.
 
 :class:`ResponsesStreamWriter` turns item-level operations ("open a function call", "append text",
-"close the reasoning item") into OpenAI's Responses stream events, with the same event shapes and order
-as :class:`~bifrost_asgi.translate.ChatToResponsesStream`. Providers whose streams mark their own item
-boundaries (Anthropic's content blocks) drive it directly instead of re-deriving boundaries from deltas.
+"close the reasoning item") into OpenAI's Responses stream events, each with exactly the fields of the
+openai SDK's event type. :class:`~bifrost_asgi.translate.ChatToResponsesStream` drives it from chat
+deltas; providers whose streams mark their own item boundaries (Anthropic's content blocks) drive it
+directly.
 
 Pure: no I/O; the clock is read only for timestamps.
 """
@@ -11,25 +13,109 @@ Pure: no I/O; the clock is read only for timestamps.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
-
-from bifrost_asgi.translate.responses_chat import (
-    _function_call_item,
-    _message_item,
-    _new_id,
-    _Outcome,
-    _reasoning_item,
-    _refusal_part,
-    _response_object,
-    _text_part,
-)
 
 __all__ = ["FunctionCallHandle", "ResponsesStreamWriter", "SearchHandle", "new_id"]
 
 Obj = dict[str, Any]
 
+
+# ---------------------------------------------------------------------------------------------------------
+# Shapes: items, parts and the Response object, as OpenAI's API returns them
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
 new_id = _new_id
+
+
+def _text_part(text: str) -> Obj:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _refusal_part(refusal: str) -> Obj:
+    return {"type": "refusal", "refusal": refusal}
+
+
+def _message_item(item_id: str, parts: list[Obj], status: str) -> Obj:
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": parts}
+
+
+def _reasoning_item(item_id: str, summary: list[str]) -> Obj:
+    return {
+        "id": item_id,
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": text} for text in summary],
+    }
+
+
+def _function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> Obj:
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a response ended as: the fields that differ between in-progress and final objects."""
+
+    status: str
+    output: list[Obj]
+    usage: Obj | None = None
+    incomplete_details: Obj | None = None
+    completed_at: int | None = None
+
+
+def _response_object(request: Obj, model: str, response_id: str, created_at: int, outcome: _Outcome) -> Obj:
+    # Echo the request the way OpenAI does, with OpenAI's defaults for what the caller left out.
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": outcome.status,
+        "completed_at": outcome.completed_at,
+        "background": False,
+        "error": None,
+        "incomplete_details": outcome.incomplete_details,
+        "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "max_tool_calls": request.get("max_tool_calls"),
+        "model": model,
+        "output": outcome.output,
+        "parallel_tool_calls": _given(request.get("parallel_tool_calls"), True),
+        "previous_response_id": None,
+        "prompt_cache_key": request.get("prompt_cache_key"),
+        "reasoning": _given(request.get("reasoning"), {"effort": None, "summary": None}),
+        "safety_identifier": request.get("safety_identifier"),
+        "temperature": request.get("temperature"),
+        "text": _given(request.get("text"), {"format": {"type": "text"}}),
+        "tool_choice": _given(request.get("tool_choice"), "auto"),
+        "tools": _given(request.get("tools"), []),
+        "top_p": request.get("top_p"),
+        "truncation": _given(request.get("truncation"), "disabled"),
+        "usage": outcome.usage,
+        "user": request.get("user"),
+        "metadata": _given(request.get("metadata"), {}),
+    }
+
+
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The stream writer
+# ---------------------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
