@@ -1113,8 +1113,7 @@ class _Block:
     detail_index: int = 0  # the reasoning_details index of a thinking block
     call: FunctionCallHandle | None = None
     search: SearchHandle | None = None
-    name: str = ""  # a server tool's name
-    block_id: Any = None  # a server tool use's id
+    start: Obj = field(default_factory=dict)  # a server tool use as content_block_start gave it
     initial_input: Any = None
     text: str = ""  # thinking text, or a tool's input JSON as streamed
     signature: str = ""
@@ -1266,11 +1265,10 @@ class MessagesToResponsesStream(_MessagesStream):
             block.call = self._writer.open_call(str(content.get("id")), str(content.get("name")))
             block.initial_input = content.get("input")
         elif kind == "server_tool_use":
-            block.name, block.block_id = str(content.get("name")), content.get("id")
-            block.initial_input = content.get("input")
-            if block.name in SEARCH_TOOLS:
+            block.start, block.initial_input = content, content.get("input")
+            if content.get("name") in SEARCH_TOOLS:
                 block.search = self._writer.open_search()
-                self._searches[block.block_id] = block
+                self._searches[content.get("id")] = block
         elif kind in SEARCH_RESULTS and content.get("tool_use_id") in self._searches:
             self._close_search(self._searches.pop(content.get("tool_use_id")), content)
         elif kind != "redacted_thinking":
@@ -1280,7 +1278,8 @@ class MessagesToResponsesStream(_MessagesStream):
     def _close_search(self, block: _Block, result: Obj | None) -> None:
         assert block.search is not None
         status = search_status(result) if result is not None else "incomplete"
-        self._writer.close_search(block.search, status, search_action(block.name, block.tool_input(), result))
+        action = search_action(str(block.start.get("name")), block.tool_input(), result)
+        self._writer.close_search(block.search, status, action)
 
     def _flush(self, *, next_is_text: bool) -> None:
         pending, self._pending = self._pending, None
@@ -1330,8 +1329,7 @@ class MessagesToResponsesStream(_MessagesStream):
         elif block.search is not None:
             self._writer.search_running(block.search)
         elif block.kind == "server_tool_use":
-            item = {"type": "server_tool_use", "id": block.block_id, "name": block.name}
-            self._writer.whole_item({**item, "input": block.tool_input()})
+            self._writer.whole_item({**block.start, "input": block.tool_input()})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1345,7 +1343,8 @@ class MessagesToChatStream(_MessagesStream):
     with ``stream_options.include_usage``.
 
     Thinking streams as ``delta.reasoning``; when a thinking block ends its full text and signature follow
-    as one ``delta.reasoning_details`` entry, so a client can replay it.
+    as one ``delta.reasoning_details`` entry, so a client can replay it. Text blocks stream back to back
+    (the content is their concatenation); their citations follow the text as one ``delta.annotations``.
 
     >>> s = MessagesToChatStream(model="m")
     >>> chunks = s.feed({"type": "content_block_start", "index": 0, "content_block": {"type": "text"}})
@@ -1386,7 +1385,7 @@ class MessagesToChatStream(_MessagesStream):
         return []
 
     def finish(self) -> list[dict[str, Any]]:
-        """The finish chunk, then the usage chunk; once."""
+        """The citations' annotations (if any), the finish chunk, then the usage chunk; once."""
         if self._finished:
             return []
         self._finished = True
