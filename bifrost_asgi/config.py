@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from bifrost_asgi.governance.config import GovernanceConfig, SeedError, resolve_env_secrets
 from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, HOSTED, KNOWN_PROVIDERS, NATIVE_KINDS
 
-__all__ = ["ConfigError", "GatewayConfig", "KeyConfig", "NetworkConfig", "ProviderConfig"]
+__all__ = ["ConfigError", "GatewayConfig", "GovernanceConfig", "KeyConfig", "NetworkConfig", "ProviderConfig"]
 
 log = logging.getLogger("bifrost_asgi.config")
 
