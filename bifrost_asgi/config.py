@@ -103,6 +103,10 @@ class ClientConfig(_Section):
     enforce_auth_on_inference: bool = False
     max_request_body_size_mb: float = Field(default=100.0, gt=0)
     drop_excess_requests: bool = False
+    # Ours: what one upstream may send back. A larger answer (default: the request body limit), or one
+    # stream event larger than the event limit, is a 502 instead of gigabytes held in memory.
+    max_upstream_response_size_mb: float | None = Field(default=None, gt=0)
+    max_stream_event_size_mb: float = Field(default=4.0, gt=0)
 
 
 class CountTokensConfig(_Section):

@@ -96,21 +96,21 @@ class AnthropicProvider(HTTPProvider):
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         url, content = self._request(call, stream=True)
         resp = await self._open(url, content, call, key)
-        events = self._events(resp, call.timeout)
+        events = self._events(resp, call)
         if call.op is Op.MESSAGES:
             return _native_chunks(events)
         if call.op is Op.RESPONSES:
             responses = MessagesToResponsesStream(request=call.body, model=call.model)
-            return converted(events, responses, call.op, _decode)
+            return converted(events, responses, call.op, _decode, self.name)
         chat = MessagesToChatStream(model=call.model, text=call.op is Op.TEXT)
-        return converted(events, chat, call.op, _decode)
+        return converted(events, chat, call.op, _decode, self.name)
 
-    async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[SSEEvent]:
+    async def _events(self, resp: httpx.Response, call: Call) -> AsyncIterator[SSEEvent]:
         """The upstream's SSE events (``ping`` included: translators skip it, passthrough keeps the
         connection warm with it); raises on ``error`` events and on truncation."""
         stopped = False
         try:
-            async for ev in aiter_sse(resp.aiter_bytes()):
+            async for ev in aiter_sse(resp.aiter_bytes(), call.max_event_bytes, self.name):
                 kind = ev.event or _event_type(ev.data)
                 if kind == "error":
                     raise self._stream_error(ev.data)
@@ -118,7 +118,7 @@ class AnthropicProvider(HTTPProvider):
                 ev.event = kind
                 yield ev
         except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
+            raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()
         if not stopped:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
+from bifrost_asgi.errors import MALFORMED, unreadable
+
 if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
     from bifrost_asgi.config import KeyConfig, ProviderConfig
 
@@ -73,6 +75,10 @@ class Call:
     passthrough: bool
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
+    # Bounds on what the upstream may send back (client.max_upstream_response_size_mb and
+    # max_stream_event_size_mb): a whole answer, and one stream event.
+    max_answer_bytes: int = 100 * 1024 * 1024
+    max_event_bytes: int = 4 * 1024 * 1024
     # Set by providers that serve a model through a named deployment (Azure); reported in extra_fields.
     model_deployment: str | None = None
 
@@ -147,7 +153,11 @@ class StreamConverter(Protocol):
 
 
 async def converted(
-    events: AsyncIterator[T], converter: StreamConverter, op: Op, decode: Callable[[T], dict[str, Any]]
+    events: AsyncIterator[T],
+    converter: StreamConverter,
+    op: Op,
+    decode: Callable[[T], dict[str, Any]],
+    source: str = "the upstream",
 ) -> ChunkStream:
     """Drive ``converter`` over an upstream's events, one batch per upstream event (so an error event
     still follows every event before it); the upstream is closed whatever happens."""
@@ -155,7 +165,11 @@ async def converted(
         if batch := [event_chunk(op, obj) for obj in converter.start()]:
             yield batch
         async for event in events:
-            if batch := [event_chunk(op, obj) for obj in converter.feed(decode(event))]:
+            try:
+                batch = [event_chunk(op, obj) for obj in converter.feed(decode(event))]
+            except MALFORMED as exc:
+                raise unreadable(source, exc) from None
+            if batch:
                 yield batch
         if batch := [event_chunk(op, obj) for obj in converter.finish()]:
             yield batch

@@ -21,7 +21,7 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import BifrostError, stream_cut
 from bifrost_asgi.providers.base import (
     Call,
     ChunkStream,
@@ -99,16 +99,22 @@ class GeminiProvider(HTTPProvider):
         content = orjson.dumps(_request(call))
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
         resp = await self._open(url, content, call, key)
-        return converted(self._events(resp, call.timeout), _converter(call), call.op, self._stream_object)
+        return converted(self._events(resp, call), _converter(call), call.op, self._stream_object, self.name)
 
-    async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[bytes]:
+    async def _events(self, resp: httpx.Response, call: Call) -> AsyncIterator[bytes]:
+        """The upstream's event payloads; a stream that ends before any candidate's ``finishReason``
+        raises instead of passing for a short answer."""
+        finished = False
         try:
-            async for event in aiter_sse(resp.aiter_bytes()):
+            async for event in aiter_sse(resp.aiter_bytes(), call.max_event_bytes, self.name):
+                finished = finished or b'"finishReason"' in event.data
                 yield event.data
         except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
+            raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()
+        if not finished:
+            raise stream_cut(self.name, "a finishReason")
 
     def _stream_object(self, data: bytes) -> dict[str, Any]:
         obj = loads_object(data, self.name)

@@ -12,6 +12,7 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
+from bifrost_asgi.errors import MALFORMED, stream_cut, unreadable
 from bifrost_asgi.providers.base import (
     TERMINAL_EVENTS,
     Call,
@@ -89,26 +90,34 @@ class OpenAIProvider(HTTPProvider):
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         content = self._body(call)
         resp = await self._open(self._urls[call.op], content, call, key)
-        return self._chunks(resp, call.op, call.timeout)
+        return self._chunks(resp, call.op, call)
 
-    async def _chunks(self, resp: httpx.Response, op: Op, timeout: float) -> ChunkStream:
+    async def _chunks(self, resp: httpx.Response, op: Op, call: Call) -> ChunkStream:
+        """The upstream's events; a stream that ends before it is complete (no ``[DONE]`` and no
+        ``finish_reason``; no terminal Responses event) raises instead of passing for a short answer."""
+        complete = done = False
         try:
-            async for events in aiter_sse_batches(resp.aiter_bytes()):
+            async for events in aiter_sse_batches(resp.aiter_bytes(), call.max_event_bytes, self.name):
                 batch = []
-                done = False
                 for ev in events:
                     if ev.data == b"[DONE]":
-                        done = True
+                        complete = done = True
                         break
-                    batch.append(_classify(ev.event, ev.data, op))
+                    chunk = _classify(ev.event, ev.data, op)
+                    complete = complete or _completes(op, chunk, ev.data)
+                    batch.append(chunk)
                 if batch:
                     yield batch
                 if done:
                     break
         except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
+            raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()
+        if not complete:
+            raise stream_cut(
+                self.name, "its final event" if op is Op.RESPONSES else "a finish_reason or [DONE]"
+            )
 
     async def list_models(self, key: KeyConfig | None, timeout: float) -> list[dict[str, Any]]:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
@@ -144,28 +153,38 @@ class OpenAICompatProvider(OpenAIProvider):
         chat_req = responses_to_chat_request(client_body(call), call.model, stream=True)
         content = orjson.dumps(chat_req)
         resp = await self._open(self._urls[Op.CHAT], content, call, key)
-        return translate_chat_stream(self._chunks(resp, Op.CHAT, call.timeout), call)
+        return translate_chat_stream(self._chunks(resp, Op.CHAT, call), call, self.name)
 
 
-async def translate_chat_stream(chunks: ChunkStream, call: Call) -> ChunkStream:
+async def translate_chat_stream(chunks: ChunkStream, call: Call, source: str) -> ChunkStream:
     """Turn a chat-completions chunk stream into OpenAI's Responses event sequence, batch for batch."""
     conv = ChatToResponsesStream(request=call.body, model=call.model)
     try:
-        started = [Chunk(ev["type"], obj=ev) for ev in conv.start()]
-        if started:
+        if started := [Chunk(ev["type"], obj=ev) for ev in conv.start()]:
             yield started
         async for batch in chunks:
-            out = [
-                Chunk(ev["type"], obj=ev)
-                for chunk in batch
-                for ev in conv.feed(chunk.obj if chunk.obj is not None else orjson.loads(chunk.data or b"{}"))
-            ]
+            try:
+                out = [Chunk(ev["type"], obj=ev) for chunk in batch for ev in conv.feed(_object(chunk))]
+            except MALFORMED as exc:
+                raise unreadable(source, exc) from None
             if out:
                 yield out
         if finish := [event_chunk(Op.RESPONSES, ev) for ev in conv.finish()]:
             yield finish
     finally:
         await aclose_stream(chunks)
+
+
+def _object(chunk: Chunk) -> dict[str, Any]:
+    return chunk.obj if chunk.obj is not None else loads_object(chunk.data or b"", "the upstream", "an event")
+
+
+def _completes(op: Op, chunk: Chunk, data: bytes) -> bool:
+    """Whether this event completes the answer: Responses' terminal events; for chat and text, a
+    choice's finish_reason (servers that omit ``[DONE]`` still send one)."""
+    if op is Op.RESPONSES:
+        return chunk.event in TERMINAL_EVENTS
+    return b'"finish_reason":"' in data or b'"finish_reason": "' in data
 
 
 def _classify(event: str | None, data: bytes, op: Op) -> Chunk:
