@@ -46,7 +46,7 @@ from bifrost_asgi.stores.log_query import (
 from bifrost_asgi.stores.logs import COLUMNS, LogRecord
 
 from . import models
-from ._db import run, to_datetime, to_timestamp, user_pk
+from ._db import run, to_datetime, to_timestamp, user_pk, write_transaction
 
 __all__ = ["ORMCounterStore", "ORMKeyStore", "ORMLogStore", "key_record"]
 
@@ -120,7 +120,8 @@ def _keys(**lookup: Any) -> list[VirtualKey]:
 def _put_key(key: VirtualKey) -> None:
     fields = _key_fields(key, _owner_pk(key.owner))
     # save() runs, so revocation stays permanent even when a stale record is written back.
-    models.VirtualKey.objects.update_or_create(id=key.id, defaults=fields)
+    with write_transaction(models.VirtualKey):
+        models.VirtualKey.objects.update_or_create(id=key.id, defaults=fields)
 
 
 def _team(team_id: str) -> Team | None:
@@ -226,11 +227,10 @@ def _save_states(alias: str, states: States, before: States) -> None:
 
 def _counter_transaction(keys: Sequence[str], rule: Callable[..., T], *args: object) -> T:
     """Run ``rule(states, *args)`` (the core's own admit/settle/read rule) over the locked rows."""
-    alias = router.db_for_write(models.Counter)
     ordered = sorted(set(keys))
     try:
-        _create_missing(alias, ordered)
-        with transaction.atomic(using=alias):
+        _create_missing(router.db_for_write(models.Counter), ordered)
+        with write_transaction(models.Counter) as alias:
             states = _locked_states(alias, ordered)
             before = {key: replace(state) for key, state in states.items()}
             result = rule(states, *args)
@@ -247,8 +247,8 @@ class ORMCounterStore:
     locks the request's counter rows (``SELECT ... FOR UPDATE``) and applies the core's pure rules, so a
     limit holds exactly across every worker process and host sharing the database.
 
-    On SQLite, ``select_for_update`` is a no-op; use ``"OPTIONS": {"transaction_mode": "IMMEDIATE"}``
-    so that each transaction takes the database's write lock up front (check ``bifrost.W002``).
+    On SQLite, where ``select_for_update`` is a no-op, each transaction takes the database's write lock
+    with its first statement instead (`write_transaction`), so admissions queue for it.
 
     >>> app = create_app(config, counter_store=ORMCounterStore())
     """
