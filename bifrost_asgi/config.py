@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from bifrost_asgi.governance.config import ConfigSection, GovernanceConfig, SeedError, resolve_env_secrets
 from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, HOSTED, KNOWN_PROVIDERS, NATIVE_KINDS
 
-__all__ = ["ConfigError", "GatewayConfig", "KeyConfig", "NetworkConfig", "ProviderConfig"]
+__all__ = ["ConfigError", "GatewayConfig", "GovernanceConfig", "KeyConfig", "NetworkConfig", "ProviderConfig"]
 
 log = logging.getLogger("bifrost_asgi.config")
 

@@ -46,6 +46,11 @@ class Resolver:
             raise not_configured(provider)
         return provider, name
 
+    def resolve_under(self, model: str, integration: str | None) -> Target:
+        """Resolve on a route under ``integration``: under an integration prefix a bare model prefers
+        openai, and under ``/openai`` it always means openai (spec §1.3)."""
+        return self.resolve(model, "openai" if integration else None, force=integration == "openai")
+
     def _resolve_bare(self, name: str, preferred: str | None, force: bool) -> str:
         if force and preferred in self._configured:
             return preferred

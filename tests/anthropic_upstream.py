@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from tests.upstream import Recorded
+from tests.upstream_base import Recorded, UpstreamApp, send_json
 
 ANSWER = "Hello from Claude!"
 TOOL_ANSWER = "It is sunny in Paris."
@@ -173,30 +173,14 @@ def count_tokens(body: Obj) -> int:
     )
 
 
-class AnthropicUpstream:
+class AnthropicUpstream(UpstreamApp):
     """The ASGI app; ``state`` is inspected by tests."""
 
     def __init__(self) -> None:
         self.state = AnthropicState()
 
-    async def __call__(self, scope: Obj, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        raw = b""
-        more = True
-        while more:
-            message = await receive()
-            raw += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        body = orjson.loads(raw) if raw else {}
-        self.state.requests.append(Recorded(scope["path"], headers, body, raw))
-        await self._route(scope["path"], headers, body, send)
-
-    async def _route(self, path: str, headers: dict[str, str], body: Obj, send: Any) -> None:
+    async def handle(self, request: Recorded, receive: Any, send: Any) -> None:
+        path, headers, body = request.path, request.headers, request.body
         failure = self._failure(str(body.get("model", "")), headers)
         if failure is not None:
             await _json(send, failure, error_body(failure))
@@ -245,5 +229,4 @@ async def _json(send: Any, status: int, body: Obj) -> None:
         (b"request-id", b"req_01"),
         (b"anthropic-ratelimit-requests-remaining", b"49"),
     ]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": orjson.dumps(body)})
+    await send_json(send, status, body, headers)

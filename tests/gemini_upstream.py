@@ -19,12 +19,11 @@ Every request is recorded in ``state.requests`` (path, query, headers, parsed bo
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-Obj = dict[str, Any]
+from tests.upstream_base import Obj, Recorded, RecordingState, UpstreamApp, send_json, send_sse
 
 ANSWER = "Hello from Gemini!"
 THOUGHT = "Let me think."
@@ -46,20 +45,7 @@ _ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-@dataclass
-class Recorded:
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: Obj
-
-
-@dataclass
-class GeminiState:
-    requests: list[Recorded] = field(default_factory=list)
-
-    def reset(self) -> None:
-        self.requests.clear()
+GeminiState = RecordingState
 
 
 def signature(city: str) -> str:
@@ -161,31 +147,14 @@ def count_tokens(body: Obj) -> Obj:
     return {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
 
 
-class GeminiUpstream:
+class GeminiUpstream(UpstreamApp):
     """The ASGI app; ``state`` is inspected by tests."""
 
     def __init__(self) -> None:
         self.state = GeminiState()
 
-    async def __call__(self, scope: Obj, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        raw = b""
-        more = True
-        while more:
-            message = await receive()
-            raw += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        body = orjson.loads(raw) if raw else {}
-        query = scope.get("query_string", b"").decode()
-        self.state.requests.append(Recorded(scope["path"], query, headers, body))
-        await self._route(scope["path"], query, headers, body, send)
-
-    async def _route(self, path: str, query: str, headers: dict[str, str], body: Obj, send: Any) -> None:
+    async def handle(self, request: Recorded, receive: Any, send: Any) -> None:
+        path, query, headers, body = request.path, request.query, request.headers, request.body
         prefix = "/v1beta/models/"
         model, _, method = path.removeprefix(prefix).partition(":")
         failure = _key_error(headers)
@@ -213,16 +182,8 @@ class GeminiUpstream:
 
 
 async def _json(send: Any, status: int, body: Obj) -> None:
-    headers = [(b"content-type", b"application/json; charset=UTF-8")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": orjson.dumps(body)})
+    await send_json(send, status, body, [(b"content-type", b"application/json; charset=UTF-8")])
 
 
 async def _sse(send: Any, chunks: list[Obj]) -> None:
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
-    )
-    for chunk in chunks:
-        frame = b"data: " + orjson.dumps(chunk) + b"\r\n\r\n"
-        await send({"type": "http.response.body", "body": frame, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+    await send_sse(send, (b"data: " + orjson.dumps(chunk) + b"\r\n\r\n" for chunk in chunks))

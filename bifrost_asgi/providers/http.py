@@ -8,7 +8,7 @@ without backoff; other 4xx are the caller's and are returned as they are.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -21,8 +21,10 @@ from bifrost_asgi.errors import (
     timed_out,
     upstream,
 )
+from bifrost_asgi.providers.base import Call
 
 __all__ = [
+    "HTTPProvider",
     "TRANSPORT_ERRORS",
     "URL",
     "forwarded_headers",
@@ -44,6 +46,9 @@ _NOT_CALLER_FAULT = frozenset(
         "rate_limit_exceeded",
     }
 )
+
+if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
+    from bifrost_asgi.config import KeyConfig, ProviderConfig
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -232,3 +237,53 @@ def forwarded_headers(
     if upstream_id is not None:
         out["x-bifrost-provider-request-id"] = upstream_id
     return out
+
+
+class HTTPProvider:
+    """What every provider that calls an upstream over HTTP shares: its name, config and the gateway's
+    pooled transport, and its request headers, built once per key so the hot path only looks them up.
+
+    ``credential`` turns a key's secret into the header(s) the provider authenticates with;
+    ``fixed`` headers go on every request (an API version, say); ``extra_headers`` from the config last.
+    ``error`` maps the provider's error answers (its own body shape) to BifrostErrors.
+    """
+
+    uses_keys = True
+
+    def __init__(
+        self,
+        name: str,
+        config: ProviderConfig,
+        transport: httpx.AsyncBaseTransport,
+        credential: Callable[[str], dict[str, str]],
+        fixed: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.error: ErrorMapper = upstream_error
+        self._config = config
+        self._transport = transport
+        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
+        base = {"content-type": "application/json", "accept-encoding": "identity", **(fixed or {}), **extra}
+        self._anon_headers = base
+        self._key_headers = {id(k): {**base, **credential(k.value.get_secret_value())} for k in config.keys}
+
+    def models(self) -> list[str]:
+        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
+
+    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
+        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
+        return {**headers, **call.headers} if call.headers else headers
+
+    async def _post(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
+        """POST ``content`` for ``call`` and read the answer (an error status raises)."""
+        headers = self._headers(call, key)
+        return await request(
+            self._transport, url, content, headers, provider=self.name, timeout=call.timeout, error=self.error
+        )
+
+    async def _open(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
+        """Start a streamed POST for ``call``; the caller owns (and closes) the response."""
+        headers = self._headers(call, key)
+        return await open_stream(
+            self._transport, url, content, headers, provider=self.name, timeout=call.timeout, error=self.error
+        )

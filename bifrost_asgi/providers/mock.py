@@ -27,6 +27,10 @@ FINGERPRINT = "bifrost-asgi-mock"
 
 
 class MockProvider:
+    """Answers every operation offline; needs no key (its configured keys only list models)."""
+
+    uses_keys = False
+
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self._config = config

@@ -1214,6 +1214,9 @@ class MessagesToChatStream(_MessagesStream):
         self._text_blocks = 0
         self._finished = False
 
+    def start(self) -> list[dict[str, Any]]:
+        return []  # a chat stream's first chunk waits for the first upstream event
+
     def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
         kind = event.get("type")
         if self._finished:
