@@ -327,7 +327,7 @@ def _without_version_suffixes(config: GatewayConfig) -> GatewayConfig:
     providers = dict(config.providers)
     for name, pc in config.providers.items():
         url = pc.network_config.base_url
-        if url is None:
+        if url is None or not _kind_is_declared(name, pc):
             continue
         stripped = _strip_version(url, _VERSION_SUFFIXES.get(config.provider_kind(name), ()))
         if stripped == url:
@@ -342,6 +342,13 @@ def _without_version_suffixes(config: GatewayConfig) -> GatewayConfig:
         network = pc.network_config.model_copy(update={"base_url": stripped})
         providers[name] = pc.model_copy(update={"network_config": network})
     return config.model_copy(update={"providers": providers})
+
+
+def _kind_is_declared(name: str, pc: ProviderConfig) -> bool:
+    """Whether we know which API the provider speaks. An undeclared custom name may be served by the
+    host's own provider (``create_app(providers=...)``), whose paths under its base URL are its own."""
+    declared = pc.kind is not None or pc.custom_provider_config is not None
+    return declared or name in NATIVE_KINDS or name in COMPAT_DEFAULT_BASE_URLS
 
 
 def _strip_version(url: str, suffixes: tuple[str, ...]) -> str:

@@ -158,6 +158,10 @@ def test_bifrost_deprecated_enforcement_flags_enforce(alias: str) -> None:
         ({"anthropic": {"keys": [{"value": "k"}]}}, "https://api.anthropic.com/v1", "https://api.anthropic.com"),
         ({"gemini": {"keys": [{"value": "k"}]}}, "https://generativelanguage.googleapis.com/v1beta",
          "https://generativelanguage.googleapis.com"),
+        ({"mine": {"custom_provider_config": {"base_provider_type": "openai"}}}, "http://h:8000/v1",
+         "http://h:8000"),
+        ({"vllm": {}}, "http://h:8000/v1", "http://h:8000"),
+        ({"mine": {}}, "http://h/v1", "http://h/v1"),  # may be the host's own provider: its paths are its own
         ({"openai": {"keys": [{"value": "k"}]}}, "http://v1", "http://v1"),  # a host named v1 is a host
         ({"openai": {"keys": [{"value": "k"}]}}, "http://h/api/v10", "http://h/api/v10"),
     ],
