@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from tests._procs import die_with_test_run
+from tests._procs import die_with_test_run, stop_process_group
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -152,13 +151,7 @@ class Server:
         return self.log.read_text(errors="replace")[-6000:]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process)
 
 
 def uvicorn(app: str, cwd: Path, env: dict[str, str], *options: str) -> Server:

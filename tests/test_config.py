@@ -55,6 +55,20 @@ def test_unknown_fields_warn_by_name(caplog: pytest.LogCaptureFixture) -> None:
          "providers.openai.network_config.base_url"),
         ({"providers": {"openai": {"keys": [{"value": "secret-value", "weight": -1}]}}},
          "providers.openai.keys.0.weight"),
+        # Security-relevant sections: a typo stops startup instead of leaving the gateway open.
+        ({"clinet": {"enforce_auth_on_inference": True}},
+         "clinet: unknown top-level field (did you mean 'client'?)"),
+        ({"Client": {}}, "Client: unknown top-level field (did you mean 'client'?)"),
+        ({"govrnance": {}}, "govrnance: unknown top-level field (did you mean 'governance'?)"),
+        ({"auth_config": {"is_enabled": True}}, "did you mean 'governance.auth_config'?"),
+        ({"client": {"enforce_auth_on_inferance": True}},
+         "client.enforce_auth_on_inferance: unknown field (did you mean 'enforce_auth_on_inference'?)"),
+        ({"client": {"required_headers": ["x-team"]}}, "client.required_headers: unknown field"),
+        ({"governance": {"store": {"type": "memory"}, "virtual_key": []}},
+         "governance.virtual_key: unknown field (did you mean 'virtual_keys'?)"),
+        ({"governance": {"store": {"type": "memory"}, "model_configs": []}}, "governance.model_configs"),
+        ({"governance": {"store": {"type": "memory"}, "auth_config": {"enabled": True}}},
+         "governance.auth_config.enabled: unknown field (did you mean 'is_enabled'?)"),
     ],
 )  # fmt: skip
 def test_invalid_config_names_the_field(data: dict[str, object], message: str) -> None:
@@ -95,30 +109,6 @@ def test_provider_kinds() -> None:
 
 
 # -- config that must not fail quietly ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        ({"clinet": {"enforce_auth_on_inference": True}},
-         "clinet: unknown top-level field (did you mean 'client'?)"),
-        ({"Client": {}}, "Client: unknown top-level field (did you mean 'client'?)"),
-        ({"govrnance": {}}, "govrnance: unknown top-level field (did you mean 'governance'?)"),
-        ({"auth_config": {"is_enabled": True}}, "did you mean 'governance.auth_config'?"),
-        ({"client": {"enforce_auth_on_inferance": True}},
-         "client.enforce_auth_on_inferance: unknown field (did you mean 'enforce_auth_on_inference'?)"),
-        ({"client": {"required_headers": ["x-team"]}}, "client.required_headers: unknown field"),
-        ({"governance": {"store": {"type": "memory"}, "virtual_key": []}},
-         "governance.virtual_key: unknown field (did you mean 'virtual_keys'?)"),
-        ({"governance": {"store": {"type": "memory"}, "model_configs": []}}, "governance.model_configs"),
-        ({"governance": {"store": {"type": "memory"}, "auth_config": {"enabled": True}}},
-         "governance.auth_config.enabled: unknown field (did you mean 'is_enabled'?)"),
-    ],
-)  # fmt: skip
-def test_unknown_fields_in_security_sections_stop_startup(data: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        GatewayConfig.from_dict(data)
-    assert message in str(info.value)
 
 
 def test_every_unknown_security_field_is_named_at_once() -> None:
