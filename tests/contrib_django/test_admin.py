@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("django")
 
-from django.contrib.auth.models import User  # noqa: E402
+from django.contrib.auth.models import Permission, User  # noqa: E402
 from django.contrib.sessions.models import Session  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
@@ -194,3 +194,16 @@ def test_the_owner_is_picked_by_an_autocomplete_over_users(
         {"app_label": "bifrost", "model_name": "virtualkey", "field_name": "owner", "term": "ali"},
     ).json()
     assert found["results"] == [{"id": str(alice.pk), "text": "alice"}]
+
+
+def test_only_staff_allowed_to_change_keys_can_revoke_them(client: Client, django_user_model: Any) -> None:
+    alice = django_user_model.objects.create_user("alice", password="pw")
+    key, _ = VirtualKey.objects.create_key(name="ci", owner=alice)
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_virtualkey"))
+    client.force_login(viewer)
+    changelist = reverse("admin:bifrost_virtualkey_changelist")
+    assert client.get(changelist).status_code == 200  # sees every user's keys
+    client.post(changelist, {"action": "revoke_keys", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert key.revoked_at is None and key.is_active

@@ -103,7 +103,8 @@ class VirtualKeyAdmin(ModelAdmin[VirtualKey]):
     def hint(self, obj: VirtualKey) -> str:
         return obj.hint if obj.prefix else "(generated when saved)"
 
-    @admin.action(description="Revoke selected keys (permanent)")
+    # Revoking changes keys: a staff user allowed only to view them must not be offered the action.
+    @admin.action(description="Revoke selected keys (permanent)", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
         now = timezone.now()
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=now, is_active=False)
