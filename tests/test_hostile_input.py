@@ -40,7 +40,11 @@ FIELDS = ["model", "input", "messages", "prompt", "stream", "fallbacks", "max_to
 MODELS = ["mock/mock-1", "mock-1", "openai/gpt-4o-mini", "anthropic/claude", "nope/x", "", "mock/fail-429"]
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
@@ -154,7 +158,17 @@ async def test_a_live_server_survives_hostile_input(upstream: LiveServer, tmp_pa
     try:
         async with httpx.AsyncClient(base_url=live.url) as c:
             for path in POST_ROUTES:
-                for content in (b"", b"{", b"[]", b'{"model": 5}', b"\xff\xfe", b'{"model": "mock/mock-1"}'):
+                hostile = (
+                    b"",
+                    b"{",
+                    b"[]",
+                    b'{"model": 5}',
+                    b"\xff\xfe",
+                    b'{"model": "mock/mock-1"}',
+                    b'{"model": 99999999999999999999999}',
+                    b'{"model": "mock/mock-1", "max_tokens": 1e400}',
+                )
+                for content in hostile:
                     _check(path, await c.post(path, content=content))
             assert (await c.get("/health")).status_code == 200
     finally:
