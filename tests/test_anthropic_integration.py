@@ -432,7 +432,9 @@ async def test_chat_completions_with_and_without_stream(oai: openai.AsyncOpenAI)
     chat = await oai.chat.completions.create(model=f"anthropic/{MODEL}", messages=HI)
     assert chat.choices[0].message.content == ANSWER and chat.choices[0].finish_reason == "stop"
     assert chat.model_dump(mode="json")["usage"]["cost"]["total_cost"] == pytest.approx(COST)
-    stream = await oai.chat.completions.create(model=f"anthropic/{MODEL}", messages=HI, stream=True)
+    stream = await oai.chat.completions.create(
+        model=f"anthropic/{MODEL}", messages=HI, stream=True, stream_options={"include_usage": True}
+    )
     chunks = [chunk async for chunk in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
     usage = chunks[-1].model_dump(mode="json")["usage"]

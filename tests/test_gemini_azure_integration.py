@@ -314,7 +314,9 @@ async def test_gemini_responses_tool_call_round_trip(
 async def test_gemini_chat_completions(client: openai.AsyncOpenAI, gemini: GeminiUpstream) -> None:
     messages: Any = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
     resp = await client.chat.completions.create(model=f"gemini/{FLASH}", messages=messages, temperature=0.3)
-    stream = await client.chat.completions.create(model=f"gemini/{FLASH}", messages=messages, stream=True)
+    stream = await client.chat.completions.create(
+        model=f"gemini/{FLASH}", messages=messages, stream=True, stream_options={"include_usage": True}
+    )
     chunks = [chunk async for chunk in stream]
     assert resp.choices[0].message.content == ANSWER
     assert resp.choices[0].finish_reason == "stop"
@@ -555,7 +557,10 @@ async def test_azure_chat_goes_to_the_deployment_path(
         model="azure/gpt-4o", messages=[{"role": "user", "content": "hi"}]
     )
     stream = await client.chat.completions.create(
-        model="azure/gpt-4o", messages=[{"role": "user", "content": "hi"}], stream=True
+        model="azure/gpt-4o",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
     )
     chunks = [chunk async for chunk in stream]
     assert resp.choices[0].message.content == OPENAI_ANSWER

@@ -88,16 +88,24 @@ async def test_chat_completions(gateway_url: str, prefix: str) -> None:
         resp = await c.chat.completions.create(
             model=model_for(prefix), messages=[{"role": "user", "content": "hi"}]
         )
+        hi = [{"role": "user", "content": "hi"}]
         stream = await c.chat.completions.create(
-            model=model_for(prefix), messages=[{"role": "user", "content": "hi"}], stream=True
+            model=model_for(prefix), messages=hi, stream=True, stream_options={"include_usage": True}
         )
         chunks = [ch async for ch in stream]
+        unasked = await c.chat.completions.create(model=model_for(prefix), messages=hi, stream=True)
+        plain = [ch async for ch in unasked]
     assert resp.choices[0].message.content == ANSWER
     assert _dump(resp)["extra_fields"]["request_type"] == "chat_completion"
     assert "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices) == ANSWER
     last = _dump(chunks[-1])
     assert last["usage"]["cost"]["total_cost"] > 0
     assert last["extra_fields"]["request_type"] == "chat_completion_stream"
+    # Without include_usage, no choice-less usage chunk (code reading choices[0] must not crash).
+    assert (
+        all(ch.choices for ch in plain)
+        and "".join(ch.choices[0].delta.content or "" for ch in plain) == ANSWER
+    )
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)

@@ -105,7 +105,8 @@ async def test_events_of_one_upstream_read_leave_in_one_write() -> None:
         b"data: [DONE]\n\n",
     ]
     bodies = await _call(_gateway(reads), "/v1/chat/completions", {
-        "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True
+        "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+        "stream_options": {"include_usage": True},
     })  # fmt: skip
     # Two upstream reads with events -> two writes, then [DONE], which also ends the body.
     assert [body.count(b"data: ") for body in bodies] == [3, 2, 1]

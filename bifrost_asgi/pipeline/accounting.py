@@ -57,7 +57,9 @@ def key_choice(gw: Gateway, req: Request) -> str | None:
     gov = gw.governance
     if gov is None or key is None or not key.provider_configs or gw.resolver.split(req.model)[0] is not None:
         return None
-    return gov.choose_provider(key, req.model, frozenset(gw.providers))
+    # Only among providers that can serve the model, when the catalog knows who does.
+    serving = gw.resolver.candidates(req.model) or gw.providers
+    return gov.choose_provider(key, req.model, frozenset(serving))
 
 
 async def _resolve_key(gw: Gateway, gov: Governance, req: Request) -> VirtualKey | None:
