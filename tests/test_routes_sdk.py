@@ -88,7 +88,7 @@ async def test_chat_completions(gateway_url: str, prefix: str) -> None:
         resp = await c.chat.completions.create(
             model=model_for(prefix), messages=[{"role": "user", "content": "hi"}]
         )
-        hi = [{"role": "user", "content": "hi"}]
+        hi: Any = [{"role": "user", "content": "hi"}]
         stream = await c.chat.completions.create(
             model=model_for(prefix), messages=hi, stream=True, stream_options={"include_usage": True}
         )
