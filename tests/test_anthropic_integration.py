@@ -157,6 +157,31 @@ async def test_messages_stream_with_thinking_and_tools(
     assert claude.state.requests[-1].body["stream"] is True
 
 
+async def test_beta_messages_as_claude_code_sends_them(
+    ant: anthropic.AsyncAnthropic, claude: AnthropicUpstream
+) -> None:
+    """The SDK's beta.messages (what Claude Code uses): betas travel as anthropic-beta, thinking and the
+    body pass untouched, streams and counts too."""
+    betas: Any = ["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"]
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    message = await ant.beta.messages.create(
+        model=MODEL, max_tokens=2000, messages=HI, betas=betas, thinking=thinking
+    )
+    assert message.content[0].type == "thinking" and message.content[-1].type == "text"
+    sent = claude.state.requests[-1]
+    assert sent.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14,context-1m-2025-08-07"
+    assert sent.body["thinking"] == thinking
+    async with ant.beta.messages.stream(
+        model=MODEL, max_tokens=2000, messages=HI, betas=betas, thinking=thinking
+    ) as stream:
+        final = await stream.get_final_message()
+    assert [block.type for block in final.content] == ["thinking", "text"]
+    assert claude.state.requests[-1].headers["anthropic-beta"].startswith("interleaved-thinking")
+    counted = await ant.beta.messages.count_tokens(model=MODEL, messages=HI, betas=betas)
+    assert counted.input_tokens == 100
+    assert claude.state.requests[-1].headers["anthropic-beta"].startswith("interleaved-thinking")
+
+
 async def test_count_tokens_native(ant: anthropic.AsyncAnthropic, claude: AnthropicUpstream) -> None:
     body: Any = {"model": MODEL, "messages": HI, "system": "Be brief.", "tools": [WEATHER]}
     counted = await ant.messages.count_tokens(**body)
