@@ -99,6 +99,8 @@ class SeedTeam(_Section):
     id: str
     name: str = ""
     customer_id: str | None = None
+    budget_id: str | None = None
+    rate_limit_id: str | None = None
 
 
 class SeedCustomer(_Section):

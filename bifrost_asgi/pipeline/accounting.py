@@ -102,10 +102,13 @@ async def owner_active(gw: Gateway, owner: str) -> bool:
 
 
 async def admit(gw: Gateway, req: Request, provider: str, model: str) -> Ticket | None:
-    """The key's access rules for this target, and (for metered requests) a reservation on its limits."""
+    """The key's access rules for this target, and (for metered requests) a reservation on its limits.
+    A request without a key still counts against the provider's own limits, as in Bifrost."""
     gov = gw.governance
-    if gov is None or req.vk is None:
+    if gov is None:
         return None
+    if req.vk is None:
+        return await gov.admit(None, provider, model, req.body, len(req.raw)) if req.metered else None
     if not req.metered:
         gov.check_access(req.vk, provider, model)
         return None

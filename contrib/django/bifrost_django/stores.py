@@ -17,7 +17,7 @@ from django.db import DatabaseError, router, transaction
 from django.db.models import Avg, Case, Count, F, Q, QuerySet, Sum, When
 
 from bifrost_asgi.errors import invalid_request, store_unavailable
-from bifrost_asgi.governance import Customer, Team, VirtualKey
+from bifrost_asgi.governance import Customer, ProviderGovernance, Team, VirtualKey
 from bifrost_asgi.stores import (
     COLUMNS,
     TERMINAL_STATUSES,
@@ -110,33 +110,72 @@ def _put_key(key: VirtualKey) -> None:
     models.VirtualKey.objects.update_or_create(id=key.id, defaults=fields)
 
 
+def _team_record(row: models.Team) -> Team:
+    return Team.model_validate(
+        {"id": row.id, "name": row.name, "customer_id": row.customer_id, "budgets": row.budgets or [],
+         "rate_limit": row.rate_limit, "created_at": to_timestamp(row.created)}
+    )  # fmt: skip
+
+
+def _customer_record(row: models.Customer) -> Customer:
+    return Customer.model_validate(
+        {"id": row.id, "name": row.name, "budgets": row.budgets or [], "rate_limit": row.rate_limit,
+         "created_at": to_timestamp(row.created)}
+    )  # fmt: skip
+
+
 def _team(team_id: str) -> Team | None:
     row = models.Team.objects.filter(pk=team_id).first()
-    if row is None:
-        return None
-    return Team.model_validate(
-        {"id": row.id, "name": row.name, "customer_id": row.customer_id, "budgets": row.budgets or []}
-    )
+    return None if row is None else _team_record(row)
 
 
 def _customer(customer_id: str) -> Customer | None:
     row = models.Customer.objects.filter(pk=customer_id).first()
-    if row is None:
-        return None
-    return Customer.model_validate({"id": row.id, "name": row.name, "budgets": row.budgets or []})
+    return None if row is None else _customer_record(row)
+
+
+def _owner_defaults(record: Team | Customer) -> dict[str, Any]:
+    data = record.model_dump(mode="json")
+    return {"name": record.name, "budgets": data["budgets"], "rate_limit": data["rate_limit"],
+            "created": to_datetime(record.created_at)}  # fmt: skip
 
 
 def _put_team(team: Team) -> None:
-    budgets = team.model_dump(mode="json")["budgets"]
-    defaults = {"name": team.name, "customer_id": team.customer_id, "budgets": budgets}
+    defaults = {**_owner_defaults(team), "customer_id": team.customer_id}
     models.Team.objects.update_or_create(id=team.id, defaults=defaults)
 
 
 def _put_customer(customer: Customer) -> None:
-    budgets = customer.model_dump(mode="json")["budgets"]
-    models.Customer.objects.update_or_create(
-        id=customer.id, defaults={"name": customer.name, "budgets": budgets}
+    models.Customer.objects.update_or_create(id=customer.id, defaults=_owner_defaults(customer))
+
+
+def _teams() -> list[Team]:
+    return [_team_record(row) for row in models.Team.objects.order_by("id")]
+
+
+def _customers() -> list[Customer]:
+    return [_customer_record(row) for row in models.Customer.objects.order_by("id")]
+
+
+def _delete(model: Any, pk: str) -> None:
+    model._default_manager.filter(pk=pk).delete()  # the foreign keys pointing here are set to NULL
+
+
+def _provider_record(row: models.ProviderGovernance) -> ProviderGovernance:
+    return ProviderGovernance.model_validate(
+        {"provider": row.provider, "budgets": row.budgets or [], "rate_limit": row.rate_limit}
     )
+
+
+def _provider_governance(provider: str | None) -> list[ProviderGovernance]:
+    rows = models.ProviderGovernance.objects.order_by("provider")
+    return [_provider_record(row) for row in (rows if provider is None else rows.filter(pk=provider))]
+
+
+def _put_provider_governance(governed: ProviderGovernance) -> None:
+    data = governed.model_dump(mode="json")
+    defaults = {"budgets": data["budgets"], "rate_limit": data["rate_limit"]}
+    models.ProviderGovernance.objects.update_or_create(provider=governed.provider, defaults=defaults)
 
 
 class ORMKeyStore:
@@ -172,6 +211,31 @@ class ORMKeyStore:
 
     async def put_customer(self, customer: Customer) -> None:
         await run(_put_customer, customer)
+
+    async def list_teams(self) -> list[Team]:
+        return await run(_teams)
+
+    async def list_customers(self) -> list[Customer]:
+        return await run(_customers)
+
+    async def delete_team(self, team_id: str) -> None:
+        await run(_delete, models.Team, team_id)
+
+    async def delete_customer(self, customer_id: str) -> None:
+        await run(_delete, models.Customer, customer_id)
+
+    async def provider_governance(self, provider: str) -> ProviderGovernance | None:
+        found = await run(_provider_governance, provider)
+        return found[0] if found else None
+
+    async def list_provider_governance(self) -> list[ProviderGovernance]:
+        return await run(_provider_governance, None)
+
+    async def put_provider_governance(self, governance: ProviderGovernance) -> None:
+        await run(_put_provider_governance, governance)
+
+    async def delete_provider_governance(self, provider: str) -> None:
+        await run(_delete, models.ProviderGovernance, provider)
 
     async def aclose(self) -> None:
         return None
@@ -327,6 +391,33 @@ def _search_logs(params: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     return log_page(query, logs, _stats(rows), has_logs=models.UsageLog.objects.exists())
 
 
+def _scan_logs(query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+    rows = models.UsageLog.objects.filter(_log_filters(query)).order_by("timestamp", "id")
+    columns = [_FIELDS.get(f, f) for f in fields if f in COLUMNS]
+    out = []
+    for values in rows.values_list(*columns):
+        row = dict(zip([f for f in fields if f in COLUMNS], values, strict=True))
+        if "timestamp" in row:
+            row["timestamp"] = to_timestamp(row["timestamp"])
+        if row.get("owner") is not None:
+            row["owner"] = str(row["owner"])
+        out.append(row)
+    return out
+
+
+def _delete_logs(query: LogQuery) -> int:
+    deleted, _ = models.UsageLog.objects.filter(_log_filters(query)).delete()
+    return deleted
+
+
+def _update_costs(costs: Mapping[str, float]) -> int:
+    with transaction.atomic(using=router.db_for_write(models.UsageLog)):
+        return sum(
+            models.UsageLog.objects.filter(request_id=request_id).update(cost=cost)
+            for request_id, cost in costs.items()
+        )
+
+
 class ORMLogStore:
     """`LogStore` over `UsageLog` rows: batched inserts, and Bifrost's ``GET /api/logs`` search with the
     reference's filters, pagination and stats.
@@ -339,6 +430,15 @@ class ORMLogStore:
 
     async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         return await run(_search_logs, query)
+
+    async def scan(self, query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+        return await run(_scan_logs, query, fields)
+
+    async def delete(self, query: LogQuery) -> int:
+        return await run(_delete_logs, query)
+
+    async def update_costs(self, costs: Mapping[str, float]) -> int:
+        return await run(_update_costs, costs)
 
     async def aclose(self) -> None:
         return None
