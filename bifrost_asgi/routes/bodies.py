@@ -80,26 +80,13 @@ class BudgetPatch(BaseModel):
         )
 
 
-class RateLimitPatch(BaseModel):
-    """A rate limit as sent. Every field null (or only durations) removes the limit, as in Bifrost."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    token_max_limit: int | None = Field(default=None, gt=0)
-    token_reset_duration: str | None = None
-    request_max_limit: int | None = Field(default=None, gt=0)
-    request_reset_duration: str | None = None
-
-    @field_validator("token_reset_duration", "request_reset_duration")
-    @classmethod
-    def _durations(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
+class RateLimitPatch(RateLimit):
+    """A rate limit as sent (an ``id`` sent back from a GET is ignored: the record keeps its own). Every
+    field null removes the limit, as in Bifrost."""
 
     def removes(self, *, partial: bool) -> bool:
         """Bifrost removes a key's limit when every field is null, another owner's when both maxima are."""
-        fields = self.model_dump(exclude_none=True)
+        fields = self.model_dump(exclude_none=True, exclude={"id"})
         if partial:
             return not fields
         return "token_max_limit" not in fields and "request_max_limit" not in fields
@@ -115,9 +102,9 @@ def merge_rate_limit(
     """
     if sent is None or sent.removes(partial=partial):
         return None
-    fields = sent.model_dump(exclude_unset=partial)
+    fields = sent.model_dump(exclude_unset=partial, exclude={"id"})
     if current is None:
-        return RateLimit(id=new_id(), **sent.model_dump())
+        return RateLimit(id=new_id(), **sent.model_dump(exclude={"id"}))
     return RateLimit.model_validate({**current.model_dump(), **fields, "id": current.id or new_id()})
 
 
@@ -312,8 +299,12 @@ class _LimitsBody(_Body):
         sent = self.model_fields_set
         out: dict[str, Any] = {
             "budgets": merge_budgets(
-                budgets, self.budgets, self.budget, where="budgets",
-                sent_singular="budget" in sent, aligned=self.calendar_aligned,
+                budgets,
+                self.budgets,
+                self.budget,
+                where="budgets",
+                sent_singular="budget" in sent,
+                aligned=self.calendar_aligned,
             )  # fmt: skip
         }
         if "rate_limit" in sent:

@@ -18,18 +18,20 @@ REQUEST_COST = 1 / 64  # a power of two: sums of it are exact, so a budget admit
 CHAT = {"model": "mock/mock-1", "messages": [{"role": "user", "content": "hi"}]}
 
 Make = Callable[..., Awaitable[httpx.AsyncClient]]
+# The mock model at a fixed price a request, whatever its tokens.
+PRICING = {
+    "mock/mock-1": {
+        "input_cost_per_request": REQUEST_COST,
+        "input_cost_per_token": 0,
+        "output_cost_per_token": 0,
+    }
+}
 
 
 def config(path: Path, **governance: Any) -> dict[str, Any]:
     return {
         "providers": {"mock": {}, "openai": {"keys": [{"value": "sk-test"}]}},
-        "pricing_overrides": {
-            "mock/mock-1": {
-                "input_cost_per_request": REQUEST_COST,
-                "input_cost_per_token": 0,
-                "output_cost_per_token": 0,
-            },
-        },  # fmt: skip
+        "pricing_overrides": PRICING,
         "governance": {
             "store": {"type": "sqlite", "path": str(path / "bifrost.db")},
             "auth_config": {"is_enabled": True, "admin_username": "admin", "admin_password": PASSWORD},

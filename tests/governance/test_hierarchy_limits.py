@@ -19,7 +19,7 @@ from bifrost_asgi.governance.engine import Governance
 from bifrost_asgi.governance.models import Budget, ProviderRule, Team, VirtualKey
 from bifrost_asgi.pricing import PricingTable
 from bifrost_asgi.stores import MemoryCounterStore, MemoryKeyStore
-from tests.governance._admin_gateway import CHAT, REQUEST_COST
+from tests.governance._admin_gateway import CHAT, PRICING, REQUEST_COST
 
 KEYS = ["sk-bf-" + c * 43 for c in "pqrs"]
 FIFTY_REQUESTS = 50 * REQUEST_COST
@@ -43,13 +43,7 @@ def hierarchy(shared_by: str) -> dict[str, Any]:
 def config(counters: dict[str, Any], path: Path, shared_by: str) -> dict[str, Any]:
     return {
         "providers": {"mock": {}},
-        "pricing_overrides": {
-            "mock/mock-1": {
-                "input_cost_per_request": REQUEST_COST,
-                "input_cost_per_token": 0,
-                "output_cost_per_token": 0,
-            },
-        },  # fmt: skip
+        "pricing_overrides": PRICING,
         "governance": {
             "store": {"type": "sqlite", "path": str(path / "bifrost.db")},
             "counters": counters,
