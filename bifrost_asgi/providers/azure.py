@@ -117,7 +117,7 @@ class AzureProvider(OpenAIProvider):
         url, call = self._target(call, key)
         content = self._body(call)
         resp = await self._open(url, content, call, key)
-        return self._chunks(resp, call.op, call.timeout)
+        return self._chunks(resp, call.op, call)
 
 
 def _endpoint(value: str | None, field: str) -> str | None:
