@@ -35,6 +35,7 @@ from bifrost_asgi.stores import (
 
 from . import models
 from ._db import run, to_datetime, to_timestamp, user_pk, write_transaction
+from .host_teams import host_team, host_teams, is_host_team, team_of_owners
 
 __all__ = ["ORMCounterStore", "ORMKeyStore", "ORMLogStore", "key_record"]
 
@@ -45,8 +46,9 @@ T = TypeVar("T")
 # -- keys, teams, customers --------------------------------------------------------------------------
 
 
-def key_record(row: models.VirtualKey) -> VirtualKey:
-    """A key row as the core's record (the hash included: the core verifies presented keys with it)."""
+def key_record(row: models.VirtualKey, host_team: str | None = None) -> VirtualKey:
+    """A key row as the core's record (the hash included: the core verifies presented keys with it).
+    ``host_team``: the team its owner's membership gives it (host_teams.py), unless it names its own."""
     return VirtualKey.model_validate(
         {
             "id": row.id,
@@ -59,7 +61,7 @@ def key_record(row: models.VirtualKey) -> VirtualKey:
             "allow_all_providers": row.allow_all_providers,
             "budgets": row.budgets or [],
             "rate_limit": row.rate_limit,
-            "team_id": row.team_id,
+            "team_id": row.team_id or (host_team if row.customer_id is None else None),
             "customer_id": row.customer_id,
             "key_prefix": row.prefix,
             "key_hash": row.hashed_key,
@@ -100,12 +102,28 @@ def _owner_pk(owner: str | None) -> Any:
 
 
 def _keys(**lookup: Any) -> list[VirtualKey]:
-    rows = models.VirtualKey.objects.filter(**lookup).order_by("created", "id")
-    return [key_record(row) for row in rows]
+    rows = list(models.VirtualKey.objects.filter(**lookup).order_by("created", "id"))
+    teams = team_of_owners(row.owner_id for row in rows if row.team_id is None and row.customer_id is None)
+    return [key_record(row, teams.get(row.owner_id)) for row in rows]
+
+
+def _host_team_of(key: VirtualKey, owner_pk: Any) -> str | None:
+    """The team to store for a key naming a host team: none when its owner's membership gives it that
+    team anyway (so it follows the owner), else the team, whose row is made if it is not there yet."""
+    if not key.team_id or not is_host_team(key.team_id):
+        return key.team_id
+    if owner_pk is not None and team_of_owners([owner_pk]).get(owner_pk) == key.team_id:
+        return None
+    found = host_team(key.team_id)
+    if found is None:
+        raise invalid_request(f"team_id: no team {key.team_id!r}", param="team_id")
+    models.Team.objects.get_or_create(id=found[0], defaults={"name": found[1]})
+    return key.team_id
 
 
 def _put_key(key: VirtualKey) -> None:
-    fields = _key_fields(key, _owner_pk(key.owner))
+    owner_pk = _owner_pk(key.owner)
+    fields = {**_key_fields(key, owner_pk), "team_id": _host_team_of(key, owner_pk)}
     # save() runs, so revocation stays permanent even when a stale record is written back.
     with write_transaction(models.VirtualKey):
         models.VirtualKey.objects.update_or_create(id=key.id, defaults=fields)
@@ -127,6 +145,10 @@ def _customer_record(row: models.Customer) -> Customer:
 
 def _team(team_id: str) -> Team | None:
     row = models.Team.objects.filter(pk=team_id).first()
+    found = host_team(team_id)
+    if found is not None:  # a host team: its name is the host's, its limits (if any yet) the row's
+        record = _team_record(row) if row is not None else Team(id=team_id)
+        return record.model_copy(update={"name": found[1]})
     return None if row is None else _team_record(row)
 
 
@@ -151,7 +173,10 @@ def _put_customer(customer: Customer) -> None:
 
 
 def _teams() -> list[Team]:
-    return [_team_record(row) for row in models.Team.objects.order_by("id")]
+    rows = {row.id: _team_record(row) for row in models.Team.objects.order_by("id")}
+    for team_id, name in host_teams():  # every host team, with its limits where it has a row
+        rows[team_id] = rows.get(team_id, Team(id=team_id)).model_copy(update={"name": name})
+    return sorted(rows.values(), key=lambda team: team.id)
 
 
 def _customers() -> list[Customer]:
