@@ -51,7 +51,9 @@ def test_teams_customers_and_provider_limits_in_the_sites_database(site: Site, p
     assert shown["rate_limit"]["request_current_usage"] == 3 and shown["virtual_key_count"] == 2
     customer = call("GET", f"/customers/{acme['customer']['id']}")["customer"]
     assert [t["id"] for t in customer["teams"]] == [team["id"]]
-    assert len(call("GET", "/budgets")["budgets"]) == 1
+    # The site is shared with other tests: look only at what this one made.
+    owned = [b for b in call("GET", "/budgets")["budgets"] if b.get("customer_id") == acme["customer"]["id"]]
+    assert [b["max_limit"] for b in owned] == [100]
 
     # Deleting the team detaches its keys (the foreign key is set to NULL); its limit goes with it.
     assert call("DELETE", f"/teams/{team['id']}") == {"message": "Team deleted successfully"}
@@ -63,11 +65,11 @@ def test_teams_customers_and_provider_limits_in_the_sites_database(site: Site, p
     )
     assert provider["provider"]["rate_limit"]["request_max_limit"] == 1
     wait_for(lambda: chat(site, keys[1]["value"]) == 429)  # the provider's own limit, now spent
-    assert call("GET", "/providers")["count"] == 1
+    assert [p["provider"] for p in call("GET", "/providers")["providers"]] == ["mock"]
     call("DELETE", "/providers/mock")
     wait_for(lambda: chat(site, keys[1]["value"]) == 200)
 
     data = staff.call("GET", "/ai/api/logs/filterdata?dimensions=virtual_keys,models", csrf=False).json()
-    assert data["models"] == ["mock-1"] and {k["name"] for k in data["virtual_keys"]} == {"k0", "k1"}
+    assert "mock-1" in data["models"] and {"k0", "k1"} <= {k["name"] for k in data["virtual_keys"]}
     histogram = staff.call("GET", "/ai/api/logs/histogram", csrf=False).json()
     assert sum(b["count"] for b in histogram["buckets"]) >= 5

@@ -123,9 +123,9 @@ def _host_team_of(key: VirtualKey, owner_pk: Any) -> str | None:
 
 def _put_key(key: VirtualKey) -> None:
     owner_pk = _owner_pk(key.owner)
-    fields = {**_key_fields(key, owner_pk), "team_id": _host_team_of(key, owner_pk)}
     # save() runs, so revocation stays permanent even when a stale record is written back.
     with write_transaction(models.VirtualKey):
+        fields = {**_key_fields(key, owner_pk), "team_id": _host_team_of(key, owner_pk)}
         models.VirtualKey.objects.update_or_create(id=key.id, defaults=fields)
 
 
@@ -165,11 +165,13 @@ def _owner_defaults(record: Team | Customer) -> dict[str, Any]:
 
 def _put_team(team: Team) -> None:
     defaults = {**_owner_defaults(team), "customer_id": team.customer_id}
-    models.Team.objects.update_or_create(id=team.id, defaults=defaults)
+    with write_transaction(models.Team):
+        models.Team.objects.update_or_create(id=team.id, defaults=defaults)
 
 
 def _put_customer(customer: Customer) -> None:
-    models.Customer.objects.update_or_create(id=customer.id, defaults=_owner_defaults(customer))
+    with write_transaction(models.Customer):
+        models.Customer.objects.update_or_create(id=customer.id, defaults=_owner_defaults(customer))
 
 
 def _teams() -> list[Team]:
@@ -201,7 +203,8 @@ def _provider_governance(provider: str | None) -> list[ProviderGovernance]:
 def _put_provider_governance(governed: ProviderGovernance) -> None:
     data = governed.model_dump(mode="json")
     defaults = {"budgets": data["budgets"], "rate_limit": data["rate_limit"]}
-    models.ProviderGovernance.objects.update_or_create(provider=governed.provider, defaults=defaults)
+    with write_transaction(models.ProviderGovernance):
+        models.ProviderGovernance.objects.update_or_create(provider=governed.provider, defaults=defaults)
 
 
 class ORMKeyStore:
@@ -436,7 +439,7 @@ def _delete_logs(query: LogQuery) -> int:
 
 
 def _update_costs(costs: Mapping[str, float]) -> int:
-    with transaction.atomic(using=router.db_for_write(models.UsageLog)):
+    with write_transaction(models.UsageLog):
         return sum(
             models.UsageLog.objects.filter(request_id=request_id).update(cost=cost)
             for request_id, cost in costs.items()
