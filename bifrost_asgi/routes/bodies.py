@@ -43,10 +43,6 @@ def new_id() -> str:
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    def changes(self) -> dict[str, Any]:
-        """The fields the client sent (an update changes only these)."""
-        return {name: getattr(self, name) for name in self.model_fields_set}
-
 
 class BudgetPatch(BaseModel):
     """One budget as sent: complete on create, partial in an older client's singular ``budget`` update
