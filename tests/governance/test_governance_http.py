@@ -74,22 +74,38 @@ def governance_error(r: httpx.Response, status: int, code: str) -> dict[str, Any
     return body
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"x-bf-vk": KEY},
-        {"authorization": f"Bearer {KEY}"},
-        {"x-api-key": KEY},
-        {"x-goog-api-key": KEY},
-        {"api-key": KEY},
-    ],
-)
-async def test_key_accepted_from_each_header(
-    client_for: Any, upstream_url: str, headers: dict[str, str]
-) -> None:
-    c = await client_for(governed(upstream_url, virtual_keys=[vk("vk-1", KEY)]))
-    r = await c.post("/v1/chat/completions", json=chat(), headers=headers)
+def in_header(header: str, key: str) -> dict[str, str]:
+    return {header: f"Bearer {key}" if header == "authorization" else key}
+
+
+async def requests_used(client: httpx.AsyncClient, key_id: str) -> float:
+    key = await gov_of(client).keys.get(key_id)
+    assert key is not None
+    [row] = [u for u in await gov_of(client).usage(key) if u["kind"] == "requests"]
+    used: float = row["used"]
+    return used
+
+
+@pytest.mark.parametrize("header", ["x-bf-vk", "authorization", "x-api-key", "x-goog-api-key", "api-key"])
+async def test_key_accepted_from_each_header(client_for: Any, upstream_url: str, header: str) -> None:
+    data = governed(
+        upstream_url,
+        virtual_keys=[vk("vk-1", KEY, rate_limit_id="rl"), vk("vk-2", OTHER, rate_limit_id="rl")],
+        rate_limits=[{"id": "rl", "request_max_limit": 100, "request_reset_duration": "1h"}],
+    )
+    data["client"] = {"enforce_auth_on_inference": True}
+    c = await client_for(data)
+    governance_error(await c.post("/v1/chat/completions", json=chat()), 401, "virtual_key_required")
+
+    r = await c.post("/v1/chat/completions", json=chat(), headers=in_header(header, KEY))
     assert r.status_code == 200, r.text
+    # Charged to the key the header carried, and to no other.
+    assert (await requests_used(c, "vk-1"), await requests_used(c, "vk-2")) == (1, 0)
+
+    unknown = "sk-bf-" + "u" * 43
+    r = await c.post("/v1/chat/completions", json=chat(), headers=in_header(header, unknown))
+    governance_error(r, 403, "virtual_key_not_found")
+    assert (await requests_used(c, "vk-1"), await requests_used(c, "vk-2")) == (1, 0)
 
 
 async def test_error_table(client_for: Any, upstream_url: str) -> None:
