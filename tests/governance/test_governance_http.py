@@ -186,27 +186,41 @@ async def test_unknown_key_rejected_even_without_governance(gateway_url: str) ->
     governance_error(r, 403, "virtual_key_not_found")
 
 
+# The upstream reports 12 + 5 = 17 tokens per call.
+UPSTREAM_TOKENS = 17
+
+
 @pytest.mark.parametrize(
-    ("rate_limit", "code"),
+    ("rate_limit", "code", "kind", "served"),
     [
-        ({"request_max_limit": 2, "request_reset_duration": "1h"}, "request_limited"),
-        ({"token_max_limit": 10, "token_reset_duration": "1h"}, "token_limited"),
+        ({"request_max_limit": 2, "request_reset_duration": "1h"}, "request_limited", "requests", 2),
+        ({"request_max_limit": 3, "request_reset_duration": "1h"}, "request_limited", "requests", 3),
+        # Tokens block once used reaches the limit: 2 x 17 = 34 blocks the third call, 35 lets it through.
+        ({"token_max_limit": 34, "token_reset_duration": "1h"}, "token_limited", "tokens", 2),
+        ({"token_max_limit": 35, "token_reset_duration": "1h"}, "token_limited", "tokens", 3),
+        ({"token_max_limit": 1, "token_reset_duration": "1h"}, "token_limited", "tokens", 1),
     ],
 )
-async def test_rate_limits(client_for: Any, upstream_url: str, rate_limit: dict[str, Any], code: str) -> None:
+async def test_rate_limits(
+    client_for: Any, upstream_url: str, rate_limit: dict[str, Any], code: str, kind: str, served: int
+) -> None:
     data = governed(
         upstream_url,
         virtual_keys=[vk("vk-1", KEY, rate_limit_id="rl")],
         rate_limits=[{"id": "rl", **rate_limit}],
     )
     c = await client_for(data)
-    statuses = []
-    for _ in range(4):
-        r = await c.post("/v1/chat/completions", json=chat(), headers={"x-bf-vk": KEY})
-        statuses.append(r.status_code)
-    assert statuses[0] == 200
-    assert statuses[-1] == 429
-    governance_error(r, 429, code)
+    responses = [
+        await c.post("/v1/chat/completions", json=chat(), headers={"x-bf-vk": KEY}) for _ in range(5)
+    ]
+    assert [r.status_code for r in responses] == [200] * served + [429] * (5 - served)
+    for refused in responses[served:]:
+        governance_error(refused, 429, code)
+    key = await gov_of(c).keys.get("vk-1")
+    assert key is not None
+    [row] = [u for u in await gov_of(c).usage(key) if u["kind"] == kind]
+    per_call = 1 if kind == "requests" else UPSTREAM_TOKENS
+    assert (row["used"], row["reserved"]) == (served * per_call, 0)  # refused calls are not counted
 
 
 async def test_both_limits_is_rate_limited(client_for: Any, upstream_url: str) -> None:
