@@ -91,7 +91,8 @@ async def test_events_of_one_upstream_read_leave_in_one_write() -> None:
     assert [body.count(b"data: ") for body in bodies] == [3, 2, 1, 0]
     events = [orjson.loads(line[6:]) for line in _data_lines(bodies)[:-1]]
     assert [e["extra_fields"]["chunk_index"] for e in events] == [0, 1, 2, 3, 4]
-    assert events[-1]["usage"]["cost"]["total_cost"] > 0  # the usage chunk is still priced
+    # The usage chunk is still priced: gpt-4o-mini, 5 input and 3 output tokens.
+    assert events[-1]["usage"]["cost"]["total_cost"] == pytest.approx(5 * 0.15e-6 + 3 * 0.6e-6)
 
 
 async def test_translated_stream_keeps_one_write_per_upstream_read() -> None:

@@ -21,7 +21,7 @@ pytest.importorskip("django")
 
 from openai import OpenAI, PermissionDeniedError  # noqa: E402
 
-from tests.upstream import ANSWER, Upstream  # noqa: E402
+from tests.upstream import ANSWER, GPT_4O_MINI_COST, Upstream  # noqa: E402
 
 from .live import Browser, Database, Site, start_site  # noqa: E402
 
@@ -134,7 +134,7 @@ def test_a_signed_in_user_is_charged_to_their_default_key(site: Site, people: Pe
     used = wait_for(lambda: (rows := limits(alice, key["id"]))["requests"]["used"] and rows)
     assert used["requests"]["used"] == 1 and used["requests"]["reserved"] == 0
     assert used["tokens"]["used"] == UPSTREAM_TOKENS
-    assert used["budget"]["used"] > 0  # gpt-4o-mini has a price: the call cost something
+    assert used["budget"]["used"] == pytest.approx(GPT_4O_MINI_COST)  # the upstream's usage, priced
 
     [row] = wait_for(lambda: logs_of(staff, key["id"]))
     assert (row["owner"], row["provider"], row["model"]) == (alice_id, "openai", "gpt-4o-mini")

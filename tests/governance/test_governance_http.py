@@ -19,12 +19,11 @@ from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.engine import Governance
 from tests.conftest import gateway_config
 from tests.schemas import assert_valid, bifrost_error_validator
+from tests.upstream import GPT_4O_MINI_COST as COST
 from tests.upstream import Upstream
 
 KEY = "sk-bf-" + "k" * 43
 OTHER = "sk-bf-" + "o" * 43
-# gpt-4o-mini at the shipped prices, for the upstream's usage (12 prompt of which 2 cached, 5 completion).
-COST = 10 * 0.15e-6 + 2 * 0.075e-6 + 5 * 0.6e-6
 
 
 def governed(upstream_url: str, **governance: Any) -> dict[str, Any]:
