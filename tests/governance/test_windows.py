@@ -8,11 +8,22 @@ calendar-aligned, to the microsecond.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
 from bifrost_asgi.governance.windows import SystemClock, Window, parse_duration, window_bounds
+
+
+@pytest.fixture(autouse=True, params=["UTC0", "NST+3:30"], ids=["utc-host", "utc-3:30-host"])
+def _host_zone(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Windows are UTC whatever the host's local zone: each test also runs on a host at UTC-3:30."""
+    monkeypatch.setenv("TZ", str(request.param))
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
 
 
 def utc(
