@@ -20,7 +20,7 @@ PACKAGES = ("bifrost-asgi", "uvicorn", "starlette", "httpx", "httpcore", "h11", 
             "orjson", "uvloop", "httptools")  # fmt: skip
 # A cell during which other processes used more CPU than this is "disturbed" (see run.py's --quiet-limit).
 DISTURBED_CPUS = 0.2
-KIND_ORDER = ("direct", "floor-raw", "floor", "gateway")
+KIND_ORDER = ("direct", "floor-raw", "floor", "baseline", "gateway")
 
 
 class ScenarioLike(Protocol):
@@ -229,12 +229,32 @@ def transport_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list
     return ["### httpx vs httpx-over-aiohttp", "", *_table(header, body), ""]
 
 
+def baseline_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[str]:
+    """Gateway (this tree) against baseline (the same gateway at --baseline-ref), per transport."""
+    body = []
+    for scenario in scenarios:
+        for transport in ("aiohttp", "httpx"):
+            g = summary.get(scenario.name, f"gateway/{transport}")
+            b = summary.get(scenario.name, f"baseline/{transport}")
+            if g is None or b is None:
+                continue
+            latency = [_us(b.p50_us), _us(g.p50_us), _signed_us(g.p50_us - b.p50_us)]
+            rps = [_num(b.rps), _num(g.rps), _ratio(g.rps / b.rps)]
+            body.append([scenario.name, transport, *latency, *rps, _us(b.cpu_us), _us(g.cpu_us)])
+    if not body:
+        return []
+    header = ["scenario", "transport", "p50 c=1 before", "p50 c=1 after", "after − before", "RPS c=16 before",
+              "RPS c=16 after", "RPS after / before", "CPU/req before", "CPU/req after"]  # fmt: skip
+    return ["### Before and after (baseline ref vs this tree, same run)", "", *_table(header, body), ""]
+
+
 def markdown(summary: Summary, scenarios: Sequence[ScenarioLike]) -> str:
     lines: list[str] = []
     for scenario in scenarios:
         lines += scenario_table(summary, scenario)
     lines += targets_table(summary, scenarios)
     lines += transport_table(summary, scenarios)
+    lines += baseline_table(summary, scenarios)
     errors = sum(r.errors for r in summary.rows.values())
     lines.append(f"Errors (non-2xx, socket errors, timeouts) over the whole run: {errors}.")
     if summary.background:

@@ -143,6 +143,8 @@ class Plan:
     out: Path
     gateway_src: Path | None = None  # a snapshot of bifrost_asgi to serve instead of the installed one
     gateway_version: str = ""
+    baseline_src: Path | None = None  # with --baseline-ref: the same gateway at another commit, side by side
+    baseline_version: str = ""
     bodies: dict[str, Path] = field(default_factory=dict)
 
     def sut_cpus(self) -> set[int] | None:
@@ -178,10 +180,10 @@ def _gateway_argv(config: Path, port: int) -> list[str]:
     return [PYTHON, "-m", "bifrost_asgi", "serve", "--config", str(config), *host, "--log-level", "warning"]
 
 
-def _gateway_env(plan: Plan) -> dict[str, str] | None:
-    if plan.gateway_src is None:
+def _gateway_env(src: Path | None) -> dict[str, str] | None:
+    if src is None:
         return None
-    return {**os.environ, "PYTHONPATH": str(plan.gateway_src)}
+    return {**os.environ, "PYTHONPATH": str(src)}
 
 
 def _floor_argv(upstream: Server, kind: str, transport: str, port: int) -> list[str]:
@@ -199,9 +201,9 @@ def start_servers(stack: ExitStack, plan: Plan, kinds: Sequence[str]) -> list[Ta
         for transport in TRANSPORTS:
             port = free_port()
             env = None
-            if kind == "gateway":
+            if kind in ("gateway", "baseline"):
                 argv = _gateway_argv(_gateway_config(plan, upstream, transport), port)
-                env = _gateway_env(plan)
+                env = _gateway_env(plan.gateway_src if kind == "gateway" else plan.baseline_src)
             else:
                 argv = _floor_argv(upstream, kind, transport, port)
             name = f"{kind}-{transport}"
@@ -377,6 +379,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--gateway-ref", help="serve bifrost_asgi as committed at this git ref (default: the working tree)"
     )
+    parser.add_argument(
+        "--baseline-ref",
+        help="also serve bifrost_asgi at this ref as kind 'baseline' (add it to --kinds): before/after "
+        "in one run",
+    )
     return parser
 
 
@@ -405,6 +412,9 @@ def make_plan(args: argparse.Namespace) -> Plan:
         plan.gateway_version = _extract_ref(args.gateway_ref, plan.gateway_src)
     else:
         plan.gateway_version = _working_tree_version()
+    if args.baseline_ref:
+        plan.baseline_src = out / "baseline-src"
+        plan.baseline_version = _extract_ref(args.baseline_ref, plan.baseline_src)
     for scenario in plan.scenarios:
         path = out / "bodies" / f"{scenario.name}.json"
         path.write_bytes(json.dumps(scenario.body, separators=(",", ":")).encode())
@@ -444,6 +454,8 @@ def run(args: argparse.Namespace) -> Path:
     loadgen_name = "wrk" if plan.use_wrk else "bench/loadgen.py"
     print(f"results in {plan.out}; load generator: {loadgen_name}", flush=True)
     print(f"gateway: bifrost_asgi at {plan.gateway_version}", flush=True)
+    if plan.baseline_version:
+        print(f"baseline: bifrost_asgi at {plan.baseline_version}", flush=True)
     with ExitStack() as stack:
         targets = start_servers(stack, plan, args.kinds.split(","))
         for target in targets:

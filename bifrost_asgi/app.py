@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -18,16 +18,17 @@ from bifrost_asgi.config import GatewayConfig
 from bifrost_asgi.errors import http_error
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.config import GovernanceConfig
-from bifrost_asgi.pipeline.journey import handle_inference
-from bifrost_asgi.providers.base import Op
+from bifrost_asgi.pipeline.journey import Endpoint
+from bifrost_asgi.providers.base import Op, ProviderFactory
 from bifrost_asgi.routes.admin import admin_routes
 from bifrost_asgi.routes.models import handle_list_models
 from bifrost_asgi.routes.self_service import self_service_routes
 from bifrost_asgi.stores.counters import CounterStore
 from bifrost_asgi.stores.keys import KeyStore
 from bifrost_asgi.stores.logs import LogStore
-from bifrost_asgi.surfaces.anthropic import anthropic_routes
-from bifrost_asgi.surfaces.count_tokens import handle_count_tokens
+from bifrost_asgi.surfaces.anthropic import MessagesCountSurface, MessagesSurface
+from bifrost_asgi.surfaces.count_tokens import CountTokensSurface
+from bifrost_asgi.surfaces.openai import OpenAISurface
 
 __all__ = ["INTEGRATION_PREFIXES", "create_app"]
 
@@ -35,31 +36,6 @@ __all__ = ["INTEGRATION_PREFIXES", "create_app"]
 INTEGRATION_PREFIXES = ("openai", "litellm", "langchain", "pydanticai")
 
 Handler = Callable[[Any, Any, Any], Awaitable[None]]
-
-
-class _Inference:
-    """A plain ASGI endpoint: Starlette routes to it without wrapping it in Request/Response objects."""
-
-    __slots__ = ("gw", "op", "integration")
-
-    def __init__(self, gw: Gateway, op: Op, integration: str | None) -> None:
-        self.gw = gw
-        self.op = op
-        self.integration = integration
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await handle_inference(self.gw, self.op, self.integration, scope, receive, send)
-
-
-class _CountTokens:
-    __slots__ = ("gw", "integration")
-
-    def __init__(self, gw: Gateway, integration: str | None) -> None:
-        self.gw = gw
-        self.integration = integration
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await handle_count_tokens(self.gw, self.integration, scope, receive, send)
 
 
 class _Models:
@@ -112,26 +88,34 @@ def _route_path(scope: Any) -> str:
 
 
 def _routes(gw: Gateway) -> list[BaseRoute]:
+    """Every route of the gateway. A dialect is a surface on the one journey: serving it under another
+    prefix is one more line here."""
     routes: list[BaseRoute] = []
     for integration in (None, *INTEGRATION_PREFIXES):
         p = f"/{integration}" if integration else ""
+        chat = Endpoint(gw, OpenAISurface(Op.CHAT, integration))
+        text = Endpoint(gw, OpenAISurface(Op.TEXT, integration))
+        responses = Endpoint(gw, OpenAISurface(Op.RESPONSES, integration))
+        count = Endpoint(gw, CountTokensSurface(integration))
         # Integration prefixes also accept the paths without /v1, as OpenAI SDK base URLs vary.
-        roots = [p + "/v1", p] if integration else ["/v1"]
-        for root in roots:
+        for root in [p + "/v1", p] if integration else ["/v1"]:
             routes += [
-                Route(root + "/chat/completions", _Inference(gw, Op.CHAT, integration), methods=["POST"]),
-                Route(root + "/responses", _Inference(gw, Op.RESPONSES, integration), methods=["POST"]),
-                Route(root + "/responses/input_tokens", _CountTokens(gw, integration), methods=["POST"]),
-                Route(root + "/completions", _Inference(gw, Op.TEXT, integration), methods=["POST"]),
+                Route(root + "/chat/completions", chat, methods=["POST"]),
+                Route(root + "/responses", responses, methods=["POST"]),
+                Route(root + "/responses/input_tokens", count, methods=["POST"]),
+                Route(root + "/completions", text, methods=["POST"]),
                 Route(root + "/models", _Models(gw), methods=["GET"]),
             ]
         if integration:
             routes += [
-                Route(p + "/openai/responses", _Inference(gw, Op.RESPONSES, integration), methods=["POST"]),
-                Route(p + "/openai/responses/input_tokens", _CountTokens(gw, integration), methods=["POST"]),
+                Route(p + "/openai/responses", responses, methods=["POST"]),
+                Route(p + "/openai/responses/input_tokens", count, methods=["POST"]),
             ]
-    routes += anthropic_routes(gw)
-    routes.append(Route("/health", _health, methods=["GET"]))
+    routes += [
+        Route("/anthropic/v1/messages", Endpoint(gw, MessagesSurface()), methods=["POST"]),
+        Route("/anthropic/v1/messages/count_tokens", Endpoint(gw, MessagesCountSurface()), methods=["POST"]),
+        Route("/health", _health, methods=["GET"]),
+    ]
     return routes
 
 
@@ -155,6 +139,7 @@ def create_app(
     key_store: KeyStore | None = None,
     counter_store: CounterStore | None = None,
     log_store: LogStore | None = None,
+    providers: Mapping[str, ProviderFactory] | None = None,
 ) -> Starlette:
     """The gateway as an ASGI app; mount it anywhere.
 
@@ -164,7 +149,8 @@ def create_app(
     the host does not forward lifespan events to mounted apps) and closed on shutdown. ``transport``
     replaces the network, for tests (``httpx.MockTransport``). Framework adapters pass the host's
     ``owner_directory`` (are a key owner's account and its keys still usable?) and may inject their own
-    stores (the Django ORM ones).
+    stores (the Django ORM ones). ``providers`` maps a configured provider's name to a factory for a
+    provider of your own (docs/extending.md).
     """
     gw = Gateway(
         config or GatewayConfig(),
@@ -173,6 +159,7 @@ def create_app(
         key_store=key_store,
         counter_store=counter_store,
         log_store=log_store,
+        provider_factories=providers,
     )
 
     @asynccontextmanager

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from bifrost_asgi.governance.config import GovernanceConfig, SeedError, resolve_env_secrets
 from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, HOSTED, KNOWN_PROVIDERS, NATIVE_KINDS
 
-__all__ = ["ConfigError", "GatewayConfig", "KeyConfig", "NetworkConfig", "ProviderConfig"]
+__all__ = ["ConfigError", "GatewayConfig", "GovernanceConfig", "KeyConfig", "NetworkConfig", "ProviderConfig"]
 
 log = logging.getLogger("bifrost_asgi.config")
 
@@ -103,6 +103,10 @@ class ClientConfig(_Section):
     enforce_auth_on_inference: bool = False
     max_request_body_size_mb: float = Field(default=100.0, gt=0)
     drop_excess_requests: bool = False
+    # Ours: what one upstream may send back. A larger answer (default: the request body limit), or one
+    # stream event larger than the event limit, is a 502 instead of gigabytes held in memory.
+    max_upstream_response_size_mb: float | None = Field(default=None, gt=0)
+    max_stream_event_size_mb: float = Field(default=4.0, gt=0)
 
 
 class CountTokensConfig(_Section):

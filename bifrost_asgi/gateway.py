@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 import httpx
 
@@ -15,14 +15,16 @@ from bifrost_asgi.governance.build import build_governance, build_log_writer, se
 from bifrost_asgi.governance.config import GovernanceConfig
 from bifrost_asgi.governance.engine import Governance
 from bifrost_asgi.pricing import PricingTable
-from bifrost_asgi.providers.base import Provider
+from bifrost_asgi.providers.base import Op, Provider, ProviderFactory
 from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, NATIVE_DEFAULT_BASE_URLS
 from bifrost_asgi.providers.mock import MockProvider
 from bifrost_asgi.providers.openai import OpenAICompatProvider, OpenAIProvider
+from bifrost_asgi.redact import Redactor
 from bifrost_asgi.routing import Resolver
 from bifrost_asgi.stores.counters import CounterStore
 from bifrost_asgi.stores.keys import KeyStore
 from bifrost_asgi.stores.logs import LogStore, LogWriter
+from bifrost_asgi.tokens.counter import LocalCounter, UpstreamCounter
 
 __all__ = ["Gateway"]
 
@@ -44,18 +46,30 @@ class Gateway:
         key_store: KeyStore | None = None,
         counter_store: CounterStore | None = None,
         log_store: LogStore | None = None,
+        provider_factories: Mapping[str, ProviderFactory] | None = None,
     ) -> None:
         self.config = config
+        self._factories = dict(provider_factories or {})
+        unknown = sorted(set(self._factories) - set(config.providers))
+        if unknown:  # a factory needs the provider's config entry: its keys, network_config and models
+            raise ConfigError(f"providers: no configuration for the provider(s) given a factory: {unknown}")
         self._transport = transport
         base = pricing or PricingTable.default()
-        self.pricing = base.with_overrides(config.pricing_overrides) if config.pricing_overrides else base
+        overrides = config.pricing_overrides
+        self.pricing = base.with_overrides(overrides, config.providers) if overrides else base
         self.resolver = Resolver(config.providers, _catalog(config, self.pricing))
         for name in config.providers:  # fail at startup, not on the first request, if a family is missing
             if config.provider_kind(name) in _NATIVE_FACTORIES:
                 native_factory(config.provider_kind(name))
         self.providers: dict[str, Provider] = {}
+        # What answers a token count for each provider: its own count API or the local tokenizer.
+        self.counters: dict[str, Provider] = {}
         self.transport: httpx.AsyncBaseTransport | None = None
         self.owners = owner_directory
+        # Every provider credential, scrubbed from anything an upstream says back (redact.py).
+        self.redactor = Redactor(
+            k.value.get_secret_value() for pc in config.providers.values() for k in pc.keys
+        )
         self.owner_cache: dict[str, tuple[float, bool]] = {}
         gov_cfg = config.governance
         if gov_cfg is None and (key_store or counter_store or log_store):
@@ -68,8 +82,10 @@ class Gateway:
                 gov_cfg, self.pricing, enforce_auth=enforce, key_store=key_store, counter_store=counter_store
             )
             self.logs = build_log_writer(gov_cfg, log_store)
-        self.keyless = frozenset(n for n in config.providers if config.provider_kind(n) == "mock")
         self.max_body = int(config.client.max_request_body_size_mb * 1024 * 1024)
+        answer_mb = config.client.max_upstream_response_size_mb or config.client.max_request_body_size_mb
+        self.max_answer = int(answer_mb * 1024 * 1024)
+        self.max_event = int(config.client.max_stream_event_size_mb * 1024 * 1024)
         self._lock = asyncio.Lock()
 
     @property
@@ -84,15 +100,22 @@ class Gateway:
                 await seed(self.governance, self.config.governance)
             transport = _make_transport(self.config, self._transport)
             self.providers = {
-                name: _make_provider(name, self.config, pc, transport)
+                name: _make_provider(name, self.config, pc, transport, self._factories.get(name))
                 for name, pc in self.config.providers.items()
             }
+            self.counters = {name: _make_counter(self.config, p) for name, p in self.providers.items()}
             self.transport = transport
+
+    def executor(self, provider: str, op: Op) -> Provider:
+        """Who carries out ``op`` for ``provider``: the provider itself, or for a token count its
+        counter."""
+        return self.counters[provider] if op is Op.COUNT_TOKENS else self.providers[provider]
 
     async def aclose(self) -> None:
         async with self._lock:
             transport, self.transport = self.transport, None
             self.providers = {}
+            self.counters = {}
             if transport is not None:
                 await transport.aclose()
             if self.logs is not None:
@@ -124,14 +147,20 @@ def _make_transport(
 
 
 def _make_provider(
-    name: str, config: GatewayConfig, pc: ProviderConfig, transport: httpx.AsyncBaseTransport
+    name: str,
+    config: GatewayConfig,
+    pc: ProviderConfig,
+    transport: httpx.AsyncBaseTransport,
+    factory: ProviderFactory | None,
 ) -> Provider:
     kind = config.provider_kind(name)
-    if kind == "mock":
-        return MockProvider(name, pc)
     base_url = (
         pc.network_config.base_url or NATIVE_DEFAULT_BASE_URLS.get(kind) or COMPAT_DEFAULT_BASE_URLS.get(name)
     )
+    if factory is not None:  # a provider of the host's own (docs/extending.md)
+        return factory(name, pc, transport, base_url or "")
+    if kind == "mock":
+        return MockProvider(name, pc)
     if kind == "openai":
         return OpenAIProvider(name, pc, transport, base_url or NATIVE_DEFAULT_BASE_URLS["openai"])
     if kind == "openai-compatible":
@@ -139,6 +168,21 @@ def _make_provider(
             raise ConfigError(f"providers.{name}.network_config.base_url: required")
         return OpenAICompatProvider(name, pc, transport, base_url)
     return native_factory(kind)(name, pc, transport, base_url or "")
+
+
+# Provider families with their own count API, always used for their models (exact by definition).
+_NATIVE_COUNTERS = frozenset({"anthropic", "gemini"})
+# Providers whose models tiktoken counts exactly (they serve OpenAI's models with OpenAI's tokenizers).
+_EXACT_COUNTS = frozenset({"openai", "azure"})
+
+
+def _make_counter(config: GatewayConfig, provider: Provider) -> Provider:
+    name = provider.name
+    local = LocalCounter(name, config.count_tokens, exact=name in _EXACT_COUNTS)
+    kind = config.provider_kind(name)
+    if kind in _NATIVE_COUNTERS or (kind == "openai" and config.count_tokens.openai_mode == "provider"):
+        return UpstreamCounter(provider, local if config.count_tokens.estimate_on_upstream_failure else None)
+    return local
 
 
 # Native families live in their own modules, imported only when configured.
@@ -149,12 +193,10 @@ _NATIVE_FACTORIES = {
 }
 
 
-def native_factory(kind: str) -> Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider]:
+def native_factory(kind: str) -> ProviderFactory:
     module, _, attr = _NATIVE_FACTORIES[kind].partition(":")
     try:
-        factory: Callable[[str, ProviderConfig, httpx.AsyncBaseTransport, str], Provider] = getattr(
-            importlib.import_module(module), attr
-        )
+        factory: ProviderFactory = getattr(importlib.import_module(module), attr)
     except ImportError:
         raise ConfigError(
             f"provider kind {kind!r} is not supported by this version of bifrost-asgi"

@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
@@ -165,11 +165,12 @@ def _canonical_provider(name: str) -> str:
 
 
 def _slot(key: str, entry: Entry) -> _Slot:
-    """Where a catalog key lives: ``("azure", "gpt-4o")`` for ``azure/gpt-4o``."""
+    """Where a catalog key lives: ``("azure", "gpt-4o")`` for ``azure/gpt-4o`` (a prefix is a provider
+    when the catalog knows it, or when the entry declares it as its own ``litellm_provider``)."""
     declared = entry.get("litellm_provider")
     provider = _canonical_provider(declared) if isinstance(declared, str) and declared else None
     prefix, sep, rest = key.partition("/")
-    if sep and prefix in _CATALOG_PROVIDERS:
+    if sep and (prefix in _CATALOG_PROVIDERS or prefix == declared):
         prefixed = _canonical_provider(prefix)
         # A prefix naming another provider is part of the model id (a host serving "openai/gpt-oss-20b").
         if provider is None or provider == prefixed:
@@ -331,12 +332,15 @@ class PricingTable:
         """The packaged catalog, parsed once per process."""
         return _default_table()
 
-    def with_overrides(self, overrides: Mapping[str, Mapping[str, Any]]) -> PricingTable:
+    def with_overrides(
+        self, overrides: Mapping[str, Mapping[str, Any]], providers: Collection[str] = ()
+    ) -> PricingTable:
         """A new table where each override replaces or extends the fields of the entry it names.
 
         Keys are like the catalog's (``"gpt-4o"``, ``"azure/gpt-4o"``); ``"openai/gpt-4o"`` also finds the
-        catalog's ``"gpt-4o"``. A key matching nothing adds a model; without a provider prefix or
-        ``litellm_provider`` it is priced for every provider.
+        catalog's ``"gpt-4o"``, and ``"<name>/<model>"`` prices a model of a configured provider named in
+        ``providers`` (a custom one, say). A key matching nothing adds a model; without a provider prefix
+        or ``litellm_provider`` it is priced for every provider.
         """
         merged = dict(self._entries)
         for key, fields in overrides.items():
@@ -344,6 +348,9 @@ class PricingTable:
                 raise TypeError(
                     f"pricing override {key!r} must be a mapping of fields, got {type(fields).__name__}"
                 )
+            prefix = key.partition("/")[0]
+            if prefix in providers and prefix not in _CATALOG_PROVIDERS and "litellm_provider" not in fields:
+                fields = {"litellm_provider": prefix, **fields}  # a model of the deployment's own provider
             slot = _slot(key, self._entries.get(key, fields))
             # The key that owns the slot, so "openai/gpt-4o" amends the catalog's "gpt-4o"; a new name starts
             # from the entry its undated form resolves to, so a partial override still has every other price.

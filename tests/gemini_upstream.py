@@ -11,6 +11,9 @@ Routes ``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent
   once per city (Paris, Tokyo) named in that text, each call signed with ``sig-<city>``; after function
   responses it answers ``"Weather report: <responses>"``. Otherwise it answers :data:`ANSWER`.
 - ``thinkingConfig.includeThoughts`` adds a thought part :data:`THOUGHT` first.
+- Models ending in ``-partial-args`` stream each call's arguments in parts, as Gemini does with
+  ``streamFunctionCallArguments``: the name first, then ``partialArgs`` (strings split in two), then an
+  empty ``functionCall`` ending it.
 - ``countTokens`` counts words of every text part plus 3 per function declaration.
 
 Every request is recorded in ``state.requests`` (path, query, headers, parsed body).
@@ -19,12 +22,11 @@ Every request is recorded in ``state.requests`` (path, query, headers, parsed bo
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-Obj = dict[str, Any]
+from tests.upstream_base import Obj, Recorded, RecordingState, UpstreamApp, send_json, send_sse
 
 ANSWER = "Hello from Gemini!"
 THOUGHT = "Let me think."
@@ -46,20 +48,7 @@ _ERRORS: dict[int, tuple[str, str]] = {
 }
 
 
-@dataclass
-class Recorded:
-    path: str
-    query: str
-    headers: dict[str, str]
-    body: Obj
-
-
-@dataclass
-class GeminiState:
-    requests: list[Recorded] = field(default_factory=list)
-
-    def reset(self) -> None:
-        self.requests.clear()
+GeminiState = RecordingState
 
 
 def signature(city: str) -> str:
@@ -128,14 +117,29 @@ def generate_response(body: Obj, model: str) -> Obj:
     }
 
 
+def _streamed_call(part: Obj) -> list[Obj]:
+    """A call as Gemini streams its arguments in parts: each string value split in two."""
+    call = part["functionCall"]
+    pieces: list[Obj] = [{**part, "functionCall": {"name": call["name"], "willContinue": True}}]
+    for key, value in call["args"].items():
+        halves = [value[: len(value) // 2], value[len(value) // 2 :]]
+        for index, half in enumerate(halves):
+            partial = {"jsonPath": f"$.{key}", "stringValue": half, "willContinue": index == 0}
+            pieces.append({"functionCall": {"partialArgs": [partial], "willContinue": True}})
+    return [*pieces, {"functionCall": {}}]
+
+
 def stream_chunks(body: Obj, model: str) -> list[Obj]:
-    """The answer as Gemini streams it: text word by word, calls whole, usage growing on every chunk."""
+    """The answer as Gemini streams it: text word by word, calls whole (or in parts), usage growing on
+    every chunk."""
     chunks: list[Obj] = []
     for part in answer_parts(body):
         pieces = [part]
         if "text" in part and not part.get("thought"):
             words = part["text"].split(" ")
             pieces = [{"text": w if i == 0 else " " + w} for i, w in enumerate(words)]
+        elif "functionCall" in part and model.endswith("-partial-args"):
+            pieces = _streamed_call(part)
         for piece in pieces:
             chunks.append({"candidates": [{"content": {"parts": [piece], "role": "model"}, "index": 0}]})
     chunks.append(
@@ -161,31 +165,14 @@ def count_tokens(body: Obj) -> Obj:
     return {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
 
 
-class GeminiUpstream:
+class GeminiUpstream(UpstreamApp):
     """The ASGI app; ``state`` is inspected by tests."""
 
     def __init__(self) -> None:
         self.state = GeminiState()
 
-    async def __call__(self, scope: Obj, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        raw = b""
-        more = True
-        while more:
-            message = await receive()
-            raw += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        body = orjson.loads(raw) if raw else {}
-        query = scope.get("query_string", b"").decode()
-        self.state.requests.append(Recorded(scope["path"], query, headers, body))
-        await self._route(scope["path"], query, headers, body, send)
-
-    async def _route(self, path: str, query: str, headers: dict[str, str], body: Obj, send: Any) -> None:
+    async def handle(self, request: Recorded, receive: Any, send: Any) -> None:
+        path, query, headers, body = request.path, request.query, request.headers, request.body
         prefix = "/v1beta/models/"
         model, _, method = path.removeprefix(prefix).partition(":")
         failure = _key_error(headers)
@@ -213,16 +200,8 @@ class GeminiUpstream:
 
 
 async def _json(send: Any, status: int, body: Obj) -> None:
-    headers = [(b"content-type", b"application/json; charset=UTF-8")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": orjson.dumps(body)})
+    await send_json(send, status, body, [(b"content-type", b"application/json; charset=UTF-8")])
 
 
 async def _sse(send: Any, chunks: list[Obj]) -> None:
-    await send(
-        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]}
-    )
-    for chunk in chunks:
-        frame = b"data: " + orjson.dumps(chunk) + b"\r\n\r\n"
-        await send({"type": "http.response.body", "body": frame, "more_body": True})
-    await send({"type": "http.response.body", "body": b""})
+    await send_sse(send, (b"data: " + orjson.dumps(chunk) + b"\r\n\r\n" for chunk in chunks))

@@ -110,7 +110,7 @@ async def test_paths_resolve_relative_to_the_mount_point() -> None:
 async def test_request_ids_are_unique_and_differ_between_processes() -> None:
     import multiprocessing
 
-    from bifrost_asgi.pipeline.journey import new_request_id
+    from bifrost_asgi.pipeline.request import new_request_id
 
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(1) as pool:  # the child is forked here, with this process's id state
@@ -121,6 +121,6 @@ async def test_request_ids_are_unique_and_differ_between_processes() -> None:
 
 
 def _ids_in_child() -> list[str]:
-    from bifrost_asgi.pipeline.journey import new_request_id
+    from bifrost_asgi.pipeline.request import new_request_id
 
     return [new_request_id() for _ in range(1000)]

@@ -110,6 +110,14 @@ def test_session_write_without_csrf_token_is_refused(host: LiveServer) -> None:
     assert r.json()["error"]["type"] == "csrf_failed"
 
 
+def test_a_csrf_header_with_any_bytes_is_refused_not_a_crash(host: LiveServer) -> None:
+    with httpx.Client(base_url=host.url, cookies={"user": "alice", "bifrost_csrf": "token"}) as browser:
+        headers = [(b"x-csrftoken", "t\xf6ken".encode("latin-1"))]  # a header may carry any byte
+        r = browser.post("/ai/v1/responses", json=responses_body(), headers=headers)
+    assert r.status_code == 403
+    assert r.json()["error"]["type"] == "csrf_failed"
+
+
 def test_user_creates_a_key_and_uses_it_with_the_sdk_without_a_session(host: LiveServer) -> None:
     with session(host, "alice") as browser:
         created = browser.post("/ai/api/me/virtual-keys", json={"name": "laptop"}).json()["virtual_key"]

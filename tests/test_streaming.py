@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
-from bifrost_asgi.pipeline.io import stream_until_disconnect
+from bifrost_asgi.pipeline.streaming import stream_until_disconnect
 
 Obj = dict[str, Any]
 
@@ -87,8 +87,9 @@ async def test_events_of_one_upstream_read_leave_in_one_write() -> None:
     bodies = await _call(_gateway(reads), "/v1/chat/completions", {
         "model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "stream": True
     })  # fmt: skip
-    # Two upstream reads with events -> two writes, then [DONE] and the end of the body.
-    assert [body.count(b"data: ") for body in bodies] == [3, 2, 1, 0]
+    # Two upstream reads with events -> two writes, then [DONE], which also ends the body.
+    assert [body.count(b"data: ") for body in bodies] == [3, 2, 1]
+    assert bodies[-1] == b"data: [DONE]\n\n"
     events = [orjson.loads(line[6:]) for line in _data_lines(bodies)[:-1]]
     assert [e["extra_fields"]["chunk_index"] for e in events] == [0, 1, 2, 3, 4]
     # The usage chunk is still priced: gpt-4o-mini, 5 input and 3 output tokens.

@@ -22,15 +22,9 @@ from typing import Any
 
 import orjson
 
+from tests.upstream_base import Recorded, UpstreamApp, send_json
+
 Scope = dict[str, Any]
-
-
-@dataclass
-class Recorded:
-    path: str
-    headers: dict[str, str]
-    body: dict[str, Any]
-    raw: bytes
 
 
 @dataclass
@@ -188,36 +182,14 @@ def chat_chunks(model: str, text_completion: bool = False) -> list[dict[str, Any
     return [{**c, "object": obj} for c in chunks]
 
 
-class Upstream:
+class Upstream(UpstreamApp):
     """The ASGI app. One instance per test server; ``state`` is inspected by tests."""
 
     def __init__(self) -> None:
         self.state = UpstreamState()
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        raw = b""
-        more = True
-        while more:
-            message = await receive()
-            raw += message.get("body", b"")
-            more = message.get("more_body", False)
-        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        body = orjson.loads(raw) if raw else {}
-        path = scope["path"]
-        self.state.requests.append(Recorded(path, headers, body, raw))
-        await self._route(path, headers, body, receive, send)
-
-    async def _route(
-        self, path: str, headers: dict[str, str], body: dict[str, Any], receive: Any, send: Any
-    ) -> None:
+    async def handle(self, request: Recorded, receive: Any, send: Any) -> None:
+        path, headers, body = request.path, request.headers, request.body
         if path == "/v1/models":
             data = [
                 {"id": m, "object": "model", "created": 0, "owned_by": "upstream"}
@@ -327,7 +299,6 @@ def _error_body(status: int) -> dict[str, Any]:
 
 
 async def _json(send: Any, status: int, body: dict[str, Any]) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"x-request-id", b"req_up1"),
-                            (b"x-ratelimit-remaining-requests", b"99")]})  # fmt: skip
-    await send({"type": "http.response.body", "body": orjson.dumps(body)})
+    headers = [(b"content-type", b"application/json"), (b"x-request-id", b"req_up1"),
+               (b"x-ratelimit-remaining-requests", b"99")]  # fmt: skip
+    await send_json(send, status, body, headers)

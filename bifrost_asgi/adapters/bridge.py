@@ -6,36 +6,29 @@ headers as soon as the app starts its answer, with the body as an async iterator
 through without buffering. Closing the response early tells the app the client went away (ASGI
 ``http.disconnect``), which cancels the upstream request.
 
-`LoopThread` and `SyncResponse` give WSGI frameworks the same thing: one long-lived event loop in a
-background thread (so upstream connections stay pooled across requests) and a plain generator of body
-chunks.
+`call_gateway_sync` and `SyncResponse` give WSGI frameworks the same thing, on the process's one
+long-lived event loop thread (`bifrost_asgi.adapters.runtime`), with a plain generator of body chunks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, MutableMapping
-from concurrent.futures import Future
-from contextlib import suppress
+from collections.abc import AsyncIterator, Iterable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from bifrost_asgi.adapters.principal import PRINCIPAL_SCOPE_KEY, Principal
+from bifrost_asgi.adapters.runtime import LoopThread
 from bifrost_asgi.types import ASGIApp
 
 __all__ = [
     "BridgedResponse",
-    "LoopThread",
     "SyncResponse",
     "build_scope",
     "call_gateway",
     "call_gateway_sync",
-    "register_exit",
+    "encode_headers",
 ]
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -79,6 +72,18 @@ class BridgedResponse:
             self._task.exception()  # retrieved: never "exception was never retrieved" warnings
 
 
+def encode_headers(
+    headers: Iterable[tuple[str, str]], drop: frozenset[str] = frozenset()
+) -> list[tuple[bytes, bytes]]:
+    """A framework's ``(name, value)`` header strings as ASGI header bytes: lower-case names, latin-1
+    (as WSGI and ASGI servers decode them), without the names in ``drop`` (lower-case)."""
+    return [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in headers
+        if name.lower() not in drop
+    ]
+
+
 def build_scope(
     *,
     method: str,
@@ -91,6 +96,9 @@ def build_scope(
     client: tuple[str, int] | None = None,
     server: tuple[str, int] | None = None,
 ) -> dict[str, Any]:
+    """An ASGI HTTP scope for a request the host framework received, with ``principal`` (if any) under
+    `PRINCIPAL_SCOPE_KEY`. ``path`` is the full path and ``root_path`` the gateway's mount point in it, so
+    the gateway routes by the rest and builds its URLs from the mount."""
     scope: dict[str, Any] = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -143,45 +151,6 @@ async def call_gateway(app: ASGIApp, scope: dict[str, Any], body: bytes) -> Brid
         raise start
     headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in start.get("headers", [])]
     return BridgedResponse(int(start["status"]), headers, queue, task, disconnected)
-
-
-class LoopThread:
-    """One event loop in a daemon thread, shared by every request of a WSGI process."""
-
-    def __init__(self, name: str = "bifrost-asgi-loop") -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return self.submit(coro).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-
-    def close(self, timeout: float = 10.0) -> None:
-        """Stop for good: join the worker threads stores use (``asyncio.to_thread``), stop the loop and
-        close it, so nothing is left for the garbage collector to warn about."""
-        with suppress(Exception):
-            self.run(self.loop.shutdown_default_executor(), timeout=timeout)
-        self.stop()
-        with suppress(RuntimeError):  # the thread did not stop in time; leave it to the interpreter
-            self.loop.close()
-
-
-def register_exit(callback: Callable[[], None]) -> None:
-    """Run ``callback`` when the interpreter exits, while worker threads can still be started.
-
-    ``atexit`` is too late for an adapter's last usage-log flush: the interpreter shuts its thread pools
-    down first. Hooks registered with ``threading._register_atexit`` run before that, newest first; it
-    is private, hence the ``atexit`` fallback.
-    """
-    register: Callable[[Callable[[], None]], object] = getattr(threading, "_register_atexit", atexit.register)
-    register(callback)
 
 
 @dataclass

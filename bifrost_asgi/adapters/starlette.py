@@ -13,23 +13,19 @@ a virtual key are not cookie-authenticated and need no token.
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
 
+from bifrost_asgi.adapters.auth import double_submit_failure, needs_csrf_token
 from bifrost_asgi.adapters.principal import PRINCIPAL_SCOPE_KEY, Principal
 from bifrost_asgi.errors import csrf_failed
-from bifrost_asgi.governance.engine import extract_virtual_key
 from bifrost_asgi.types import Scope
 
 __all__ = ["BifrostMiddleware"]
 
 PrincipalLoader = Callable[[Scope], Awaitable[Principal | None]]
-
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_VK_HEADERS = frozenset({b"x-bf-vk", b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key"})
 
 
 async def principal_from_starlette_user(scope: Scope) -> Principal | None:
@@ -83,8 +79,7 @@ class BifrostMiddleware:
     async def _gateway_request(self, scope: Scope, receive: Any, send: Any) -> None:
         principal = await self.load_principal(scope)
         if principal is not None:
-            needs_token = principal.via == "session" and scope["method"] not in _SAFE_METHODS
-            if needs_token and not _carries_virtual_key(scope) and not self._csrf_ok(scope):
+            if needs_csrf_token(principal, scope["method"], scope["headers"]) and not self._csrf_ok(scope):
                 await _refuse_csrf(send)
                 return
             scope = {**scope, PRINCIPAL_SCOPE_KEY: principal}
@@ -93,7 +88,7 @@ class BifrostMiddleware:
     def _csrf_ok(self, scope: Scope) -> bool:
         cookie = _cookies(scope).get(self.csrf_cookie)
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == self.csrf_header), None)
-        return bool(cookie and header and hmac.compare_digest(cookie, header))
+        return double_submit_failure(cookie, header) is None
 
     def _with_csrf_cookie(self, scope: Scope, send: Any) -> Any:
         """Give every browser a CSRF cookie to echo; pages read it with JavaScript, so it is not HttpOnly."""
@@ -118,10 +113,6 @@ def _cookies(scope: Scope) -> dict[str, str]:
     except Exception:  # a malformed cookie header is just "no cookies"
         return {}
     return {k: m.value for k, m in jar.items()}
-
-
-def _carries_virtual_key(scope: Scope) -> bool:
-    return any(k in _VK_HEADERS and extract_virtual_key(k, v) is not None for k, v in scope["headers"])
 
 
 async def _refuse_csrf(send: Any) -> None:

@@ -11,9 +11,18 @@ from bifrost_asgi.governance.jwt import TokenVerifier
 from bifrost_asgi.governance.keys import hash_key, key_lookup_prefix
 from bifrost_asgi.governance.models import Budget, Customer, ProviderRule, RateLimit, Team, VirtualKey
 from bifrost_asgi.pricing import PricingTable
-from bifrost_asgi.stores.counters import CounterStore, MemoryCounterStore
-from bifrost_asgi.stores.keys import KeyStore, MemoryKeyStore, SQLiteKeyStore
-from bifrost_asgi.stores.logs import LogStore, LogWriter, SQLiteLogStore
+from bifrost_asgi.stores import (
+    CounterStore,
+    KeyStore,
+    LogStore,
+    LogWriter,
+    MemoryCounterStore,
+    MemoryKeyStore,
+    RedisCounterStore,
+    SQLiteCounterStore,
+    SQLiteKeyStore,
+    SQLiteLogStore,
+)
 
 __all__ = ["build_governance", "build_log_writer", "seed"]
 
@@ -29,11 +38,7 @@ def _counter_store(cfg: GovernanceConfig) -> CounterStore:
     if counters.type == "memory":
         return MemoryCounterStore()
     if counters.type == "redis":
-        from bifrost_asgi.stores.redis_counters import RedisCounterStore
-
         return RedisCounterStore(counters.url, prefix=counters.prefix, fail_open=counters.fail_open)
-    from bifrost_asgi.stores.sqlite_counters import SQLiteCounterStore
-
     return SQLiteCounterStore(os.path.abspath(counters.path or cfg.store.path))
 
 

@@ -21,35 +21,17 @@ from typing import Any
 
 from bifrost_asgi.errors import BifrostError, governance_error
 from bifrost_asgi.governance.jwt import TokenVerifier
-from bifrost_asgi.governance.keys import VK_PREFIX, generate_key, key_lookup_prefix, verify_key
+from bifrost_asgi.governance.keys import generate_key, key_lookup_prefix, verify_key
 from bifrost_asgi.governance.models import Budget, Customer, ProviderRule, RateLimit, Team, VirtualKey
 from bifrost_asgi.governance.windows import Clock, SystemClock, parse_duration
 from bifrost_asgi.pricing import PricingTable, Usage
 from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
 from bifrost_asgi.stores.keys import KeyStore
 
-__all__ = ["Governance", "Ticket", "extract_virtual_key"]
+__all__ = ["Governance", "Ticket"]
 
-_VK_HEADERS = (b"x-api-key", b"x-goog-api-key", b"api-key")
-_PREFIX_BYTES = VK_PREFIX.encode()
 _CACHE_MAX = 10_000
 DEFAULT_KEY_NAME = "default"
-
-
-def extract_virtual_key(name: bytes, value: bytes) -> str | None:
-    """The virtual key a header carries, if any (spec §6.1). Only ``x-bf-vk`` accepts legacy values
-    without the ``sk-bf-`` prefix; elsewhere a non-``sk-bf-`` value is a provider key or a dummy the SDK
-    requires, and is ignored.
-    """
-    if name == b"x-bf-vk":
-        return value.decode("latin-1").strip() or None
-    if name == b"authorization":
-        if value[:7].lower() == b"bearer " and value[7:].startswith(_PREFIX_BYTES):
-            return value[7:].decode("latin-1").strip()
-        return None
-    if name in _VK_HEADERS and value.startswith(_PREFIX_BYTES):
-        return value.decode("latin-1").strip()
-    return None
 
 
 @dataclass(slots=True)

@@ -1,43 +1,61 @@
-"""The pipeline's governance and logging steps: who is calling, admission per attempt, and — once the
-answer (or stream) has ended — settlement of the reservation and one usage log record.
+"""The journey's governance and accounting steps: who is calling, admission per attempt, pricing the
+reported usage once, and — once the answer (or stream) has ended — settlement of the reservation and
+one usage log record.
 
-Kept apart from `_pipeline` so the journey reads top to bottom; every function here is a no-op when
-governance is not configured.
+Every function here is a no-op (or nearly) when governance is not configured, so the ungoverned hot
+path pays nothing for it.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import Any
 
 from bifrost_asgi.errors import BifrostError, governance_error
+from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.engine import Governance, Ticket
 from bifrost_asgi.governance.models import VirtualKey
+from bifrost_asgi.pipeline.request import Request, Served
 from bifrost_asgi.pricing import Usage, usage_from_chat, usage_from_responses
 from bifrost_asgi.providers.base import Op
 from bifrost_asgi.stores.logs import LogRecord
+from bifrost_asgi.translate import messages_usage_to_responses
 
-if TYPE_CHECKING:
-    from bifrost_asgi.gateway import Gateway
-    from bifrost_asgi.pipeline.journey import Request, Served
-
-__all__ = ["admit", "authorize", "finish", "release"]
+__all__ = ["ZERO_COST", "admit", "authorize", "finish", "key_choice", "price", "release"]
 
 log = logging.getLogger("bifrost_asgi")
 
+# What ``usage.cost`` says when the price is unknown (spec §7): 0, never a guess.
+ZERO_COST = {
+    "input_tokens_cost": 0.0,
+    "output_tokens_cost": 0.0,
+    "reasoning_tokens_cost": 0.0,
+    "request_cost": 0.0,
+    "total_cost": 0.0,
+}
 
-async def authorize(gw: Gateway, req: Request) -> str | None:
-    """Resolve who pays (spec §6.1 plus the host's user); for a bare model, return the key's weighted
-    provider choice."""
+
+# -- who is calling -----------------------------------------------------------------------------------
+
+
+async def authorize(gw: Gateway, req: Request) -> None:
+    """Resolve who pays (spec §6.1 plus the host's user) into ``req.vk``."""
     gov = gw.governance
     if gov is None:
         if req.vk_value is not None:
             # No key can exist without governance, and an explicitly supplied key is never ignored.
             raise governance_error(403, "virtual_key_not_found", "Virtual key not found")
-        return None
-    req.vk = key = await _resolve_key(gw, gov, req)
-    if key is None or not key.provider_configs or gw.resolver.split(req.model)[0] is not None:
+        return
+    req.vk = await _resolve_key(gw, gov, req)
+
+
+def key_choice(gw: Gateway, req: Request) -> str | None:
+    """For a bare model, the key's weighted choice among its provider configs (unified routes)."""
+    key = req.vk
+    gov = gw.governance
+    if gov is None or key is None or not key.provider_configs or gw.resolver.split(req.model)[0] is not None:
         return None
     return gov.choose_provider(key, req.model, frozenset(gw.providers))
 
@@ -80,10 +98,18 @@ async def owner_active(gw: Gateway, owner: str) -> bool:
     return active
 
 
+# -- admission, per attempt -------------------------------------------------------------------------
+
+
 async def admit(gw: Gateway, req: Request, provider: str, model: str) -> Ticket | None:
-    if gw.governance is None or req.vk is None:
+    """The key's access rules for this target, and (for metered requests) a reservation on its limits."""
+    gov = gw.governance
+    if gov is None or req.vk is None:
         return None
-    return await gw.governance.admit(req.vk, provider, model, req.body, len(req.raw))
+    if not req.metered:
+        gov.check_access(req.vk, provider, model)
+        return None
+    return await gov.admit(req.vk, provider, model, req.body, len(req.raw))
 
 
 async def release(gw: Gateway, ticket: Ticket | None) -> None:
@@ -91,15 +117,43 @@ async def release(gw: Gateway, ticket: Ticket | None) -> None:
         await gw.governance.settle(ticket, ok=False, tokens=0, cost=0.0)
 
 
+# -- pricing ------------------------------------------------------------------------------------------
+
+
+def price(gw: Gateway, served: Served, usage: Mapping[str, Any], tier: object) -> dict[str, float]:
+    """Parse the usage an answer reports (in the served op's own shape) once, and price it.
+
+    Returns the ``usage.cost`` object to show (zeros when the price is unknown); ``served.cost`` stays
+    None then, so no header claims a known price.
+    """
+    parsed = _parse_usage(served.op, usage)
+    served.usage = parsed
+    if parsed is None:
+        return dict(ZERO_COST)
+    cost = gw.pricing.cost(
+        served.provider, served.model, parsed, service_tier=tier if isinstance(tier, str) else None
+    )
+    served.cost = cost
+    return cost if cost is not None else dict(ZERO_COST)
+
+
+def _parse_usage(op: Op, usage: Mapping[str, Any]) -> Usage | None:
+    if op is Op.RESPONSES:
+        return usage_from_responses(usage)
+    if op is Op.MESSAGES:
+        return usage_from_responses(messages_usage_to_responses(usage))
+    return usage_from_chat(usage)
+
+
+# -- settlement and the log record ------------------------------------------------------------------
+
+
 def _usage(req: Request, served: Served) -> tuple[Usage | None, bool]:
     """Reported usage, or — for a stream that ended before reporting it — an estimate from what was
     delivered: request bytes / 4 for input and one token per delivered chunk (providers stream about a
     token per chunk)."""
     if served.usage is not None:
-        parsed = (
-            usage_from_responses(served.usage) if req.op is Op.RESPONSES else usage_from_chat(served.usage)
-        )
-        return parsed, False
+        return served.usage, False
     if served.chunks is None:
         return None, False
     return Usage(input_tokens=len(req.raw) // 4, output_tokens=served.delivered), True

@@ -3,8 +3,8 @@
 Responses, chat completions and text completions requests are translated to ``POST /v1/messages`` and
 the answers (JSON or SSE) back (:mod:`bifrost_asgi.translate.anthropic`); token counts come from
 ``POST /v1/messages/count_tokens``. A request from the ``/anthropic`` integration already is a Messages
-body: it carries the :data:`NATIVE_MESSAGES` marker and is forwarded with only its model replaced, and
-its answer comes back untouched.
+body (``Op.MESSAGES`` / ``Op.MESSAGES_COUNT_TOKENS``): it is forwarded with only its model replaced, and
+its answer comes back untouched (its usage read on the way, for pricing).
 
 Failures map through :mod:`._http` like every provider's: 529 ``overloaded_error`` and 5xx retry on the
 same key, 429 rotates it. An ``error`` event inside a 200 stream becomes the same BifrostError its HTTP
@@ -21,15 +21,22 @@ import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import BifrostError, bad_response, stream_cut
-from bifrost_asgi.providers.base import GATEWAY_FIELDS, Call, Chunk, ChunkStream, Op, Reply, aclose_stream
+from bifrost_asgi.providers.base import (
+    Call,
+    Chunk,
+    ChunkStream,
+    Op,
+    Reply,
+    aclose_stream,
+    client_body,
+    converted,
+)
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
-    URL,
+    HTTPProvider,
     forwarded_headers,
     loads_object,
     map_transport_error,
-    open_stream,
-    request,
     upstream_error,
 )
 from bifrost_asgi.sse import SSEEvent, aiter_sse
@@ -46,90 +53,64 @@ from bifrost_asgi.translate import (
     text_to_messages_request,
 )
 
-__all__ = ["ANTHROPIC_VERSION", "NATIVE_MESSAGES", "AnthropicProvider"]
+__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
 
 # The API version every shape here was written against (docs: "Versions").
 ANTHROPIC_VERSION = "2023-06-01"
-# Body key the /anthropic route sets on a Messages body bound for an anthropic provider: forward it as
-# it is. Never sent upstream. (A stand-in for an ``Op.MESSAGES``, which the core does not have yet.)
-NATIVE_MESSAGES = "__bifrost_native_messages__"
-
-_STRIPPED = frozenset({*GATEWAY_FIELDS, NATIVE_MESSAGES})
-_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_NATIVE = frozenset({Op.MESSAGES, Op.MESSAGES_COUNT_TOKENS})
+_COUNTS = frozenset({Op.COUNT_TOKENS, Op.MESSAGES_COUNT_TOKENS})
 # Upstream response headers worth passing back: rate-limit state. Anthropic's own request id is renamed,
 # since x-request-id is the gateway's.
 _FORWARD_PREFIXES = ("anthropic-ratelimit-", "retry-after")
 
 
-class AnthropicProvider:
+class AnthropicProvider(HTTPProvider):
     """The Messages API provider. Holds no per-request state; shares the gateway's transport."""
 
     def __init__(
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
     ) -> None:
-        self.name = name
-        self._config = config
-        self._transport = transport
+        fixed = {"anthropic-version": ANTHROPIC_VERSION}
+        super().__init__(name, config, transport, lambda secret: {"x-api-key": secret}, fixed)
         # Parsed once: the hot path hands these to httpx as they are.
         self._messages_url = httpx.URL(base_url + "/v1/messages")
         self._count_url = httpx.URL(base_url + "/v1/messages/count_tokens")
-        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
-        base = {
-            "content-type": "application/json",
-            "accept-encoding": "identity",
-            "anthropic-version": ANTHROPIC_VERSION,
-            **extra,
-        }
-        self._anon_headers = base
-        # Built once per key: the hot path only looks them up.
-        self._key_headers = {id(k): {**base, "x-api-key": k.value.get_secret_value()} for k in config.keys}
-
-    def models(self) -> list[str]:
-        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
 
     # -- requests -------------------------------------------------------------------------------
 
-    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
-        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
-        return {**headers, **call.headers} if call.headers else headers
-
     def _request(self, call: Call, *, stream: bool) -> tuple[httpx.URL, bytes]:
         """The upstream URL and body for a call."""
-        body = {k: v for k, v in call.body.items() if k not in _STRIPPED}
-        url = self._count_url if call.op is Op.COUNT_TOKENS else self._messages_url
-        if call.body.get(NATIVE_MESSAGES):
+        body = client_body(call)
+        url = self._count_url if call.op in _COUNTS else self._messages_url
+        if call.op in _NATIVE:
             body["model"] = call.model
             return url, orjson.dumps(body)
         return url, orjson.dumps(_translated(call.op, body, call.model, stream=stream))
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         url, content = self._request(call, stream=False)
-        headers = self._headers(call, key)
-        resp = await request(self._transport, url, content, headers, provider=self.name, timeout=call.timeout)
+        resp = await self._post(url, content, call, key)
         answer = _answer(call, loads_object(resp.content, self.name), self.name)
         return Reply(answer, _forwarded(resp.headers), content, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         url, content = self._request(call, stream=True)
-        resp = await self._open(url, content, self._headers(call, key), call.timeout)
-        events = self._events(resp, call.timeout)
-        if call.body.get(NATIVE_MESSAGES):
+        resp = await self._open(url, content, call, key)
+        events = self._events(resp, call)
+        if call.op is Op.MESSAGES:
             return _native_chunks(events)
         if call.op is Op.RESPONSES:
-            return _responses_chunks(events, call)
-        return _chat_chunks(events, call)
+            responses = MessagesToResponsesStream(request=call.body, model=call.model)
+            return converted(events, responses, call.op, _decode, self.name)
+        chat = MessagesToChatStream(model=call.model, text=call.op is Op.TEXT)
+        return converted(events, chat, call.op, _decode, self.name)
 
-    async def _open(
-        self, url: URL, content: bytes, headers: dict[str, str], timeout: float
-    ) -> httpx.Response:
-        return await open_stream(self._transport, url, content, headers, provider=self.name, timeout=timeout)
-
-    async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[SSEEvent]:
+    async def _events(self, resp: httpx.Response, call: Call) -> AsyncIterator[SSEEvent]:
         """The upstream's SSE events (``ping`` included: translators skip it, passthrough keeps the
         connection warm with it); raises on ``error`` events and on truncation."""
         stopped = False
         try:
-            async for ev in aiter_sse(resp.aiter_bytes()):
+            async for ev in aiter_sse(resp.aiter_bytes(), call.max_event_bytes, self.name):
                 kind = ev.event or _event_type(ev.data)
                 if kind == "error":
                     raise self._stream_error(ev.data)
@@ -137,7 +118,7 @@ class AnthropicProvider:
                 ev.event = kind
                 yield ev
         except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
+            raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()
         if not stopped:
@@ -169,7 +150,7 @@ def _translated(op: Op, body: dict[str, Any], model: str, *, stream: bool) -> di
 
 
 def _answer(call: Call, upstream: dict[str, Any], provider: str) -> dict[str, Any]:
-    if call.body.get(NATIVE_MESSAGES):
+    if call.op is Op.MESSAGES:
         return upstream
     if call.op is Op.RESPONSES:
         return messages_to_responses_response(upstream, request=call.body, model=call.model)
@@ -184,47 +165,34 @@ def _answer(call: Call, upstream: dict[str, Any], provider: str) -> dict[str, An
 
 
 async def _native_chunks(events: AsyncIterator[SSEEvent]) -> ChunkStream:
+    """The upstream's events as they came. Usage arrives in two halves (input on ``message_start``,
+    output on ``message_delta``): the merged usage rides on the ``message_delta`` chunk."""
+    usage: dict[str, Any] = {}
     try:
         async for ev in events:
-            yield [Chunk(ev.event, data=ev.data)]
+            chunk = Chunk(ev.event, data=ev.data)
+            if ev.event in ("message_start", "message_delta"):
+                _merge_usage(usage, ev.event, ev.data)
+                if ev.event == "message_delta":
+                    chunk.usage = dict(usage)
+            yield [chunk]
     finally:
         await aclose_stream(events)
 
 
-async def _responses_chunks(events: AsyncIterator[SSEEvent], call: Call) -> ChunkStream:
-    conv = MessagesToResponsesStream(request=call.body, model=call.model)
-    try:
-        if started := [Chunk(event["type"], obj=event) for event in conv.start()]:
-            yield started
-        async for ev in events:
-            if batch := [_responses_chunk(event) for event in conv.feed(_loads_event(ev.data))]:
-                yield batch
-        if batch := [_responses_chunk(event) for event in conv.finish()]:
-            yield batch
-    finally:
-        await aclose_stream(events)
+def _merge_usage(usage: dict[str, Any], kind: str, data: bytes) -> None:
+    event = _loads_event(data)
+    found = event.get("usage") if kind == "message_delta" else _dict(event.get("message")).get("usage")
+    if isinstance(found, dict):
+        usage.update({k: v for k, v in found.items() if v is not None})
 
 
-def _responses_chunk(event: dict[str, Any]) -> Chunk:
-    usage = event["response"].get("usage") if event["type"] in _TERMINAL_EVENTS else None
-    return Chunk(event["type"], obj=event, usage=usage if isinstance(usage, dict) else None)
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
-async def _chat_chunks(events: AsyncIterator[SSEEvent], call: Call) -> ChunkStream:
-    conv = MessagesToChatStream(model=call.model, text=call.op is Op.TEXT)
-    try:
-        async for ev in events:
-            if batch := [_chat_chunk(chunk) for chunk in conv.feed(_loads_event(ev.data))]:
-                yield batch
-        if batch := [_chat_chunk(chunk) for chunk in conv.finish()]:
-            yield batch
-    finally:
-        await aclose_stream(events)
-
-
-def _chat_chunk(chunk: dict[str, Any]) -> Chunk:
-    usage = chunk.get("usage")
-    return Chunk(None, obj=chunk, usage=usage if isinstance(usage, dict) else None)
+def _decode(event: SSEEvent) -> dict[str, Any]:
+    return _loads_event(event.data)
 
 
 def _event_type(data: bytes) -> str | None:

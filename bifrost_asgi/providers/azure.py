@@ -49,10 +49,6 @@ class AzureProvider(OpenAIProvider):
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
     ) -> None:
         super().__init__(name, config, transport, base_url)
-        # Azure authenticates with api-key, not a bearer token.
-        self._key_headers = {
-            id(k): {**self._anon_headers, "api-key": k.value.get_secret_value()} for k in config.keys
-        }
         self._default_endpoint = _endpoint(base_url or None, f"providers.{name}.network_config.base_url")
         self._endpoints = {
             id(k): _endpoint(
@@ -61,6 +57,10 @@ class AzureProvider(OpenAIProvider):
             )
             for i, k in enumerate(config.keys)
         }
+
+    @staticmethod
+    def _credential(secret: str) -> dict[str, str]:
+        return {"api-key": secret}  # Azure authenticates with api-key, not a bearer token
 
     def models(self) -> list[str]:
         deployed = {
@@ -110,14 +110,14 @@ class AzureProvider(OpenAIProvider):
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         url, call = self._target(call, key)
         content = self._body(call)
-        resp = await self._post(url, content, self._headers(call, key), call.timeout)
+        resp = await self._post(url, content, call, key)
         return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         url, call = self._target(call, key)
         content = self._body(call)
-        resp = await self._open(url, content, self._headers(call, key), call.timeout)
-        return self._chunks(resp, call.op, call.timeout)
+        resp = await self._open(url, content, call, key)
+        return self._chunks(resp, call.op, call)
 
 
 def _endpoint(value: str | None, field: str) -> str | None:

@@ -3,36 +3,56 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from bifrost_asgi.config import KeyConfig
+import httpx
+
+from bifrost_asgi.errors import MALFORMED, unreadable
+
+if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
+    from bifrost_asgi.config import KeyConfig, ProviderConfig
+
 
 __all__ = [
     "GATEWAY_FIELDS",
+    "TERMINAL_EVENTS",
     "Call",
     "Chunk",
     "ChunkStream",
     "Op",
     "Provider",
+    "ProviderFactory",
     "Reply",
+    "StreamConverter",
     "aclose_stream",
     "client_body",
+    "converted",
+    "event_chunk",
 ]
 
 # Body fields only the gateway understands; stripped before a body goes upstream (OpenAI rejects
 # unknown parameters).
 GATEWAY_FIELDS = ("fallbacks", "return_tokens")
+T = TypeVar("T")
 
 
 class Op(enum.Enum):
-    """An inference operation; the value is Bifrost's non-streaming ``request_type``."""
+    """What a provider is asked to do: the API shape of the body it receives and must answer in.
+
+    The first four are the OpenAI-style operations every provider serves (their value is Bifrost's
+    non-streaming ``request_type``). ``MESSAGES`` and ``MESSAGES_COUNT_TOKENS`` carry an Anthropic
+    Messages body from the ``/anthropic`` integration, which only anthropic providers speak natively;
+    every other provider gets that request translated to ``RESPONSES`` / ``COUNT_TOKENS``.
+    """
 
     RESPONSES = "responses"
     CHAT = "chat_completion"
     TEXT = "text_completion"
     COUNT_TOKENS = "count_tokens"
+    MESSAGES = "messages"
+    MESSAGES_COUNT_TOKENS = "messages_count_tokens"
 
     def request_type(self, stream: bool) -> str:
         return self.value + "_stream" if stream else self.value
@@ -55,6 +75,10 @@ class Call:
     passthrough: bool
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
+    # Bounds on what the upstream may send back (client.max_upstream_response_size_mb and
+    # max_stream_event_size_mb): a whole answer, and one stream event.
+    max_answer_bytes: int = 100 * 1024 * 1024
+    max_event_bytes: int = 4 * 1024 * 1024
     # Set by providers that serve a model through a named deployment (Azure); reported in extra_fields.
     model_deployment: str | None = None
 
@@ -67,6 +91,9 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     raw_request: Any = None
     raw_response: Any = None
+    # Facts about how the answer was made that belong in the response's ``extra_fields`` (a local token
+    # count says it is an estimate, and with which tokenizer).
+    extra_fields: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -101,10 +128,64 @@ async def aclose_stream(it: AsyncIterator[Any]) -> None:
         await aclose()
 
 
+# Responses stream events that carry the final response object (and so its usage).
+TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def event_chunk(op: Op, obj: dict[str, Any]) -> Chunk:
+    """A translated stream event as a Chunk: Responses events are framed by their type, and the usage
+    rides on the terminal event (Responses) or on the chunk that carries it (chat, text)."""
+    if op is Op.RESPONSES:
+        usage = obj["response"].get("usage") if obj["type"] in TERMINAL_EVENTS else None
+        return Chunk(obj["type"], obj=obj, usage=usage if isinstance(usage, dict) else None)
+    usage = obj.get("usage")
+    return Chunk(None, obj=obj, usage=usage if isinstance(usage, dict) else None)
+
+
+class StreamConverter(Protocol):
+    """A stream translator (``translate/``): events in one API's shape in, the client's out."""
+
+    def start(self) -> list[dict[str, Any]]: ...
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]: ...
+
+    def finish(self) -> list[dict[str, Any]]: ...
+
+
+async def converted(
+    events: AsyncIterator[T],
+    converter: StreamConverter,
+    op: Op,
+    decode: Callable[[T], dict[str, Any]],
+    source: str = "the upstream",
+) -> ChunkStream:
+    """Drive ``converter`` over an upstream's events, one batch per upstream event (so an error event
+    still follows every event before it); the upstream is closed whatever happens."""
+    try:
+        if batch := [event_chunk(op, obj) for obj in converter.start()]:
+            yield batch
+        async for event in events:
+            try:
+                batch = [event_chunk(op, obj) for obj in converter.feed(decode(event))]
+            except MALFORMED as exc:
+                raise unreadable(source, exc) from None
+            if batch:
+                yield batch
+        if batch := [event_chunk(op, obj) for obj in converter.finish()]:
+            yield batch
+    finally:
+        await aclose_stream(events)
+
+
 class Provider(Protocol):
-    """A provider family. Implementations hold no per-request state and share the gateway's transport."""
+    """A provider family. Implementations hold no per-request state and share the gateway's transport.
+
+    ``uses_keys`` is false for providers that need no credentials (the offline mock, the local token
+    counter): the configured keys then only list models, and no key is chosen or rotated.
+    """
 
     name: str
+    uses_keys: bool
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply: ...
 
@@ -117,3 +198,7 @@ class Provider(Protocol):
         ...
 
     def models(self) -> list[str]: ...
+
+
+# Builds a provider at startup: (name, its config, the gateway's shared transport, its base URL).
+ProviderFactory = Callable[[str, "ProviderConfig", httpx.AsyncBaseTransport, str], Provider]

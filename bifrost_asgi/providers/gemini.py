@@ -13,22 +13,29 @@ fault, not the request's, so fallbacks still apply.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.errors import BifrostError
-from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, client_body
+from bifrost_asgi.errors import BifrostError, stream_cut
+from bifrost_asgi.providers.base import (
+    Call,
+    ChunkStream,
+    Op,
+    Reply,
+    StreamConverter,
+    client_body,
+    converted,
+)
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
-    URL,
+    HTTPProvider,
     loads_object,
     map_transport_error,
-    open_stream,
-    request,
     upstream_error,
 )
 from bifrost_asgi.sse import aiter_sse
@@ -47,19 +54,12 @@ from bifrost_asgi.translate.gemini import (
 
 __all__ = ["GeminiProvider"]
 
-_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # Gemini answers with few useful headers; these are the ones a client can act on.
 _FORWARDED = ("retry-after", "x-goog-request-id")
 _KEY_INVALID = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})
 
 
-class _Converter(Protocol):
-    def start(self) -> list[dict[str, Any]]: ...
-    def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]: ...
-    def finish(self) -> list[dict[str, Any]]: ...
-
-
-class GeminiProvider:
+class GeminiProvider(HTTPProvider):
     """Gemini models behind Google's Generative Language API.
 
     >>> provider = GeminiProvider("gemini", config, client, "https://generativelanguage.googleapis.com")
@@ -68,30 +68,15 @@ class GeminiProvider:
     def __init__(
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
     ) -> None:
-        self.name = name
-        self._config = config
-        self._transport = transport
+        super().__init__(name, config, transport, lambda secret: {"x-goog-api-key": secret})
+        self.error = gemini_error
         self._base = base_url.rstrip("/") + "/v1beta/models/"
-        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
-        base = {"content-type": "application/json", "accept-encoding": "identity", **extra}
-        self._anon_headers = base
-        # Built once per key: the hot path only looks them up.
-        self._key_headers = {
-            id(k): {**base, "x-goog-api-key": k.value.get_secret_value()} for k in config.keys
-        }
-
-    def models(self) -> list[str]:
-        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
 
     # -- requests -------------------------------------------------------------------------------
 
     def _url(self, model: str, method: str) -> str:
         # Gemini's own clients also accept "models/<name>"; the path wants the bare name.
         return self._base + quote(model.removeprefix("models/"), safe="-._~") + ":" + method
-
-    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
-        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
-        return {**headers, **call.headers} if call.headers else headers
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         if call.op is Op.COUNT_TOKENS:
@@ -110,42 +95,26 @@ class GeminiProvider:
         body = count_tokens_response(loads_object(resp.content, self.name))
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
-    async def _post(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
-        headers = self._headers(call, key)
-        return await request(
-            self._transport,
-            url,
-            content,
-            headers,
-            provider=self.name,
-            timeout=call.timeout,
-            error=gemini_error,
-        )
-
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         content = orjson.dumps(_request(call))
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
-        resp = await open_stream(
-            self._transport, url, content, self._headers(call, key), provider=self.name, timeout=call.timeout,
-            error=gemini_error,
-        )  # fmt: skip
-        return self._chunks(resp, call)
+        resp = await self._open(url, content, call, key)
+        return converted(self._events(resp, call), _converter(call), call.op, self._stream_object, self.name)
 
-    async def _chunks(self, resp: httpx.Response, call: Call) -> ChunkStream:
-        converter = _converter(call)
+    async def _events(self, resp: httpx.Response, call: Call) -> AsyncIterator[bytes]:
+        """The upstream's event payloads; a stream that ends before any candidate's ``finishReason``
+        raises instead of passing for a short answer."""
+        finished = False
         try:
-            if batch := [_chunk(call.op, obj) for obj in converter.start()]:
-                yield batch
-            async for event in aiter_sse(resp.aiter_bytes()):
-                # One batch per event: an error event then still comes after every event before it.
-                if batch := [_chunk(call.op, obj) for obj in converter.feed(self._stream_object(event.data))]:
-                    yield batch
-            if batch := [_chunk(call.op, obj) for obj in converter.finish()]:
-                yield batch
+            async for event in aiter_sse(resp.aiter_bytes(), call.max_event_bytes, self.name):
+                finished = finished or b'"finishReason"' in event.data
+                yield event.data
         except TRANSPORT_ERRORS as exc:
             raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()
+        if not finished:
+            raise stream_cut(self.name, "a finishReason")
 
     def _stream_object(self, data: bytes) -> dict[str, Any]:
         obj = loads_object(data, self.name)
@@ -174,19 +143,10 @@ def _answer(call: Call, upstream: dict[str, Any]) -> dict[str, Any]:
     return gemini_to_text_response(upstream, call.model)
 
 
-def _converter(call: Call) -> _Converter:
+def _converter(call: Call) -> StreamConverter:
     if call.op is Op.RESPONSES:
         return GeminiToResponsesStream(request=call.body, model=call.model)
     return GeminiToChatStream(model=call.model, text_completion=call.op is Op.TEXT)
-
-
-def _chunk(op: Op, obj: dict[str, Any]) -> Chunk:
-    """Responses events are framed by type; usage rides on the terminal event or the last chat chunk."""
-    if op is Op.RESPONSES:
-        usage = obj["response"].get("usage") if obj["type"] in _TERMINAL_EVENTS else None
-        return Chunk(obj["type"], obj=obj, usage=usage if isinstance(usage, dict) else None)
-    usage = obj.get("usage")
-    return Chunk(None, obj=obj, usage=usage if isinstance(usage, dict) else None)
 
 
 def _forwarded(headers: httpx.Headers) -> dict[str, str]:

@@ -7,8 +7,10 @@ without backoff; other 4xx are the caller's and are returned as they are.
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -19,10 +21,13 @@ from bifrost_asgi.errors import (
     connection_failed,
     pool_exhausted,
     timed_out,
+    too_large_answer,
     upstream,
 )
+from bifrost_asgi.providers.base import Call
 
 __all__ = [
+    "HTTPProvider",
     "TRANSPORT_ERRORS",
     "URL",
     "forwarded_headers",
@@ -44,6 +49,9 @@ _NOT_CALLER_FAULT = frozenset(
         "rate_limit_exceeded",
     }
 )
+
+if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
+    from bifrost_asgi.config import KeyConfig, ProviderConfig
 
 
 def _transport_errors() -> tuple[type[BaseException], ...]:
@@ -124,6 +132,8 @@ def _opt_str(value: Any) -> str | None:
 # uses, and measured at ~40% of the gateway's CPU per request (BENCHMARKS.md, "Where the time goes").
 
 ErrorMapper = Callable[[int, bytes, str], BifrostError]
+# An error answer is read only this far: its message is all we keep.
+_MAX_ERROR_BODY = 1024 * 1024
 URL = httpx.URL | str
 
 # httpx's per-request timeout extension, built once per distinct timeout (they come from the config).
@@ -163,19 +173,64 @@ async def request(
     timeout: float,
     error: ErrorMapper = upstream_error,
     method: str = "POST",
+    max_bytes: int = 100 * 1024 * 1024,
 ) -> httpx.Response:
-    """Send a request and read the answer; transport failures and error statuses become BifrostErrors."""
+    """Send a request and read the answer (at most ``max_bytes``); transport failures and error
+    statuses become BifrostErrors."""
     try:
         resp = await _start(transport, method, url, content, headers, timeout)
         try:
-            await resp.aread()
+            resp = await _read_bounded(resp, max_bytes, provider)
         finally:
             await resp.aclose()  # hands the connection back to the pool, even if the body broke off
     except TRANSPORT_ERRORS as exc:
         raise map_transport_error(exc, provider, timeout) from None
     if resp.status_code >= 400:
-        raise error(resp.status_code, resp.content, provider)
+        raise _refused(resp, resp.content, provider, error)
     return resp
+
+
+async def _read_bounded(resp: httpx.Response, limit: int, provider: str) -> httpx.Response:
+    """The whole answer, refused as soon as it is known to exceed ``limit``."""
+    length = resp.headers.get("content-length")
+    if length is not None and length.isdigit():
+        if int(length) > limit:
+            raise too_large_answer(provider, "an answer", limit)
+        await resp.aread()  # the common case: the size is known and fine
+        return resp
+    parts: list[bytes] = []
+    size = 0
+    async for part in resp.aiter_bytes():
+        size += len(part)
+        if size > limit:
+            raise too_large_answer(provider, "an answer", limit)
+        parts.append(part)
+    return httpx.Response(
+        resp.status_code, headers=resp.headers, content=b"".join(parts), request=resp.request
+    )
+
+
+def _refused(resp: httpx.Response, body: bytes, provider: str, error: ErrorMapper) -> BifrostError:
+    err = error(resp.status_code, body, provider)
+    if resp.status_code in (429, 503):
+        err.retry_after = retry_after(resp.headers.get("retry-after"))
+    return err
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN is no answer
 
 
 async def open_stream(
@@ -197,12 +252,14 @@ async def open_stream(
         raise map_transport_error(exc, provider, timeout) from None
     if resp.status_code >= 400:
         try:
-            body = await resp.aread()
+            body = (await _read_bounded(resp, _MAX_ERROR_BODY, provider)).content
         except TRANSPORT_ERRORS:
+            body = b""
+        except BifrostError:  # an error body over the limit: its status still says what happened
             body = b""
         finally:
             await resp.aclose()
-        raise error(resp.status_code, body, provider)
+        raise _refused(resp, body, provider, error)
     return resp
 
 
@@ -232,3 +289,54 @@ def forwarded_headers(
     if upstream_id is not None:
         out["x-bifrost-provider-request-id"] = upstream_id
     return out
+
+
+class HTTPProvider:
+    """What every provider that calls an upstream over HTTP shares: its name, config and the gateway's
+    pooled transport, and its request headers, built once per key so the hot path only looks them up.
+
+    ``credential`` turns a key's secret into the header(s) the provider authenticates with;
+    ``fixed`` headers go on every request (an API version, say); ``extra_headers`` from the config last.
+    ``error`` maps the provider's error answers (its own body shape) to BifrostErrors.
+    """
+
+    uses_keys = True
+
+    def __init__(
+        self,
+        name: str,
+        config: ProviderConfig,
+        transport: httpx.AsyncBaseTransport,
+        credential: Callable[[str], dict[str, str]],
+        fixed: Mapping[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.error: ErrorMapper = upstream_error
+        self._config = config
+        self._transport = transport
+        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
+        base = {"content-type": "application/json", "accept-encoding": "identity", **(fixed or {}), **extra}
+        self._anon_headers = base
+        self._key_headers = {id(k): {**base, **credential(k.value.get_secret_value())} for k in config.keys}
+
+    def models(self) -> list[str]:
+        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
+
+    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
+        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
+        return {**headers, **call.headers} if call.headers else headers
+
+    async def _post(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
+        """POST ``content`` for ``call`` and read the answer (an error status raises)."""
+        headers = self._headers(call, key)
+        return await request(
+            self._transport, url, content, headers,
+            provider=self.name, timeout=call.timeout, error=self.error, max_bytes=call.max_answer_bytes,
+        )  # fmt: skip
+
+    async def _open(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
+        """Start a streamed POST for ``call``; the caller owns (and closes) the response."""
+        headers = self._headers(call, key)
+        return await open_stream(
+            self._transport, url, content, headers, provider=self.name, timeout=call.timeout, error=self.error
+        )

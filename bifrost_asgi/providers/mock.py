@@ -27,6 +27,10 @@ FINGERPRINT = "bifrost-asgi-mock"
 
 
 class MockProvider:
+    """Answers every operation offline; needs no key (its configured keys only list models)."""
+
+    uses_keys = False
+
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self._config = config
@@ -47,7 +51,7 @@ class MockProvider:
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         _maybe_fail(call.model)
         if call.op is Op.RESPONSES:
-            return translate_chat_stream(_chat_chunks(call), call)
+            return translate_chat_stream(_chat_chunks(call), call, self.name)
         return _chat_chunks(call)
 
 

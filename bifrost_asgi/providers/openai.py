@@ -12,15 +12,25 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply, aclose_stream, client_body
+from bifrost_asgi.errors import MALFORMED, stream_cut, unreadable
+from bifrost_asgi.providers.base import (
+    TERMINAL_EVENTS,
+    Call,
+    Chunk,
+    ChunkStream,
+    Op,
+    Reply,
+    aclose_stream,
+    client_body,
+    event_chunk,
+)
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
-    URL,
+    HTTPProvider,
     forwarded_headers,
     loads_object,
     map_transport_error,
     object_or_none,
-    open_stream,
     request,
 )
 from bifrost_asgi.sse import aiter_sse_batches
@@ -38,41 +48,27 @@ _PATHS = {
     Op.TEXT: "/v1/completions",
     Op.COUNT_TOKENS: "/v1/responses/input_tokens",
 }
-# Responses stream events that carry the final response object (and so its usage).
-_TERMINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
 # Upstream response headers worth passing back: rate-limit state and timing. The provider's own
 # request id is renamed, since x-request-id is the gateway's.
 _FORWARD_PREFIXES = ("x-ratelimit-", "openai-", "retry-after")
 
 
-class OpenAIProvider:
+class OpenAIProvider(HTTPProvider):
     """The native provider: same wire format in and out."""
 
     def __init__(
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
     ) -> None:
-        self.name = name
-        self._config = config
-        self._transport = transport
+        super().__init__(name, config, transport, self._credential)
         # Parsed once: the hot path hands these to httpx as they are.
         self._urls = {op: httpx.URL(base_url + path) for op, path in _PATHS.items()}
         self._models_url = httpx.URL(base_url + "/v1/models")
-        extra = {k.lower(): v for k, v in config.network_config.extra_headers.items()}
-        base = {"content-type": "application/json", "accept-encoding": "identity", **extra}
-        self._anon_headers = base
-        # Built once per key: the hot path only looks them up.
-        self._key_headers = {
-            id(k): {**base, "authorization": "Bearer " + k.value.get_secret_value()} for k in config.keys
-        }
 
-    def models(self) -> list[str]:
-        return sorted({m for k in self._config.keys for m in k.models if m != "*"})
+    @staticmethod
+    def _credential(secret: str) -> dict[str, str]:
+        return {"authorization": "Bearer " + secret}
 
     # -- requests -------------------------------------------------------------------------------
-
-    def _headers(self, call: Call, key: KeyConfig | None) -> dict[str, str]:
-        headers = self._key_headers[id(key)] if key is not None else self._anon_headers
-        return {**headers, **call.headers} if call.headers else headers
 
     def _body(self, call: Call) -> bytes:
         if call.passthrough and not (call.stream and call.op is Op.CHAT):
@@ -86,44 +82,42 @@ class OpenAIProvider:
                 body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
         return orjson.dumps(body)
 
-    async def _post(
-        self, url: URL, content: bytes, headers: dict[str, str], timeout: float
-    ) -> httpx.Response:
-        return await request(self._transport, url, content, headers, provider=self.name, timeout=timeout)
-
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         content = self._body(call)
-        resp = await self._post(self._urls[call.op], content, self._headers(call, key), call.timeout)
+        resp = await self._post(self._urls[call.op], content, call, key)
         return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         content = self._body(call)
-        resp = await self._open(self._urls[call.op], content, self._headers(call, key), call.timeout)
-        return self._chunks(resp, call.op, call.timeout)
+        resp = await self._open(self._urls[call.op], content, call, key)
+        return self._chunks(resp, call.op, call)
 
-    async def _open(
-        self, url: URL, content: bytes, headers: dict[str, str], timeout: float
-    ) -> httpx.Response:
-        return await open_stream(self._transport, url, content, headers, provider=self.name, timeout=timeout)
-
-    async def _chunks(self, resp: httpx.Response, op: Op, timeout: float) -> ChunkStream:
+    async def _chunks(self, resp: httpx.Response, op: Op, call: Call) -> ChunkStream:
+        """The upstream's events; a stream that ends before it is complete (no ``[DONE]`` and no
+        ``finish_reason``; no terminal Responses event) raises instead of passing for a short answer."""
+        complete = done = False
         try:
-            async for events in aiter_sse_batches(resp.aiter_bytes()):
+            async for events in aiter_sse_batches(resp.aiter_bytes(), call.max_event_bytes, self.name):
                 batch = []
-                done = False
                 for ev in events:
                     if ev.data == b"[DONE]":
-                        done = True
+                        complete = done = True
                         break
-                    batch.append(_classify(ev.event, ev.data, op))
+                    chunk = _classify(ev.event, ev.data, op)
+                    complete = complete or _completes(op, chunk, ev.data)
+                    batch.append(chunk)
                 if batch:
                     yield batch
                 if done:
                     break
         except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
+            raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()
+        if not complete:
+            raise stream_cut(
+                self.name, "its final event" if op is Op.RESPONSES else "a finish_reason or [DONE]"
+            )
 
     async def list_models(self, key: KeyConfig | None, timeout: float) -> list[dict[str, Any]]:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
@@ -148,7 +142,7 @@ class OpenAICompatProvider(OpenAIProvider):
             return await super().send(call, key)
         chat_req = responses_to_chat_request(client_body(call), call.model, stream=False)
         content = orjson.dumps(chat_req)
-        resp = await self._post(self._urls[Op.CHAT], content, self._headers(call, key), call.timeout)
+        resp = await self._post(self._urls[Op.CHAT], content, call, key)
         chat = loads_object(resp.content, self.name)
         body = chat_to_responses_response(chat, request=call.body, model=call.model)
         return Reply(body, _forwarded(resp.headers), content, resp.content)
@@ -158,40 +152,46 @@ class OpenAICompatProvider(OpenAIProvider):
             return await super().open_stream(call, key)
         chat_req = responses_to_chat_request(client_body(call), call.model, stream=True)
         content = orjson.dumps(chat_req)
-        resp = await self._open(self._urls[Op.CHAT], content, self._headers(call, key), call.timeout)
-        return translate_chat_stream(self._chunks(resp, Op.CHAT, call.timeout), call)
+        resp = await self._open(self._urls[Op.CHAT], content, call, key)
+        return translate_chat_stream(self._chunks(resp, Op.CHAT, call), call, self.name)
 
 
-async def translate_chat_stream(chunks: ChunkStream, call: Call) -> ChunkStream:
+async def translate_chat_stream(chunks: ChunkStream, call: Call, source: str) -> ChunkStream:
     """Turn a chat-completions chunk stream into OpenAI's Responses event sequence, batch for batch."""
     conv = ChatToResponsesStream(request=call.body, model=call.model)
     try:
-        started = [Chunk(ev["type"], obj=ev) for ev in conv.start()]
-        if started:
+        if started := [Chunk(ev["type"], obj=ev) for ev in conv.start()]:
             yield started
         async for batch in chunks:
-            out = [
-                Chunk(ev["type"], obj=ev)
-                for chunk in batch
-                for ev in conv.feed(chunk.obj if chunk.obj is not None else orjson.loads(chunk.data or b"{}"))
-            ]
+            try:
+                out = [Chunk(ev["type"], obj=ev) for chunk in batch for ev in conv.feed(_object(chunk))]
+            except MALFORMED as exc:
+                raise unreadable(source, exc) from None
             if out:
                 yield out
-        finish = []
-        for ev in conv.finish():
-            usage = ev["response"].get("usage") if ev["type"] in _TERMINAL_EVENTS else None
-            finish.append(Chunk(ev["type"], obj=ev, usage=usage if isinstance(usage, dict) else None))
-        if finish:
+        if finish := [event_chunk(Op.RESPONSES, ev) for ev in conv.finish()]:
             yield finish
     finally:
         await aclose_stream(chunks)
+
+
+def _object(chunk: Chunk) -> dict[str, Any]:
+    return chunk.obj if chunk.obj is not None else loads_object(chunk.data or b"", "the upstream", "an event")
+
+
+def _completes(op: Op, chunk: Chunk, data: bytes) -> bool:
+    """Whether this event completes the answer: Responses' terminal events; for chat and text, a
+    choice's finish_reason (servers that omit ``[DONE]`` still send one)."""
+    if op is Op.RESPONSES:
+        return chunk.event in TERMINAL_EVENTS
+    return b'"finish_reason":"' in data or b'"finish_reason": "' in data
 
 
 def _classify(event: str | None, data: bytes, op: Op) -> Chunk:
     """Parse only the chunk that carries usage; every other chunk stays as bytes (as does one that is
     not a JSON object: it is passed on as the upstream sent it, unpriced)."""
     if op is Op.RESPONSES:
-        if event in _TERMINAL_EVENTS and (obj := object_or_none(data)) is not None:
+        if event in TERMINAL_EVENTS and (obj := object_or_none(data)) is not None:
             response = obj.get("response")
             usage = response.get("usage") if isinstance(response, dict) else None
             return Chunk(event, obj=obj, usage=usage if isinstance(usage, dict) else None)

@@ -1,4 +1,5 @@
-"""Budget and rate-limit counters behind one small Protocol, and the in-process implementation.
+"""Budget and rate-limit counters: the `CounterStore` Protocol, its records, the rules every store runs,
+and the in-process implementation.
 
 Admission is all-or-nothing across every limit a request touches: each claim reserves an amount (1
 request; an estimate of tokens or dollars) and the request is refused if any limit would be broken.
@@ -9,13 +10,18 @@ Blocking rules (spec §6.3, reservations included):
 - requests: ``used + reserved + 1 > max``
 - tokens and budgets: ``used + reserved >= max`` (a request that crosses the limit is let through; the
   next one is refused)
+
+A store is exact when it runs `admit_states` (or a faithful transcription of it, as the Redis script)
+over every counter of a request with nothing else in between. A database store gets that from
+`TransactionalCounterStore`: it only says how to load, lock and save the rows.
 """
 
 from __future__ import annotations
 
 import asyncio
+from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar
 
 from bifrost_asgi.governance.windows import Window, window_bounds
@@ -27,7 +33,10 @@ __all__ = [
     "CounterStore",
     "Limit",
     "MemoryCounterStore",
+    "States",
+    "TransactionalCounterStore",
     "admit_states",
+    "apply_rule",
     "blocks",
     "fresh_window",
     "read_states",
@@ -54,23 +63,33 @@ class Limit:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
+    """``amount`` of ``limit`` that one request reserves (1 request; an estimate of tokens or dollars)."""
+
     limit: Limit
     amount: float
 
 
 @dataclass(slots=True)
 class Admission:
+    """The answer to `CounterStore.admit`: ``ok`` with every claim reserved, or the claims that blocked."""
+
     ok: bool
-    claims: tuple[Claim, ...] = ()
+    claims: tuple[Claim, ...] = ()  # what was reserved, to settle later (empty: nothing to settle)
     blocked: tuple[Claim, ...] = ()
 
 
 @dataclass(slots=True)
 class CounterState:
+    """One counter in its current window ``[start, end)``: what was used and what is reserved."""
+
     used: float = 0.0
     reserved: float = 0.0
     start: float = 0.0
     end: float = 0.0
+
+
+# Counters keyed by ``Limit.key``: what the rules below read and update.
+States = MutableMapping[str, CounterState]
 
 
 def blocks(kind: Kind, used: float, reserved: float, amount: float, maximum: float) -> bool:
@@ -80,15 +99,23 @@ def blocks(kind: Kind, used: float, reserved: float, amount: float, maximum: flo
 
 
 class CounterStore(Protocol):
+    """Where budgets and rate limits are counted. Each method is atomic over the counters it is given.
+
+    ``now`` is unix seconds from the governance clock; windows roll by it (`roll_window`), never by the
+    store's own clock, so every process agrees on them.
+    """
+
     async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
-        """Reserve every claim, or none of them."""
+        """Reserve every claim, or none of them (`admit_states`)."""
         ...
 
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
         """Release each claim's reservation and add what was really used (0 releases only)."""
         ...
 
-    async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]: ...
+    async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
+        """Each limit's counter as seen at ``now`` (a window that ran out reads as a fresh one)."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -111,13 +138,13 @@ def roll_window(state: CounterState, limit: Limit, now: float) -> CounterState:
     return state
 
 
-def _current(states: MutableMapping[str, CounterState], limit: Limit, now: float) -> CounterState:
+def _current(states: States, limit: Limit, now: float) -> CounterState:
     state = states.get(limit.key)
     state = states[limit.key] = roll_window(state if state is not None else CounterState(), limit, now)
     return state
 
 
-def admit_states(states: MutableMapping[str, CounterState], claims: Sequence[Claim], now: float) -> Admission:
+def admit_states(states: States, claims: Sequence[Claim], now: float) -> Admission:
     """The admission rule over counters keyed by ``Limit.key``; each store runs it in one atomic step."""
     current = [_current(states, c.limit, now) for c in claims]
     blocked = tuple(
@@ -132,23 +159,27 @@ def admit_states(states: MutableMapping[str, CounterState], claims: Sequence[Cla
     return Admission(True, tuple(claims))
 
 
-def settle_states(
-    states: MutableMapping[str, CounterState], claims: Sequence[Claim], actual: Sequence[float], now: float
-) -> None:
+def settle_states(states: States, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
     for c, used in zip(claims, actual, strict=True):
         s = _current(states, c.limit, now)
         s.reserved = max(0.0, s.reserved - c.amount)
         s.used += used
 
 
-def read_states(
-    states: MutableMapping[str, CounterState], limits: Sequence[Limit], now: float
-) -> list[CounterState]:
+def read_states(states: States, limits: Sequence[Limit], now: float) -> list[CounterState]:
     out = []
     for limit in limits:
         s = _current(states, limit, now)
         out.append(CounterState(s.used, s.reserved, s.start, s.end))
     return out
+
+
+def apply_rule(states: States, rule: Callable[[States], T]) -> tuple[T, dict[str, CounterState]]:
+    """``rule(states)`` (`admit_states`, `settle_states` or `read_states` with their arguments bound) and
+    the counters it changed: a database store saves only those, in the transaction that loaded them."""
+    before = {key: replace(state) for key, state in states.items()}
+    result = rule(states)
+    return result, {key: state for key, state in states.items() if before.get(key) != state}
 
 
 # Strong references to release tasks started after a cancellation, so they are not garbage-collected mid-way.
@@ -192,6 +223,46 @@ def _release_after(done: asyncio.Future[Admission], release: Callable[[Admission
     _releases.add(task)
     task.add_done_callback(_releases.discard)
     task.add_done_callback(_retrieve)
+
+
+class TransactionalCounterStore(ABC):
+    """A `CounterStore` over a database that can lock a request's counters for one transaction.
+
+    A subclass implements `transaction`: load the counters ``keys`` name while holding them locked
+    (``BEGIN IMMEDIATE``, ``SELECT ... FOR UPDATE``), run `apply_rule`, save what changed, commit — off
+    the event loop. Admission, settlement and reads are then the same rules the memory store runs, and a
+    caller cancelled mid-way (a client hanging up) can neither cut a settlement in half nor leak a
+    reservation.
+
+    >>> class MyCounterStore(TransactionalCounterStore):
+    ...     async def transaction(self, keys, rule):
+    ...         return await asyncio.to_thread(self._locked, keys, rule)  # BEGIN; load; apply_rule; save
+    """
+
+    @abstractmethod
+    async def transaction(self, keys: Sequence[str], rule: Callable[[States], T]) -> T:
+        """Run ``rule(states)`` over the counters for ``keys`` in one atomic step (see `apply_rule`).
+
+        A key with no saved counter is absent from ``states``; the rule creates it.
+        """
+
+    async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
+        keys = [c.limit.key for c in claims]
+        admit = self.transaction(keys, lambda states: admit_states(states, claims, now))
+        # The transaction runs outside this task: a cancelled caller must not leak what it reserved.
+        return await shielded_admit(admit, lambda a: self.settle(a.claims, [0.0] * len(a.claims), now))
+
+    async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
+        keys = [c.limit.key for c in claims]
+        await shielded(self.transaction(keys, lambda states: settle_states(states, claims, actual, now)))
+
+    async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
+        # A read can start a window (as in the memory store), so it writes like the others.
+        keys = [limit.key for limit in limits]
+        return await self.transaction(keys, lambda states: read_states(states, limits, now))
+
+    async def aclose(self) -> None:
+        return None
 
 
 @dataclass

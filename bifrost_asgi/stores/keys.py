@@ -1,32 +1,35 @@
-"""Where virtual keys, teams and customers live: an in-memory store and SQLite (the embedded default).
+"""Where virtual keys, teams and customers live: the `KeyStore` Protocol and the in-memory store.
 
-Both implement `KeyStore`. Lookups by key prefix are cached in the governance engine, not here.
+The SQLite store (the embedded default) is in ``sqlite_keys``. Lookups by key prefix are cached in the
+governance engine, not here.
 """
 
 from __future__ import annotations
 
-import asyncio
-import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
-
-from pydantic import BaseModel
+from typing import Protocol
 
 from bifrost_asgi.governance.models import Customer, Team, VirtualKey
-from bifrost_asgi.stores.sqlite import ThreadConnections
 
-__all__ = ["KeyStore", "MemoryKeyStore", "SQLiteKeyStore"]
-
-R = TypeVar("R", bound=BaseModel)
+__all__ = ["KeyStore", "MemoryKeyStore"]
 
 
 class KeyStore(Protocol):
-    async def by_prefix(self, prefix: str) -> list[VirtualKey]: ...
+    """Virtual keys (with their hashes, never their values), teams and customers.
+
+    Records go in and come out whole: a store keeps every field of the pydantic record (or the JSON of
+    it). Nothing here needs to be atomic across calls; revocation is a `put` of the revoked record.
+    """
+
+    async def by_prefix(self, prefix: str) -> list[VirtualKey]:
+        """Every key whose ``key_prefix`` is ``prefix`` (the engine then checks each one's hash)."""
+        ...
 
     async def get(self, key_id: str) -> VirtualKey | None: ...
 
-    async def list_keys(self, owner: str | None = None) -> list[VirtualKey]: ...
+    async def list_keys(self, owner: str | None = None) -> list[VirtualKey]:
+        """Every key, or only ``owner``'s, in a stable order."""
+        ...
 
     async def put(self, key: VirtualKey) -> None:
         """Create or replace a key."""
@@ -45,6 +48,8 @@ class KeyStore(Protocol):
 
 @dataclass
 class MemoryKeyStore:
+    """One process, nothing persisted: tests and throwaway deployments."""
+
     keys: dict[str, VirtualKey] = field(default_factory=dict)
     teams: dict[str, Team] = field(default_factory=dict)
     customers: dict[str, Customer] = field(default_factory=dict)
@@ -75,76 +80,3 @@ class MemoryKeyStore:
 
     async def aclose(self) -> None:
         return None
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS bifrost_virtual_keys (
-    id TEXT PRIMARY KEY, key_prefix TEXT NOT NULL, owner TEXT, record TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS bifrost_vk_prefix ON bifrost_virtual_keys(key_prefix);
-CREATE INDEX IF NOT EXISTS bifrost_vk_owner ON bifrost_virtual_keys(owner);
-CREATE TABLE IF NOT EXISTS bifrost_teams (id TEXT PRIMARY KEY, record TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS bifrost_customers (id TEXT PRIMARY KEY, record TEXT NOT NULL);
-"""
-
-
-class SQLiteKeyStore:
-    """Keys in a SQLite file, shared by every process on the machine. Calls run in a worker thread."""
-
-    def __init__(self, path: str) -> None:
-        self._connections = ThreadConnections(path, _SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        return self._connections.get()
-
-    async def _run(self, sql: str, params: Sequence[object] = ()) -> list[tuple[str, ...]]:
-        def work() -> list[tuple[str, ...]]:
-            return list(self._conn().execute(sql, tuple(params)).fetchall())
-
-        return await asyncio.to_thread(work)
-
-    async def _records(self, model: type[R], sql: str, params: Sequence[object] = ()) -> list[R]:
-        return [model.model_validate_json(row[0]) for row in await self._run(sql, params)]
-
-    async def by_prefix(self, prefix: str) -> list[VirtualKey]:
-        return await self._records(
-            VirtualKey, "SELECT record FROM bifrost_virtual_keys WHERE key_prefix=?", [prefix]
-        )
-
-    async def get(self, key_id: str) -> VirtualKey | None:
-        found = await self._records(
-            VirtualKey, "SELECT record FROM bifrost_virtual_keys WHERE id=?", [key_id]
-        )
-        return found[0] if found else None
-
-    async def list_keys(self, owner: str | None = None) -> list[VirtualKey]:
-        if owner is None:
-            return await self._records(VirtualKey, "SELECT record FROM bifrost_virtual_keys ORDER BY id")
-        sql = "SELECT record FROM bifrost_virtual_keys WHERE owner=? ORDER BY id"
-        return await self._records(VirtualKey, sql, [owner])
-
-    async def put(self, key: VirtualKey) -> None:
-        sql = "INSERT OR REPLACE INTO bifrost_virtual_keys(id, key_prefix, owner, record) VALUES (?, ?, ?, ?)"
-        await self._run(sql, [key.id, key.key_prefix, key.owner, key.model_dump_json()])
-
-    async def team(self, team_id: str) -> Team | None:
-        found = await self._records(Team, "SELECT record FROM bifrost_teams WHERE id=?", [team_id])
-        return found[0] if found else None
-
-    async def customer(self, customer_id: str) -> Customer | None:
-        found = await self._records(
-            Customer, "SELECT record FROM bifrost_customers WHERE id=?", [customer_id]
-        )
-        return found[0] if found else None
-
-    async def put_team(self, team: Team) -> None:
-        await self._run(
-            "INSERT OR REPLACE INTO bifrost_teams(id, record) VALUES (?, ?)",
-            [team.id, team.model_dump_json()],
-        )
-
-    async def put_customer(self, customer: Customer) -> None:
-        sql = "INSERT OR REPLACE INTO bifrost_customers(id, record) VALUES (?, ?)"
-        await self._run(sql, [customer.id, customer.model_dump_json()])
-
-    async def aclose(self) -> None:
-        self._connections.close_current()

@@ -1,35 +1,51 @@
-"""Bifrost's log search (``GET /api/logs``, spec §9) over the SQLite usage log.
+"""Bifrost's log search (``GET /api/logs``, spec §9), for every `LogStore`: the query parsed, the answer
+laid out. Each store only runs the parsed query against its own rows (SQL in ``sqlite_logs``, the ORM
+in the Django adapter).
 
-    search_logs(store.connection, {"providers": ["openai,anthropic"], "min_cost": ["0.01"]})
+    query = parse_log_query({"providers": ["openai,anthropic"], "min_cost": ["0.01"]})
+    ... the store filters by query.values / query.bounds / query.missing_cost_only, sorts, pages ...
+    log_page(query, [log_entry(row) for row in page], log_stats(count=..., ...), has_logs=True)
     -> {"logs": [...], "pagination": {...}, "stats": {...}, "has_logs": true}
 
-Every value reaches SQLite as a bound parameter; only column names and ``ASC``/``DESC`` are written
-into the SQL text, and those come from the fixed tables below, never from the query. List filters take
-comma-separated values, repeated parameters, or both. Filters Bifrost has but our records cannot
-answer (``content_search``: content is never logged; aliases, routing rules, metadata, ...) are
-ignored, as Bifrost ignores parameters it does not know, so its dashboard's URLs keep working.
+List filters take comma-separated values, repeated parameters, or both. Filters Bifrost has but our
+records cannot answer (``content_search``: content is never logged; aliases, routing rules, metadata,
+...) are ignored, as Bifrost ignores parameters it does not know, so its dashboard's URLs keep working.
+A bad value is a 400 naming its parameter.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from bifrost_asgi.errors import invalid_request
-from bifrost_asgi.stores.logs import COLUMNS, LogStore
+from bifrost_asgi.stores.logs import LogStore
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "month_usage", "search_logs"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "TERMINAL_STATUSES",
+    "Bound",
+    "LogQuery",
+    "log_entry",
+    "log_page",
+    "log_stats",
+    "month_usage",
+    "parse_log_query",
+]
 
 DEFAULT_LIMIT = 25
 MAX_LIMIT = 100
-# Each value is one bound parameter; SQLite caps a statement at 32766 of them. No dashboard sends more.
+# Bifrost rates success over finished requests; these are the statuses of a finished one.
+TERMINAL_STATUSES = ("success", "error")
+# Each value is one bound parameter to a SQL store; SQLite caps a statement at 32766 of them. No dashboard
+# sends more.
 _MAX_VALUES = 500
 
-# Query parameter -> the LogRecord column it filters on.
+# Query parameter -> the LogRecord field it filters on.
 _LIST_FILTERS = {
     "providers": "provider",
     "models": "model",
@@ -42,8 +58,8 @@ _LIST_FILTERS = {
     # Bifrost filters on the provider key's id; we only ever record its name.
     "selected_key_ids": "selected_key_name",
 }
-# Query parameter -> (column, comparison, integer-valued).
-_RANGE_FILTERS = {
+# Query parameter -> (field, comparison, integer-valued).
+_RANGE_FILTERS: dict[str, tuple[str, Literal[">=", "<="], bool]] = {
     "min_latency": ("latency", ">=", False),
     "max_latency": ("latency", "<=", False),
     "min_tokens": ("total_tokens", ">=", True),
@@ -51,72 +67,156 @@ _RANGE_FILTERS = {
     "min_cost": ("cost", ">=", False),
     "max_cost": ("cost", "<=", False),
 }
-_TIME_FILTERS = {"start_time": ">=", "end_time": "<="}
-_SORT_COLUMNS = {"timestamp": "timestamp", "latency": "latency", "tokens": "total_tokens", "cost": "cost"}
-_ORDERS = {"asc": "ASC", "desc": "DESC"}
-_BOOL_COLUMNS = frozenset({"stream", "usage_estimated"})
+_TIME_FILTERS: dict[str, Literal[">=", "<="]] = {"start_time": ">=", "end_time": "<="}
+# sort_by -> the LogRecord field it sorts on.
+_SORT_FIELDS = {"timestamp": "timestamp", "latency": "latency", "tokens": "total_tokens", "cost": "cost"}
+_ORDERS: dict[str, Literal["asc", "desc"]] = {"asc": "asc", "desc": "desc"}
+_BOOL_FIELDS = frozenset({"stream", "usage_estimated"})
 _TRUE = frozenset({"1", "t", "true", "yes", "on"})
 _FALSE = frozenset({"0", "f", "false", "no", "off"})
-_TERMINAL = "status IN ('success', 'error')"
-
-
-@dataclass(slots=True)
-class _Where:
-    """A WHERE clause under construction: SQL fragments (fixed text) and their bound values."""
-
-    clauses: list[str] = field(default_factory=list)
-    params: list[object] = field(default_factory=list)
-
-    def add(self, clause: str, *params: object) -> None:
-        self.clauses.append(clause)
-        self.params.extend(params)
-
-    def sql(self) -> str:
-        return " WHERE " + " AND ".join(self.clauses) if self.clauses else ""
 
 
 @dataclass(frozen=True, slots=True)
-class _Page:
+class Bound:
+    """``field op value``: a LogRecord number (``timestamp`` in unix seconds) on one side of a value."""
+
+    field: str
+    op: Literal[">=", "<="]
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """A parsed ``GET /api/logs`` query. A record matches when every condition holds:
+
+    - ``values``: for each LogRecord field named, the record's value is one of these;
+    - ``bounds``: each `Bound` holds;
+    - ``missing_cost_only``: the record should have been priced and was not (``cost`` NULL or <= 0, and
+      ``status`` is not ``error``: errors are expected to be free), as Bifrost.
+
+    Matches are sorted by ``sort_field`` (NULLs first ascending, last descending, as SQLite sorts them),
+    ties broken by insertion order in the same direction, and paged by ``limit`` and ``offset``.
+    """
+
+    values: Mapping[str, tuple[str, ...]]
+    bounds: tuple[Bound, ...]
+    missing_cost_only: bool
     limit: int
     offset: int
-    sort_by: str
-    order: str
+    sort_by: str  # as the query named it (``tokens``), echoed in the answer
+    order: Literal["asc", "desc"]
+
+    @property
+    def sort_field(self) -> str:
+        return _SORT_FIELDS[self.sort_by]
+
+    @property
+    def descending(self) -> bool:
+        return self.order == "desc"
 
 
-def search_logs(
-    connection_factory: Callable[[], sqlite3.Connection], query: Mapping[str, Sequence[str]]
+def parse_log_query(query: Mapping[str, Sequence[str]]) -> LogQuery:
+    """A query string (``parse_qs`` shape) as a `LogQuery`; a bad parameter is a 400 naming it."""
+    values = {field: found for name, field in _LIST_FILTERS.items() if (found := _values(query, name))}
+    bounds = [
+        Bound("timestamp", op, _timestamp(name, text))
+        for name, op in _TIME_FILTERS.items()
+        if (text := _first(query, name)) is not None
+    ]
+    bounds += [
+        Bound(field, op, _number(name, text, integer=integer))
+        for name, (field, op, integer) in _RANGE_FILTERS.items()
+        if (text := _first(query, name)) is not None
+    ]
+    missing = _first(query, "missing_cost_only")
+    missing_cost_only = missing is not None and _boolean("missing_cost_only", missing)
+    limit, offset, sort_by, order = _page(query)
+    return LogQuery(values, tuple(bounds), missing_cost_only, limit, offset, sort_by, order)
+
+
+def log_entry(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One record (every LogRecord field, as stored) as Bifrost's log JSON: the time as RFC3339, booleans
+    as booleans, and the tokens also under ``token_usage``."""
+    entry = dict(record)
+    for name in _BOOL_FIELDS:
+        entry[name] = bool(entry[name])
+    entry["timestamp"] = _rfc3339(entry["timestamp"])
+    entry["token_usage"] = {
+        "prompt_tokens": entry["input_tokens"],
+        "completion_tokens": entry["output_tokens"],
+        "total_tokens": entry["total_tokens"],
+    }
+    return entry
+
+
+def log_stats(
+    *,
+    count: int,
+    completed: int | None,
+    succeeded: int | None,
+    latency: float | None,
+    tokens: int | None,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    cost: float | None,
 ) -> dict[str, Any]:
-    """Filter, page and summarise the usage log; a bad parameter is a 400 naming it.
+    """Bifrost's ``stats`` from a store's totals over the matching records (None: a sum over nothing).
 
-    Runs in a worker thread (``SQLiteLogStore.search``). The count, the stats and the page are read in
-    one transaction, so they agree with each other while writers keep appending.
+    ``completed`` and ``succeeded`` count records whose status is in `TERMINAL_STATUSES` and ``success``;
+    ``latency`` is the average over the completed ones.
     """
-    where = _filters(query)
-    page = _page(query)
-    conn = connection_factory()
-    conn.execute("BEGIN")
-    try:
-        stats = _stats(conn, where)
-        logs = _rows(conn, where, page)
-        has_logs = bool(conn.execute("SELECT EXISTS(SELECT 1 FROM bifrost_logs)").fetchone()[0])
-    finally:
-        conn.execute("COMMIT")  # read-only: committing and rolling back are the same
-    total = stats.pop("_count")
+    completed = completed or 0
+    # Each of our records is one user request (its fallback_index says which fallback answered), so the
+    # user-facing figures are the same ones.
+    rate = 100.0 * (succeeded or 0) / completed if completed else 0.0
+    return {
+        "total_requests": count,
+        "success_rate": rate,
+        "user_facing_success_rate": rate,
+        "user_facing_total_requests": completed,
+        "average_latency": float(latency or 0.0),
+        "total_tokens": tokens or 0,
+        "prompt_tokens": prompt_tokens or 0,
+        "completion_tokens": completion_tokens or 0,
+        "total_cost": float(cost or 0.0),
+    }
+
+
+def log_page(
+    query: LogQuery, logs: list[dict[str, Any]], stats: dict[str, Any], *, has_logs: bool
+) -> dict[str, Any]:
+    """The ``GET /api/logs`` answer: one page of `log_entry` dicts, with its `log_stats` over every match.
+
+    ``has_logs`` says whether the store holds any record at all (the dashboard's empty state).
+    """
     return {
         "logs": logs,
         "pagination": {
-            "limit": page.limit,
-            "offset": page.offset,
-            "sort_by": page.sort_by,
-            "order": page.order,
-            "total_count": total,
+            "limit": query.limit,
+            "offset": query.offset,
+            "sort_by": query.sort_by,
+            "order": query.order,
+            "total_count": stats["total_requests"],
         },
         "stats": stats,
         "has_logs": has_logs,
     }
 
 
-# -- parsing -----------------------------------------------------------------------------------------
+async def month_usage(store: LogStore, virtual_key_id: str, now: float) -> dict[str, Any]:
+    """What a key used this calendar month (UTC), from the usage log: requests, tokens and cost."""
+    start = datetime.fromtimestamp(now, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    query = {"virtual_key_ids": [virtual_key_id], "start_time": [start.isoformat()], "limit": ["1"]}
+    stats = (await store.search(query))["stats"]
+    return {
+        "since": _rfc3339(start.timestamp()),
+        "requests": stats["total_requests"],
+        "tokens": stats["total_tokens"],
+        "cost": stats["total_cost"],
+    }
+
+
+# -- parsing one parameter ---------------------------------------------------------------------------
 
 
 def _first(query: Mapping[str, Sequence[str]], name: str) -> str | None:
@@ -126,13 +226,13 @@ def _first(query: Mapping[str, Sequence[str]], name: str) -> str | None:
     return value or None
 
 
-def _values(query: Mapping[str, Sequence[str]], name: str) -> list[str]:
+def _values(query: Mapping[str, Sequence[str]], name: str) -> tuple[str, ...]:
     out: list[str] = []
     for raw in query.get(name) or ():
         out += [v.strip() for v in raw.split(",") if v.strip()]
     if len(out) > _MAX_VALUES:
         raise invalid_request(f"{name}: at most {_MAX_VALUES} values", param=name)
-    return list(dict.fromkeys(out))  # duplicates would only cost bound parameters
+    return tuple(dict.fromkeys(out))  # duplicates would only cost bound parameters
 
 
 def _number(name: str, text: str, *, integer: bool) -> float:
@@ -171,111 +271,20 @@ def _boolean(name: str, text: str) -> bool:
     raise invalid_request(f"{name} must be true or false", param=name)
 
 
-def _filters(query: Mapping[str, Sequence[str]]) -> _Where:
-    where = _Where()
-    for name, column in _LIST_FILTERS.items():
-        values = _values(query, name)
-        if values:
-            where.add(f"{column} IN ({', '.join('?' for _ in values)})", *values)
-    for name, op in _TIME_FILTERS.items():
-        text = _first(query, name)
-        if text is not None:
-            where.add(f"timestamp {op} ?", _timestamp(name, text))
-    for name, (column, op, integer) in _RANGE_FILTERS.items():
-        text = _first(query, name)
-        if text is not None:
-            where.add(f"{column} {op} ?", _number(name, text, integer=integer))
-    missing = _first(query, "missing_cost_only")
-    if missing is not None and _boolean("missing_cost_only", missing):
-        # As Bifrost: requests that should have been priced and were not (errors are expected to be free).
-        where.add("(cost IS NULL OR cost <= 0) AND status != 'error'")
-    return where
-
-
-def _page(query: Mapping[str, Sequence[str]]) -> _Page:
+def _page(query: Mapping[str, Sequence[str]]) -> tuple[int, int, str, Literal["asc", "desc"]]:
     # Out-of-range numbers are clamped, as Bifrost's handler does; non-numbers are refused.
     limit_text = _first(query, "limit")
     limit = DEFAULT_LIMIT if limit_text is None else int(_number("limit", limit_text, integer=True))
     offset_text = _first(query, "offset")
     offset = 0 if offset_text is None else int(_number("offset", offset_text, integer=True))
     sort_by = _first(query, "sort_by") or "timestamp"
-    if sort_by not in _SORT_COLUMNS:
-        raise invalid_request(f"sort_by must be one of {', '.join(_SORT_COLUMNS)}", param="sort_by")
+    if sort_by not in _SORT_FIELDS:
+        raise invalid_request(f"sort_by must be one of {', '.join(_SORT_FIELDS)}", param="sort_by")
     order = (_first(query, "order") or "desc").lower()
     if order not in _ORDERS:
         raise invalid_request("order must be asc or desc", param="order")
-    return _Page(min(max(limit, 1), MAX_LIMIT), max(offset, 0), sort_by, order)
-
-
-# -- reading -----------------------------------------------------------------------------------------
-
-
-def _stats(conn: sqlite3.Connection, where: _Where) -> dict[str, Any]:
-    sql = (
-        "SELECT COUNT(*),"
-        f" SUM(CASE WHEN {_TERMINAL} THEN 1 ELSE 0 END),"
-        " SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END),"
-        f" AVG(CASE WHEN {_TERMINAL} THEN latency END),"
-        " SUM(total_tokens), SUM(input_tokens), SUM(output_tokens), SUM(cost)"
-        " FROM bifrost_logs" + where.sql()
-    )
-    count, completed, succeeded, latency, tokens, prompt, completion, cost = conn.execute(
-        sql, where.params
-    ).fetchone()
-    # Bifrost rates success over finished requests. Each of our records is one user request (its
-    # fallback_index says which fallback answered), so the user-facing figures are the same ones.
-    rate = 100.0 * succeeded / completed if completed else 0.0
-    return {
-        "_count": count,
-        "total_requests": count,
-        "success_rate": rate,
-        "user_facing_success_rate": rate,
-        "user_facing_total_requests": completed or 0,
-        "average_latency": float(latency or 0.0),
-        "total_tokens": tokens or 0,
-        "prompt_tokens": prompt or 0,
-        "completion_tokens": completion or 0,
-        "total_cost": float(cost or 0.0),
-    }
-
-
-def _rows(conn: sqlite3.Connection, where: _Where, page: _Page) -> list[dict[str, Any]]:
-    column, order = _SORT_COLUMNS[page.sort_by], _ORDERS[page.order]
-    # `seq` breaks ties in the same direction, so pages neither repeat nor skip rows of equal value.
-    sql = (
-        f"SELECT {', '.join(COLUMNS)} FROM bifrost_logs{where.sql()}"
-        f" ORDER BY {column} {order}, seq {order} LIMIT ? OFFSET ?"
-    )
-    cursor = conn.execute(sql, [*where.params, page.limit, page.offset])
-    return [_entry(row) for row in cursor.fetchall()]
-
-
-def _entry(row: Sequence[Any]) -> dict[str, Any]:
-    entry = dict(zip(COLUMNS, row, strict=True))
-    for name in _BOOL_COLUMNS:
-        entry[name] = bool(entry[name])
-    # Bifrost's log JSON carries the time as RFC3339 and the tokens under `token_usage`.
-    entry["timestamp"] = _rfc3339(entry["timestamp"])
-    entry["token_usage"] = {
-        "prompt_tokens": entry["input_tokens"],
-        "completion_tokens": entry["output_tokens"],
-        "total_tokens": entry["total_tokens"],
-    }
-    return entry
+    return min(max(limit, 1), MAX_LIMIT), max(offset, 0), sort_by, _ORDERS[order]
 
 
 def _rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-async def month_usage(store: LogStore, virtual_key_id: str, now: float) -> dict[str, Any]:
-    """What a key used this calendar month (UTC), from the usage log: requests, tokens and cost."""
-    start = datetime.fromtimestamp(now, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    query = {"virtual_key_ids": [virtual_key_id], "start_time": [start.isoformat()], "limit": ["1"]}
-    stats = (await store.search(query))["stats"]
-    return {
-        "since": _rfc3339(start.timestamp()),
-        "requests": stats["total_requests"],
-        "tokens": stats["total_tokens"],
-        "cost": stats["total_cost"],
-    }

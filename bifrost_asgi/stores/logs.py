@@ -1,4 +1,5 @@
-"""Usage logs: one record per request, written off the hot path in batches, never holding secrets.
+"""Usage logs: one `LogRecord` per request, written off the hot path in batches to a `LogStore`, never
+holding secrets. (The SQLite store is in ``sqlite_logs``; the search every store answers, in ``log_query``.)
 
 `LogWriter.submit` is a list append; a background task flushes every `interval` seconds or when
 `batch_size` records are waiting, and `aclose` flushes what is left (shutdown loses nothing that was
@@ -10,20 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-from bifrost_asgi.stores.sqlite import ThreadConnections
-
-__all__ = ["LogRecord", "LogStore", "LogWriter", "SQLiteLogStore"]
+__all__ = ["COLUMNS", "LogRecord", "LogStore", "LogWriter"]
 
 log = logging.getLogger("bifrost_asgi.logs")
 
 
 @dataclass(slots=True)
 class LogRecord:
+    """One request, as ``GET /api/logs`` shows it (minus the derived ``token_usage``)."""
+
     id: str  # the request id
     timestamp: float  # unix seconds, when the request arrived
     object: str  # request type: responses, chat_completion_stream, count_tokens, ...
@@ -53,70 +53,23 @@ class LogRecord:
     usage_estimated: bool = False  # true when a cancelled stream was charged from what was delivered
 
 
+# Every LogRecord field, in order: what a store keeps for each record.
 COLUMNS = tuple(f.name for f in fields(LogRecord))
 
 
 class LogStore(Protocol):
-    async def write(self, records: Sequence[LogRecord]) -> None: ...
+    """Where usage records go, and Bifrost's log search over them."""
+
+    async def write(self, records: Sequence[LogRecord]) -> None:
+        """Append a batch (from `LogWriter`, never on a request's path); all of it, or raise."""
+        ...
 
     async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        """Bifrost's `GET /api/logs`: filters, pagination and stats (spec §9)."""
+        """Bifrost's `GET /api/logs` (spec §9) for a ``parse_qs``-shaped query: filters, pagination and
+        stats, by `log_query.parse_log_query` and `log_query.log_page`."""
         ...
 
     async def aclose(self) -> None: ...
-
-
-def _column_sql(name: str) -> str:
-    # Annotations are strings here (postponed evaluation); the first matching scalar type decides.
-    annotation = str(LogRecord.__annotations__[name])
-    kind = next((sql for py, sql in _SQL_TYPES if py in annotation), "TEXT")
-    return f"{name} {kind}" + (" NOT NULL" if name == "id" else "")
-
-
-_SQL_TYPES = (("bool", "INTEGER"), ("int", "INTEGER"), ("float", "REAL"), ("str", "TEXT"))
-
-
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS bifrost_logs (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
-    + ", ".join(_column_sql(c) for c in COLUMNS)
-    + ");\n"
-    "CREATE INDEX IF NOT EXISTS bifrost_logs_ts ON bifrost_logs(timestamp);\n"
-    "CREATE INDEX IF NOT EXISTS bifrost_logs_vk ON bifrost_logs(virtual_key_id);\n"
-    "CREATE INDEX IF NOT EXISTS bifrost_logs_owner ON bifrost_logs(owner);\n"
-)
-
-
-class SQLiteLogStore:
-    """Logs in SQLite (by default the same file as the keys). Writes run in a worker thread."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._connections = ThreadConnections(path, SCHEMA)
-
-    def connection(self) -> sqlite3.Connection:
-        return self._connections.get()
-
-    def _write(self, records: Sequence[LogRecord]) -> None:
-        conn = self.connection()
-        sql = f"INSERT INTO bifrost_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
-        conn.execute("BEGIN")
-        try:
-            conn.executemany(sql, [tuple(getattr(r, c) for c in COLUMNS) for r in records])
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    async def write(self, records: Sequence[LogRecord]) -> None:
-        await asyncio.to_thread(self._write, records)
-
-    async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
-        from bifrost_asgi.stores.log_query import search_logs
-
-        return await asyncio.to_thread(search_logs, self.connection, query)
-
-    async def aclose(self) -> None:
-        return None
 
 
 class LogWriter:

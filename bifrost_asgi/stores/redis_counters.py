@@ -4,12 +4,15 @@ Each admission, settlement and read is one Lua script (one round trip, EVALSHA),
 with nothing else in between: that is what makes admission all-or-nothing across a request's counters.
 Every counter is a hash ``{used, reserved, start, end}`` under ``prefix + Limit.key``.
 
-The scripts transcribe ``roll_window``, ``blocks`` and ``admit_states`` from ``_counters.py``. Python
+The scripts transcribe ``roll_window``, ``blocks`` and ``admit_states`` from ``counters.py``. Python
 computes the window a counter would move to (calendar arithmetic stays in one place, ``window_bounds``);
 the script decides, against the stored window, whether it moves. Numbers travel as ``repr`` and are
 stored as ``%.17g``, both exact for doubles, so the arithmetic matches the memory store bit for bit.
 
 Keys of one request must live on one server: with Redis Cluster, put a hash tag in ``prefix``.
+
+redis-py is an optional extra, imported when a store is created: ``bifrost_asgi.stores`` exports this
+class to every install, and creating one without the extra says what to install.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bifrost_asgi.errors import store_unavailable
 from bifrost_asgi.stores.counters import (
@@ -31,21 +34,13 @@ from bifrost_asgi.stores.counters import (
     shielded_admit,
 )
 
-try:
-    from redis.asyncio import BlockingConnectionPool, Redis
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
-    raise ImportError("RedisCounterStore needs redis-py: pip install 'bifrost-asgi[redis]'") from exc
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["RedisCounterStore"]
 
 log = logging.getLogger("bifrost_asgi.governance")
 
-# Redis being down or too slow to answer, as opposed to a bug (a script error is not hidden by fail_open).
-_UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 # A counter outlives its window by this much, so in-flight reservations (a long stream) still find it.
 _TTL_GRACE_S = 3600.0
 _WARN_EVERY_S = 60.0
@@ -177,21 +172,7 @@ class RedisCounterStore:
         timeout_s: float = 1.0,
         max_connections: int = 64,
     ) -> None:
-        # One retry, and only for a failed connection: a pooled connection may have died with a Redis
-        # restart. Timeouts are not retried, since the script may already have run.
-        retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
-        # A script takes microseconds; a second means Redis is in trouble, and requests should not wait on it.
-        # A burst beyond ``max_connections`` queues for a connection instead of failing, as the default
-        # pool would; each waits at most a few timeouts.
-        pool = BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=5 * timeout_s,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry=retry,
-        )
-        self._redis = Redis.from_pool(pool)
+        self._redis, self._unavailable = _connect(url, timeout_s, max_connections)
         self._prefix = prefix
         self._fail_open = fail_open
         self._warned_at = -math.inf
@@ -213,7 +194,7 @@ class RedisCounterStore:
             args += [*_window_args(claim.limit, now), claim.amount, used]
         try:
             await shielded(self._settle(keys=self._keys(c.limit for c in claims), args=args))
-        except _UNAVAILABLE as exc:
+        except self._unavailable as exc:
             self._degrade("settlement", exc)
 
     async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
@@ -224,7 +205,7 @@ class RedisCounterStore:
             args += _window_args(limit, now)
         try:
             rows = await self._read(keys=self._keys(limits), args=args)
-        except _UNAVAILABLE as exc:
+        except self._unavailable as exc:
             self._degrade("read", exc)
             return [CounterState() for _ in limits]  # failing open: nothing is known, nothing is counted
         return [CounterState(*(float(x) for x in row)) for row in rows]
@@ -239,7 +220,7 @@ class RedisCounterStore:
             args += [limit.kind, limit.max, claim.amount, *_window_args(limit, now)]
         try:
             blocked = await self._admit(keys=self._keys(c.limit for c in claims), args=args)
-        except _UNAVAILABLE as exc:
+        except self._unavailable as exc:
             self._degrade("admission", exc)
             # Nothing was reserved, so there is nothing to settle: an empty ``claims`` says so.
             return Admission(True, ())
@@ -259,6 +240,34 @@ class RedisCounterStore:
         if now - self._warned_at >= _WARN_EVERY_S:
             self._warned_at = now
             log.warning("governance store unavailable, %s not metered (fail_open): %s", what, reason)
+
+
+def _connect(url: str, timeout_s: float, max_connections: int) -> tuple[Redis, tuple[type[Exception], ...]]:
+    """A client on a bounded pool, and the errors that mean Redis is down or too slow to answer (as
+    opposed to a bug: a script error is not hidden by fail_open)."""
+    try:
+        from redis.asyncio import BlockingConnectionPool, Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeoutError
+    except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
+        raise ImportError("RedisCounterStore needs redis-py: pip install 'bifrost-asgi[redis]'") from exc
+    # One retry, and only for a failed connection: a pooled connection may have died with a Redis
+    # restart. Timeouts are not retried, since the script may already have run.
+    retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+    # A script takes microseconds; a second means Redis is in trouble, and requests should not wait on it.
+    # A burst beyond ``max_connections`` queues for a connection instead of failing, as the default
+    # pool would; each waits at most a few timeouts.
+    pool = BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=5 * timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=retry,
+    )
+    return Redis.from_pool(pool), (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 def _window_args(limit: Limit, now: float) -> list[Any]:

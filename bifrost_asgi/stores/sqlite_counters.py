@@ -15,28 +15,16 @@ import asyncio
 import functools
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import TypeVar
 
 from bifrost_asgi.errors import BifrostError, store_unavailable
-from bifrost_asgi.stores.counters import (
-    Admission,
-    Claim,
-    CounterState,
-    Limit,
-    admit_states,
-    read_states,
-    settle_states,
-    shielded,
-    shielded_admit,
-)
+from bifrost_asgi.stores.counters import CounterState, States, TransactionalCounterStore, apply_rule
 
 __all__ = ["SQLiteCounterStore"]
 
 T = TypeVar("T")
-States = dict[str, CounterState]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bifrost_counters (
@@ -54,7 +42,7 @@ _SAVE = 'INSERT OR REPLACE INTO bifrost_counters (key, used, reserved, start, "e
 _inherited: list[sqlite3.Connection] = []
 
 
-class SQLiteCounterStore:
+class SQLiteCounterStore(TransactionalCounterStore):
     """Budget and rate-limit counters in a SQLite file shared by every worker process on the machine.
 
     >>> store = SQLiteCounterStore("/var/lib/bifrost/counters.db")
@@ -70,17 +58,9 @@ class SQLiteCounterStore:
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None  # opened and used only on the executor's thread
 
-    async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
-        admit = self._run(self._transaction, [c.limit.key for c in claims], admit_states, claims, now)
-        return await shielded_admit(admit, lambda a: self.settle(a.claims, [0.0] * len(a.claims), now))
-
-    async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
-        keys = [c.limit.key for c in claims]
-        await shielded(self._run(self._transaction, keys, settle_states, claims, actual, now))
-
-    async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
-        # A read can start a window (as in the memory store), so it writes like the others.
-        return await self._run(self._transaction, [limit.key for limit in limits], read_states, limits, now)
+    async def transaction(self, keys: Sequence[str], rule: Callable[[States], T]) -> T:
+        work = functools.partial(self._locked, keys, rule)
+        return await asyncio.get_running_loop().run_in_executor(self._worker(), work)
 
     async def aclose(self) -> None:
         executor, self._executor = self._executor, None
@@ -88,10 +68,6 @@ class SQLiteCounterStore:
             return
         await asyncio.get_running_loop().run_in_executor(executor, self._close)
         executor.shutdown(wait=False)
-
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._worker(), functools.partial(fn, *args))
 
     def _worker(self) -> ThreadPoolExecutor:
         # After a fork the parent's thread is gone from the child: start over with a thread and connection.
@@ -103,16 +79,14 @@ class SQLiteCounterStore:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="bifrost-sqlite-counters")
         return self._executor
 
-    def _transaction(self, keys: list[str], rule: Callable[..., T], *args: object) -> T:
-        """Run ``rule(states, *args)`` over the rows for ``keys`` under the write lock; save what changed."""
+    def _locked(self, keys: Sequence[str], rule: Callable[[States], T]) -> T:
+        """Run ``rule(states)`` over the rows for ``keys`` under the write lock; save what changed."""
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                states = _load(conn, keys)
-                before = {key: replace(state) for key, state in states.items()}
-                result = rule(states, *args)
-                _save(conn, states, before)
+                result, changed = apply_rule(_load(conn, keys), rule)
+                _save(conn, changed)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -149,16 +123,15 @@ def _prepare(conn: sqlite3.Connection) -> None:
     conn.execute(_SCHEMA)
 
 
-def _load(conn: sqlite3.Connection, keys: list[str]) -> States:
+def _load(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, CounterState]:
     marks = ",".join("?" * len(keys))
     sql = f'SELECT key, used, reserved, start, "end" FROM bifrost_counters WHERE key IN ({marks})'
-    return {row[0]: CounterState(*row[1:]) for row in conn.execute(sql, keys)}
+    return {row[0]: CounterState(*row[1:]) for row in conn.execute(sql, list(keys))}
 
 
-def _save(conn: sqlite3.Connection, states: States, before: States) -> None:
-    changed = [(k, s.used, s.reserved, s.start, s.end) for k, s in states.items() if before.get(k) != s]
+def _save(conn: sqlite3.Connection, changed: Mapping[str, CounterState]) -> None:
     if changed:
-        conn.executemany(_SAVE, changed)
+        conn.executemany(_SAVE, [(k, s.used, s.reserved, s.start, s.end) for k, s in changed.items()])
 
 
 def _unavailable(exc: sqlite3.Error) -> BifrostError:

@@ -16,7 +16,8 @@ from django.contrib.auth.models import User  # noqa: E402
 from bifrost_asgi.errors import BifrostError  # noqa: E402
 from bifrost_asgi.governance.models import Budget, Customer, ProviderRule, RateLimit, Team, VirtualKey  # noqa: E402
 from bifrost_asgi.stores.counters import Claim, MemoryCounterStore  # noqa: E402
-from bifrost_asgi.stores.logs import LogRecord, SQLiteLogStore  # noqa: E402
+from bifrost_asgi.stores.logs import LogRecord  # noqa: E402
+from bifrost_asgi.stores.sqlite_logs import SQLiteLogStore  # noqa: E402
 from bifrost_django.models import Counter, UsageLog  # noqa: E402
 from bifrost_django.models import VirtualKey as KeyRow  # noqa: E402
 from bifrost_django.owners import UserDirectory  # noqa: E402

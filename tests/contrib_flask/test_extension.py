@@ -29,7 +29,7 @@ from flask.testing import FlaskClient  # noqa: E402
 
 import bifrost_flask  # noqa: E402
 from bifrost_asgi import ConfigError, GatewayConfig, Principal  # noqa: E402
-from bifrost_asgi.adapters.bridge import LoopThread, SyncResponse, call_gateway_sync  # noqa: E402
+from bifrost_asgi.adapters import LoopThread, SyncResponse, call_gateway_sync  # noqa: E402
 from bifrost_flask import Bifrost  # noqa: E402
 from bifrost_flask._auth import FlaskOwnerDirectory  # noqa: E402
 from bifrost_flask._view import request_scope  # noqa: E402
@@ -240,6 +240,7 @@ def test_admins_come_from_the_user_attribute_or_callable(
     # The management API is never open to anonymous visitors of the host, even without auth_config.
     assert app.test_client().get("/ai/api/governance/virtual-keys").status_code == 401
     assert app.test_client().get("/ai/api/logs").status_code == 401
+    assert app.test_client().get("/ai/api/logs/export").status_code == 401  # all below it, too
 
 
 def test_with_admin_credentials_configured_basic_auth_works_too(
@@ -418,7 +419,7 @@ def test_a_forked_worker_builds_its_own_gateway_and_loop(
 ) -> None:
     runtime = host().extensions["bifrost"].runtime
     built_in_parent = runtime.app  # gunicorn --preload: the app is set up before the fork
-    monkeypatch.setattr("bifrost_flask._runtime.os.getpid", lambda: -1)  # now in the child
+    monkeypatch.setattr("bifrost_asgi.adapters.runtime.os.getpid", lambda: -1)  # now in the child
     loop, app = runtime.get()
     assert app is not built_in_parent  # it may hold the parent's state: never shared with a child
     assert runtime.get() == (loop, app)

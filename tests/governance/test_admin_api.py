@@ -22,8 +22,10 @@ from bifrost_asgi.governance.models import Team
 from bifrost_asgi.pricing import PricingTable
 from bifrost_asgi.routes.admin import AdminBackend, admin_routes
 from bifrost_asgi.stores.counters import MemoryCounterStore
-from bifrost_asgi.stores.keys import KeyStore, MemoryKeyStore, SQLiteKeyStore
-from bifrost_asgi.stores.logs import LogRecord, LogWriter, SQLiteLogStore
+from bifrost_asgi.stores.keys import KeyStore, MemoryKeyStore
+from bifrost_asgi.stores.logs import LogRecord, LogWriter
+from bifrost_asgi.stores.sqlite_keys import SQLiteKeyStore
+from bifrost_asgi.stores.sqlite_logs import SQLiteLogStore
 
 PASSWORD = "adm1n-pa55word-XYZ"
 AUTH = AuthConfig(is_enabled=True, admin_username="admin", admin_password=SecretStr(PASSWORD))

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from bifrost_asgi.errors import BifrostError
-from bifrost_asgi.stores.log_query import month_usage, search_logs
-from bifrost_asgi.stores.logs import LogRecord, SQLiteLogStore
+from bifrost_asgi.stores.log_query import month_usage
+from bifrost_asgi.stores.logs import LogRecord
+from bifrost_asgi.stores.sqlite_logs import SQLiteLogStore, search_logs
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC).timestamp()
 

@@ -1,10 +1,10 @@
 """The gateway each process serves: built from ``settings.BIFROST`` on first use, with the ORM stores.
 
 Under ASGI the gateway runs on the server's event loop. Under WSGI it runs on one long-lived loop in a
-background thread (`LoopThread`), shared by every request thread of the process, so pooled upstream
-connections survive between requests. Both are built after fork (keyed by pid): a gunicorn worker
-never inherits its parent's sockets, loop or threads. A change to ``BIFROST`` (``override_settings``)
-builds them anew.
+background thread (the core's `GatewayRuntime`), shared by every request thread of the process, so
+pooled upstream connections survive between requests. Both are built after fork (keyed by pid): a
+gunicorn worker never inherits its parent's sockets, loop or threads. A change to ``BIFROST``
+(``override_settings``) builds them anew.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import asyncio
 import logging
 import os
 import threading
-import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,9 +21,8 @@ from django.dispatch import receiver
 from starlette.applications import Starlette
 
 from bifrost_asgi import GatewayConfig, create_app
-from bifrost_asgi.adapters.bridge import LoopThread, register_exit
-from bifrost_asgi.stores.counters import CounterStore
-from bifrost_asgi.stores.logs import LogWriter
+from bifrost_asgi.adapters import GatewayRuntime, register_exit_for
+from bifrost_asgi.stores import CounterStore, LogWriter, RedisCounterStore
 
 from .conf import conf
 from .owners import UserDirectory
@@ -45,7 +43,7 @@ class Gateway:
 class _Process:
     pid: int
     asgi: Gateway | None = None
-    wsgi: tuple[LoopThread, Gateway] | None = None
+    wsgi: tuple[GatewayRuntime, Gateway] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -55,8 +53,6 @@ _state_lock = threading.Lock()
 
 def counter_store() -> CounterStore:
     if conf.COUNTERS == "redis":
-        from bifrost_asgi.stores.redis_counters import RedisCounterStore
-
         return RedisCounterStore(conf.REDIS_URL, prefix=conf.REDIS_PREFIX, fail_open=conf.REDIS_FAIL_OPEN)
     return ORMCounterStore()
 
@@ -78,26 +74,23 @@ def build_gateway(config: GatewayConfig | None = None) -> Gateway:
 def _flush_logs_at_exit(writer: LogWriter | None) -> None:
     """Write the usage records still waiting in ``writer`` when the process exits.
 
-    WSGI has no lifespan, so nothing else would: a restart or a recycled worker would lose the last
-    moments of usage. (Under ASGI, `GatewayLifespan` flushes on the server's loop before exit.) By exit
-    the loop the records were batched on may be gone, so the flush runs on a loop of its own; records
+    The safety net for a gateway whose lifespan nobody closes: under ASGI without `GatewayLifespan`, a
+    restart or a recycled worker would otherwise lose the last moments of usage. (`GatewayLifespan`
+    flushes on the server's loop before exit; under WSGI the `GatewayRuntime` closes the gateway at
+    exit, which flushes too, and this then finds nothing left.) By exit the loop the records were
+    batched on may be gone, so the flush runs on a loop of its own; records
     go to the database on our own threads, before the interpreter shuts thread pools down
-    (`register_exit`). Held weakly: a gateway replaced early (a settings change) is not kept alive.
+    (`register_exit_for`). Held weakly: a gateway replaced early (a settings change) is not kept alive.
     """
-    if writer is None:
-        return
-    ref = weakref.ref(writer)
+    if writer is not None:
+        register_exit_for(writer, _flush_now)
 
-    def flush() -> None:
-        alive = ref()
-        if alive is None:
-            return
-        try:
-            asyncio.run(alive.flush())
-        except Exception:  # at exit there is nobody to raise to; say what was lost
-            log.exception("the last usage logs could not be written at exit")
 
-    register_exit(flush)
+def _flush_now(writer: LogWriter) -> None:
+    try:
+        asyncio.run(writer.flush())
+    except Exception:  # at exit there is nobody to raise to; say what was lost
+        log.exception("the last usage logs could not be written at exit")
 
 
 def _process() -> _Process:
@@ -116,11 +109,14 @@ def asgi_gateway() -> Gateway:
         return state.asgi
 
 
-def wsgi_gateway() -> tuple[LoopThread, Gateway]:
+def wsgi_gateway() -> tuple[GatewayRuntime, Gateway]:
+    """The gateway and the runtime whose loop thread runs it (`GatewayRuntime.get` starts it)."""
     state = _process()
     with state.lock:
         if state.wsgi is None:
-            state.wsgi = (LoopThread(name="bifrost-django-loop"), build_gateway())
+            gateway = build_gateway()
+            # `_process` already gives each forked worker its own runtime, so the factory never rebuilds.
+            state.wsgi = (GatewayRuntime(lambda: gateway.app, name="bifrost-django-loop"), gateway)
         return state.wsgi
 
 
@@ -131,4 +127,4 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
         with _state_lock:
             old, _state = _state, _Process(pid=0)
         if old.wsgi is not None:
-            old.wsgi[0].stop()
+            old.wsgi[0].close()

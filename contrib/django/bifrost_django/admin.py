@@ -20,7 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from bifrost_asgi.governance.keys import generate_key
+from bifrost_asgi.governance import generate_key
 
 from .models import Counter, Customer, Team, UsageLog, VirtualKey
 

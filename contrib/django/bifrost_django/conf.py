@@ -25,7 +25,7 @@ from django.conf import settings
 from pydantic import ValidationError
 
 from bifrost_asgi import ConfigError, GatewayConfig
-from bifrost_asgi.governance.models import VirtualKey
+from bifrost_asgi.governance import VirtualKey
 
 __all__ = ["COUNTER_BACKENDS", "GOVERNANCE_OPTIONS", "KNOWN_SETTINGS", "Settings", "conf"]
 

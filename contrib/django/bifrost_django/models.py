@@ -20,8 +20,7 @@ from django.utils import timezone
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from bifrost_asgi.governance.keys import VK_PREFIX, generate_key
-from bifrost_asgi.governance.models import Budget, ProviderRule, RateLimit
+from bifrost_asgi.governance import VK_PREFIX, Budget, ProviderRule, RateLimit, generate_key
 
 __all__ = ["Counter", "Customer", "Team", "UsageLog", "VirtualKey"]
 

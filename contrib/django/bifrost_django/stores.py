@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
@@ -17,33 +17,21 @@ from django.db import DatabaseError, router, transaction
 from django.db.models import Avg, Case, Count, F, Q, QuerySet, Sum, When
 
 from bifrost_asgi.errors import invalid_request, store_unavailable
-from bifrost_asgi.governance.models import Customer, Team, VirtualKey
-from bifrost_asgi.stores.counters import (
-    Admission,
-    Claim,
+from bifrost_asgi.governance import Customer, Team, VirtualKey
+from bifrost_asgi.stores import (
+    COLUMNS,
+    TERMINAL_STATUSES,
     CounterState,
-    Limit,
-    admit_states,
-    read_states,
-    settle_states,
-    shielded,
-    shielded_admit,
+    LogQuery,
+    LogRecord,
+    States,
+    TransactionalCounterStore,
+    apply_rule,
+    log_entry,
+    log_page,
+    log_stats,
+    parse_log_query,
 )
-from bifrost_asgi.stores.log_query import (
-    _LIST_FILTERS,
-    _RANGE_FILTERS,
-    _SORT_COLUMNS,
-    _TIME_FILTERS,
-    _boolean,
-    _entry,
-    _first,
-    _number,
-    _Page,
-    _page,
-    _timestamp,
-    _values,
-)
-from bifrost_asgi.stores.logs import COLUMNS, LogRecord
 
 from . import models
 from ._db import run, to_datetime, to_timestamp, user_pk
@@ -52,7 +40,6 @@ __all__ = ["ORMCounterStore", "ORMKeyStore", "ORMLogStore", "key_record"]
 
 log = logging.getLogger("bifrost_django")
 T = TypeVar("T")
-States = dict[str, CounterState]
 
 
 # -- keys, teams, customers --------------------------------------------------------------------------
@@ -208,33 +195,30 @@ def _create_missing(alias: str, keys: list[str]) -> None:
             manager.bulk_create(missing, ignore_conflicts=True)
 
 
-def _locked_states(alias: str, keys: list[str]) -> States:
+def _locked_states(alias: str, keys: list[str]) -> dict[str, CounterState]:
     # Locked in one stable (key) order by every process: admissions sharing counters queue, never deadlock.
     rows = models.Counter.objects.using(alias).select_for_update().filter(key__in=keys).order_by("key")
     return {row.key: CounterState(row.used, row.reserved, row.start, row.end) for row in rows}
 
 
-def _save_states(alias: str, states: States, before: States) -> None:
-    changed = [
+def _save_states(alias: str, changed: Mapping[str, CounterState]) -> None:
+    rows = [
         models.Counter(key=key, used=s.used, reserved=s.reserved, start=s.start, end=s.end)
-        for key, s in sorted(states.items())
-        if before.get(key) != s
+        for key, s in sorted(changed.items())
     ]
-    if changed:
-        models.Counter.objects.using(alias).bulk_update(changed, ["used", "reserved", "start", "end"])
+    if rows:
+        models.Counter.objects.using(alias).bulk_update(rows, ["used", "reserved", "start", "end"])
 
 
-def _counter_transaction(keys: Sequence[str], rule: Callable[..., T], *args: object) -> T:
-    """Run ``rule(states, *args)`` (the core's own admit/settle/read rule) over the locked rows."""
+def _counter_transaction(keys: Sequence[str], rule: Callable[[States], T]) -> T:
+    """Run ``rule(states)`` (the core's own admit/settle/read rule) over the locked rows."""
     alias = router.db_for_write(models.Counter)
     ordered = sorted(set(keys))
     try:
         _create_missing(alias, ordered)
         with transaction.atomic(using=alias):
-            states = _locked_states(alias, ordered)
-            before = {key: replace(state) for key, state in states.items()}
-            result = rule(states, *args)
-            _save_states(alias, states, before)
+            result, changed = apply_rule(_locked_states(alias, ordered), rule)
+            _save_states(alias, changed)
     except DatabaseError as exc:
         # Fail closed, as the SQLite and Redis stores do. The driver's message stays in the server log.
         log.exception("governance counters: database error")
@@ -242,7 +226,7 @@ def _counter_transaction(keys: Sequence[str], rule: Callable[..., T], *args: obj
     return result
 
 
-class ORMCounterStore:
+class ORMCounterStore(TransactionalCounterStore):
     """`CounterStore` over `Counter` rows: each admission, settlement and read is one transaction that
     locks the request's counter rows (``SELECT ... FOR UPDATE``) and applies the core's pure rules, so a
     limit holds exactly across every worker process and host sharing the database.
@@ -253,29 +237,14 @@ class ORMCounterStore:
     >>> app = create_app(config, counter_store=ORMCounterStore())
     """
 
-    async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
-        keys = [c.limit.key for c in claims]
-        admit = run(_counter_transaction, keys, admit_states, claims, now)
-        # The transaction runs in a thread: a cancelled caller must not leak what it reserved.
-        return await shielded_admit(admit, lambda a: self.settle(a.claims, [0.0] * len(a.claims), now))
-
-    async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
-        keys = [c.limit.key for c in claims]
-        await shielded(run(_counter_transaction, keys, settle_states, claims, actual, now))
-
-    async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
-        # A read may start a window (as in the memory store), so it writes like the others.
-        return await run(_counter_transaction, [limit.key for limit in limits], read_states, limits, now)
-
-    async def aclose(self) -> None:
-        return None
+    async def transaction(self, keys: Sequence[str], rule: Callable[[States], T]) -> T:
+        return await run(_counter_transaction, keys, rule)
 
 
 # -- usage logs --------------------------------------------------------------------------------------
 
 # LogRecord field -> model field, where they differ.
 _FIELDS = {"id": "request_id", "owner": "owner_id", "virtual_key_id": "virtual_key_id"}
-_TERMINAL = ("success", "error")
 
 
 def _existing(model: Any, ids: set[Any]) -> set[Any]:
@@ -302,27 +271,18 @@ def _write_logs(records: Sequence[LogRecord]) -> None:
     models.UsageLog.objects.bulk_create(rows)
 
 
-def _log_filters(query: Mapping[str, Sequence[str]]) -> Q:
-    """The reference's filters (``_log_search``), parameter for parameter, as ORM lookups."""
+def _log_filters(query: LogQuery) -> Q:
+    """The parsed query's conditions as ORM lookups."""
     where = Q()
-    for name, column in _LIST_FILTERS.items():
-        values: list[Any] = _values(query, name)
-        if values:
-            if column == "owner":  # ids that cannot be a user's primary key match nothing
-                values = [pk for pk in map(user_pk, values) if pk is not None]
-            where &= Q(**{f"{_FIELDS.get(column, column)}__in": values})
-    for name, op in _TIME_FILTERS.items():
-        text = _first(query, name)
-        if text is not None:
-            lookup = "gte" if op == ">=" else "lte"
-            where &= Q(**{f"timestamp__{lookup}": to_datetime(_timestamp(name, text))})
-    for name, (column, op, integer) in _RANGE_FILTERS.items():
-        text = _first(query, name)
-        if text is not None:
-            lookup = "gte" if op == ">=" else "lte"
-            where &= Q(**{f"{column}__{lookup}": _number(name, text, integer=integer)})
-    missing = _first(query, "missing_cost_only")
-    if missing is not None and _boolean("missing_cost_only", missing):
+    for field, values in query.values.items():
+        found: list[Any] = list(values)
+        if field == "owner":  # ids that cannot be a user's primary key match nothing
+            found = [pk for pk in map(user_pk, found) if pk is not None]
+        where &= Q(**{f"{_FIELDS.get(field, field)}__in": found})
+    for bound in query.bounds:
+        value = to_datetime(bound.value) if bound.field == "timestamp" else bound.value
+        where &= Q(**{f"{bound.field}__{'gte' if bound.op == '>=' else 'lte'}": value})
+    if query.missing_cost_only:
         where &= (Q(cost__isnull=True) | Q(cost__lte=0)) & ~Q(status="error")
     return where
 
@@ -330,36 +290,24 @@ def _log_filters(query: Mapping[str, Sequence[str]]) -> Q:
 def _stats(rows: QuerySet[models.UsageLog]) -> dict[str, Any]:
     totals = rows.aggregate(
         count=Count("id"),
-        completed=Count("id", filter=Q(status__in=_TERMINAL)),
+        completed=Count("id", filter=Q(status__in=TERMINAL_STATUSES)),
         succeeded=Count("id", filter=Q(status="success")),
-        latency=Avg(Case(When(status__in=_TERMINAL, then=F("latency")))),
+        latency=Avg(Case(When(status__in=TERMINAL_STATUSES, then=F("latency")))),
         tokens=Sum("total_tokens"),
-        prompt=Sum("input_tokens"),
-        completion=Sum("output_tokens"),
+        prompt_tokens=Sum("input_tokens"),
+        completion_tokens=Sum("output_tokens"),
         cost=Sum("cost"),
     )
-    completed = totals["completed"] or 0
-    rate = 100.0 * totals["succeeded"] / completed if completed else 0.0
-    return {
-        "total_requests": totals["count"],
-        "success_rate": rate,
-        "user_facing_success_rate": rate,
-        "user_facing_total_requests": completed,
-        "average_latency": float(totals["latency"] or 0.0),
-        "total_tokens": totals["tokens"] or 0,
-        "prompt_tokens": totals["prompt"] or 0,
-        "completion_tokens": totals["completion"] or 0,
-        "total_cost": float(totals["cost"] or 0.0),
-    }
+    return log_stats(**totals)
 
 
-def _ordered(rows: QuerySet[models.UsageLog], page: _Page) -> QuerySet[models.UsageLog]:
-    column = F(_SORT_COLUMNS[page.sort_by])
+def _ordered(rows: QuerySet[models.UsageLog], query: LogQuery) -> QuerySet[models.UsageLog]:
+    column = F(query.sort_field)
     # NULL costs sort as SQLite sorts them (first ascending, last descending) on every database; the
     # row id breaks ties in the same direction, so pages neither repeat nor skip rows of equal value.
-    if page.order == "asc":
-        return rows.order_by(column.asc(nulls_first=True), F("id").asc())
-    return rows.order_by(column.desc(nulls_last=True), F("id").desc())
+    if query.descending:
+        return rows.order_by(column.desc(nulls_last=True), F("id").desc())
+    return rows.order_by(column.asc(nulls_first=True), F("id").asc())
 
 
 def _entry_of(row: models.UsageLog) -> dict[str, Any]:
@@ -368,27 +316,15 @@ def _entry_of(row: models.UsageLog) -> dict[str, Any]:
         "timestamp": to_timestamp(row.timestamp),
         "owner": None if row.owner_id is None else str(row.owner_id),
     }
-    return _entry([values[c] if c in values else getattr(row, c) for c in COLUMNS])
+    return log_entry({c: values[c] if c in values else getattr(row, c) for c in COLUMNS})
 
 
-def _search_logs(query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    where = _log_filters(query)
-    page = _page(query)
-    rows = models.UsageLog.objects.filter(where)
-    stats = _stats(rows)
-    logs = [_entry_of(r) for r in _ordered(rows, page)[page.offset : page.offset + page.limit]]
-    return {
-        "logs": logs,
-        "pagination": {
-            "limit": page.limit,
-            "offset": page.offset,
-            "sort_by": page.sort_by,
-            "order": page.order,
-            "total_count": stats["total_requests"],
-        },
-        "stats": stats,
-        "has_logs": models.UsageLog.objects.exists(),
-    }
+def _search_logs(params: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    query = parse_log_query(params)
+    rows = models.UsageLog.objects.filter(_log_filters(query))
+    page = _ordered(rows, query)[query.offset : query.offset + query.limit]
+    logs = [_entry_of(row) for row in page]
+    return log_page(query, logs, _stats(rows), has_logs=models.UsageLog.objects.exists())
 
 
 class ORMLogStore:

@@ -18,7 +18,7 @@ and to `gateway_sync` otherwise (WSGI), so one ``include`` works under both.
 
 from __future__ import annotations
 
-import re
+import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -31,17 +31,23 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from bifrost_asgi import BifrostError, Principal
-from bifrost_asgi.adapters.bridge import build_scope, call_gateway, call_gateway_sync
-from bifrost_asgi.errors import csrf_failed, forbidden, unauthorized
-from bifrost_asgi.governance.engine import extract_virtual_key
+from bifrost_asgi.adapters import (
+    Principal,
+    build_scope,
+    call_gateway,
+    call_gateway_sync,
+    carries_virtual_key,
+    encode_headers,
+    is_admin_path,
+)
+from bifrost_asgi.errors import BifrostError, csrf_failed, forbidden, internal_error, unauthorized
 
 from ._runtime import asgi_gateway, wsgi_gateway
 
 __all__ = ["gateway_async", "gateway_sync"]
 
-# The management API answers staff sessions only (the core's Basic credentials are not offered here).
-_ADMIN_ROUTE = re.compile(r"^/api/(governance|logs)(/|$)")
+log = logging.getLogger("bifrost_django")
+
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
@@ -77,13 +83,6 @@ def _csrf_refusal(request: HttpRequest) -> HttpResponseBase | None:
     return check.process_view(request, lambda _request: HttpResponse(), (), {})
 
 
-def carries_virtual_key(request: HttpRequest) -> bool:
-    return any(
-        extract_virtual_key(name.lower().encode("latin-1"), value.encode("latin-1")) is not None
-        for name, value in request.headers.items()
-    )
-
-
 def authenticate(request: HttpRequest) -> Principal | HttpResponseBase | None:
     """The signed-in user as a `Principal`, None when anonymous, or the CSRF refusal.
 
@@ -97,7 +96,7 @@ def authenticate(request: HttpRequest) -> Principal | HttpResponseBase | None:
     if not user.is_authenticated:
         return None
     name = user.get_username()
-    if carries_virtual_key(request):
+    if carries_virtual_key(encode_headers(request.headers.items())):
         # The key authenticates; the session only restricts it to the user's own keys. Management rights
         # ride on a cookie only after the CSRF check, so they are not granted here.
         return Principal(str(user.pk), "session", False, name)
@@ -117,12 +116,7 @@ def _dropped_request_headers() -> frozenset[str]:
 
 
 def _headers(request: HttpRequest, body_size: int) -> list[tuple[bytes, bytes]]:
-    dropped = _dropped_request_headers()
-    headers = [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in request.headers.items()
-        if name.lower() not in dropped
-    ]
+    headers = encode_headers(request.headers.items(), drop=_dropped_request_headers())
     headers.append((b"content-length", str(body_size).encode()))
     return headers
 
@@ -145,7 +139,8 @@ def _address(host: Any, port: Any) -> tuple[str, int] | None:
 
 
 def _admin_refusal(route: str, principal: Principal | None) -> HttpResponse | None:
-    if not _ADMIN_ROUTE.match(route) or (principal is not None and principal.is_admin):
+    """The management API answers staff sessions only (the core's Basic credentials are not offered here)."""
+    if not is_admin_path(route) or (principal is not None and principal.is_admin):
         return None
     if principal is None:
         return error_response(unauthorized("sign in as a staff user to use the management API"))
@@ -241,11 +236,18 @@ def gateway_sync(request: HttpRequest, subpath: str = "") -> HttpResponseBase:
     principal = authenticate(request)
     if isinstance(principal, HttpResponseBase):
         return principal
-    loop, gateway = wsgi_gateway()
+    runtime, gateway = wsgi_gateway()
     call = prepare(request, subpath, principal, gateway.max_body)
     if isinstance(call, HttpResponse):
         return call
-    bridged = call_gateway_sync(loop, gateway.app, call.scope, call.body)
+    try:
+        loop, app = runtime.get()  # starts the gateway on the process's loop thread on first use
+        bridged = call_gateway_sync(loop, app, call.scope, call.body)
+    except Exception:
+        # The gateway renders its own failures; reaching here is a failed startup (retried on the next
+        # request) or a bug.
+        log.exception("bifrost gateway failed on %s %s", request.method, request.path)
+        return error_response(internal_error())
     if bridged.streaming:
         # The WSGI server closes the response when the client leaves; closing the generator closes the
         # bridged response.

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, current_app, session
 
-from bifrost_asgi import Principal
+from bifrost_asgi.adapters import Principal
 from bifrost_asgi.errors import governance_error
 
 __all__ = [

@@ -17,33 +17,29 @@ they are not refused.
 
 from __future__ import annotations
 
-import hmac
 import importlib
 import re
 import secrets
-from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, current_app, g, request
 from flask.wrappers import Response
 from werkzeug.exceptions import BadRequest
 
-from bifrost_asgi import BifrostError, Principal
-from bifrost_asgi.errors import csrf_failed
-from bifrost_asgi.governance.engine import extract_virtual_key
+from bifrost_asgi.adapters import Principal, double_submit_failure, encode_headers, needs_csrf_token
+from bifrost_asgi.errors import BifrostError, csrf_failed
 
 __all__ = ["csrf_refusal", "csrf_token", "exempt_from_flask_wtf", "set_csrf_cookie"]
 
-_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # What secrets.token_urlsafe(32) produces; anything else in the cookie is replaced, not trusted.
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 def csrf_refusal(principal: Principal | None) -> BifrostError | None:
     """The 403 for a session-authenticated write without a valid token; None when the call may go on."""
-    if principal is None or principal.via != "session" or request.method not in _UNSAFE_METHODS:
+    if not current_app.config["BIFROST_CSRF_ENABLED"]:
         return None
-    if not current_app.config["BIFROST_CSRF_ENABLED"] or carries_virtual_key(request.headers.items()):
+    if not needs_csrf_token(principal, request.method, encode_headers(request.headers.items())):
         return None
     wtf = _flask_wtf()
     reason = _flask_wtf_reason(wtf) if wtf is not None else _double_submit_reason()
@@ -52,14 +48,6 @@ def csrf_refusal(principal: Principal | None) -> BifrostError | None:
     return csrf_failed(
         f"CSRF check failed: {reason} Session-authenticated calls must send the page's CSRF token in "
         f"the {_header_name()} header (or authenticate with a virtual key instead)."
-    )
-
-
-def carries_virtual_key(headers: Iterable[tuple[str, str]]) -> bool:
-    """Whether the call authenticates with a virtual key (by the gateway's own header rules)."""
-    return any(
-        extract_virtual_key(name.lower().encode("latin-1"), value.encode("latin-1")) is not None
-        for name, value in headers
     )
 
 
@@ -119,13 +107,8 @@ def _flask_wtf_reason(wtf: Any) -> str | None:
 
 
 def _double_submit_reason() -> str | None:
-    cookie = request.cookies.get(current_app.config["BIFROST_CSRF_COOKIE_NAME"], "")
-    header = request.headers.get(_header_name(), "")
-    if not cookie or not header:
-        return "the CSRF token is missing."
-    if not hmac.compare_digest(cookie.encode(), header.encode()):
-        return "the CSRF token does not match."
-    return None
+    cookie = request.cookies.get(current_app.config["BIFROST_CSRF_COOKIE_NAME"])
+    return double_submit_failure(cookie, request.headers.get(_header_name()))
 
 
 def _header_name() -> str:

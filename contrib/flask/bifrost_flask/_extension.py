@@ -6,11 +6,10 @@ from flask import Blueprint, Flask, current_app
 from starlette.applications import Starlette
 
 from bifrost_asgi import ConfigError, create_app
-from bifrost_asgi.adapters.bridge import LoopThread
+from bifrost_asgi.adapters import GatewayRuntime, LoopThread
 
 from ._auth import AdminCheck, FlaskOwnerDirectory, OwnerCheck, PrincipalLoader, principal_source
 from ._csrf import csrf_token, exempt_from_flask_wtf, set_csrf_cookie
-from ._runtime import GatewayRuntime
 from ._settings import gateway_config, set_defaults
 from ._state import EXTENSION_KEY, BifrostState, state_of
 from ._view import METHODS, gateway_view
@@ -72,7 +71,9 @@ class Bifrost:
             app.config["BIFROST_CONFIG"], root_path=app.root_path, instance_path=app.instance_path
         )
         owners = FlaskOwnerDirectory(app, self._owner_active)
-        runtime = GatewayRuntime(lambda: create_app(config, owner_directory=owners))
+        runtime = GatewayRuntime(
+            lambda: create_app(config, owner_directory=owners), name="bifrost-flask-loop"
+        )
         blueprint = _blueprint()
         app.register_blueprint(blueprint, url_prefix=prefix)
         auth = config.governance.auth_config if config.governance else None

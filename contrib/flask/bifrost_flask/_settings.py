@@ -12,8 +12,7 @@ from typing import Any
 
 from flask import Config
 
-from bifrost_asgi import ConfigError, GatewayConfig
-from bifrost_asgi.governance.config import GovernanceConfig
+from bifrost_asgi.config import ConfigError, GatewayConfig, GovernanceConfig
 
 __all__ = ["DEFAULTS", "gateway_config", "set_defaults"]
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from bifrost_asgi.adapters import GatewayRuntime
+
 from ._auth import PrincipalLoader
-from ._runtime import GatewayRuntime
 
 __all__ = ["EXTENSION_KEY", "BifrostState", "state_of"]
 

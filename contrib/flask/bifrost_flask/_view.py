@@ -16,9 +16,15 @@ from flask.wrappers import Response
 from werkzeug.datastructures import Headers
 from werkzeug.http import is_hop_by_hop_header
 
-from bifrost_asgi import BifrostError, Principal
-from bifrost_asgi.adapters.bridge import SyncResponse, build_scope, call_gateway_sync
-from bifrost_asgi.errors import internal_error, unauthorized
+from bifrost_asgi.adapters import (
+    Principal,
+    SyncResponse,
+    build_scope,
+    call_gateway_sync,
+    encode_headers,
+    is_admin_path,
+)
+from bifrost_asgi.errors import BifrostError, internal_error, unauthorized
 
 from ._csrf import csrf_refusal
 from ._state import BifrostState, state_of
@@ -56,24 +62,16 @@ def gateway_view(path: str) -> Response:
 def _admin_refusal(state: BifrostState, principal: Principal | None, path: str) -> BifrostError | None:
     """Without ``governance.auth_config`` the core's management API is open to whoever reaches it; in a
     host app that would be every visitor, so the host's admins (``is_admin``) are the only ones let in."""
-    if not state.admin_api_open or not _is_admin_path(path) or (principal and principal.is_admin):
+    if not state.admin_api_open or not is_admin_path(path) or (principal and principal.is_admin):
         return None
     return unauthorized()
-
-
-def _is_admin_path(path: str) -> bool:
-    return path == "/api/logs" or path == "/api/governance" or path.startswith("/api/governance/")
 
 
 def request_scope(principal: Principal | None, prefix: str) -> dict[str, object]:
     """The current Flask request as an ASGI scope for the gateway mounted at ``prefix``."""
     environ = request.environ
     hidden = _HOST_ONLY_HEADERS | {str(current_app.config["BIFROST_CSRF_HEADER_NAME"]).lower()}
-    headers = [
-        (name.lower().encode("latin-1"), value.encode("latin-1"))
-        for name, value in request.headers.items()
-        if name.lower() not in hidden
-    ]
+    headers = encode_headers(request.headers.items(), drop=hidden)
     server_port = environ.get("SERVER_PORT")
     return build_scope(
         method=request.method,

@@ -1,0 +1,157 @@
+"""Usage logs in SQLite (by default the same file as the keys): batched inserts, and ``GET /api/logs``
+run as SQL.
+
+    search_logs(store.connection, {"providers": ["openai,anthropic"], "min_cost": ["0.01"]})
+    -> {"logs": [...], "pagination": {...}, "stats": {...}, "has_logs": true}
+
+Every value reaches SQLite as a bound parameter; only column names and ``ASC``/``DESC`` are written into
+the SQL text, and those come from `LogQuery`'s fixed tables, never from the query string.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from bifrost_asgi.stores.log_query import (
+    TERMINAL_STATUSES,
+    LogQuery,
+    log_entry,
+    log_page,
+    log_stats,
+    parse_log_query,
+)
+from bifrost_asgi.stores.logs import COLUMNS, LogRecord
+from bifrost_asgi.stores.sqlite import ThreadConnections
+
+__all__ = ["SCHEMA", "SQLiteLogStore", "search_logs"]
+
+_SQL_TYPES = (("bool", "INTEGER"), ("int", "INTEGER"), ("float", "REAL"), ("str", "TEXT"))
+_TERMINAL = f"status IN ({', '.join(repr(s) for s in TERMINAL_STATUSES)})"
+
+
+def _column_sql(name: str) -> str:
+    # Annotations are strings here (postponed evaluation); the first matching scalar type decides.
+    annotation = str(LogRecord.__annotations__[name])
+    kind = next((sql for py, sql in _SQL_TYPES if py in annotation), "TEXT")
+    return f"{name} {kind}" + (" NOT NULL" if name == "id" else "")
+
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS bifrost_logs (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    + ", ".join(_column_sql(c) for c in COLUMNS)
+    + ");\n"
+    "CREATE INDEX IF NOT EXISTS bifrost_logs_ts ON bifrost_logs(timestamp);\n"
+    "CREATE INDEX IF NOT EXISTS bifrost_logs_vk ON bifrost_logs(virtual_key_id);\n"
+    "CREATE INDEX IF NOT EXISTS bifrost_logs_owner ON bifrost_logs(owner);\n"
+)
+
+
+class SQLiteLogStore:
+    """Logs in SQLite (by default the same file as the keys). Writes and searches run in a worker thread.
+
+    >>> store = SQLiteLogStore("/var/lib/bifrost/bifrost.db")
+    >>> await store.search({"status": ["error"], "limit": ["10"]})
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connections = ThreadConnections(path, SCHEMA)
+
+    def connection(self) -> sqlite3.Connection:
+        return self._connections.get()
+
+    def _write(self, records: Sequence[LogRecord]) -> None:
+        conn = self.connection()
+        sql = f"INSERT INTO bifrost_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+        conn.execute("BEGIN")
+        try:
+            conn.executemany(sql, [tuple(getattr(r, c) for c in COLUMNS) for r in records])
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    async def write(self, records: Sequence[LogRecord]) -> None:
+        await asyncio.to_thread(self._write, records)
+
+    async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        return await asyncio.to_thread(search_logs, self.connection, query)
+
+    async def aclose(self) -> None:
+        return None
+
+
+def search_logs(
+    connection_factory: Callable[[], sqlite3.Connection], query: Mapping[str, Sequence[str]]
+) -> dict[str, Any]:
+    """Filter, page and summarise the usage log; a bad parameter is a 400 naming it.
+
+    Runs in a worker thread (``SQLiteLogStore.search``). The count, the stats and the page are read in
+    one transaction, so they agree with each other while writers keep appending.
+    """
+    parsed = parse_log_query(query)
+    where, params = _where(parsed)
+    conn = connection_factory()
+    conn.execute("BEGIN")
+    try:
+        stats = _stats(conn, where, params)
+        logs = _rows(conn, where, params, parsed)
+        has_logs = bool(conn.execute("SELECT EXISTS(SELECT 1 FROM bifrost_logs)").fetchone()[0])
+    finally:
+        conn.execute("COMMIT")  # read-only: committing and rolling back are the same
+    return log_page(parsed, logs, stats, has_logs=has_logs)
+
+
+def _where(query: LogQuery) -> tuple[str, list[object]]:
+    """The WHERE clause (fixed text) and its bound values."""
+    clauses: list[str] = []
+    params: list[object] = []
+    for field, values in query.values.items():
+        clauses.append(f"{field} IN ({', '.join('?' for _ in values)})")
+        params += values
+    for bound in query.bounds:
+        clauses.append(f"{bound.field} {bound.op} ?")
+        params.append(bound.value)
+    if query.missing_cost_only:
+        clauses.append("(cost IS NULL OR cost <= 0) AND status != 'error'")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _stats(conn: sqlite3.Connection, where: str, params: list[object]) -> dict[str, Any]:
+    sql = (
+        "SELECT COUNT(*),"
+        f" SUM(CASE WHEN {_TERMINAL} THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN status = 'success' THEN 1 ELSE 0 END),"
+        f" AVG(CASE WHEN {_TERMINAL} THEN latency END),"
+        " SUM(total_tokens), SUM(input_tokens), SUM(output_tokens), SUM(cost)"
+        " FROM bifrost_logs" + where
+    )
+    count, completed, succeeded, latency, tokens, prompt, completion, cost = conn.execute(
+        sql, params
+    ).fetchone()
+    return log_stats(
+        count=count,
+        completed=completed,
+        succeeded=succeeded,
+        latency=latency,
+        tokens=tokens,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost=cost,
+    )
+
+
+def _rows(
+    conn: sqlite3.Connection, where: str, params: list[object], query: LogQuery
+) -> list[dict[str, Any]]:
+    order = "DESC" if query.descending else "ASC"
+    # `seq` breaks ties in the same direction, so pages neither repeat nor skip rows of equal value.
+    sql = (
+        f"SELECT {', '.join(COLUMNS)} FROM bifrost_logs{where}"
+        f" ORDER BY {query.sort_field} {order}, seq {order} LIMIT ? OFFSET ?"
+    )
+    cursor = conn.execute(sql, [*params, query.limit, query.offset])
+    return [log_entry(dict(zip(COLUMNS, row, strict=True))) for row in cursor.fetchall()]

@@ -1,0 +1,84 @@
+"""What an API dialect supplies to the journey: `Surface`.
+
+A surface parses a request in its dialect, names the primary target, builds each target's call, and
+renders the answer, the stream events and errors in its dialect. It never owns a fallback loop, a stream
+pump or an error skeleton: those live once in ``bifrost_asgi.pipeline``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.pipeline.request import Request, Served
+from bifrost_asgi.pipeline.streaming import StreamEncoder
+from bifrost_asgi.providers.base import GATEWAY_FIELDS, Call, Op
+from bifrost_asgi.routing import Target
+from bifrost_asgi.types import Scope
+
+__all__ = ["Surface", "make_call"]
+
+
+class Surface(Protocol):
+    """One API dialect (OpenAI Responses, chat, text; token counting; Anthropic Messages; ...).
+
+    ``request_type`` is Bifrost's non-streaming request type, used for errors that happen before the
+    body is parsed.
+    """
+
+    request_type: str
+
+    def parse(self, gw: Gateway, raw: bytes, scope: Scope, started: float) -> Request:
+        """Validate the body (400 on anything the dialect requires) and build the request; the fallbacks
+        are parsed here, the primary target after authorization."""
+        ...
+
+    def primary(self, gw: Gateway, req: Request) -> Target:
+        """The primary (provider, model), once ``req.vk`` is known."""
+        ...
+
+    def call_for(self, gw: Gateway, req: Request, provider: str, model: str) -> Call:
+        """The call ``provider`` takes for this request (a BifrostError when it cannot take it)."""
+        ...
+
+    def render(self, gw: Gateway, req: Request, served: Served) -> bytes:
+        """The non-streamed answer's body (the usage is already priced into ``served``)."""
+        ...
+
+    def encoder(self, gw: Gateway, req: Request, served: Served) -> StreamEncoder: ...
+
+    def error_body(self, err: BifrostError) -> bytes: ...
+
+
+def make_call(
+    gw: Gateway,
+    req: Request,
+    provider: str,
+    model: str,
+    *,
+    op: Op | None = None,
+    body: dict[str, Any] | None = None,
+    raw: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> Call:
+    """A call carrying the request's body (or a surface's rewrite of it) to ``provider``.
+
+    The client's bytes may be forwarded untouched (``passthrough``) only when the body already names the
+    upstream model and carries no gateway-only fields.
+    """
+    body = req.body if body is None else body
+    passthrough = model == body.get("model") and not any(f in body for f in GATEWAY_FIELDS)
+    timeout = gw.config.providers[provider].network_config.default_request_timeout_in_seconds
+    return Call(
+        req.op if op is None else op,
+        body,
+        req.raw if raw is None else raw,
+        model,
+        req.stream,
+        passthrough,
+        req.forward_headers if headers is None else headers,
+        timeout,
+        max_answer_bytes=gw.max_answer,
+        max_event_bytes=gw.max_event,
+    )
