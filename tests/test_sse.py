@@ -61,6 +61,12 @@ async def test_an_event_split_at_every_byte_is_decoded_once() -> None:
     assert await _batches(*(raw[i : i + 1] for i in range(len(raw)))) == [[("e", b"x")], [(None, b"y")]]
 
 
+async def test_an_empty_read_inside_a_terminator_does_not_hold_the_event_back() -> None:
+    assert await _batches(b"data: 1\n", b"", b"\ndata: 2\n\n") == [[(None, b"1"), (None, b"2")]]
+    assert await _batches(b"data: 1\n", b"", b"\n", b"data: 2\n\n") == [[(None, b"1")], [(None, b"2")]]
+    assert await _batches(b"data: 1\r\n\r", b"\n", b"data: 2\n\n") == [[(None, b"1")], [(None, b"2")]]
+
+
 async def test_a_crlf_terminator_split_between_reads() -> None:
     assert await _batches(b"data: 1\r", b"\n\r\n", b"data: 2\r\n\r\n") == [[(None, b"1")], [(None, b"2")]]
     # The first event's terminator ends in the third read: both events complete there.
