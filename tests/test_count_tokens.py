@@ -765,7 +765,7 @@ def test_audio_is_estimated_from_its_duration(raw: bytes, expected: int) -> None
 
 def test_media_parts_add_up_and_take_either_shape() -> None:
     audio = base64.b64encode(wav(1.5)).decode()
-    parts = [
+    parts: list[dict[str, Any]] = [
         {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
         {"type": "input_audio", "data": audio, "format": "wav"},  # the fields on the part itself
         {"type": "input_audio", "data": ["not", "base64"]},  # unmeasurable: no tokens, still an estimate

@@ -103,9 +103,9 @@ async def test_instructions_and_tools_are_counted(gateway_url: str) -> None:
     # for o200k_base (7 per function, 3 for its properties, 3 per property, 12 once) to its two lines.
     instructions, _ = expected_messages("o200k_base", ("system", "Be brief"))
     tool_text = [t for line in ("get_weather:Weather for a city", "city:string:") for t in encoded(line)]
-    tool = 7 + 3 + 3 + 12 + len(tool_text)
+    tool_tokens = 7 + 3 + 3 + 12 + len(tool_text)
     assert bare.input_tokens == expected_messages("o200k_base", ("user", "hi"))[0]
-    assert full.input_tokens == bare.input_tokens + instructions - REPLY_PRIMING + tool
+    assert full.input_tokens == bare.input_tokens + instructions - REPLY_PRIMING + tool_tokens
 
 
 async def test_images_each_detail(gateway_url: str) -> None:
