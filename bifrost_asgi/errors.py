@@ -49,8 +49,8 @@ from typing import Any
 import orjson
 
 __all__ = [
-    "MALFORMED",
     "BifrostError",
+    "MALFORMED",
     "bad_response",
     "body_too_large",
     "configuration_error",
@@ -69,9 +69,9 @@ __all__ = [
     "store_unavailable",
     "stream_cut",
     "timed_out",
-    "unreadable",
     "too_large_answer",
     "unauthorized",
+    "unreadable",
     "unsupported_operation",
     "upstream",
     "upstream_failed",

@@ -22,12 +22,15 @@ import orjson
 from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import BifrostError, bad_response, stream_cut
 from bifrost_asgi.providers.base import (
+    OBJECTS,
     Call,
     Chunk,
     ChunkStream,
     Op,
     Reply,
+    Shape,
     aclose_stream,
+    check_shape,
     client_body,
     converted,
 )
@@ -149,9 +152,22 @@ def _translated(op: Op, body: dict[str, Any], model: str, *, stream: bool) -> di
     return count_tokens_request(responses_to_messages_request(body, model, stream=False))
 
 
+# The fields the translators read, by answer and by stream event type (see providers.base.check_shape).
+_MESSAGE: Shape = {"content": OBJECTS, "usage": dict, "stop_reason": str}
+_EVENTS: dict[str, Shape] = {
+    "message_start": {"message": dict},
+    "content_block_start": {"index": int, "content_block": dict},
+    "content_block_delta": {"index": int, "delta": dict},
+    "content_block_stop": {"index": int},
+    "message_delta": {"delta": dict, "usage": dict},
+}
+
+
 def _answer(call: Call, upstream: dict[str, Any], provider: str) -> dict[str, Any]:
     if call.op is Op.MESSAGES:
-        return upstream
+        return upstream  # the client's own format: passed on as it came
+    if call.op is not Op.COUNT_TOKENS:
+        check_shape(upstream, _MESSAGE, f"provider {provider}'s message")
     if call.op is Op.RESPONSES:
         return messages_to_responses_response(upstream, request=call.body, model=call.model)
     if call.op is Op.CHAT:
@@ -192,7 +208,14 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _decode(event: SSEEvent) -> dict[str, Any]:
-    return _loads_event(event.data)
+    """A stream event for a translator, its fields checked."""
+    obj = _loads_event(event.data)
+    shape = _EVENTS.get(str(obj.get("type")))
+    if shape is not None:
+        check_shape(obj, shape, f"anthropic stream event {obj.get('type')}")
+        if isinstance(obj.get("message"), dict):
+            check_shape(obj["message"], _MESSAGE, "anthropic stream event message_start")
+    return obj
 
 
 def _event_type(data: bytes) -> str | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
 
-from bifrost_asgi.errors import MALFORMED, unreadable
+from bifrost_asgi.errors import MALFORMED, bad_response, unreadable
 
 if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
     from bifrost_asgi.config import KeyConfig, ProviderConfig
@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # config imports the provider catalog, which imports this pac
 
 __all__ = [
     "GATEWAY_FIELDS",
+    "OBJECTS",
     "TERMINAL_EVENTS",
     "Call",
     "Chunk",
@@ -25,8 +26,10 @@ __all__ = [
     "Provider",
     "ProviderFactory",
     "Reply",
+    "Shape",
     "StreamConverter",
     "aclose_stream",
+    "check_shape",
     "client_body",
     "converted",
     "event_chunk",
@@ -202,3 +205,46 @@ class Provider(Protocol):
 
 # Builds a provider at startup: (name, its config, the gateway's shared transport, its base URL).
 ProviderFactory = Callable[[str, "ProviderConfig", httpx.AsyncBaseTransport, str], Provider]
+
+
+# -- shape checks on answers that get translated --------------------------------------------------------
+#
+# Translators are lenient readers (a missing field is an empty one); an answer whose fields have the wrong
+# types would come out as an empty "success" and under-charged usage. Before translating, providers check
+# the fields they read: a present field of the wrong type is a 502, never a finished-looking answer.
+
+OBJECTS = "a list of objects"  # a shape value: a list whose items are all JSON objects
+Shape = Mapping[str, "type | tuple[type, ...] | str"]
+
+
+def check_shape(obj: Mapping[str, Any], shape: Shape, what: str) -> None:
+    """Raise a 502 ``provider_bad_response`` when a field of ``obj`` named in ``shape`` is present with
+    another type; token counts in any ``usage``-like field must be integers."""
+    for name, kind in shape.items():
+        value = obj.get(name)
+        if value is None:
+            continue
+        if kind == OBJECTS:
+            ok = isinstance(value, list) and all(isinstance(item, dict) for item in value)
+        else:
+            ok = isinstance(value, kind)  # type: ignore[arg-type]
+        if not ok:
+            raise bad_response(f"{what}: {name} is not {kind if kind == OBJECTS else _type_name(kind)}")
+        if name in _USAGE_FIELDS:
+            _check_counts(value, what)
+
+
+_USAGE_FIELDS = frozenset({"usage", "usageMetadata"})
+
+
+def _check_counts(usage: Mapping[str, Any], what: str) -> None:
+    for name, value in usage.items():
+        counted = name.endswith(("_tokens", "TokenCount"))
+        if counted and value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise bad_response(f"{what}: usage {name} is not an integer")
+
+
+def _type_name(kind: object) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
+    return " or ".join(names.get(k, getattr(k, "__name__", str(k))) for k in kinds)

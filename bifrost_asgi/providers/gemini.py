@@ -23,11 +23,14 @@ import orjson
 from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import BifrostError, stream_cut
 from bifrost_asgi.providers.base import (
+    OBJECTS,
     Call,
     ChunkStream,
     Op,
     Reply,
+    Shape,
     StreamConverter,
+    check_shape,
     client_body,
     converted,
 )
@@ -123,7 +126,7 @@ class GeminiProvider(HTTPProvider):
             # An error after the stream started: Gemini sends it as one more event.
             status = error.get("code")
             raise gemini_error(status if isinstance(status, int) and status >= 400 else 500, data, self.name)
-        return obj
+        return check_answer(obj, f"provider {self.name}'s stream event")
 
 
 def _request(call: Call) -> dict[str, Any]:
@@ -135,7 +138,20 @@ def _request(call: Call) -> dict[str, Any]:
     return text_to_gemini_request(body, call.model)
 
 
+# The fields the translators read (see providers.base.check_shape); a candidate's content is an object.
+_ANSWER: Shape = {"candidates": OBJECTS, "usageMetadata": dict, "promptFeedback": dict}
+_CANDIDATE: Shape = {"content": dict, "finishReason": str}
+
+
+def check_answer(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    check_shape(obj, _ANSWER, what)
+    for candidate in obj.get("candidates") or ():
+        check_shape(candidate, _CANDIDATE, what)
+    return obj
+
+
 def _answer(call: Call, upstream: dict[str, Any]) -> dict[str, Any]:
+    check_answer(upstream, "gemini's answer")
     if call.op is Op.RESPONSES:
         return gemini_to_responses_response(upstream, request=call.body, model=call.model)
     if call.op is Op.CHAT:

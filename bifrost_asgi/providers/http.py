@@ -178,11 +178,11 @@ async def request(
     """Send a request and read the answer (at most ``max_bytes``); transport failures and error
     statuses become BifrostErrors."""
     try:
-        resp = await _start(transport, method, url, content, headers, timeout)
+        started = await _start(transport, method, url, content, headers, timeout)
         try:
-            resp = await _read_bounded(resp, max_bytes, provider)
+            resp = await _read_bounded(started, max_bytes, provider)
         finally:
-            await resp.aclose()  # hands the connection back to the pool, even if the body broke off
+            await started.aclose()  # hands the connection back to the pool, even if the body broke off
     except TRANSPORT_ERRORS as exc:
         raise map_transport_error(exc, provider, timeout) from None
     if resp.status_code >= 400:
@@ -205,9 +205,8 @@ async def _read_bounded(resp: httpx.Response, limit: int, provider: str) -> http
         if size > limit:
             raise too_large_answer(provider, "an answer", limit)
         parts.append(part)
-    return httpx.Response(
-        resp.status_code, headers=resp.headers, content=b"".join(parts), request=resp.request
-    )
+    # A fresh response holding what was read (aiter_bytes leaves the original without content).
+    return httpx.Response(resp.status_code, headers=resp.headers, content=b"".join(parts))
 
 
 def _refused(resp: httpx.Response, body: bytes, provider: str, error: ErrorMapper) -> BifrostError:

@@ -14,13 +14,16 @@ import orjson
 from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import MALFORMED, stream_cut, unreadable
 from bifrost_asgi.providers.base import (
+    OBJECTS,
     TERMINAL_EVENTS,
     Call,
     Chunk,
     ChunkStream,
     Op,
     Reply,
+    Shape,
     aclose_stream,
+    check_shape,
     client_body,
     event_chunk,
 )
@@ -40,7 +43,7 @@ from bifrost_asgi.translate import (
     responses_to_chat_request,
 )
 
-__all__ = ["OpenAICompatProvider", "OpenAIProvider"]
+__all__ = ["OpenAICompatProvider", "OpenAIProvider", "check_chat", "check_response"]
 
 _PATHS = {
     Op.RESPONSES: "/v1/responses",
@@ -143,7 +146,7 @@ class OpenAICompatProvider(OpenAIProvider):
         chat_req = responses_to_chat_request(client_body(call), call.model, stream=False)
         content = orjson.dumps(chat_req)
         resp = await self._post(self._urls[Op.CHAT], content, call, key)
-        chat = loads_object(resp.content, self.name)
+        chat = check_chat(loads_object(resp.content, self.name), f"provider {self.name}'s answer")
         body = chat_to_responses_response(chat, request=call.body, model=call.model)
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
@@ -176,7 +179,33 @@ async def translate_chat_stream(chunks: ChunkStream, call: Call, source: str) ->
 
 
 def _object(chunk: Chunk) -> dict[str, Any]:
-    return chunk.obj if chunk.obj is not None else loads_object(chunk.data or b"", "the upstream", "an event")
+    obj = chunk.obj if chunk.obj is not None else loads_object(chunk.data or b"", "the upstream", "an event")
+    return check_chat(obj, "a chat stream event")
+
+
+# The fields the chat-to-Responses translator reads (see providers.base.check_shape).
+_CHAT: Shape = {"choices": OBJECTS, "usage": dict}
+_CHOICE: Shape = {"message": dict, "delta": dict, "finish_reason": str}
+
+
+_RESPONSE: Shape = {"output": OBJECTS, "usage": dict, "status": str}
+_RESPONSE_EVENT: Shape = {"response": dict, "item": dict, "part": dict, "delta": str, "text": str}
+
+
+def check_response(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    """A Responses answer (or stream event) whose fields have the types translators read, else a 502."""
+    check_shape(obj, _RESPONSE_EVENT if "sequence_number" in obj or "response" in obj else _RESPONSE, what)
+    if isinstance(obj.get("response"), dict):
+        check_shape(obj["response"], _RESPONSE, what)
+    return obj
+
+
+def check_chat(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    """A chat completion (or chunk) whose fields have the types the translators read, else a 502."""
+    check_shape(obj, _CHAT, what)
+    for choice in obj.get("choices") or ():
+        check_shape(choice, _CHOICE, what)
+    return obj
 
 
 def _completes(op: Op, chunk: Chunk, data: bytes) -> bool:

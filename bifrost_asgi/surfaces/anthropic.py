@@ -23,6 +23,7 @@ from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.request import Request, Served, parse_body, require_model, require_stream_flag
 from bifrost_asgi.providers.base import Call, Chunk, Op
 from bifrost_asgi.providers.http import loads_object
+from bifrost_asgi.providers.openai import check_response
 from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import frame
 from bifrost_asgi.surfaces.base import make_call
@@ -123,8 +124,10 @@ class MessagesSurface(_MessagesDialect):
     def render(self, gw: Gateway, req: Request, served: Served) -> bytes:
         assert served.reply is not None
         body = served.reply.body
-        message = body if served.op is Op.MESSAGES else responses_to_message(body, model=req.model)
-        return orjson.dumps(message)
+        if served.op is Op.MESSAGES:
+            return orjson.dumps(body)  # the client's own format, as the provider sent it
+        check_response(body, f"provider {served.provider}'s answer")
+        return orjson.dumps(responses_to_message(body, model=req.model))
 
     def encoder(self, gw: Gateway, req: Request, served: Served) -> MessagesStreamEncoder:
         return MessagesStreamEncoder(req, served, self)
@@ -160,11 +163,9 @@ class MessagesStreamEncoder:
                 chunk.event or "message", chunk.data if chunk.data is not None else orjson.dumps(chunk.obj)
             )
         try:
-            event = (
-                chunk.obj
-                if chunk.obj is not None
-                else loads_object(chunk.data or b"", self.source, "an event")
-            )
+            data = chunk.data or b""
+            event = chunk.obj if chunk.obj is not None else loads_object(data, self.source, "an event")
+            check_response(event, f"provider {self.source}'s stream event")
             return b"".join(frame(e["type"], orjson.dumps(e)) for e in self.convert.feed(event))
         except MALFORMED as exc:  # an upstream event of the wrong shape: its fault, not a bug of ours
             raise unreadable(self.source, exc) from None
