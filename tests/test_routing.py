@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from bifrost_asgi.errors import BifrostError
-from bifrost_asgi.routing import Resolver
+from bifrost_asgi.routing import Resolver, check_model_string
 
 CATALOG = {"gpt-4o": ("azure", "openai"), "llama-3": ("groq",), "solo": ("openai",)}
 
@@ -104,3 +104,33 @@ def test_fallbacks_must_be_an_array_of_strings(values: object) -> None:
         "fallbacks must be an array of strings",
         "fallbacks",
     )
+
+
+# -- bounds: a model string is echoed into headers and logs --------------------------------------------------
+
+
+def test_model_strings_are_bounded_and_free_of_control_characters() -> None:
+    longest = "openai/" + "m" * 249
+    assert check_model_string(longest, "model") == longest  # exactly 256 characters
+    err = refusal(lambda: check_model_string(longest + "m", "model"))
+    assert (err.status_code, err.message, err.param) == (400, "model is longer than 256 characters", "model")
+    for bad in ("gpt\n4o", "gpt\x00", "gpt\x7f", "gpt\x9f"):
+        err = refusal(lambda: check_model_string(bad, "fallbacks"))  # noqa: B023
+        assert (err.message, err.param) == ("fallbacks contains control characters", "fallbacks")
+    assert check_model_string("gpt-4o é", "model") == "gpt-4o é"
+
+
+def test_fallbacks_are_bounded_and_checked() -> None:
+    assert len(resolver().fallbacks(["groq/llama-3"] * 32)) == 32
+    err = refusal(lambda: resolver().fallbacks(["groq/llama-3"] * 33))
+    assert (err.message, err.param) == ("fallbacks holds more than 32 entries", "fallbacks")
+    err = refusal(lambda: resolver().fallbacks(["groq/llama-3", "groq/\x00"]))
+    assert (err.message, err.param) == ("fallbacks contains control characters", "fallbacks")
+
+
+def test_resolving_under_an_integration_prefix() -> None:
+    assert resolver().resolve_under("gpt-4o", None) == ("azure", "gpt-4o")  # no prefix: the catalog's first
+    assert resolver().resolve_under("gpt-4o", "litellm") == ("openai", "gpt-4o")  # prefers openai
+    assert resolver().resolve_under("llama-3", "litellm") == ("groq", "llama-3")  # where it serves it
+    assert resolver().resolve_under("llama-3", "openai") == ("openai", "llama-3")  # /openai: always openai
+    assert resolver().resolve_under("groq/llama-3", "openai") == ("groq", "llama-3")
