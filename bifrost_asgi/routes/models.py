@@ -14,7 +14,7 @@ from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
 from bifrost_asgi.providers.openai import OpenAIProvider
 from bifrost_asgi.types import Scope
 
-__all__ = ["handle_list_models"]
+__all__ = ["handle_list_models", "listed_models"]
 
 log = logging.getLogger("bifrost_asgi")
 
@@ -53,13 +53,17 @@ def _entry(gw: Gateway, provider: str, model: str) -> dict[str, Any]:
     return entry
 
 
-async def handle_list_models(gw: Gateway, scope: Scope, receive: Any, send: Any) -> None:
+async def listed_models(gw: Gateway, scope: Scope) -> list[dict[str, Any]]:
+    """The models this request may see, in Bifrost's entry shape (the dialects' lists reshape them)."""
     if not gw.started:
         await gw.start()
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     wanted = query.get("provider", [None])[0]
     names = [n for n in gw.providers if wanted is None or n == wanted]
     results = await asyncio.gather(*(_provider_models(gw, n) for n in names))
-    data = [m for models in results for m in models]
-    body = {"object": "list", "data": data}
+    return [m for models in results for m in models]
+
+
+async def handle_list_models(gw: Gateway, scope: Scope, receive: Any, send: Any) -> None:
+    body = {"object": "list", "data": await listed_models(gw, scope)}
     await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)
