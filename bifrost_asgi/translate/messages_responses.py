@@ -32,8 +32,9 @@ Mapping decisions:
 - A 400 names what Responses cannot express: ``top_k``, ``stop_sequences``, other server tools,
   ``container``, ``mcp_servers``, ``context_management``, documents other than PDF/text, Files-API
   sources. Dropped (they tune Anthropic's own service): ``cache_control`` hints (other providers cache
-  automatically), ``service_tier``, ``inference_geo``, ``speed``; ``is_error`` on a tool result (Responses has no such
-  flag; the result's text says what failed) and text ``citations`` in replayed history.
+  automatically), ``service_tier``, ``inference_geo``, ``speed``; ``is_error`` on a tool result
+  (Responses has no such flag; the result's text says what failed) and text ``citations`` in replayed
+  history.
 """
 
 from __future__ import annotations
