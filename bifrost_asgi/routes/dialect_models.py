@@ -15,10 +15,11 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from bifrost_asgi.errors import not_found
+from bifrost_asgi.errors import BifrostError, not_found
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
 from bifrost_asgi.routes.models import listed_models
+from bifrost_asgi.surfaces.anthropic import anthropic_error_body
 from bifrost_asgi.surfaces.gemini import google_error_body
 from bifrost_asgi.types import Scope
 
@@ -84,7 +85,12 @@ class AnthropicModels:
         self.gw = gw
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        body = anthropic_models(self.gw, await listed_models(self.gw, scope), _query(scope))
+        try:
+            entries = await listed_models(self.gw, scope)
+        except BifrostError as err:
+            await send_bytes(send, err.status_code, anthropic_error_body(err), JSON_HEADERS)
+            return
+        body = anthropic_models(self.gw, entries, _query(scope))
         await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)
 
 
@@ -98,7 +104,11 @@ class GeminiModels:
         self.gw = gw
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        entries = await listed_models(self.gw, scope)
+        try:
+            entries = await listed_models(self.gw, scope)
+        except BifrostError as err:
+            await send_bytes(send, err.status_code, google_error_body(err), JSON_HEADERS)
+            return
         wanted = scope.get("path_params", {}).get("target")
         if wanted is None:
             body = gemini_models(self.gw, entries, _query(scope))
@@ -106,7 +116,7 @@ class GeminiModels:
             return
         name = str(wanted).removeprefix("models/")
         if name not in {_own_id(self.gw, entry, "gemini") for entry in entries}:
-            err = not_found(f"models/{name} is not found")
-            await send_bytes(send, 404, google_error_body(err), JSON_HEADERS)
+            missing = not_found(f"models/{name} is not found")
+            await send_bytes(send, 404, google_error_body(missing), JSON_HEADERS)
             return
         await send_bytes(send, 200, orjson.dumps(gemini_model(name)), JSON_HEADERS)

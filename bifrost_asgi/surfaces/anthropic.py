@@ -34,7 +34,7 @@ from bifrost_asgi.translate import (
 )
 from bifrost_asgi.types import Scope
 
-__all__ = ["MessagesCountSurface", "MessagesSurface"]
+__all__ = ["MessagesCountSurface", "MessagesSurface", "anthropic_error_body"]
 
 # Client headers that shape an Anthropic request and so travel with a native body (beta features).
 _NATIVE_HEADERS = (b"anthropic-beta",)
@@ -43,6 +43,14 @@ _ANTHROPIC_ERROR_TYPES = frozenset(
     {"invalid_request_error", "authentication_error", "billing_error", "permission_error", "not_found_error",
      "request_too_large", "rate_limit_error", "api_error", "timeout_error", "overloaded_error"}
 )  # fmt: skip
+
+
+def anthropic_error_body(err: BifrostError) -> bytes:
+    """An error in Anthropic's shape (the status stays the one Anthropic would use)."""
+    kind = (
+        err.error_type if err.error_type in _ANTHROPIC_ERROR_TYPES else anthropic_error_type(err.status_code)
+    )
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": err.message}})
 
 
 class _MessagesDialect:
@@ -105,13 +113,7 @@ class _MessagesDialect:
         return result
 
     def error_body(self, err: BifrostError) -> bytes:
-        """An error in Anthropic's shape (the status stays the one Anthropic would use)."""
-        kind = (
-            err.error_type
-            if err.error_type in _ANTHROPIC_ERROR_TYPES
-            else anthropic_error_type(err.status_code)
-        )
-        return orjson.dumps({"type": "error", "error": {"type": kind, "message": err.message}})
+        return anthropic_error_body(err)
 
 
 class MessagesSurface(_MessagesDialect):
