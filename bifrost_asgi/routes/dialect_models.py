@@ -10,6 +10,7 @@ dialect's provider).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -76,38 +77,47 @@ def gemini_models(gw: Gateway, entries: list[dict[str, Any]], query: dict[str, s
     return body
 
 
-class AnthropicModels:
-    """``GET /anthropic/v1/models``."""
+class _DialectList:
+    """A model list endpoint; a caller who may not list models is refused in the dialect's error shape."""
 
     __slots__ = ("gw",)
+    error_body: Callable[[BifrostError], bytes]
 
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def _entries(self, scope: Scope, send: Any) -> list[dict[str, Any]] | None:
         try:
-            entries = await listed_models(self.gw, scope)
+            return await listed_models(self.gw, scope)
         except BifrostError as err:
-            await send_bytes(send, err.status_code, anthropic_error_body(err), JSON_HEADERS)
+            await send_bytes(send, err.status_code, self.error_body(err), JSON_HEADERS)
+            return None
+
+
+class AnthropicModels(_DialectList):
+    """``GET /anthropic/v1/models``."""
+
+    __slots__ = ()
+    error_body = staticmethod(anthropic_error_body)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        entries = await self._entries(scope, send)
+        if entries is None:
             return
         body = anthropic_models(self.gw, entries, _query(scope))
         await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)
 
 
-class GeminiModels:
+class GeminiModels(_DialectList):
     """``GET {p}/v1beta/models`` and ``GET {p}/v1beta/models/{model}`` (404 in Google's shape when the
     gateway does not list it)."""
 
-    __slots__ = ("gw",)
-
-    def __init__(self, gw: Gateway) -> None:
-        self.gw = gw
+    __slots__ = ()
+    error_body = staticmethod(google_error_body)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            entries = await listed_models(self.gw, scope)
-        except BifrostError as err:
-            await send_bytes(send, err.status_code, google_error_body(err), JSON_HEADERS)
+        entries = await self._entries(scope, send)
+        if entries is None:
             return
         wanted = scope.get("path_params", {}).get("target")
         if wanted is None:

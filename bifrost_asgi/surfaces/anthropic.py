@@ -14,6 +14,7 @@ shapes the SDK knows.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
@@ -22,10 +23,9 @@ from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.request import Request, Served, parse_body, require_model, require_stream_flag
 from bifrost_asgi.providers.base import Call, Chunk, Op
-from bifrost_asgi.providers.openai import check_response
 from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import frame
-from bifrost_asgi.surfaces.base import dialect_primary, make_call, translate_event
+from bifrost_asgi.surfaces.base import dialect_primary, make_call, render_answer, translate_event
 from bifrost_asgi.translate import (
     ResponsesToMessagesStream,
     anthropic_error_type,
@@ -124,12 +124,7 @@ class MessagesSurface(_MessagesDialect):
     request_type = Op.RESPONSES.value
 
     def render(self, gw: Gateway, req: Request, served: Served) -> bytes:
-        assert served.reply is not None
-        body = served.reply.body
-        if served.op is Op.MESSAGES:
-            return orjson.dumps(body)  # the client's own format, as the provider sent it
-        check_response(body, f"provider {served.provider}'s answer")
-        return orjson.dumps(responses_to_message(body, model=req.model))
+        return render_answer(served, Op.MESSAGES, partial(responses_to_message, model=req.model))
 
     def encoder(self, gw: Gateway, req: Request, served: Served) -> MessagesStreamEncoder:
         return MessagesStreamEncoder(req, served, self)

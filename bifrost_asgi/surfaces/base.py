@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
+
 from bifrost_asgi.errors import MALFORMED, BifrostError, unreadable
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.request import Request, Served
@@ -20,7 +22,7 @@ from bifrost_asgi.providers.openai import check_response
 from bifrost_asgi.routing import Target
 from bifrost_asgi.types import Scope
 
-__all__ = ["Surface", "dialect_primary", "make_call", "translate_event"]
+__all__ = ["Surface", "dialect_primary", "make_call", "render_answer", "translate_event"]
 
 
 class Surface(Protocol):
@@ -112,3 +114,14 @@ def translate_event(
         return feed(check_response(event, f"provider {source}'s stream event"))
     except MALFORMED as exc:
         raise unreadable(source, exc) from None
+
+
+def render_answer(served: Served, native: Op, translate: Callable[[dict[str, Any]], dict[str, Any]]) -> bytes:
+    """A provider dialect's JSON answer: its own provider's as sent (the client's format already),
+    any other provider's Responses answer checked and translated."""
+    assert served.reply is not None
+    body = served.reply.body
+    if served.op is native:
+        return orjson.dumps(body)
+    check_response(body, f"provider {served.provider}'s answer")
+    return orjson.dumps(translate(body))

@@ -15,6 +15,7 @@ Cost is reported in ``x-bifrost-cost-usd``; bodies stay exactly the shapes the S
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
@@ -25,10 +26,9 @@ from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
 from bifrost_asgi.pipeline.journey import handle
 from bifrost_asgi.pipeline.request import Request, Served, parse_body
 from bifrost_asgi.providers.base import Call, Chunk, Op
-from bifrost_asgi.providers.openai import check_response
 from bifrost_asgi.routing import Target, check_model_string
 from bifrost_asgi.sse import frame
-from bifrost_asgi.surfaces.base import Surface, dialect_primary, make_call, translate_event
+from bifrost_asgi.surfaces.base import Surface, dialect_primary, make_call, render_answer, translate_event
 from bifrost_asgi.translate.gemini_responses import (
     ResponsesToGeminiStream,
     gemini_count_to_responses_request,
@@ -118,12 +118,9 @@ class GeminiSurface(_GeminiDialect):
         return gemini_to_responses_request(req.body, req.model, stream=req.stream)
 
     def render(self, gw: Gateway, req: Request, served: Served) -> bytes:
-        assert served.reply is not None
-        body = served.reply.body
-        if served.op is Op.GENERATE_CONTENT:
-            return orjson.dumps(body)  # the client's own format, as the provider sent it
-        check_response(body, f"provider {served.provider}'s answer")
-        return orjson.dumps(responses_to_gemini_response(body, model=req.model))
+        return render_answer(
+            served, Op.GENERATE_CONTENT, partial(responses_to_gemini_response, model=req.model)
+        )
 
     def encoder(self, gw: Gateway, req: Request, served: Served) -> GeminiStreamEncoder:
         return GeminiStreamEncoder(req, served)
