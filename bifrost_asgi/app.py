@@ -126,16 +126,18 @@ def _routes(gw: Gateway) -> list[BaseRoute]:
 
 def _gemini_routes(gw: Gateway, integration: str) -> list[BaseRoute]:
     """The Gemini dialect under ``/{integration}``: ``models/{model}:{method}`` and the model list, under
-    ``v1beta`` (Bifrost's) and ``v1`` (google-genai's default API version since 2.x)."""
+    ``v1beta`` (Bifrost's) and ``v1`` (google-genai's default API version). Under a framework prefix
+    ``GET .../v1/models`` stays the OpenAI list, so Gemini's list is there only under ``v1beta``."""
     endpoint, models = GeminiEndpoint(gw, integration), GeminiModels(gw)
     routes: list[BaseRoute] = []
     for version in ("v1beta", "v1"):
         p = f"/{integration}/{version}/models"
-        routes += [
-            Route(p + "/{target:path}", endpoint, methods=["POST"]),
-            Route(p, models, methods=["GET"]),
-            Route(p + "/{target:path}", models, methods=["GET"]),
-        ]
+        routes.append(Route(p + "/{target:path}", endpoint, methods=["POST"]))
+        if version == "v1beta" or integration == "genai":
+            routes += [
+                Route(p, models, methods=["GET"]),
+                Route(p + "/{target:path}", models, methods=["GET"]),
+            ]
     return routes
 
 

@@ -248,6 +248,13 @@ def test_the_dialect_is_served_under_the_framework_prefixes(
     assert answer.text == ANSWER
 
 
+def test_under_a_framework_prefix_v1_models_stays_the_openai_list(gateway: str) -> None:
+    """google-genai lists Gemini-style on v1beta there; /v1/models is the OpenAI SDK's route."""
+    names = [m.name for m in client(gateway, "/langchain", api_version="v1beta").models.list()]
+    assert f"models/{FLASH}" in names
+    assert httpx.get(f"{gateway}/langchain/v1/models").json()["object"] == "list"
+
+
 def test_v1beta_and_v1_are_both_served(gateway: str, gemini: GeminiUpstream) -> None:
     for version in ("v1beta", "v1"):
         answer = client(gateway, api_version=version).models.generate_content(model=FLASH, contents="Hi")
