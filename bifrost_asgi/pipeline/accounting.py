@@ -22,6 +22,7 @@ from bifrost_asgi.pricing import Usage, usage_from_chat, usage_from_responses
 from bifrost_asgi.providers.base import Op
 from bifrost_asgi.stores.logs import LogRecord
 from bifrost_asgi.translate import messages_usage_to_responses
+from bifrost_asgi.translate.gemini import gemini_usage_to_responses
 from bifrost_asgi.types import Scope
 
 __all__ = ["ZERO_COST", "admit", "authorize", "authorize_scope", "finish", "key_choice", "price", "release"]
@@ -157,6 +158,8 @@ def _parse_usage(op: Op, usage: Mapping[str, Any]) -> Usage | None:
         return usage_from_responses(usage)
     if op is Op.MESSAGES:
         return usage_from_responses(messages_usage_to_responses(usage))
+    if op is Op.GENERATE_CONTENT:
+        return usage_from_responses(gemini_usage_to_responses(usage) or {})
     return usage_from_chat(usage)
 
 

@@ -86,7 +86,7 @@ def _accept(gw: Gateway, surface: Surface, req: Request, served: Served) -> None
     a reply that cannot be rendered is that attempt's failure)."""
     assert served.reply is not None
     body = served.reply.body
-    usage = body.get("usage")
+    usage = body.get(served.op.usage_field)
     if isinstance(usage, dict):
         price(gw, served, usage, body.get("service_tier") or usage.get("service_tier"))
     served.content = surface.render(gw, req, served)
