@@ -64,6 +64,7 @@ class _GatewayApp(Starlette):
 
     def __init__(self, *, routes: list[BaseRoute], **kwargs: Any) -> None:
         super().__init__(routes=routes, **kwargs)
+        _refuse_duplicates(routes)
         self._direct: dict[tuple[str, str], Handler] = {
             (method, route.path): route.app
             for route in routes
@@ -80,6 +81,19 @@ class _GatewayApp(Starlette):
                 await endpoint(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+def _refuse_duplicates(routes: list[BaseRoute]) -> None:
+    """Two routes for one method and path: the later would silently win (a dialect mounted over
+    another's list). A wiring mistake of ours, caught when the app is built."""
+    seen: set[tuple[str, str]] = set()
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        for method in route.methods or ():
+            if (method, route.path) in seen:
+                raise RuntimeError(f"two routes for {method} {route.path}")
+            seen.add((method, route.path))
 
 
 def _route_path(scope: Any) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -129,3 +130,15 @@ def _ids_in_child() -> list[str]:
     from bifrost_asgi.pipeline.request import new_request_id
 
     return [new_request_id() for _ in range(1000)]
+
+
+def test_two_routes_for_one_method_and_path_are_refused() -> None:
+    """A dialect mounted over another's route would silently take it over; the app refuses to build."""
+    from starlette.routing import Route
+
+    from bifrost_asgi.app import _GatewayApp
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None: ...
+
+    with pytest.raises(RuntimeError, match="two routes for (GET|HEAD) /v1/models"):
+        _GatewayApp(routes=[Route("/v1/models", endpoint), Route("/v1/models", endpoint)])
