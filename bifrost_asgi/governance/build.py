@@ -31,6 +31,7 @@ from bifrost_asgi.stores import (
     SQLiteKeyStore,
     SQLiteLogStore,
 )
+from bifrost_asgi.stores.batching import BatchCounterStore, BatchingCounterStore
 
 __all__ = ["build_governance", "build_log_writer", "seed"]
 
@@ -66,6 +67,9 @@ def build_governance(
         counters = MemoryCounterStore()  # an in-memory deployment keeps counters in memory too
     else:
         counters = _counter_store(cfg)
+    if isinstance(counters, BatchCounterStore):
+        # A shared store: admissions and settlements in flight together share one round trip.
+        counters = BatchingCounterStore(counters)
     gov = Governance(
         key_store or _key_store(cfg),
         counters,

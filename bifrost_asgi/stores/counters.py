@@ -36,6 +36,7 @@ __all__ = [
     "States",
     "TransactionalCounterStore",
     "admit_states",
+    "apply_ops",
     "apply_rule",
     "blocks",
     "fresh_window",
@@ -174,6 +175,19 @@ def read_states(states: States, limits: Sequence[Limit], now: float) -> list[Cou
     return out
 
 
+def apply_ops(states: States, ops: Sequence[Any], now: float) -> list[Admission | None]:
+    """A batch of operations (`stores.batching.AdmitOp` / `SettleOp`) over the same counters, in order:
+    each admission sees every settlement and admission before it."""
+    results: list[Admission | None] = []
+    for op in ops:
+        if hasattr(op, "actual"):
+            settle_states(states, op.claims, op.actual, now)
+            results.append(None)
+        else:
+            results.append(admit_states(states, op.claims, now))
+    return results
+
+
 def apply_rule(states: States, rule: Callable[[States], T]) -> tuple[T, dict[str, CounterState]]:
     """``rule(states)`` (`admit_states`, `settle_states` or `read_states` with their arguments bound) and
     the counters it changed: a database store saves only those, in the transaction that loaded them."""
@@ -255,6 +269,11 @@ class TransactionalCounterStore(ABC):
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
         keys = [c.limit.key for c in claims]
         await shielded(self.transaction(keys, lambda states: settle_states(states, claims, actual, now)))
+
+    async def run_batch(self, ops: Sequence[Any], now: float) -> list[Admission | None]:
+        """Several admissions and settlements (`stores.batching`) in one transaction, in order."""
+        keys = list(dict.fromkeys(c.limit.key for op in ops for c in op.claims))
+        return await self.transaction(keys, lambda states: apply_ops(states, ops, now))
 
     async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
         # A read can start a window (as in the memory store), so it writes like the others.

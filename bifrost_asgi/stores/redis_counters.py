@@ -153,6 +153,63 @@ return out
 )
 
 
+# A batch of admissions and settlements (stores/batching.py), in order. ARGV[3] = number of operations; then
+# per operation: 'a' or 's', its claim count, and per claim: key index (into KEYS), then for an admission
+# kind, max, amount, aligned, fresh_start, fresh_end; for a settlement aligned, fresh_start, fresh_end,
+# reserved amount, actual amount. Returns, per operation, the 1-based indexes of its blocking claims.
+_BATCH = (
+    _PRELUDE
+    + """
+local out = {}
+local p = 4
+for o = 1, tonumber(ARGV[3]) do
+  local op, n = ARGV[p], tonumber(ARGV[p + 1])
+  p = p + 2
+  local blocked = {}
+  if op == 'a' then
+    local seen = {}
+    for i = 1, n do
+      local q = p + (i - 1) * 7
+      seen[i] = current(KEYS[tonumber(ARGV[q])], ARGV[q + 4], ARGV[q + 5], ARGV[q + 6])
+    end
+    for i = 1, n do
+      local q = p + (i - 1) * 7
+      local s, max, amount = seen[i], tonumber(ARGV[q + 2]), tonumber(ARGV[q + 3])
+      local over
+      if ARGV[q + 1] == 'requests' then
+        over = s.used + s.reserved + amount > max
+      else
+        over = s.used + s.reserved >= max
+      end
+      if over then
+        blocked[#blocked + 1] = i
+      end
+    end
+    if #blocked == 0 then
+      for i = 1, n do
+        seen[i].reserved = seen[i].reserved + tonumber(ARGV[p + (i - 1) * 7 + 3])
+        seen[i].dirty = true
+      end
+    end
+    p = p + n * 7
+  else
+    for i = 1, n do
+      local q = p + (i - 1) * 6
+      local s = current(KEYS[tonumber(ARGV[q])], ARGV[q + 1], ARGV[q + 2], ARGV[q + 3])
+      s.reserved = math.max(0, s.reserved - tonumber(ARGV[q + 4]))
+      s.used = s.used + tonumber(ARGV[q + 5])
+      s.dirty = true
+    end
+    p = p + n * 6
+  end
+  out[o] = blocked
+end
+save()
+return out
+"""
+)
+
+
 class RedisCounterStore:
     """Budget and rate-limit counters shared by every worker and host through one Redis server.
 
@@ -179,6 +236,7 @@ class RedisCounterStore:
         self._admit = self._redis.register_script(_ADMIT)
         self._settle = self._redis.register_script(_SETTLE)
         self._read = self._redis.register_script(_READ)
+        self._batch = self._redis.register_script(_BATCH)
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
         if not claims:
@@ -209,6 +267,28 @@ class RedisCounterStore:
             self._degrade("read", exc)
             return [CounterState() for _ in limits]  # failing open: nothing is known, nothing is counted
         return [CounterState(*(float(x) for x in row)) for row in rows]
+
+    async def run_batch(self, ops: Sequence[Any], now: float) -> list[Admission | None]:
+        """Several admissions and settlements (`stores.batching`) in one script, in order."""
+        keys: dict[str, int] = {}
+        args: list[Any] = [now, _TTL_GRACE_S, len(ops)]
+        for op in ops:
+            settling = hasattr(op, "actual")
+            args += ["s" if settling else "a", len(op.claims)]
+            for i, claim in enumerate(op.claims):
+                index = keys.setdefault(self._prefix + claim.limit.key, len(keys) + 1)
+                window = _window_args(claim.limit, now)
+                if settling:
+                    args += [index, *window, claim.amount, op.actual[i]]
+                else:
+                    args += [index, claim.limit.kind, claim.limit.max, claim.amount, *window]
+        try:
+            blocked = await self._batch(keys=list(keys), args=args)
+        except self._unavailable as exc:
+            self._degrade("a batch", exc)
+            # Failing open: nothing was reserved, so nothing is to settle (empty claims say so).
+            return [None if hasattr(op, "actual") else Admission(True, ()) for op in ops]
+        return [_outcome(op, found) for op, found in zip(ops, blocked, strict=True)]
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -268,6 +348,14 @@ def _connect(url: str, timeout_s: float, max_connections: int) -> tuple[Redis, t
         retry=retry,
     )
     return Redis.from_pool(pool), (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+def _outcome(op: Any, blocked: list[int]) -> Admission | None:
+    if hasattr(op, "actual"):
+        return None
+    if blocked:
+        return Admission(False, op.claims, tuple(op.claims[i - 1] for i in blocked))
+    return Admission(True, op.claims)
 
 
 def _window_args(limit: Limit, now: float) -> list[Any]:
