@@ -182,11 +182,25 @@ class Governance:
         return rule
 
     async def admit(
-        self, key: VirtualKey, provider: str, model: str, body: dict[str, Any], raw_size: int
+        self,
+        key: VirtualKey,
+        provider: str,
+        model: str,
+        body: dict[str, Any],
+        raw_size: int,
+        *,
+        estimate: Usage | None = None,
     ) -> Ticket:
+        """Check access and reserve the request's share of every limit. ``estimate``, when the request
+        carries one (media), is what is reserved instead of the size-based guess."""
         rule = self.check_access(key, provider, model)
-        tokens = estimate_tokens(body, raw_size, self.default_max_output_tokens)
-        cost = self._estimate_cost(provider, model, raw_size, tokens)
+        if estimate is not None:
+            tokens = estimate.total
+            priced = self.pricing.cost(provider, model, estimate)
+            cost = priced["total_cost"] if priced else 0.0
+        else:
+            tokens = estimate_tokens(body, raw_size, self.default_max_output_tokens)
+            cost = self._estimate_cost(provider, model, raw_size, tokens)
         team, customer = await self._owners(key)
         claims = self._claims_for(key, rule, team, customer, tokens, cost)
         if not claims:

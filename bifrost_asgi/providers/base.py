@@ -11,11 +11,15 @@ import httpx
 
 if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
     from bifrost_asgi.config import KeyConfig, ProviderConfig
+    from bifrost_asgi.multipart import Form
 
 
 __all__ = [
+    "FORM_GATEWAY_FIELDS",
     "GATEWAY_FIELDS",
+    "MEDIA_OPS",
     "TERMINAL_EVENTS",
+    "TEXT_FORMATS",
     "Call",
     "Chunk",
     "ChunkStream",
@@ -25,6 +29,7 @@ __all__ = [
     "Reply",
     "StreamConverter",
     "aclose_stream",
+    "answers_text",
     "client_body",
     "converted",
     "event_chunk",
@@ -33,6 +38,8 @@ __all__ = [
 # Body fields only the gateway understands; stripped before a body goes upstream (OpenAI rejects
 # unknown parameters).
 GATEWAY_FIELDS = ("fallbacks", "return_tokens")
+# The same in a multipart form, where a list is repeated fields (``fallbacks`` or ``fallbacks[]``).
+FORM_GATEWAY_FIELDS = (*GATEWAY_FIELDS, "fallbacks[]")
 T = TypeVar("T")
 
 
@@ -43,6 +50,12 @@ class Op(enum.Enum):
     non-streaming ``request_type``). ``MESSAGES`` and ``MESSAGES_COUNT_TOKENS`` carry an Anthropic
     Messages body from the ``/anthropic`` integration, which only anthropic providers speak natively;
     every other provider gets that request translated to ``RESPONSES`` / ``COUNT_TOKENS``.
+
+    The media operations carry OpenAI's bodies for embeddings, images and audio; a provider that does
+    not serve one raises ``errors.unsupported_operation``. ``IMAGE_EDIT``, ``TRANSCRIPTION`` and
+    ``TRANSLATION`` bodies are multipart forms (``Call.form``); ``SPEECH`` answers audio bytes.
+    ``TRANSLATION`` is OpenAI's ``/v1/audio/translations``, which Bifrost does not serve; its request type
+    is ours.
     """
 
     RESPONSES = "responses"
@@ -51,9 +64,23 @@ class Op(enum.Enum):
     COUNT_TOKENS = "count_tokens"
     MESSAGES = "messages"
     MESSAGES_COUNT_TOKENS = "messages_count_tokens"
+    EMBEDDINGS = "embedding"
+    IMAGE_GENERATION = "image_generation"
+    IMAGE_EDIT = "image_edit"
+    SPEECH = "speech"
+    TRANSCRIPTION = "transcription"
+    TRANSLATION = "translation"
 
     def request_type(self, stream: bool) -> str:
         return self.value + "_stream" if stream else self.value
+
+
+# The media operations (embeddings, images, audio), which only some providers serve.
+MEDIA_OPS = frozenset(
+    {Op.EMBEDDINGS, Op.IMAGE_GENERATION, Op.IMAGE_EDIT, Op.SPEECH, Op.TRANSCRIPTION, Op.TRANSLATION}
+)
+# Transcript formats answered as text rather than JSON.
+TEXT_FORMATS = frozenset({"text", "srt", "vtt"})
 
 
 @dataclass(slots=True)
@@ -62,7 +89,9 @@ class Call:
 
     ``body`` is shared between attempts and must not be mutated; ``raw`` is the client's bytes, which a
     provider speaking the same format forwards untouched when ``passthrough`` is true (the body names the
-    upstream model already and carries no gateway-only fields).
+    upstream model already and carries no gateway-only fields). A multipart request (image edits, audio
+    uploads) also has ``form``: the client's form read in place, which the provider re-encodes with its
+    model (``form.encode``) so the uploaded files are never copied.
     """
 
     op: Op
@@ -75,11 +104,18 @@ class Call:
     timeout: float = 30.0
     # Set by providers that serve a model through a named deployment (Azure); reported in extra_fields.
     model_deployment: str | None = None
+    form: Form | None = None
 
 
 @dataclass(slots=True)
 class Reply:
-    """A provider's non-streaming answer, already in the client's format."""
+    """A provider's non-streaming answer, already in the client's format.
+
+    ``content``, when set, is the answer's bytes as the client gets them, and ``body`` then holds only
+    what the gateway reads from it (its ``usage``): a large answer (embeddings, images) is passed on
+    without being parsed and re-serialised, and one that is not JSON (a transcript as text, SRT or VTT)
+    is passed on as it is.
+    """
 
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
@@ -88,6 +124,7 @@ class Reply:
     # Facts about how the answer was made that belong in the response's ``extra_fields`` (a local token
     # count says it is an estimate, and with which tokenizer).
     extra_fields: dict[str, Any] | None = None
+    content: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -108,6 +145,11 @@ class Chunk:
 # one upstream read, or everything one upstream event translates into); the pipeline writes a batch with
 # one send. One socket write per event was the largest cost of a stream (BENCHMARKS.md).
 ChunkStream = AsyncIterator[list[Chunk]]
+
+
+def answers_text(call: Call) -> bool:
+    """Whether the call's answer is text (a transcript as text, SRT or VTT) rather than JSON."""
+    return call.op in (Op.TRANSCRIPTION, Op.TRANSLATION) and call.body.get("response_format") in TEXT_FORMATS
 
 
 def client_body(call: Call) -> dict[str, Any]:

@@ -24,14 +24,14 @@ from bifrost_asgi.pipeline.request import Request, Served, parse_body, require_m
 from bifrost_asgi.providers.base import Call, Chunk, Op
 from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import frame
-from bifrost_asgi.surfaces.base import make_call
+from bifrost_asgi.surfaces.base import make_call, standard_headers
 from bifrost_asgi.translate import (
     ResponsesToMessagesStream,
     anthropic_error_type,
     messages_to_responses_request,
     responses_to_message,
 )
-from bifrost_asgi.types import Scope
+from bifrost_asgi.types import Headers, Scope
 
 __all__ = ["MessagesCountSurface", "MessagesSurface"]
 
@@ -101,6 +101,9 @@ class _MessagesDialect:
             raise cached
         result: tuple[dict[str, Any], bytes] = cached
         return result
+
+    def headers(self, req: Request, served: Served) -> Headers:
+        return standard_headers(served)
 
     def error_body(self, err: BifrostError) -> bytes:
         """An error in Anthropic's shape (the status stays the one Anthropic would use)."""
