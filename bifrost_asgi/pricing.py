@@ -441,7 +441,7 @@ def _transcription_cost(entry: Entry, usage: Usage, media: Media) -> tuple[float
 
 
 def _image_cost(entry: Entry, usage: Usage, media: Media) -> tuple[float, float]:
-    if usage.input_tokens or usage.output_tokens:
+    if usage.output_tokens:  # token usage reported (gpt-image): every output token is an image token
         images = min(media.image_tokens, usage.input_tokens)
         image_rate = _first_rate(entry, "input_cost_per_image_token", "input_cost_per_token")
         inputs = (usage.input_tokens - images) * _first_rate(
@@ -453,10 +453,9 @@ def _image_cost(entry: Entry, usage: Usage, media: Media) -> tuple[float, float]
         return inputs, outputs
     # LiteLLM's image entries price each produced image, per image or per pixel of its size.
     pixels = _pixels(media.size)
-    each = _first_rate(entry, "output_cost_per_image", "input_cost_per_image") or pixels * _first_rate(
-        entry, "output_cost_per_pixel", "input_cost_per_pixel"
-    )
-    return 0.0, media.images * each
+    per_pixel = _first_rate(entry, "output_cost_per_pixel", "input_cost_per_pixel")
+    each = _first_rate(entry, "output_cost_per_image", "input_cost_per_image") or pixels * per_pixel
+    return usage.input_tokens * _first_rate(entry, "input_cost_per_token"), media.images * each
 
 
 def _pixels(size: str) -> int:
