@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import orjson
 import pytest
 
 from bifrost_asgi.jsonbytes import object_span, splice
 
-BODY = {
+USAGE: dict[str, Any] = {"prompt_tokens": 8, "nested": {"a": "}"}, "total_tokens": 8}
+BODY: dict[str, Any] = {
     "object": "list",
     "data": [{"index": 0, "embedding": 'AAAA"usage": {}', "note": 'say "usage": {"x": 1}'}],
-    "usage": {"prompt_tokens": 8, "nested": {"a": "}"}, "total_tokens": 8},
+    "usage": USAGE,
 }
 
 
@@ -35,7 +37,7 @@ def test_splice_adds_fields_inside_usage_and_at_the_end() -> None:
     usage = object_span(content, "usage")
     spliced = splice(content, usage, {"cost": b'{"total_cost":1}'}, {"extra_fields": b"{}"})
     assert orjson.loads(spliced) == {
-        **BODY, "usage": {**BODY["usage"], "cost": {"total_cost": 1}}, "extra_fields": {}
+        **BODY, "usage": {**USAGE, "cost": {"total_cost": 1}}, "extra_fields": {}
     }  # fmt: skip
 
 
