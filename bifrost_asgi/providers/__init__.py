@@ -11,7 +11,9 @@ The built-in families live in their own modules (openai, anthropic, gemini, azur
 from __future__ import annotations
 
 from bifrost_asgi.providers.base import (
+    FORM_GATEWAY_FIELDS,
     GATEWAY_FIELDS,
+    MEDIA_OPS,
     TERMINAL_EVENTS,
     Call,
     Chunk,
@@ -40,8 +42,10 @@ __all__ = [
     "Call",
     "Chunk",
     "ChunkStream",
+    "FORM_GATEWAY_FIELDS",
     "GATEWAY_FIELDS",
     "HTTPProvider",
+    "MEDIA_OPS",
     "Op",
     "Provider",
     "ProviderFactory",
