@@ -1,21 +1,25 @@
 """`GatewayConfig`: one typed configuration, loadable from Bifrost's ``config.json`` shape.
 
 Unknown fields are ignored with a warning naming them (Bifrost configs carry many sections we do not
-implement yet); invalid values are a :class:`ConfigError` naming the field, raised at startup.
+implement yet), except in the sections that decide who may call and spend (``client``, ``governance``,
+``governance.auth_config``) and for top-level near-misses of them (``"clinet"``): there a typo would
+silently leave the gateway open, so it is a :class:`ConfigError` naming the field, as are invalid values.
 """
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from bifrost_asgi.governance.config import GovernanceConfig, SeedError, resolve_env_secrets
+from bifrost_asgi.governance.config import ConfigSection, GovernanceConfig, SeedError, resolve_env_secrets
 from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, HOSTED, KNOWN_PROVIDERS, NATIVE_KINDS
 
 __all__ = ["ConfigError", "GatewayConfig", "GovernanceConfig", "KeyConfig", "NetworkConfig", "ProviderConfig"]
@@ -29,9 +33,7 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the field."""
 
 
-class _Section(BaseModel):
-    # "allow" so that unknown fields survive validation and can be reported by name, then ignored.
-    model_config = ConfigDict(extra="allow", frozen=True)
+_Section = ConfigSection
 
 
 def _resolve_env(value: str, field: str) -> str:
@@ -100,9 +102,44 @@ class ProviderConfig(_Section):
 
 
 class ClientConfig(_Section):
+    strict = True
+    # Bifrost's client options we do not implement; ignoring any of them never lets more callers in
+    # (direct keys, CORS origins and whitelisted routes stay refused). Its `required_headers` is not here:
+    # ignored, it would admit requests Bifrost refuses, so it is an error.
+    bifrost_only = frozenset(
+        {
+            "initial_pool_size", "prometheus_labels", "enable_logging", "disable_content_logging",
+            "retain_content_in_object_storage", "allow_per_request_content_storage_override",
+            "allow_per_request_raw_override", "allow_direct_keys", "disable_db_pings_in_health",
+            "log_retention_days", "dual_credential_conflict_behavior", "allowed_origins", "allowed_headers",
+            "compat", "enable_litellm_fallbacks", "mcp_agent_depth", "mcp_tool_execution_timeout",
+            "mcp_code_mode_binding_level", "mcp_tool_sync_interval", "mcp_disable_auto_tool_inject",
+            "mcp_enable_temp_token_auth", "mcp_external_client_url", "mcp_server_auth_mode",
+            "oauth2_server_config", "header_filter_config", "async_job_result_ttl", "logging_headers",
+            "whitelisted_routes", "hide_deleted_virtual_keys_in_filters", "routing_chain_max_depth",
+            "dump_errors_in_console_logs", "webhook_config",
+        }
+    )  # fmt: skip
+
     enforce_auth_on_inference: bool = False
+    # Bifrost's deprecated spellings of enforce_auth_on_inference: either one turns enforcement on.
+    enforce_governance_header: bool = False
+    enforce_scim_auth: bool = False
     max_request_body_size_mb: float = Field(default=100.0, gt=0)
     drop_excess_requests: bool = False
+    # Ours: what one upstream may send back. A larger answer (default: the request body limit), or one
+    # stream event larger than the event limit, is a 502 instead of gigabytes held in memory.
+    max_upstream_response_size_mb: float | None = Field(default=None, gt=0)
+    max_stream_event_size_mb: float = Field(default=4.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _deprecated_enforcement(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and any(
+            data.get(alias) is True for alias in ("enforce_governance_header", "enforce_scim_auth")
+        ):
+            return {**data, "enforce_auth_on_inference": True}
+        return data
 
 
 class CountTokensConfig(_Section):
@@ -149,9 +186,9 @@ class GatewayConfig(_Section):
             raise ConfigError(_describe(exc, source)) from None
         except SeedError as exc:
             raise ConfigError(str(exc)) from None
-        _warn_unknown(config, source)
+        _check_unknown(config, source)
         _check_providers(config)
-        return config
+        return _without_version_suffixes(config)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> GatewayConfig:
@@ -209,21 +246,121 @@ def _describe(exc: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _warn_unknown(model: BaseModel, path: str) -> None:
-    for name in model.model_extra or {}:
-        log.warning("%s: unknown field %r ignored", path, name)
+# Top-level fields that are near-misses of a security-relevant section, or that section under another
+# name or in the wrong place, are errors; other unknown top-level fields (Bifrost's "plugins", "mcp",
+# "config_store", ...) only warn.
+_GUARDED_TOP_LEVEL = {
+    "client": "client",
+    "client_config": "client",  # the name Bifrost's HTTP API uses for the same section
+    "governance": "governance",
+    "governance_config": "governance",
+    "auth_config": "governance.auth_config",
+}
+
+
+def _check_unknown(config: GatewayConfig, source: str) -> None:
+    """Warn about every unknown field by name; raise `ConfigError` for those in strict sections."""
+    errors = [error for name in config.model_extra or {} if (error := _top_level_error(name))]
+    for path, section in _sections(config, ""):
+        errors.extend(_section_errors(section, path, source))
+    if errors:
+        raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(f"  {e}" for e in errors))
+    for name in config.model_extra or {}:
+        log.warning("%s: unknown field %r ignored", source, name)
+
+
+def _top_level_error(name: str) -> str | None:
+    # "client" and "governance" themselves are fields, never extras: any match here is a miss.
+    meant = _GUARDED_TOP_LEVEL.get(name.lower())
+    if meant is None:
+        close = difflib.get_close_matches(name.lower(), ["client", "governance"], n=1, cutoff=0.75)
+        meant = close[0] if close else None
+    return None if meant is None else f"{name}: unknown top-level field (did you mean {meant!r}?)"
+
+
+def _sections(model: BaseModel, path: str) -> Iterator[tuple[str, BaseModel]]:
+    """Every section below ``model`` (itself excluded), with its dotted path."""
     for field_name in type(model).model_fields:
         child = getattr(model, field_name)
         children: list[tuple[str, Any]] = []
         if isinstance(child, BaseModel):
-            children = [(f"{path}.{field_name}", child)]
+            children = [(f"{path}{field_name}", child)]
         elif isinstance(child, dict):
-            children = [(f"{path}.{field_name}.{k}", v) for k, v in child.items()]
-        elif isinstance(child, tuple):
-            children = [(f"{path}.{field_name}[{i}]", v) for i, v in enumerate(child)]
+            children = [(f"{path}{field_name}.{k}", v) for k, v in child.items()]
+        elif isinstance(child, (tuple, list)):
+            children = [(f"{path}{field_name}[{i}]", v) for i, v in enumerate(child)]
         for child_path, value in children:
             if isinstance(value, BaseModel):
-                _warn_unknown(value, child_path)
+                yield child_path, value
+                yield from _sections(value, child_path + ".")
+
+
+def _section_errors(section: BaseModel, path: str, source: str) -> list[str]:
+    if not isinstance(section, ConfigSection):
+        return []  # a section declared extra="forbid" (jwt_auth): pydantic already refused unknown fields
+    kind = type(section)
+    errors = []
+    for name in section.model_extra or {}:
+        if name in kind.bifrost_only:
+            log.warning(
+                "%s: %s.%s is Bifrost's; bifrost-asgi does not implement it: ignored", source, path, name
+            )
+        elif kind.strict:
+            close = difflib.get_close_matches(name, list(kind.model_fields), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            errors.append(f"{path}.{name}: unknown field{hint}; unknown fields in {path} stop startup")
+        else:
+            log.warning("%s.%s: unknown field %r ignored", source, path, name)
+    return errors
+
+
+# What a base URL copied from a provider's own docs ends with, and our paths already start with.
+_VERSION_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "openai": ("/v1",),
+    "openai-compatible": ("/v1",),
+    "anthropic": ("/v1",),
+    "gemini": ("/v1beta", "/v1"),
+    "azure": ("/openai/v1", "/openai"),
+}
+
+
+def _without_version_suffixes(config: GatewayConfig) -> GatewayConfig:
+    """``base_url: "https://api.openai.com/v1"`` (as OpenAI's docs write it) would make every call a
+    bare 404 for ``/v1/v1/...``; Bifrost wants it without, and users keep copying it with: strip it, and
+    say so."""
+    providers = dict(config.providers)
+    for name, pc in config.providers.items():
+        url = pc.network_config.base_url
+        if url is None or not _kind_is_declared(name, pc):
+            continue
+        stripped = _strip_version(url, _VERSION_SUFFIXES.get(config.provider_kind(name), ()))
+        if stripped == url:
+            continue
+        # The URL itself is not logged: it may carry credentials (https://user:pass@host/v1).
+        log.warning(
+            "providers.%s.network_config.base_url ends with %r, which bifrost-asgi adds to every path "
+            "itself: using the URL without it",
+            name,
+            url[len(stripped) :],
+        )
+        network = pc.network_config.model_copy(update={"base_url": stripped})
+        providers[name] = pc.model_copy(update={"network_config": network})
+    return config.model_copy(update={"providers": providers})
+
+
+def _kind_is_declared(name: str, pc: ProviderConfig) -> bool:
+    """Whether we know which API the provider speaks. An undeclared custom name may be served by the
+    host's own provider (``create_app(providers=...)``), whose paths under its base URL are its own."""
+    declared = pc.kind is not None or pc.custom_provider_config is not None
+    return declared or name in NATIVE_KINDS or name in COMPAT_DEFAULT_BASE_URLS
+
+
+def _strip_version(url: str, suffixes: tuple[str, ...]) -> str:
+    path = urlsplit(url).path
+    for suffix in suffixes:
+        if path.endswith(suffix) and url.endswith(suffix):  # no query or fragment after it
+            return url[: -len(suffix)]
+    return url
 
 
 def _check_providers(config: GatewayConfig) -> None:

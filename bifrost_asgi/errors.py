@@ -32,6 +32,7 @@ upstream faults in ``providers/http.py``, store faults in ``stores/``) by callin
     │   ├── pool_exhausted (503)     no free upstream connection in time
     │   ├── credentials_exhausted (502)  every key answered 401/403
     │   ├── bad_response (502)       an answer that is not what the provider's API promises
+    │   ├── too_large_answer (502)   an answer or stream event over the configured size limit
     │   └── upstream_failed (500)    a stream that reported failure after it started
     └── the gateway's own faults
         ├── configuration_error (500)
@@ -49,6 +50,7 @@ import orjson
 
 __all__ = [
     "BifrostError",
+    "MALFORMED",
     "bad_response",
     "body_too_large",
     "configuration_error",
@@ -67,7 +69,9 @@ __all__ = [
     "store_unavailable",
     "stream_cut",
     "timed_out",
+    "too_large_answer",
     "unauthorized",
+    "unreadable",
     "unsupported_operation",
     "upstream",
     "upstream_failed",
@@ -93,6 +97,7 @@ class BifrostError(Exception):
         "allow_fallbacks",
         "rotate_key",
         "dead_key",
+        "retry_after",
     )
 
     def __init__(
@@ -126,6 +131,8 @@ class BifrostError(Exception):
         self.allow_fallbacks = allow_fallbacks
         self.rotate_key = rotate_key
         self.dead_key = dead_key
+        # Seconds the upstream asked us to wait before retrying (its Retry-After header), if it said.
+        self.retry_after: float | None = None
 
     def __repr__(self) -> str:
         return f"BifrostError({self.status_code}, {self.message!r}, type={self.error_type!r})"
@@ -278,6 +285,25 @@ def credentials_exhausted(provider: str, count: int, last: str) -> BifrostError:
 def bad_response(message: str) -> BifrostError:
     """An upstream answer that breaks its API's promises (not JSON, wrong shape, cut short)."""
     return BifrostError(502, message, error_type="provider_bad_response", retryable=True)
+
+
+def too_large_answer(provider: str, what: str, limit: int) -> BifrostError:
+    """An upstream answer (or one stream event) over the configured size limit."""
+    return BifrostError(
+        502, f"provider {provider} sent {what} larger than {limit} bytes", error_type="provider_bad_response"
+    )
+
+
+# What a translator raises when an upstream's answer is not the shape its API promises (a field missing,
+# of another type, not JSON): mapped to `bad_response` where provider answers are read.
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+
+
+def unreadable(provider: str, exc: BaseException) -> BifrostError:
+    """An upstream answer a translator could not read (one of `MALFORMED` raised on it)."""
+    return bad_response(
+        f"provider {provider} returned an answer the gateway could not read ({type(exc).__name__})"
+    )
 
 
 def stream_cut(provider: str, what: str) -> BifrostError:

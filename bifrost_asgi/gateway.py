@@ -19,6 +19,7 @@ from bifrost_asgi.providers.base import Op, Provider, ProviderFactory
 from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, NATIVE_DEFAULT_BASE_URLS
 from bifrost_asgi.providers.mock import MockProvider
 from bifrost_asgi.providers.openai import OpenAICompatProvider, OpenAIProvider
+from bifrost_asgi.redact import Redactor
 from bifrost_asgi.routing import Resolver
 from bifrost_asgi.stores.counters import CounterStore
 from bifrost_asgi.stores.keys import KeyStore
@@ -65,6 +66,10 @@ class Gateway:
         self.counters: dict[str, Provider] = {}
         self.transport: httpx.AsyncBaseTransport | None = None
         self.owners = owner_directory
+        # Every provider credential, scrubbed from anything an upstream says back (redact.py).
+        self.redactor = Redactor(
+            k.value.get_secret_value() for pc in config.providers.values() for k in pc.keys
+        )
         self.owner_cache: dict[str, tuple[float, bool]] = {}
         gov_cfg = config.governance
         if gov_cfg is None and (key_store or counter_store or log_store):
@@ -78,6 +83,9 @@ class Gateway:
             )
             self.logs = build_log_writer(gov_cfg, log_store)
         self.max_body = int(config.client.max_request_body_size_mb * 1024 * 1024)
+        answer_mb = config.client.max_upstream_response_size_mb or config.client.max_request_body_size_mb
+        self.max_answer = int(answer_mb * 1024 * 1024)
+        self.max_event = int(config.client.max_stream_event_size_mb * 1024 * 1024)
         self._lock = asyncio.Lock()
 
     @property

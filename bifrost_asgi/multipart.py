@@ -61,6 +61,7 @@ class Form:
     content_type: str
     parts: tuple[Part, ...]
     texts: Mapping[str, tuple[str, ...]]
+    closing: int  # where the closing delimiter line begins
 
     def field(self, name: str) -> str | None:
         """The first text value named ``name``."""
@@ -89,10 +90,9 @@ class Form:
                 done.add(part.name)
                 pieces += [view[at : part.value_start], replace[part.name].encode()]
                 at = part.value_end
-        closing = self.parts[-1].end if self.parts else 0
-        pieces.append(view[at:closing])
+        pieces.append(view[at : self.closing])
         pieces += [self._text_part(n, v) for n, v in replace.items() if n not in done]
-        pieces.append(view[closing:])
+        pieces.append(view[self.closing :])
         return tuple(p for p in pieces if len(p))
 
     def _text_part(self, name: str, value: str) -> bytes:
@@ -121,7 +121,7 @@ def read_form(raw: bytes, content_type: str) -> Form:
         parts.append(part)
         if part.filename is None:
             texts.setdefault(part.name, []).append(_text(raw, part))
-    return Form(raw, content_type, tuple(parts), {k: tuple(v) for k, v in texts.items()})
+    return Form(raw, content_type, tuple(parts), {k: tuple(v) for k, v in texts.items()}, starts[-1])
 
 
 def _delimiters(raw: bytes, delimiter: bytes) -> list[int]:

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping
 
 from bifrost_asgi.errors import invalid_request, not_configured
 from bifrost_asgi.providers.catalog import KNOWN_PROVIDERS
 
-__all__ = ["Resolver", "Target"]
+__all__ = ["MAX_FALLBACKS", "MAX_MODEL_LENGTH", "Resolver", "Target", "check_model_string"]
 
 log = logging.getLogger("bifrost_asgi.routing")
 
 Target = tuple[str, str]
+
+# A model string is echoed into response headers and log records: it is bounded and free of control
+# characters before anything else happens (no real model name comes near either bound).
+MAX_MODEL_LENGTH = 256
+MAX_FALLBACKS = 32
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def check_model_string(value: str, param: str) -> str:
+    """``value``, or a 400 naming ``param`` when it is too long or holds control characters."""
+    if len(value) > MAX_MODEL_LENGTH:
+        raise invalid_request(f"{param} is longer than {MAX_MODEL_LENGTH} characters", param=param)
+    if _CONTROL.search(value) is not None:
+        raise invalid_request(f"{param} contains control characters", param=param)
+    return value
 
 
 class Resolver:
@@ -69,9 +85,11 @@ class Resolver:
             return []
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
             raise invalid_request("fallbacks must be an array of strings", param="fallbacks")
+        if len(values) > MAX_FALLBACKS:
+            raise invalid_request(f"fallbacks holds more than {MAX_FALLBACKS} entries", param="fallbacks")
         targets: list[Target] = []
         for value in values:
-            provider, name = self.split(value)
+            provider, name = self.split(check_model_string(value, "fallbacks"))
             if provider is None:
                 log.debug("fallback %r dropped: no known provider prefix", value)
                 continue

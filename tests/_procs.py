@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
+import subprocess
 import sys
 
-__all__ = ["die_with_test_run"]
+__all__ = ["die_with_test_run", "stop_process_group"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -19,3 +21,16 @@ def die_with_test_run() -> None:
     """
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server started with ``start_new_session=True`` and every worker it forked: SIGTERM to the
+    group, SIGKILL after 15 s."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

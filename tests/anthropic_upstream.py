@@ -7,15 +7,19 @@ What it answers depends on the request, so tests drive scenarios through the pub
   text ``It is sunny in Paris.``; otherwise :data:`ANSWER`.
 - ``thinking`` enabled: a thinking block (:data:`THINKING`, signed :data:`SIGNATURE`) comes first.
 - model ``max-tokens`` / ``refusal``: that stop reason.
+- model ``web-search``: a web search (``server_tool_use`` + ``web_search_tool_result``), then an answer
+  split into text blocks around its cited passage (:data:`SEARCHED`, :data:`CITED_TEXT`), as Claude
+  answers with the web search tool.
 - model ``status-<code>``: that HTTP status with Anthropic's error body (529 ``overloaded_error``,
   429 ``rate_limit_error``, ...); ``flaky-<tag>-<n>``: 529 for the first ``n`` calls of ``tag``.
 - model ``error-mid-stream``: a text block, then an ``error`` event; ``truncated-stream``: no
   ``message_stop``.
 - ``x-api-key: bad-key``: 401 ``authentication_error``.
 
-Streams are realistic: ``message_start`` (input usage), ``ping``, content blocks with ``text_delta``,
-``thinking_delta`` + ``signature_delta`` and ``input_json_delta`` in pieces, ``message_delta`` (stop reason,
-output usage), ``message_stop``. Usage always reports cache reads and writes (:data:`USAGE`).
+Streams are realistic: ``message_start`` (input usage), ``ping``, content blocks with ``text_delta``
+(after a text block's ``citations_delta``), ``thinking_delta`` + ``signature_delta`` and
+``input_json_delta`` in pieces, server-tool results whole on ``content_block_start``, ``message_delta``
+(stop reason, output usage), ``message_stop``. Usage always reports cache reads and writes (:data:`USAGE`).
 ``/v1/messages/count_tokens`` answers ``100 × messages + 10 × tools + 1 if system``. Every request is
 recorded in ``state.requests``.
 """
@@ -40,6 +44,43 @@ USAGE = {
     "cache_read_input_tokens": 100,
     "output_tokens": 10,
 }
+SEARCH_URL = "https://en.wikipedia.org/wiki/Burj_Khalifa"
+SEARCHED: list[Obj] = [
+    {
+        "type": "server_tool_use",
+        "id": "srvtoolu_01",
+        "name": "web_search",
+        "input": {"query": "tallest building"},
+    },
+    {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_01",
+        "content": [
+            {
+                "type": "web_search_result",
+                "url": SEARCH_URL,
+                "title": "Burj Khalifa",
+                "encrypted_content": "Eq1",
+            },
+        ],
+    },
+    {"type": "text", "text": "The tallest building is "},
+    {
+        "type": "text",
+        "text": "the Burj Khalifa",
+        "citations": [
+            {
+                "type": "web_search_result_location",
+                "url": SEARCH_URL,
+                "title": "Burj Khalifa",
+                "encrypted_index": "Eo8",
+                "cited_text": "The Burj Khalifa is the tallest building in the world.",
+            }
+        ],
+    },
+    {"type": "text", "text": "."},
+]
+CITED_TEXT = "The tallest building is the Burj Khalifa."
 _ERRORS = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -84,7 +125,9 @@ def content_blocks(body: Obj) -> list[Obj]:
     blocks: list[Obj] = []
     if (body.get("thinking") or {}).get("type") == "enabled":
         blocks.append({"type": "thinking", "thinking": THINKING, "signature": SIGNATURE})
-    if body.get("tools") and not _has_tool_result(body):
+    if body.get("model") == "web-search":
+        blocks += SEARCHED
+    elif body.get("tools") and not _has_tool_result(body):
         blocks.append({"type": "text", "text": "Let me check."})
         blocks.append({"type": "tool_use", "id": TOOL_ID, "name": "get_weather", "input": {"city": "Paris"}})
     else:
@@ -129,12 +172,15 @@ def _block_events(index: int, block: Obj) -> list[Obj]:
     if kind == "text":
         start = {"type": "text", "text": ""}
         deltas = [{"type": "text_delta", "text": p} for p in _pieces(block["text"], 6)]
+        deltas[:0] = [{"type": "citations_delta", "citation": c} for c in block.get("citations", [])]
     elif kind == "thinking":
         start = {"type": "thinking", "thinking": "", "signature": ""}
         deltas = [{"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"], 20)]
         deltas.append({"type": "signature_delta", "signature": block["signature"]})
+    elif kind not in ("tool_use", "server_tool_use"):
+        start, deltas = block, []
     else:
-        start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+        start = {**block, "input": {}}
         partial = orjson.dumps(block["input"]).decode()
         deltas = [{"type": "input_json_delta", "partial_json": ""}]
         deltas += [{"type": "input_json_delta", "partial_json": p} for p in _pieces(partial, 5)]

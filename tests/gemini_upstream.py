@@ -11,6 +11,9 @@ Routes ``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent
   once per city (Paris, Tokyo) named in that text, each call signed with ``sig-<city>``; after function
   responses it answers ``"Weather report: <responses>"``. Otherwise it answers :data:`ANSWER`.
 - ``thinkingConfig.includeThoughts`` adds a thought part :data:`THOUGHT` first.
+- Models ending in ``-partial-args`` stream each call's arguments in parts, as Gemini does with
+  ``streamFunctionCallArguments``: the name first, then ``partialArgs`` (strings split in two), then an
+  empty ``functionCall`` ending it.
 - ``countTokens`` counts words of every text part plus 3 per function declaration.
 
 Every request is recorded in ``state.requests`` (path, query, headers, parsed body).
@@ -114,14 +117,29 @@ def generate_response(body: Obj, model: str) -> Obj:
     }
 
 
+def _streamed_call(part: Obj) -> list[Obj]:
+    """A call as Gemini streams its arguments in parts: each string value split in two."""
+    call = part["functionCall"]
+    pieces: list[Obj] = [{**part, "functionCall": {"name": call["name"], "willContinue": True}}]
+    for key, value in call["args"].items():
+        halves = [value[: len(value) // 2], value[len(value) // 2 :]]
+        for index, half in enumerate(halves):
+            partial = {"jsonPath": f"$.{key}", "stringValue": half, "willContinue": index == 0}
+            pieces.append({"functionCall": {"partialArgs": [partial], "willContinue": True}})
+    return [*pieces, {"functionCall": {}}]
+
+
 def stream_chunks(body: Obj, model: str) -> list[Obj]:
-    """The answer as Gemini streams it: text word by word, calls whole, usage growing on every chunk."""
+    """The answer as Gemini streams it: text word by word, calls whole (or in parts), usage growing on
+    every chunk."""
     chunks: list[Obj] = []
     for part in answer_parts(body):
         pieces = [part]
         if "text" in part and not part.get("thought"):
             words = part["text"].split(" ")
             pieces = [{"text": w if i == 0 else " " + w} for i, w in enumerate(words)]
+        elif "functionCall" in part and model.endswith("-partial-args"):
+            pieces = _streamed_call(part)
         for piece in pieces:
             chunks.append({"candidates": [{"content": {"parts": [piece], "role": "model"}, "index": 0}]})
     chunks.append(

@@ -19,6 +19,8 @@ import pytest
 from bifrost_asgi import GatewayConfig, create_app
 from tests.anthropic_upstream import (
     ANSWER,
+    CITED_TEXT,
+    SEARCH_URL,
     SIGNATURE,
     THINKING,
     TOOL_ANSWER,
@@ -366,6 +368,64 @@ async def test_responses_tool_call_round_trip_keeps_thinking(
         "role": "user",
         "content": [{"type": "tool_result", "tool_use_id": TOOL_ID, "content": "Sunny, 22C"}],
     }
+
+
+def _cited(parts: list[Any]) -> list[tuple[str, str]]:
+    return [(a.url, part.text[a.start_index : a.end_index]) for part in parts for a in part.annotations]
+
+
+async def test_web_search_answers_keep_the_search_and_its_citations(oai: openai.AsyncOpenAI) -> None:
+    whole = await oai.responses.create(model="anthropic/web-search", input="Tallest building?")
+    async with oai.responses.stream(model="anthropic/web-search", input="Tallest building?") as stream:
+        events = [event async for event in stream]
+        streamed = await stream.get_final_response()
+    for answer in (whole, streamed):
+        search, message = answer.output
+        assert search.type == "web_search_call" and search.status == "completed"
+        assert search.action.model_dump(exclude_none=True) == {
+            "type": "search",
+            "query": "tallest building",
+            "sources": [{"type": "url", "url": SEARCH_URL}],
+        }
+        assert message.type == "message" and answer.output_text == CITED_TEXT
+        assert _cited(message.content) == [(SEARCH_URL, "the Burj Khalifa")]
+    kinds = [e.type for e in events]
+    assert "response.web_search_call.completed" in kinds and "response.output_text.annotation.added" in kinds
+
+
+async def test_chat_web_search_answers_carry_annotations(oai: openai.AsyncOpenAI) -> None:
+    chat = await oai.chat.completions.create(model="anthropic/web-search", messages=HI)
+    message = chat.choices[0].message
+    assert message.content == CITED_TEXT
+    assert message.annotations is not None
+    cited = [(a.url_citation.url, CITED_TEXT[a.url_citation.start_index : a.url_citation.end_index])
+             for a in message.annotations]  # fmt: skip
+    assert cited == [(SEARCH_URL, "the Burj Khalifa")]
+    stream = await oai.chat.completions.create(model="anthropic/web-search", messages=HI, stream=True)
+    deltas = [chunk.choices[0].delta async for chunk in stream if chunk.choices]
+    assert "".join(d.content or "" for d in deltas) == CITED_TEXT
+    # The SDK keeps the field it does not declare, as it does for OpenAI's own searched answers.
+    annotations = [a for d in deltas for a in (d.model_extra or {}).get("annotations", [])]
+    assert annotations == [a.model_dump() for a in message.annotations]
+
+
+async def test_cache_breakpoints_from_openai_clients_reach_anthropic(
+    oai: openai.AsyncOpenAI, claude: AnthropicUpstream
+) -> None:
+    breakpoint_ = {"type": "ephemeral"}
+    manual: Any = {"type": "text", "text": "A long manual.", "cache_control": breakpoint_}
+    await oai.chat.completions.create(
+        model=f"anthropic/{MODEL}", messages=[{"role": "system", "content": [manual]}, *HI]
+    )
+    assert claude.state.requests[-1].body["system"] == [manual]
+    part: Any = {"type": "input_text", "text": "A long document.", "cache_control": breakpoint_}
+    await oai.responses.create(model=f"anthropic/{MODEL}", input=[{"role": "user", "content": [part]}])
+    assert claude.state.requests[-1].body["messages"] == [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "A long document.", "cache_control": breakpoint_}],
+        }
+    ]
 
 
 async def test_chat_completions_with_and_without_stream(oai: openai.AsyncOpenAI) -> None:

@@ -250,6 +250,17 @@ async def test_gemini_responses_stream_with_reasoning(
     }
 
 
+async def test_gemini_reasoning_effort_alone_returns_a_reasoning_item(
+    client: openai.AsyncOpenAI, gemini: GeminiUpstream
+) -> None:
+    resp = await client.responses.create(
+        model=f"gemini/{FLASH}", input="Say hello", reasoning={"effort": "low"}
+    )
+    reasoning = next(item for item in resp.output if item.type == "reasoning")
+    assert [s.text for s in reasoning.summary] == [THOUGHT]
+    assert gemini.state.requests[-1].body["generationConfig"]["thinkingConfig"]["includeThoughts"] is True
+
+
 async def test_gemini_responses_tool_call_round_trip(
     client: openai.AsyncOpenAI, gemini: GeminiUpstream
 ) -> None:
@@ -360,6 +371,31 @@ async def test_gemini_chat_parallel_tool_calls_streamed(
     assert [p["functionResponse"]["response"] for p in history[2]["parts"]] == [
         {"output": "rain"},
         {"output": "sun"},
+    ]
+
+
+async def test_gemini_call_arguments_streamed_in_parts_arrive_as_one_call(
+    client: openai.AsyncOpenAI, gemini: GeminiUpstream
+) -> None:
+    model = "gemini/gemini-3-pro-partial-args"
+    question: Any = {"role": "user", "content": "Weather in Paris and Tokyo?"}
+    stream = await client.chat.completions.create(
+        model=model, messages=[question], tools=[CHAT_WEATHER], stream=True
+    )
+    calls: dict[int, list[str]] = {}
+    async for chunk in stream:
+        for tc in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+            entry = calls.setdefault(tc.index, ["", ""])
+            entry[0] += tc.function.name or "" if tc.function else ""
+            entry[1] += tc.function.arguments or "" if tc.function else ""
+    assert calls == {0: ["get_weather", '{"city":"Paris"}'], 1: ["get_weather", '{"city":"Tokyo"}']}
+    async with client.responses.stream(
+        model=model, input="Weather in Paris and Tokyo?", tools=[WEATHER]
+    ) as s:
+        final = await s.get_final_response()
+    assert [(i.type, getattr(i, "arguments", None)) for i in final.output] == [
+        ("function_call", '{"city":"Paris"}'),
+        ("function_call", '{"city":"Tokyo"}'),
     ]
 
 

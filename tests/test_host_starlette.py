@@ -15,11 +15,13 @@ from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, BaseUser, SimpleUser
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
 
-from bifrost_asgi import BifrostMiddleware, GatewayConfig, create_app
+from bifrost_asgi import BifrostMiddleware, GatewayConfig, Principal, create_app
 from tests.conftest import LiveServer, gateway_config, serve
 from tests.upstream import ANSWER, Upstream
 
@@ -183,3 +185,71 @@ def test_admin_api_for_staff_session_or_basic_auth_only(host: LiveServer) -> Non
 def test_me_routes_need_a_signed_in_user(host: LiveServer) -> None:
     with httpx.Client(base_url=host.url) as anonymous:
         assert anonymous.get("/ai/api/me/virtual-keys").status_code == 401
+
+
+# -- a misordered middleware stack fails loudly ----------------------------------------------------------
+
+
+class SessionUserBackend(AuthenticationBackend):
+    """A backend that reads the session, as real ones do (so it needs SessionMiddleware outside it)."""
+
+    async def authenticate(self, conn: HTTPConnection) -> tuple[AuthCredentials, BaseUser] | None:
+        name = conn.session.get("user")
+        return (AuthCredentials(["authenticated"]), CookieUser(name)) if name else None
+
+
+async def sign_in(request: Any) -> PlainTextResponse:
+    request.session["user"] = "alice"
+    return PlainTextResponse("ok")
+
+
+def host_with_add_middleware(*order: str) -> Starlette:
+    """A host app whose stack is built with ``app.add_middleware`` calls in the given order."""
+    config = {"providers": {"mock": {}}, "client": {"enforce_auth_on_inference": True},
+              "governance": {"store": {"type": "memory"}, "counters": {"type": "memory"}}}  # fmt: skip
+    gateway = create_app(GatewayConfig.from_dict(config))
+    app = Starlette(routes=[Route("/", home), Route("/login", sign_in), Mount("/ai", app=gateway)])
+    options: dict[str, tuple[Any, dict[str, Any]]] = {
+        "session": (SessionMiddleware, {"secret_key": "s"}),
+        "auth": (AuthenticationMiddleware, {"backend": SessionUserBackend()}),
+        "bifrost": (BifrostMiddleware, {"path_prefix": "/ai"}),
+    }  # fmt: skip
+    for name in order:
+        middleware, kwargs = options[name]
+        app.add_middleware(middleware, **kwargs)
+    return app
+
+
+@pytest.mark.parametrize(
+    "order", [("session", "auth", "bifrost"), ("auth", "bifrost", "session"), ("auth", "session", "bifrost")]
+)
+def test_a_misordered_stack_fails_on_its_first_request_naming_the_order(order: tuple[str, ...]) -> None:
+    with TestClient(host_with_add_middleware(*order)) as client, pytest.raises(RuntimeError) as info:
+        client.get("/")
+    message = str(info.value)
+    assert "SessionMiddleware, AuthenticationMiddleware, BifrostMiddleware" in message
+    assert "add_middleware(BifrostMiddleware, ...), then add_middleware(AuthenticationMiddleware" in message
+
+
+def test_add_middleware_in_reverse_order_serves_signed_in_users() -> None:
+    with TestClient(host_with_add_middleware("bifrost", "auth", "session")) as client:
+        client.get("/login")
+        token = client.cookies["bifrost_csrf"]
+        r = client.post(
+            "/ai/v1/responses", json={"model": "mock/m", "input": "hi"}, headers={"x-csrftoken": token}
+        )
+        assert r.status_code == 200, r.text
+        assert client.get("/ai/api/me/virtual-keys").json()["virtual_keys"][0]["owner"] == "alice"
+
+
+def test_a_principal_loader_needs_no_authentication_middleware() -> None:
+    async def loader(scope: Any) -> Principal | None:
+        return Principal("token-user", "token")
+
+    gateway = create_app(GatewayConfig.from_dict({"providers": {"mock": {}}}))
+    app = Starlette(
+        routes=[Mount("/ai", app=gateway)],
+        middleware=[Middleware(BifrostMiddleware, path_prefix="/ai", principal=loader)],
+    )
+    with TestClient(app) as client:
+        assert client.post("/ai/v1/responses", json={"model": "mock/m", "input": "hi"}).status_code == 200

@@ -8,6 +8,8 @@ from email.policy import HTTP
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.multipart import MAX_PARTS, Form, read_form
@@ -117,3 +119,22 @@ def test_parts_are_bounded() -> None:
     with pytest.raises(BifrostError, match=f"more than {MAX_PARTS} parts"):
         read_form(part * (MAX_PARTS + 1) + b"--b--", "multipart/form-data; boundary=b")
     assert isinstance(read_form(part * MAX_PARTS + b"--b--", "multipart/form-data; boundary=b"), Form)
+
+
+_PIECES = st.sampled_from(
+    [b"--b", b"--b--", b"\r\n", b"\r\n\r\n", b'Content-Disposition: form-data; name="model"',
+     b'; filename="f"', b"Content-Type: a/b", b"value", b"\xff", b"--", b";", b'"']
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES | st.binary(max_size=8), max_size=30))
+def test_any_body_is_read_or_refused_with_a_400(pieces: list[bytes]) -> None:
+    body = b"".join(pieces)
+    try:
+        form = read_form(body, "multipart/form-data; boundary=b")
+    except BifrostError as err:
+        assert err.status_code == 400
+        return
+    rebuilt = b"".join(bytes(p) for p in form.encode({"model": "m"}, drop=("x",)))
+    assert read_form(rebuilt, "multipart/form-data; boundary=b").field("model") == "m"

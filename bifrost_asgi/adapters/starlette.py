@@ -70,6 +70,8 @@ class BifrostMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.load_principal is principal_from_starlette_user:
+            require_authentication_outside(scope)
         path: str = scope["path"]
         if path == self.prefix or path.startswith(self.prefix + "/"):
             await self._gateway_request(scope, receive, send)
@@ -103,6 +105,28 @@ class BifrostMiddleware:
             await send(message)
 
         return wrapped
+
+
+MIDDLEWARE_ORDER = (
+    "BifrostMiddleware needs Starlette's AuthenticationMiddleware to run before it, and found no user in the "
+    "request (scope['user'] is unset): signed-in users would be treated as anonymous. Order the stack "
+    "outermost first: SessionMiddleware, AuthenticationMiddleware, BifrostMiddleware. In "
+    "Starlette(middleware=[...]) list them in that order; app.add_middleware() wraps everything added "
+    "before, so call it in the reverse order: add_middleware(BifrostMiddleware, ...), then "
+    "add_middleware(AuthenticationMiddleware, ...), then add_middleware(SessionMiddleware, ...). If your "
+    "app authenticates some other way, pass BifrostMiddleware(principal=<async loader>) instead."
+)
+
+
+def require_authentication_outside(scope: Scope) -> None:
+    """Refuse a stack where AuthenticationMiddleware does not wrap BifrostMiddleware.
+
+    AuthenticationMiddleware sets ``scope["user"]`` on every request, anonymous ones included, so its
+    absence means it is missing or inside us: every signed-in user would silently get 401 "virtual key
+    is missing". The first request fails instead, with the order to use.
+    """
+    if "user" not in scope:
+        raise RuntimeError(MIDDLEWARE_ORDER)
 
 
 def _cookies(scope: Scope) -> dict[str, str]:

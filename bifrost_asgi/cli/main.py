@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 
 from bifrost_asgi.app import create_app
 from bifrost_asgi.cli.keys import add_keys_parser, run_keys
+from bifrost_asgi.cli.server import access_log_config
 from bifrost_asgi.config import ConfigError, GatewayConfig
 
 __all__ = ["main"]
@@ -28,6 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info")
+    # Why these defaults: an idle client must not hold a connection (and a file descriptor) forever,
+    # and a flood of connections must be refused (503) before it exhausts the process.
+    serve.add_argument(
+        "--timeout-keep-alive", type=float, default=5.0,
+        help="seconds an idle connection (also a new one that has sent no request yet) stays open",
+    )  # fmt: skip
+    serve.add_argument(
+        "--limit-concurrency", type=int, default=2048,
+        help="connections and requests one worker serves at once; more get 503",
+    )  # fmt: skip
     add_keys_parser(sub)
     return parser
 
@@ -41,6 +54,23 @@ def _load(path: str | None) -> GatewayConfig:
 def app_factory() -> Starlette:
     """Each uvicorn worker process builds its own app from the config path in the environment."""
     return create_app(_load(os.environ.get(_CONFIG_ENV) or None))
+
+
+def _server_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "timeout_keep_alive": args.timeout_keep_alive,
+        "limit_concurrency": args.limit_concurrency,
+        # Our protocol classes: uvicorn's, plus a deadline for a connection's first request.
+        "http": f"bifrost_asgi.cli.server:{'HttpToolsProtocol' if _has_httptools() else 'H11Protocol'}",
+        "log_config": access_log_config(),
+    }
+
+
+def _has_httptools() -> bool:
+    return importlib.util.find_spec("httptools") is not None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,14 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1:
         if args.config:
             os.environ[_CONFIG_ENV] = os.path.abspath(args.config)
-        uvicorn.run(
-            "bifrost_asgi.cli.main:app_factory",
-            factory=True,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level=args.log_level,
-        )
+        options = _server_options(args)
+        uvicorn.run("bifrost_asgi.cli.main:app_factory", factory=True, workers=args.workers, **options)
     else:
-        uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(create_app(config), **_server_options(args))
     return 0

@@ -6,36 +6,48 @@ virtual keys, budgets, rate limits, teams and customers Bifrost's config declare
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from bifrost_asgi.governance.jwt import JWTConfig
 
-__all__ = ["GovernanceConfig", "SeedError"]
+__all__ = ["ConfigSection", "GovernanceConfig", "SeedError"]
 
 
 class SeedError(ValueError):
     """A seeded governance record is inconsistent; the message names it."""
 
 
-class _Section(BaseModel):
+class ConfigSection(BaseModel):
+    """One section of config.json. Unknown fields survive validation (``extra="allow"``) so that the loader
+    can name them: a warning in most sections, a startup error in a ``strict`` one.
+    """
+
     model_config = ConfigDict(extra="allow", frozen=True)
+    # Who may call and spend is decided here: a typo ("enforce_auth_on_inferance") silently leaving the
+    # gateway open must stop startup instead of being ignored with a warning.
+    strict: ClassVar[bool] = False
+    # Bifrost's own fields that bifrost-asgi does not implement and that cannot loosen access when ignored
+    # (CORS lists, pool sizes, MCP options, ...): real Bifrost configs keep loading, with a warning.
+    bifrost_only: ClassVar[frozenset[str]] = frozenset()
 
 
-class AuthConfig(_Section):
+class AuthConfig(ConfigSection):
+    strict = True
+
     is_enabled: bool = False
     admin_username: str | None = None
     admin_password: SecretStr | None = None
     disable_auth_on_inference: bool = False
 
 
-class StoreConfig(_Section):
+class StoreConfig(ConfigSection):
     type: Literal["sqlite", "memory"] = "sqlite"
     path: str = "bifrost.db"
 
 
-class CountersConfig(_Section):
+class CountersConfig(ConfigSection):
     # Default: the same SQLite file as the keys (safe across processes on one machine).
     type: Literal["memory", "sqlite", "redis"] = "sqlite"
     path: str | None = None
@@ -44,14 +56,14 @@ class CountersConfig(_Section):
     fail_open: bool = False  # Redis unreachable: refuse with 503 (false) or admit unmetered (true)
 
 
-class LogsConfig(_Section):
+class LogsConfig(ConfigSection):
     enabled: bool = True
     path: str | None = None  # default: the key store's file
     batch_size: int = Field(default=200, gt=0)
     flush_interval_ms: int = Field(default=500, gt=0)
 
 
-class SeedRateLimit(_Section):
+class SeedRateLimit(ConfigSection):
     id: str
     request_max_limit: int | None = None
     request_reset_duration: str | None = None
@@ -59,7 +71,7 @@ class SeedRateLimit(_Section):
     token_reset_duration: str | None = None
 
 
-class SeedBudget(_Section):
+class SeedBudget(ConfigSection):
     id: str
     max_limit: float
     reset_duration: str = "1M"
@@ -70,7 +82,7 @@ class SeedBudget(_Section):
     provider_config_id: str | None = None
 
 
-class SeedProviderConfig(_Section):
+class SeedProviderConfig(ConfigSection):
     id: str | None = None
     provider: str
     allowed_models: list[str] = Field(default_factory=lambda: ["*"])
@@ -80,7 +92,7 @@ class SeedProviderConfig(_Section):
     rate_limit_id: str | None = None
 
 
-class SeedVirtualKey(_Section):
+class SeedVirtualKey(ConfigSection):
     id: str
     name: str
     value: SecretStr | None = None
@@ -95,20 +107,20 @@ class SeedVirtualKey(_Section):
     provider_configs: list[SeedProviderConfig] = Field(default_factory=list)
 
 
-class SeedTeam(_Section):
+class SeedTeam(ConfigSection):
     id: str
     name: str = ""
     customer_id: str | None = None
 
 
-class SeedCustomer(_Section):
+class SeedCustomer(ConfigSection):
     id: str
     name: str = ""
     budget_id: str | None = None
     rate_limit_id: str | None = None
 
 
-class KeyTemplate(_Section):
+class KeyTemplate(ConfigSection):
     """What a host user's default virtual key allows (created on the user's first session call)."""
 
     allow_all_providers: bool = True
@@ -117,7 +129,12 @@ class KeyTemplate(_Section):
     rate_limit: dict[str, Any] | None = None
 
 
-class GovernanceConfig(_Section):
+class GovernanceConfig(ConfigSection):
+    strict = True
+    # Bifrost's CEL routing rules pick targets, never who may spend. (Its `model_configs` carry budgets and
+    # rate limits: ignored, they would be limits silently not enforced, so they are an error.)
+    bifrost_only = frozenset({"routing_rules"})
+
     store: StoreConfig = StoreConfig()
     counters: CountersConfig = CountersConfig()
     logs: LogsConfig = LogsConfig()

@@ -11,13 +11,21 @@ Every surface — Responses, chat, text, token counting, Anthropic Messages — 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 from bifrost_asgi.config import KeyConfig, NetworkConfig
-from bifrost_asgi.errors import BifrostError, credentials_exhausted, invalid_request, not_configured
+from bifrost_asgi.errors import (
+    MALFORMED,
+    BifrostError,
+    credentials_exhausted,
+    invalid_request,
+    not_configured,
+    unreadable,
+)
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.accounting import admit, release
 from bifrost_asgi.pipeline.request import Request, Served
@@ -26,6 +34,7 @@ from bifrost_asgi.providers.base import Call, Provider
 __all__ = ["CallBuilder", "error_fields", "run_attempts"]
 
 T = TypeVar("T")
+log = logging.getLogger("bifrost_asgi")
 
 
 class CallBuilder(Protocol):
@@ -35,11 +44,15 @@ class CallBuilder(Protocol):
     def call_for(self, gw: Gateway, req: Request, provider: str, model: str) -> Call: ...
 
 
-async def run_attempts(gw: Gateway, req: Request, builder: CallBuilder) -> Served:
+async def run_attempts(
+    gw: Gateway, req: Request, builder: CallBuilder, accept: Callable[[Served], None] | None = None
+) -> Served:
     """Try the primary, then each fallback in order; return the first success.
 
     A fallback whose provider has no config, or that cannot take the request, is skipped; when every
     target fails the primary's error is returned, unless a later error forbids falling back.
+    ``accept`` turns a JSON reply into the client's answer inside the loop, so a reply that cannot be
+    read (a malformed upstream answer) counts as that target's failure and the fallbacks still apply.
     """
     primary_error: BifrostError | None = None
     for index, (provider, model) in enumerate(req.targets):
@@ -54,8 +67,12 @@ async def run_attempts(gw: Gateway, req: Request, builder: CallBuilder) -> Serve
                 raise
             continue  # this fallback cannot take the request; the primary's error stays the answer
         try:
-            return await _attempt(gw, req, index, provider, call)
+            served = await _attempt(gw, req, index, provider, call)
+            if accept is not None and served.reply is not None:
+                await _accepted(gw, served, accept)
+            return served
         except BifrostError as err:
+            gw.redactor.scrub_error(err)  # an upstream may echo the key it was sent
             err.extra_fields.update(error_fields(req, provider, model))
             if index == 0:
                 primary_error = err
@@ -88,6 +105,18 @@ async def _attempt(gw: Gateway, req: Request, index: int, name: str, call: Call)
     return served
 
 
+async def _accepted(gw: Gateway, served: Served, accept: Callable[[Served], None]) -> None:
+    try:
+        try:
+            accept(served)
+        except MALFORMED as exc:
+            log.warning("provider %s: could not read its answer", served.provider, exc_info=True)
+            raise unreadable(served.provider, exc) from None
+    except BifrostError:
+        await release(gw, served.ticket)
+        raise
+
+
 def _keys(executor: Provider, keys: tuple[KeyConfig, ...], provider: str, model: str) -> list[KeyConfig]:
     if not executor.uses_keys:
         return []  # the mock and the local counter: keys only list models
@@ -115,7 +144,7 @@ async def _with_retries(
     key = _choose(keys, dead, used)
     while True:
         try:
-            return await attempt(key), key
+            return await _guarded(attempt, key, provider), key
         except BifrostError as err:
             if key is not None and err.dead_key:
                 dead.add(id(key))
@@ -131,7 +160,19 @@ async def _with_retries(
                 if len(used | dead) >= len(keys):
                     used.clear()  # every key was tried once: start a new cycle
                 key = _choose(keys, dead, used)
-            await asyncio.sleep(_backoff(net, retries))
+            await asyncio.sleep(_delay(net, retries, err.retry_after))
+
+
+async def _guarded(
+    attempt: Callable[[KeyConfig | None], Awaitable[T]], key: KeyConfig | None, provider: str
+) -> T:
+    """The attempt, with a translator choking on a malformed upstream answer mapped to a retryable 502
+    (fallbacks apply) instead of a 500; the traceback is logged, as it may be a bug of ours."""
+    try:
+        return await attempt(key)
+    except MALFORMED as exc:
+        log.warning("provider %s: could not read its answer", provider, exc_info=True)
+        raise unreadable(provider, exc) from None
 
 
 def _choose(keys: list[KeyConfig], dead: set[int], used: set[int]) -> KeyConfig | None:
@@ -143,6 +184,15 @@ def _choose(keys: list[KeyConfig], dead: set[int], used: set[int]) -> KeyConfig 
         k for k in keys if id(k) not in dead
     ]
     return random.choices(pool, weights=[k.weight for k in pool])[0]
+
+
+def _delay(net: NetworkConfig, attempt: int, retry_after: float | None) -> float:
+    """Our backoff, or longer when the upstream asked for it (Retry-After), never past the configured
+    maximum backoff: a Retry-After of an hour must not hold a request for an hour."""
+    delay = _backoff(net, attempt)
+    if retry_after is not None:
+        delay = min(max(delay, retry_after), net.retry_backoff_max / 1000.0)
+    return delay
 
 
 def _backoff(net: NetworkConfig, attempt: int) -> float:

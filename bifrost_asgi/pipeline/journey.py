@@ -62,7 +62,7 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
         read_headers(req, scope)
         await authorize(gw, req)
         req.targets = [surface.primary(gw, req), *req.fallbacks]
-        served = await run_attempts(gw, req, surface)
+        served = await run_attempts(gw, req, surface, lambda served: _accept(gw, surface, req, served))
     except ClientDisconnected:
         return
     except BifrostError as err:
@@ -81,10 +81,16 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
         await finish(gw, req, served, served.error)
 
 
-async def _reply(gw: Gateway, surface: Surface, req: Request, served: Served, send: Any) -> None:
+def _accept(gw: Gateway, surface: Surface, req: Request, served: Served) -> None:
+    """Price a reply's usage once (or what the request implies, when it reports none) and render it in
+    the surface's dialect (inside the attempt loop: a reply that cannot be rendered is that attempt's
+    failure)."""
     price_reply(gw, req, served)
-    content = surface.render(gw, req, served)
-    await send_bytes(send, 200, content, response_headers(req, served, surface.headers(req, served)))
+    served.content = surface.render(gw, req, served)
+
+
+async def _reply(gw: Gateway, surface: Surface, req: Request, served: Served, send: Any) -> None:
+    await send_bytes(send, 200, served.content, response_headers(req, served, surface.headers(req, served)))
 
 
 async def _stream(

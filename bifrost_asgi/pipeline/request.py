@@ -22,7 +22,7 @@ from bifrost_asgi.governance.jwt import looks_like_jwt
 from bifrost_asgi.governance.models import VirtualKey
 from bifrost_asgi.pricing import Usage
 from bifrost_asgi.providers.base import ChunkStream, Op, Reply
-from bifrost_asgi.routing import Target
+from bifrost_asgi.routing import Target, check_model_string
 from bifrost_asgi.types import Scope
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
 
 _VK_HEADER_NAMES = frozenset({b"x-bf-vk", b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key"})
 _EH_PREFIX = b"x-bf-eh-"
+_MAX_REQUEST_ID = 128
 # Never forwarded even when asked for with x-bf-eh-* (spec §10).
 _EH_DENY = frozenset(
     {
@@ -91,6 +92,7 @@ class Served:
     key_name: str | None
     op: Op
     reply: Reply | None = None
+    content: bytes = b""  # the reply as the client's answer, once accepted
     chunks: ChunkStream | None = None
     upstream_ms: int = 0
     usage: Usage | None = None  # parsed once, when the answer reports it
@@ -119,7 +121,7 @@ def require_model(body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid_request("model is required", param="model")
-    return model
+    return check_model_string(model, "model")
 
 
 def require_stream_flag(body: dict[str, Any]) -> bool:
@@ -133,7 +135,8 @@ def read_headers(req: Request, scope: Scope) -> None:
     """Everything the gateway reads from headers, in one pass."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            req.request_id = value.decode("latin-1")
+            if len(value) <= _MAX_REQUEST_ID:  # echoed and logged: a longer one is replaced by ours
+                req.request_id = value.decode("latin-1")
         elif name.startswith(_EH_PREFIX):
             target = name[len(_EH_PREFIX) :].decode("latin-1")
             if target not in _EH_DENY:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -11,7 +12,19 @@ from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
 from bifrost_asgi.pipeline.request import Request, Served
 from bifrost_asgi.types import Headers
 
-__all__ = ["extra_fields", "ms_since", "response_headers", "send_error"]
+__all__ = ["extra_fields", "header_value", "ms_since", "response_headers", "send_error"]
+
+# A header value the gateway echoes (a model name, an upstream's header) is cut to this length.
+_MAX_HEADER_VALUE = 1024
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def header_value(value: str) -> bytes:
+    """``value`` as a header value that no ASGI server refuses: control characters dropped, length
+    bounded. This is the one place echoed values become header bytes, so sending headers cannot raise."""
+    if value.isascii() and value.isprintable() and len(value) <= _MAX_HEADER_VALUE:
+        return value.encode()  # the common case: one scan
+    return _UNSAFE.sub("", value)[:_MAX_HEADER_VALUE].encode()
 
 
 def extra_fields(req: Request, served: Served) -> dict[str, Any]:
@@ -41,27 +54,27 @@ def extra_fields(req: Request, served: Served) -> dict[str, Any]:
 def response_headers(req: Request, served: Served, base: Headers) -> Headers:
     headers = list(base)
     headers += [
-        (b"x-bifrost-provider", served.provider.encode()),
-        (b"x-bifrost-original-model", req.model.encode()),
-        (b"x-bifrost-resolved-model", served.model.encode()),
-        (b"x-bifrost-request-type", req.request_type.encode()),
+        (b"x-bifrost-provider", header_value(served.provider)),
+        (b"x-bifrost-original-model", header_value(req.model)),
+        (b"x-bifrost-resolved-model", header_value(served.model)),
+        (b"x-bifrost-request-type", header_value(req.request_type)),
         (b"x-bifrost-upstream-latency-ms", str(served.upstream_ms).encode()),
-        (b"x-bifrost-routing-info-provider", served.provider.encode()),
-        (b"x-bifrost-routing-info-model", served.model.encode()),
-        (b"x-request-id", req.request_id.encode()),
+        (b"x-bifrost-routing-info-provider", header_value(served.provider)),
+        (b"x-bifrost-routing-info-model", header_value(served.model)),
+        (b"x-request-id", header_value(req.request_id)),
     ]
     if served.index > 0:
         primary_provider, primary_model = req.targets[0]
         headers += [
             (b"x-bifrost-fallback-index", str(served.index).encode()),
             (b"x-bifrost-routing-info-is-fallback", b"true"),
-            (b"x-bifrost-routing-info-primary-provider", primary_provider.encode()),
-            (b"x-bifrost-routing-info-primary-model", primary_model.encode()),
+            (b"x-bifrost-routing-info-primary-provider", header_value(primary_provider)),
+            (b"x-bifrost-routing-info-primary-model", header_value(primary_model)),
         ]
     if served.cost is not None:
         headers.append((b"x-bifrost-cost-usd", f"{served.cost['total_cost']:.10f}".encode()))
     if served.reply is not None:
-        headers += [(k.encode(), v.encode()) for k, v in served.reply.headers.items()]
+        headers += [(header_value(k), header_value(v)) for k, v in served.reply.headers.items()]
     return headers
 
 
@@ -70,10 +83,10 @@ async def send_error(send: Any, err: BifrostError, body: bytes, req: Request | N
     provider that failed, when known."""
     headers = list(JSON_HEADERS)
     if req is not None and req.request_id:
-        headers.append((b"x-request-id", req.request_id.encode()))
+        headers.append((b"x-request-id", header_value(req.request_id)))
     provider = err.extra_fields.get("provider")
     if isinstance(provider, str):
-        headers.append((b"x-bifrost-provider", provider.encode()))
+        headers.append((b"x-bifrost-provider", header_value(provider)))
     await send_bytes(send, err.status_code, body, headers)
 
 

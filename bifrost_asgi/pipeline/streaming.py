@@ -66,7 +66,7 @@ async def pump(
                 await send({"type": "http.response.body", "body": body, "more_body": True})
             served.delivered += len(batch)
     except BifrostError as err:
-        tail = _failed(req, served, encoder, err)
+        tail = _failed(req, served, encoder, gw.redactor.scrub_error(err))
     except Exception as exc:  # never leave a client hanging on a half-written stream
         log.exception("stream failed (request %s)", req.request_id)
         tail = _failed(req, served, encoder, internal_error(f"stream failed: {type(exc).__name__}"))

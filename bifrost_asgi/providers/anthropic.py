@@ -23,12 +23,15 @@ from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import BifrostError, bad_response, stream_cut, unsupported_operation
 from bifrost_asgi.providers.base import (
     MEDIA_OPS,
+    OBJECTS,
     Call,
     Chunk,
     ChunkStream,
     Op,
     Reply,
+    Shape,
     aclose_stream,
+    check_shape,
     client_body,
     converted,
 )
@@ -99,21 +102,21 @@ class AnthropicProvider(HTTPProvider):
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         url, content = self._request(call, stream=True)
         resp = await self._open(url, content, call, key)
-        events = self._events(resp, call.timeout)
+        events = self._events(resp, call)
         if call.op is Op.MESSAGES:
             return _native_chunks(events)
         if call.op is Op.RESPONSES:
             responses = MessagesToResponsesStream(request=call.body, model=call.model)
-            return converted(events, responses, call.op, _decode)
+            return converted(events, responses, call.op, _decode, self.name)
         chat = MessagesToChatStream(model=call.model, text=call.op is Op.TEXT)
-        return converted(events, chat, call.op, _decode)
+        return converted(events, chat, call.op, _decode, self.name)
 
-    async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[SSEEvent]:
+    async def _events(self, resp: httpx.Response, call: Call) -> AsyncIterator[SSEEvent]:
         """The upstream's SSE events (``ping`` included: translators skip it, passthrough keeps the
         connection warm with it); raises on ``error`` events and on truncation."""
         stopped = False
         try:
-            async for ev in aiter_sse(resp.aiter_bytes()):
+            async for ev in aiter_sse(resp.aiter_bytes(), call.max_event_bytes, self.name):
                 kind = ev.event or _event_type(ev.data)
                 if kind == "error":
                     raise self._stream_error(ev.data)
@@ -121,7 +124,7 @@ class AnthropicProvider(HTTPProvider):
                 ev.event = kind
                 yield ev
         except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
+            raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()
         if not stopped:
@@ -152,9 +155,22 @@ def _translated(op: Op, body: dict[str, Any], model: str, *, stream: bool) -> di
     return count_tokens_request(responses_to_messages_request(body, model, stream=False))
 
 
+# The fields the translators read, by answer and by stream event type (see providers.base.check_shape).
+_MESSAGE: Shape = {"content": OBJECTS, "usage": dict, "stop_reason": str}
+_EVENTS: dict[str, Shape] = {
+    "message_start": {"message": dict},
+    "content_block_start": {"index": int, "content_block": dict},
+    "content_block_delta": {"index": int, "delta": dict},
+    "content_block_stop": {"index": int},
+    "message_delta": {"delta": dict, "usage": dict},
+}
+
+
 def _answer(call: Call, upstream: dict[str, Any], provider: str) -> dict[str, Any]:
     if call.op is Op.MESSAGES:
-        return upstream
+        return upstream  # the client's own format: passed on as it came
+    if call.op is not Op.COUNT_TOKENS:
+        check_shape(upstream, _MESSAGE, f"provider {provider}'s message")
     if call.op is Op.RESPONSES:
         return messages_to_responses_response(upstream, request=call.body, model=call.model)
     if call.op is Op.CHAT:
@@ -195,7 +211,14 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _decode(event: SSEEvent) -> dict[str, Any]:
-    return _loads_event(event.data)
+    """A stream event for a translator, its fields checked."""
+    obj = _loads_event(event.data)
+    shape = _EVENTS.get(str(obj.get("type")))
+    if shape is not None:
+        check_shape(obj, shape, f"anthropic stream event {obj.get('type')}")
+        if isinstance(obj.get("message"), dict):
+            check_shape(obj["message"], _MESSAGE, "anthropic stream event message_start")
+    return obj
 
 
 def _event_type(data: bytes) -> str | None:

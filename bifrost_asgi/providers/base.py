@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import httpx
+
+from bifrost_asgi.errors import MALFORMED, bad_response, unreadable
 
 if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
     from bifrost_asgi.config import KeyConfig, ProviderConfig
@@ -18,6 +20,7 @@ __all__ = [
     "FORM_GATEWAY_FIELDS",
     "GATEWAY_FIELDS",
     "MEDIA_OPS",
+    "OBJECTS",
     "TERMINAL_EVENTS",
     "TEXT_FORMATS",
     "Call",
@@ -27,9 +30,11 @@ __all__ = [
     "Provider",
     "ProviderFactory",
     "Reply",
+    "Shape",
     "StreamConverter",
     "aclose_stream",
     "answers_text",
+    "check_shape",
     "client_body",
     "converted",
     "event_chunk",
@@ -102,6 +107,10 @@ class Call:
     passthrough: bool
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
+    # Bounds on what the upstream may send back (client.max_upstream_response_size_mb and
+    # max_stream_event_size_mb): a whole answer, and one stream event.
+    max_answer_bytes: int = 100 * 1024 * 1024
+    max_event_bytes: int = 4 * 1024 * 1024
     # Set by providers that serve a model through a named deployment (Azure); reported in extra_fields.
     model_deployment: str | None = None
     form: Form | None = None
@@ -189,7 +198,11 @@ class StreamConverter(Protocol):
 
 
 async def converted(
-    events: AsyncIterator[T], converter: StreamConverter, op: Op, decode: Callable[[T], dict[str, Any]]
+    events: AsyncIterator[T],
+    converter: StreamConverter,
+    op: Op,
+    decode: Callable[[T], dict[str, Any]],
+    source: str = "the upstream",
 ) -> ChunkStream:
     """Drive ``converter`` over an upstream's events, one batch per upstream event (so an error event
     still follows every event before it); the upstream is closed whatever happens."""
@@ -197,7 +210,11 @@ async def converted(
         if batch := [event_chunk(op, obj) for obj in converter.start()]:
             yield batch
         async for event in events:
-            if batch := [event_chunk(op, obj) for obj in converter.feed(decode(event))]:
+            try:
+                batch = [event_chunk(op, obj) for obj in converter.feed(decode(event))]
+            except MALFORMED as exc:
+                raise unreadable(source, exc) from None
+            if batch:
                 yield batch
         if batch := [event_chunk(op, obj) for obj in converter.finish()]:
             yield batch
@@ -230,3 +247,46 @@ class Provider(Protocol):
 
 # Builds a provider at startup: (name, its config, the gateway's shared transport, its base URL).
 ProviderFactory = Callable[[str, "ProviderConfig", httpx.AsyncBaseTransport, str], Provider]
+
+
+# -- shape checks on answers that get translated --------------------------------------------------------
+#
+# Translators are lenient readers (a missing field is an empty one); an answer whose fields have the wrong
+# types would come out as an empty "success" and under-charged usage. Before translating, providers check
+# the fields they read: a present field of the wrong type is a 502, never a finished-looking answer.
+
+OBJECTS = "a list of objects"  # a shape value: a list whose items are all JSON objects
+Shape = Mapping[str, "type | tuple[type, ...] | str"]
+
+
+def check_shape(obj: Mapping[str, Any], shape: Shape, what: str) -> None:
+    """Raise a 502 ``provider_bad_response`` when a field of ``obj`` named in ``shape`` is present with
+    another type; token counts in any ``usage``-like field must be integers."""
+    for name, kind in shape.items():
+        value = obj.get(name)
+        if value is None:
+            continue
+        if kind == OBJECTS:
+            ok = isinstance(value, list) and all(isinstance(item, dict) for item in value)
+        else:
+            ok = isinstance(value, kind)  # type: ignore[arg-type]
+        if not ok:
+            raise bad_response(f"{what}: {name} is not {kind if kind == OBJECTS else _type_name(kind)}")
+        if name in _USAGE_FIELDS:
+            _check_counts(value, what)
+
+
+_USAGE_FIELDS = frozenset({"usage", "usageMetadata"})
+
+
+def _check_counts(usage: Mapping[str, Any], what: str) -> None:
+    for name, value in usage.items():
+        counted = name.endswith(("_tokens", "TokenCount"))
+        if counted and value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise bad_response(f"{what}: usage {name} is not an integer")
+
+
+def _type_name(kind: object) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {dict: "an object", list: "an array", str: "a string", int: "an integer"}
+    return " or ".join(names.get(k, getattr(k, "__name__", str(k))) for k in kinds)

@@ -23,14 +23,17 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.errors import BifrostError, unsupported_operation
+from bifrost_asgi.errors import BifrostError, stream_cut, unsupported_operation
 from bifrost_asgi.providers.base import (
     MEDIA_OPS,
+    OBJECTS,
     Call,
     ChunkStream,
     Op,
     Reply,
+    Shape,
     StreamConverter,
+    check_shape,
     client_body,
     converted,
 )
@@ -120,16 +123,22 @@ class GeminiProvider(HTTPProvider):
         content = orjson.dumps(_request(call))
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
         resp = await self._open(url, content, call, key)
-        return converted(self._events(resp, call.timeout), _converter(call), call.op, self._stream_object)
+        return converted(self._events(resp, call), _converter(call), call.op, self._stream_object, self.name)
 
-    async def _events(self, resp: httpx.Response, timeout: float) -> AsyncIterator[bytes]:
+    async def _events(self, resp: httpx.Response, call: Call) -> AsyncIterator[bytes]:
+        """The upstream's event payloads; a stream that ends before any candidate's ``finishReason``
+        raises instead of passing for a short answer."""
+        finished = False
         try:
-            async for event in aiter_sse(resp.aiter_bytes()):
+            async for event in aiter_sse(resp.aiter_bytes(), call.max_event_bytes, self.name):
+                finished = finished or b'"finishReason"' in event.data
                 yield event.data
         except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
+            raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()
+        if not finished:
+            raise stream_cut(self.name, "a finishReason")
 
     def _stream_object(self, data: bytes) -> dict[str, Any]:
         obj = loads_object(data, self.name)
@@ -138,7 +147,7 @@ class GeminiProvider(HTTPProvider):
             # An error after the stream started: Gemini sends it as one more event.
             status = error.get("code")
             raise gemini_error(status if isinstance(status, int) and status >= 400 else 500, data, self.name)
-        return obj
+        return check_answer(obj, f"provider {self.name}'s stream event")
 
 
 def _request(call: Call) -> dict[str, Any]:
@@ -150,7 +159,20 @@ def _request(call: Call) -> dict[str, Any]:
     return text_to_gemini_request(body, call.model)
 
 
+# The fields the translators read (see providers.base.check_shape); a candidate's content is an object.
+_ANSWER: Shape = {"candidates": OBJECTS, "usageMetadata": dict, "promptFeedback": dict}
+_CANDIDATE: Shape = {"content": dict, "finishReason": str}
+
+
+def check_answer(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    check_shape(obj, _ANSWER, what)
+    for candidate in obj.get("candidates") or ():
+        check_shape(candidate, _CANDIDATE, what)
+    return obj
+
+
 def _answer(call: Call, upstream: dict[str, Any]) -> dict[str, Any]:
+    check_answer(upstream, "gemini's answer")
     if call.op is Op.RESPONSES:
         return gemini_to_responses_response(upstream, request=call.body, model=call.model)
     if call.op is Op.CHAT:

@@ -7,6 +7,8 @@ without backoff; other 4xx are the caller's and are returned as they are.
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +21,7 @@ from bifrost_asgi.errors import (
     connection_failed,
     pool_exhausted,
     timed_out,
+    too_large_answer,
     upstream,
 )
 from bifrost_asgi.providers.base import Call
@@ -130,6 +133,8 @@ def _opt_str(value: Any) -> str | None:
 # uses, and measured at ~40% of the gateway's CPU per request (BENCHMARKS.md, "Where the time goes").
 
 ErrorMapper = Callable[[int, bytes, str], BifrostError]
+# An error answer is read only this far: its message is all we keep.
+_MAX_ERROR_BODY = 1024 * 1024
 URL = httpx.URL | str
 # A request body: bytes, or pieces sent one after another (a multipart upload re-encoded as views into
 # the client's bytes, so the file is not copied).
@@ -192,19 +197,63 @@ async def request(
     timeout: float,
     error: ErrorMapper = upstream_error,
     method: str = "POST",
+    max_bytes: int = 100 * 1024 * 1024,
 ) -> httpx.Response:
-    """Send a request and read the answer; transport failures and error statuses become BifrostErrors."""
+    """Send a request and read the answer (at most ``max_bytes``); transport failures and error
+    statuses become BifrostErrors."""
     try:
-        resp = await _start(transport, method, url, content, headers, timeout)
+        started = await _start(transport, method, url, content, headers, timeout)
         try:
-            await resp.aread()
+            resp = await _read_bounded(started, max_bytes, provider)
         finally:
-            await resp.aclose()  # hands the connection back to the pool, even if the body broke off
+            await started.aclose()  # hands the connection back to the pool, even if the body broke off
     except TRANSPORT_ERRORS as exc:
         raise map_transport_error(exc, provider, timeout) from None
     if resp.status_code >= 400:
-        raise error(resp.status_code, resp.content, provider)
+        raise _refused(resp, resp.content, provider, error)
     return resp
+
+
+async def _read_bounded(resp: httpx.Response, limit: int, provider: str) -> httpx.Response:
+    """The whole answer, refused as soon as it is known to exceed ``limit``."""
+    length = resp.headers.get("content-length")
+    if length is not None and length.isdigit():
+        if int(length) > limit:
+            raise too_large_answer(provider, "an answer", limit)
+        await resp.aread()  # the common case: the size is known and fine
+        return resp
+    parts: list[bytes] = []
+    size = 0
+    async for part in resp.aiter_bytes():
+        size += len(part)
+        if size > limit:
+            raise too_large_answer(provider, "an answer", limit)
+        parts.append(part)
+    # A fresh response holding what was read (aiter_bytes leaves the original without content).
+    return httpx.Response(resp.status_code, headers=resp.headers, content=b"".join(parts))
+
+
+def _refused(resp: httpx.Response, body: bytes, provider: str, error: ErrorMapper) -> BifrostError:
+    err = error(resp.status_code, body, provider)
+    if resp.status_code in (429, 503):
+        err.retry_after = retry_after(resp.headers.get("retry-after"))
+    return err
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if seconds == seconds else None  # NaN is no answer
 
 
 async def open_stream(
@@ -226,12 +275,14 @@ async def open_stream(
         raise map_transport_error(exc, provider, timeout) from None
     if resp.status_code >= 400:
         try:
-            body = await resp.aread()
+            body = (await _read_bounded(resp, _MAX_ERROR_BODY, provider)).content
         except TRANSPORT_ERRORS:
+            body = b""
+        except BifrostError:  # an error body over the limit: its status still says what happened
             body = b""
         finally:
             await resp.aclose()
-        raise error(resp.status_code, body, provider)
+        raise _refused(resp, body, provider, error)
     return resp
 
 
@@ -302,8 +353,9 @@ class HTTPProvider:
         """POST ``content`` for ``call`` and read the answer (an error status raises)."""
         headers = self._headers(call, key)
         return await request(
-            self._transport, url, content, headers, provider=self.name, timeout=call.timeout, error=self.error
-        )
+            self._transport, url, content, headers,
+            provider=self.name, timeout=call.timeout, error=self.error, max_bytes=call.max_answer_bytes,
+        )  # fmt: skip
 
     async def _open(self, url: URL, content: Content, call: Call, key: KeyConfig | None) -> httpx.Response:
         """Start a streamed POST for ``call``; the caller owns (and closes) the response."""

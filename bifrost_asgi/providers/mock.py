@@ -59,7 +59,7 @@ class MockProvider:
         if call.op in MEDIA_OPS:
             return media_stream(call)
         if call.op is Op.RESPONSES:
-            return translate_chat_stream(_chat_chunks(call), call)
+            return translate_chat_stream(_chat_chunks(call), call, self.name)
         return _chat_chunks(call)
 
 

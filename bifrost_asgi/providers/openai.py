@@ -18,19 +18,22 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.errors import bad_response, unsupported_operation
+from bifrost_asgi.errors import MALFORMED, bad_response, stream_cut, unreadable, unsupported_operation
 from bifrost_asgi.jsonbytes import object_span
 from bifrost_asgi.providers.base import (
     FORM_GATEWAY_FIELDS,
     MEDIA_OPS,
+    OBJECTS,
     TERMINAL_EVENTS,
     Call,
     Chunk,
     ChunkStream,
     Op,
     Reply,
+    Shape,
     aclose_stream,
     answers_text,
+    check_shape,
     client_body,
     event_chunk,
 )
@@ -52,7 +55,7 @@ from bifrost_asgi.translate import (
     responses_to_chat_request,
 )
 
-__all__ = ["OpenAICompatProvider", "OpenAIProvider", "media_reply"]
+__all__ = ["OpenAICompatProvider", "OpenAIProvider", "check_chat", "check_response", "media_reply"]
 
 _PATHS = {
     Op.RESPONSES: "/v1/responses",
@@ -125,10 +128,11 @@ class OpenAIProvider(HTTPProvider):
         resp = await self._open(url, self._content(call), call, key)
         if call.op is Op.SPEECH and call.body.get("stream_format") != "sse":
             return self._bytes(resp, call.timeout)
-        return self._chunks(resp, call.op, call.timeout)
+        return self._chunks(resp, call.op, call)
 
     async def _bytes(self, resp: httpx.Response, timeout: float) -> ChunkStream:
-        """A binary answer (speech audio), passed on as each read delivers it."""
+        """A binary answer (speech audio), passed on as each read delivers it; a connection cut short
+        is a transport error, not an end."""
         try:
             async for data in resp.aiter_raw():
                 if data:
@@ -138,24 +142,33 @@ class OpenAIProvider(HTTPProvider):
         finally:
             await resp.aclose()
 
-    async def _chunks(self, resp: httpx.Response, op: Op, timeout: float) -> ChunkStream:
+    async def _chunks(self, resp: httpx.Response, op: Op, call: Call) -> ChunkStream:
+        """The upstream's events; a stream that ends before it is complete (no ``[DONE]`` and no
+        ``finish_reason``; no terminal Responses, speech or transcript event) raises instead of passing
+        for a short answer."""
+        complete = done = False
         try:
-            async for events in aiter_sse_batches(resp.aiter_bytes()):
+            async for events in aiter_sse_batches(resp.aiter_bytes(), call.max_event_bytes, self.name):
                 batch = []
-                done = False
                 for ev in events:
                     if ev.data == b"[DONE]":
-                        done = True
+                        complete = done = True
                         break
-                    batch.append(_classify(ev.event, ev.data, op))
+                    chunk = _classify(ev.event, ev.data, op)
+                    complete = complete or _completes(op, chunk, ev.data)
+                    batch.append(chunk)
                 if batch:
                     yield batch
                 if done:
                     break
         except TRANSPORT_ERRORS as exc:
-            raise map_transport_error(exc, self.name, timeout) from None
+            raise map_transport_error(exc, self.name, call.timeout) from None
         finally:
             await resp.aclose()
+        if not complete:
+            raise stream_cut(
+                self.name, "its final event" if op is Op.RESPONSES else "a finish_reason or [DONE]"
+            )
 
     async def list_models(self, key: KeyConfig | None, timeout: float) -> list[dict[str, Any]]:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
@@ -182,7 +195,7 @@ class OpenAICompatProvider(OpenAIProvider):
         chat_req = responses_to_chat_request(client_body(call), call.model, stream=False)
         content = orjson.dumps(chat_req)
         resp = await self._post(self._urls[Op.CHAT], content, call, key)
-        chat = loads_object(resp.content, self.name)
+        chat = check_chat(loads_object(resp.content, self.name), f"provider {self.name}'s answer")
         body = chat_to_responses_response(chat, request=call.body, model=call.model)
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
@@ -193,7 +206,7 @@ class OpenAICompatProvider(OpenAIProvider):
         chat_req = responses_to_chat_request(client_body(call), call.model, stream=True)
         content = orjson.dumps(chat_req)
         resp = await self._open(self._urls[Op.CHAT], content, call, key)
-        return translate_chat_stream(self._chunks(resp, Op.CHAT, call.timeout), call)
+        return translate_chat_stream(self._chunks(resp, Op.CHAT, call), call, self.name)
 
     def _check_serves(self, op: Op) -> None:
         if op in MEDIA_OPS and self.name in _CHAT_ONLY:
@@ -216,25 +229,68 @@ def media_reply(call: Call, resp: httpx.Response, sent: bytes | None, provider: 
     return Reply(body, _forwarded(resp.headers), sent, content, content=content)
 
 
-async def translate_chat_stream(chunks: ChunkStream, call: Call) -> ChunkStream:
+async def translate_chat_stream(chunks: ChunkStream, call: Call, source: str) -> ChunkStream:
     """Turn a chat-completions chunk stream into OpenAI's Responses event sequence, batch for batch."""
     conv = ChatToResponsesStream(request=call.body, model=call.model)
     try:
-        started = [Chunk(ev["type"], obj=ev) for ev in conv.start()]
-        if started:
+        if started := [Chunk(ev["type"], obj=ev) for ev in conv.start()]:
             yield started
         async for batch in chunks:
-            out = [
-                Chunk(ev["type"], obj=ev)
-                for chunk in batch
-                for ev in conv.feed(chunk.obj if chunk.obj is not None else orjson.loads(chunk.data or b"{}"))
-            ]
+            try:
+                out = [Chunk(ev["type"], obj=ev) for chunk in batch for ev in conv.feed(_object(chunk))]
+            except MALFORMED as exc:
+                raise unreadable(source, exc) from None
             if out:
                 yield out
         if finish := [event_chunk(Op.RESPONSES, ev) for ev in conv.finish()]:
             yield finish
     finally:
         await aclose_stream(chunks)
+
+
+def _object(chunk: Chunk) -> dict[str, Any]:
+    obj = chunk.obj if chunk.obj is not None else loads_object(chunk.data or b"", "the upstream", "an event")
+    return check_chat(obj, "a chat stream event")
+
+
+# The fields the chat-to-Responses translator reads (see providers.base.check_shape).
+_CHAT: Shape = {"choices": OBJECTS, "usage": dict}
+_CHOICE: Shape = {"message": dict, "delta": dict, "finish_reason": str}
+
+
+_RESPONSE: Shape = {"output": OBJECTS, "usage": dict, "status": str}
+_RESPONSE_EVENT: Shape = {"response": dict, "item": dict, "part": dict, "delta": str, "text": str}
+
+
+def check_response(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    """A Responses answer (or stream event) whose fields have the types translators read, else a 502."""
+    check_shape(obj, _RESPONSE_EVENT if "sequence_number" in obj or "response" in obj else _RESPONSE, what)
+    if isinstance(obj.get("response"), dict):
+        check_shape(obj["response"], _RESPONSE, what)
+    return obj
+
+
+def check_chat(obj: dict[str, Any], what: str) -> dict[str, Any]:
+    """A chat completion (or chunk) whose fields have the types the translators read, else a 502."""
+    check_shape(obj, _CHAT, what)
+    for choice in obj.get("choices") or ():
+        check_shape(choice, _CHOICE, what)
+    return obj
+
+
+# The event that ends a streamed speech or transcript answer (OpenAI sends no [DONE] after it).
+_MEDIA_TERMINALS = {Op.SPEECH: b'"speech.audio.done"', Op.TRANSCRIPTION: b'"transcript.text.done"'}
+
+
+def _completes(op: Op, chunk: Chunk, data: bytes) -> bool:
+    """Whether this event completes the answer: Responses' terminal events; a speech or transcript
+    stream's ``done`` event; for chat and text, a choice's finish_reason (servers that omit ``[DONE]``
+    still send one)."""
+    if op is Op.RESPONSES:
+        return chunk.event in TERMINAL_EVENTS
+    if op in _MEDIA_TERMINALS:
+        return _MEDIA_TERMINALS[op] in data
+    return b'"finish_reason":"' in data or b'"finish_reason": "' in data
 
 
 def _classify(event: str | None, data: bytes, op: Op) -> Chunk:

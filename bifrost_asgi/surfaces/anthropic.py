@@ -18,10 +18,12 @@ from typing import Any
 
 import orjson
 
-from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.errors import MALFORMED, BifrostError, unreadable
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.request import Request, Served, parse_body, require_model, require_stream_flag
 from bifrost_asgi.providers.base import Call, Chunk, Op
+from bifrost_asgi.providers.http import loads_object
+from bifrost_asgi.providers.openai import check_response
 from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import frame
 from bifrost_asgi.surfaces.base import make_call, standard_headers
@@ -125,8 +127,10 @@ class MessagesSurface(_MessagesDialect):
     def render(self, gw: Gateway, req: Request, served: Served) -> bytes:
         assert served.reply is not None
         body = served.reply.body
-        message = body if served.op is Op.MESSAGES else responses_to_message(body, model=req.model)
-        return orjson.dumps(message)
+        if served.op is Op.MESSAGES:
+            return orjson.dumps(body)  # the client's own format, as the provider sent it
+        check_response(body, f"provider {served.provider}'s answer")
+        return orjson.dumps(responses_to_message(body, model=req.model))
 
     def encoder(self, gw: Gateway, req: Request, served: Served) -> MessagesStreamEncoder:
         return MessagesStreamEncoder(req, served, self)
@@ -152,6 +156,7 @@ class MessagesStreamEncoder:
 
     def __init__(self, req: Request, served: Served, dialect: _MessagesDialect) -> None:
         self.native = served.op is Op.MESSAGES
+        self.source = served.provider
         self.convert = ResponsesToMessagesStream(model=req.model)
         self.dialect = dialect
 
@@ -160,8 +165,13 @@ class MessagesStreamEncoder:
             return frame(
                 chunk.event or "message", chunk.data if chunk.data is not None else orjson.dumps(chunk.obj)
             )
-        event = chunk.obj if chunk.obj is not None else orjson.loads(chunk.data or b"{}")
-        return b"".join(frame(e["type"], orjson.dumps(e)) for e in self.convert.feed(event))
+        try:
+            data = chunk.data or b""
+            event = chunk.obj if chunk.obj is not None else loads_object(data, self.source, "an event")
+            check_response(event, f"provider {self.source}'s stream event")
+            return b"".join(frame(e["type"], orjson.dumps(e)) for e in self.convert.feed(event))
+        except MALFORMED as exc:  # an upstream event of the wrong shape: its fault, not a bug of ours
+            raise unreadable(self.source, exc) from None
 
     def error(self, err: BifrostError) -> bytes:
         return frame("error", self.dialect.error_body(err))

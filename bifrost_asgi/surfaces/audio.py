@@ -113,15 +113,12 @@ class TranscriptionSurface(MediaSurface):
 
     def parse(self, gw: Gateway, raw: bytes, scope: Scope, started: float) -> Request:
         form = read_request_form(raw, scope)
-        model = form.field("model")
-        if not model:
-            raise invalid_request("model is required", param="model")
+        stream = form.field("stream") == "true"
+        req = form_request(gw, form, self.op, self.op.request_type(stream), started)
         if not form.files("file"):
             raise invalid_request("file is required", param="file")
-        stream = form.field("stream") == "true"
         if stream and self.op is not Op.TRANSCRIPTION:
             raise invalid_request("translations are not streamed", param="stream")
-        req = form_request(gw, form, self.op, model, self.op.request_type(stream), started)
         req.stream = stream
         req.estimate = Usage(media=Media("transcription"))
         return req

@@ -90,4 +90,6 @@ def make_call(
         passthrough,
         req.forward_headers if headers is None else headers,
         timeout,
+        max_answer_bytes=gw.max_answer,
+        max_event_bytes=gw.max_event,
     )

@@ -183,11 +183,10 @@ class ImageEditSurface(MediaSurface):
 
     def parse(self, gw: Gateway, raw: bytes, scope: Scope, started: float) -> Request:
         form = read_request_form(raw, scope)
-        model = _form_model(form)
+        req = form_request(gw, form, Op.IMAGE_EDIT, self.request_type, started)
         if not form.files("image", "image[]"):
             raise invalid_request("at least one image is required", param="image")
         _refuse_stream(form.field("stream"))
-        req = form_request(gw, form, Op.IMAGE_EDIT, model, self.request_type, started)
         prompt = form.field("prompt") or ""
         n = _int_field(form, "n")
         req.estimate = image_estimate(prompt, n, form.field("size"), form.field("quality"))
@@ -225,9 +224,11 @@ def read_request_form(raw: bytes, scope: Scope) -> Form:
     return read_form(raw, content_type)
 
 
-def form_request(gw: Gateway, form: Form, op: Op, model: str, request_type: str, started: float) -> Request:
-    """A request whose body is a form: ``body`` holds its text fields, ``state["form"]`` the form."""
+def form_request(gw: Gateway, form: Form, op: Op, request_type: str, started: float) -> Request:
+    """A request whose body is a form: ``body`` holds its text fields, ``state["form"]`` the form; the
+    model is checked as in a JSON body."""
     body: dict[str, Any] = {name: values[0] for name, values in form.texts.items()}
+    model = require_model(body)
     fallbacks = [v for name in ("fallbacks", "fallbacks[]") for v in form.values(name)]
     for name in FORM_GATEWAY_FIELDS:
         body.pop(name, None)
@@ -243,13 +244,6 @@ def form_of(req: Request) -> Form:
     form = req.state.get("form")
     assert isinstance(form, Form)
     return form
-
-
-def _form_model(form: Form) -> str:
-    model = form.field("model")
-    if not model:
-        raise invalid_request("model is required", param="model")
-    return model
 
 
 def _int_field(form: Form, name: str) -> int | None:

@@ -111,18 +111,20 @@ def _add_raw(gw: Gateway, req: Request, served: Served, reply: Reply, ef: dict[s
     pc = gw.config.providers[served.provider]
     # Bodies only: credentials travel in headers, which are never included.
     if (pc.send_back_raw_request or req.raw_request) and reply.raw_request is not None:
-        ef["raw_request"] = _loads_or_text(reply.raw_request)
+        ef["raw_request"] = _loads_or_text(gw, reply.raw_request)
     if (pc.send_back_raw_response or req.raw_response) and reply.raw_response is not None:
-        ef["raw_response"] = _loads_or_text(reply.raw_response)
+        ef["raw_response"] = _loads_or_text(gw, reply.raw_response)
 
 
-def _loads_or_text(value: Any) -> Any:
+def _loads_or_text(gw: Gateway, value: Any) -> Any:
+    """A raw body for extra_fields, with any credential an upstream echoed scrubbed out."""
     if isinstance(value, bytes | bytearray):
+        value = gw.redactor.scrub_bytes(bytes(value))
         try:
             return orjson.loads(value)
         except orjson.JSONDecodeError:
             return value.decode("utf-8", "replace")
-    return value
+    return orjson.loads(gw.redactor.scrub(orjson.dumps(value).decode()))
 
 
 class OpenAIStreamEncoder:
@@ -161,7 +163,20 @@ class OpenAIStreamEncoder:
         return frame(event, orjson.dumps(obj))
 
     def error(self, err: BifrostError) -> bytes:
-        return frame("error" if self.event_frames else None, err.to_json())
+        """Chat and text: a BifrostError data line (and no ``[DONE]``). Responses: OpenAI's typed
+        ``error`` event (type, sequence_number, code, message, param), so the SDKs' strict event types
+        accept it, with the BifrostError's fields beside them (the SDKs raise on its ``error`` object)."""
+        if not self.event_frames:
+            return frame(None, err.to_json())
+        event = err.to_dict()
+        event.update(
+            type="error",
+            sequence_number=self.index,
+            code=err.code or err.error_type,
+            message=err.message,
+            param=err.param if isinstance(err.param, str) else None,
+        )
+        return frame("error", orjson.dumps(event))
 
     def end(self) -> bytes:
         return b"" if self.event_frames else DONE

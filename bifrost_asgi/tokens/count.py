@@ -23,7 +23,7 @@ import binascii
 import concurrent.futures
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,6 +121,13 @@ FILE_BYTES_PER_TOKEN = 4
 # 3,072 sits in the upper half of the measured range, where a loaded server lives, and keeps the common
 # ~2 KB request inline.
 THREAD_THRESHOLD_CHARS = 3072
+# Returning every token (and its string) costs ~60 bytes of Python objects per token, and the JSON
+# answer as much again: above this much text a count is answered without them (a 400 says so), so a
+# request's memory stays a small multiple of its size.
+MAX_RETURN_TOKENS_CHARS = 1_000_000
+# Long texts are encoded in pieces of about this many characters, cut where the encodings' pre-tokenizer
+# cuts anyway (so the count is exact), so one encode never holds millions of tokens at once.
+PIECE_CHARS = 256 * 1024
 
 # JSON objects arrive as dicts: isinstance against a concrete type first skips the slow ABC check.
 _OBJECT = (dict, Mapping)
@@ -198,6 +205,7 @@ def count_request_tokens(body: Mapping[str, Any], model: str, *, return_tokens: 
     """Count ``body``'s input tokens for ``model`` (sync, pure; loads the encoding on first use)."""
     name, exact = encoding_for_model(model)
     collector = _collect(body, model, get_encoding(name))
+    _check_return_tokens(collector, return_tokens)
     return _encode(collector, exact, return_tokens)
 
 
@@ -209,6 +217,7 @@ async def count_request_tokens_async(
     loop = asyncio.get_running_loop()
     enc = get_encoding(name) if is_loaded(name) else await loop.run_in_executor(_pool(), get_encoding, name)
     collector = _collect(body, model, enc)
+    _check_return_tokens(collector, return_tokens)
     if collector.text_chars() < THREAD_THRESHOLD_CHARS:
         return _encode(collector, exact, return_tokens)
     return await loop.run_in_executor(_pool(), _encode, collector, exact, return_tokens, True)
@@ -234,8 +243,53 @@ def _encode(collector: _Collector, exact: bool, return_tokens: bool, in_worker: 
         strings = token_strings(collector.enc, tokens)
         text_tokens = len(tokens)
     else:
-        text_tokens = sum(len(encode(text)) for text in collector.texts)
+        text_tokens = sum(count_text(encode, text) for text in collector.texts)
     return collector.result(text_tokens, tokens, strings, exact)
+
+
+def _check_return_tokens(collector: _Collector, return_tokens: bool) -> None:
+    if return_tokens and collector.text_chars() > MAX_RETURN_TOKENS_CHARS:
+        raise invalid_request(
+            f"tokens and token_strings are returned for up to {MAX_RETURN_TOKENS_CHARS} characters of text; "
+            'send "return_tokens": false to count a longer input',
+            param="return_tokens",
+        )
+
+
+def count_text(encode: Callable[[str], list[int]], text: str) -> int:
+    """``len(encode(text))``, computed piece by piece for long texts so memory stays bounded."""
+    if len(text) <= PIECE_CHARS:
+        return len(encode(text))
+    return sum(len(encode(piece)) for piece in text_pieces(text))
+
+
+def text_pieces(text: str, size: int = PIECE_CHARS) -> Iterator[str]:
+    """``text`` in pieces of about ``size`` characters, each cut where every tiktoken encoding's
+    pre-tokenizer starts a new piece anyway — before the space of " word" between two letters, or after
+    a newline followed by a non-space — so encoding the pieces gives exactly the tokens of the whole."""
+    start = 0
+    while len(text) - start > size:
+        cut = _cut(text, start + size)
+        if cut < 0:
+            break
+        yield text[start:cut]
+        start = cut
+    yield text[start:]
+
+
+def _cut(text: str, pos: int) -> int:
+    """The first safe cut at or after ``pos``, or -1."""
+    end = len(text) - 1
+    while (i := text.find(" ", pos, end)) > 0:
+        if text[i - 1].isalpha() and text[i + 1].isalpha():
+            return i
+        pos = i + 1
+    i = text.find("\n", pos, end)
+    while i >= 0:
+        if not text[i + 1].isspace():
+            return i + 1
+        i = text.find("\n", i + 1, end)
+    return -1
 
 
 @dataclass(slots=True)

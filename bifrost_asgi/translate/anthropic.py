@@ -25,6 +25,19 @@ Mapping decisions:
   ``max_tokens`` when given, else :data:`DEFAULT_MAX_TOKENS`.
 - ``tool_choice``: auto → auto, required → any, none → none, a named function → tool;
   ``parallel_tool_calls: false`` → ``disable_parallel_tool_use``.
+- Text: a chat (or text completion) answer's content is the concatenation of its text blocks, streamed or
+  not, and consecutive text blocks are one Responses ``output_text`` part. Anthropic splits one answer
+  into several blocks mid-sentence (around each cited passage), so any separator would change the text
+  (Bifrost's blank line does; this deliberately does not).
+- Citations become ``annotations`` (Responses parts, chat messages) and server-tool blocks
+  ``web_search_call`` items or pass-through items: :mod:`.anthropic_citations` says how. A
+  ``web_search_call`` input item is skipped: its results cannot be replayed without the encrypted
+  content Anthropic issued, and the answer's text carries what was found.
+- Prompt caching: a ``cache_control`` on a content part, a message or item, a tool call or result, or a
+  tool is kept on the block it becomes (on a message, its last block), so each breakpoint stays where
+  the client set it; a system message is split after a part that sets one, as the text after it may
+  change between requests. A top-level ``cache_control`` (Anthropic's automatic caching) is forwarded
+  like any unknown field.
 - ``user`` / ``safety_identifier`` → ``metadata.user_id``; chat ``stop`` → ``stop_sequences``;
   JSON-schema output formats → ``output_config.format``.
 - Usage: OpenAI's input tokens = Anthropic's ``input_tokens`` + cache reads + cache writes, with
@@ -52,15 +65,26 @@ from typing import Any
 import orjson
 
 from bifrost_asgi.errors import invalid_request
-from bifrost_asgi.translate.responses_chat import (
+from bifrost_asgi.translate.anthropic_citations import (
+    SEARCH_RESULTS,
+    SEARCH_TOOLS,
+    chat_annotation,
+    responses_annotation,
+    search_action,
+    search_status,
+)
+from bifrost_asgi.translate.responses_chat import _reject_stateful
+from bifrost_asgi.translate.responses_events import (
+    FunctionCallHandle,
+    ResponsesStreamWriter,
+    SearchHandle,
     _function_call_item,
     _message_item,
     _Outcome,
-    _reject_stateful,
     _response_object,
     _text_part,
+    new_id,
 )
-from bifrost_asgi.translate.responses_events import FunctionCallHandle, ResponsesStreamWriter, new_id
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -176,7 +200,7 @@ def anthropic_error_type(status: int) -> str:
 class _Turns:
     """Anthropic's conversation being built: one system prompt and alternating turns."""
 
-    system: list[str] = field(default_factory=list)
+    system: list[Obj] = field(default_factory=list)  # text blocks
     messages: list[Obj] = field(default_factory=list)
 
     def add(self, role: str, blocks: list[Obj]) -> None:
@@ -195,16 +219,25 @@ class _Turns:
                 content.append(block)
 
     def apply(self, req: Obj) -> None:
-        if len(self.system) == 1:
-            req["system"] = self.system[0]
+        if len(self.system) == 1 and "cache_control" not in self.system[0]:
+            req["system"] = self.system[0]["text"]
         elif self.system:
-            req["system"] = [{"type": "text", "text": text} for text in self.system]
+            req["system"] = self.system
         req["messages"] = self.messages
 
 
 def _text_block(text: str) -> list[Obj]:
     # Anthropic rejects empty text blocks; an empty string adds nothing the model would read.
     return [{"type": "text", "text": text}] if text else []
+
+
+def _keep_cache(blocks: list[Obj], source: Any) -> list[Obj]:
+    """Put the ``cache_control`` of an OpenAI-shaped part, item, message or tool on the last block it
+    became, so the prompt-cache breakpoint stays where the client set it (cached input costs a tenth)."""
+    cache = source.get("cache_control") if isinstance(source, dict) else None
+    if cache is not None and blocks:
+        blocks[-1] = {**blocks[-1], "cache_control": cache}
+    return blocks
 
 
 def _string(value: Any, where: str) -> str:
@@ -377,7 +410,8 @@ def _tool(tool: Any, where: str, *, chat: bool) -> Obj:
         out["description"] = spec["description"]
     if spec.get("strict") is not None:
         out["strict"] = spec["strict"]
-    return out
+    # Chat clients put a tool's cache breakpoint beside "function" (litellm) or inside it.
+    return _keep_cache([out], tool if tool.get("cache_control") is not None else spec)[0]
 
 
 def _tool_choice(choice: Any, parallel: Any, *, chat: bool) -> Obj | None:
@@ -459,7 +493,7 @@ def responses_to_messages_request(body: dict[str, Any], model: str, *, stream: b
     turns = _Turns()
     instructions = body.get("instructions")
     if instructions is not None and _string(instructions, "instructions"):
-        turns.system.append(instructions)
+        turns.system.append({"type": "text", "text": instructions})
     _add_input(body.get("input"), turns)
     req: Obj = {"model": model, "max_tokens": _max_tokens(body.get("max_output_tokens"), "max_output_tokens")}
     turns.apply(req)
@@ -494,13 +528,17 @@ def _add_item(turns: _Turns, item: Any, where: str) -> None:
     if kind == "message":
         _add_message(turns, item, where)
     elif kind == "function_call":
-        turns.add(
-            "assistant", [_tool_use(item.get("call_id"), item.get("name"), item.get("arguments"), where)]
-        )
+        call = _tool_use(item.get("call_id"), item.get("name"), item.get("arguments"), where)
+        turns.add("assistant", _keep_cache([call], item))
     elif kind == "function_call_output":
-        turns.add("user", [_tool_result(item.get("call_id"), _tool_output(item.get("output"), where), where)])
+        result = _tool_result(item.get("call_id"), _tool_output(item.get("output"), where), where)
+        turns.add("user", _keep_cache([result], item))
     elif kind == "reasoning":
         turns.add("assistant", _reasoning_blocks(item))
+    elif kind == "web_search_call":
+        # A search answered earlier (see anthropic_citations): Anthropic only takes results back with
+        # their encrypted content, which the item does not carry; the answer's text says what was found.
+        return
     elif kind == "item_reference":
         raise invalid_request(
             f"{where}: item_reference points at an item stored by OpenAI, which Anthropic cannot resolve",
@@ -520,11 +558,11 @@ def _add_message(turns: _Turns, item: Obj, where: str) -> None:
     role = item.get("role")
     content = item.get("content")
     if role in ("system", "developer"):
-        turns.system += [_system_text(content, where)]
+        turns.system += _keep_cache(_system_blocks(content, where), item)
     elif role == "user":
-        turns.add("user", _user_blocks(content, where))
+        turns.add("user", _keep_cache(_user_blocks(content, where), item))
     elif role == "assistant":
-        turns.add("assistant", _assistant_blocks(content, where))
+        turns.add("assistant", _keep_cache(_assistant_blocks(content, where), item))
     else:
         raise invalid_request(f"{where}.role must be one of user, system, developer, assistant", param=where)
 
@@ -537,15 +575,23 @@ def _parts(content: Any, where: str) -> list[Any]:
     return content
 
 
-def _system_text(content: Any, where: str) -> str:
-    texts = []
+def _system_blocks(content: Any, where: str) -> list[Obj]:
+    """A system message's text parts, joined by blank lines into one block, split after each part that
+    sets a cache breakpoint (the text after it may change between requests)."""
+    blocks: list[Obj] = []
+    texts: list[str] = []
     for index, part in enumerate(_parts(content, where)):
         kind = part.get("type") if isinstance(part, dict) else None
         if kind not in ("input_text", "output_text", "text"):
             at = f"{where}.content[{index}]"
             raise invalid_request(f"{at}: system messages can only carry text for Anthropic", param=at)
         texts.append(_string(part.get("text"), f"{where}.content[{index}].text"))
-    return "\n\n".join(texts)
+        if part.get("cache_control") is not None:
+            blocks += _keep_cache([{"type": "text", "text": "\n\n".join(texts)}], part)
+            texts = []
+    if texts or not blocks:
+        blocks.append({"type": "text", "text": "\n\n".join(texts)})
+    return blocks
 
 
 def _user_blocks(content: Any, where: str) -> list[Obj]:
@@ -556,6 +602,10 @@ def _user_blocks(content: Any, where: str) -> list[Obj]:
 
 
 def _input_part(part: Any, where: str) -> list[Obj]:
+    return _keep_cache(_input_blocks(part, where), part)
+
+
+def _input_blocks(part: Any, where: str) -> list[Obj]:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind in ("input_text", "output_text"):
         return _text_block(_string(part.get("text"), f"{where}.text"))
@@ -572,10 +622,10 @@ def _assistant_blocks(content: Any, where: str) -> list[Obj]:
         at = f"{where}.content[{index}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("output_text", "input_text"):
-            blocks += _text_block(_string(part.get("text"), f"{at}.text"))
+            blocks += _keep_cache(_text_block(_string(part.get("text"), f"{at}.text")), part)
         elif kind == "refusal":
             # A refusal the assistant gave is text it said; Anthropic has no refusal block.
-            blocks += _text_block(_string(part.get("refusal"), f"{at}.refusal"))
+            blocks += _keep_cache(_text_block(_string(part.get("refusal"), f"{at}.refusal")), part)
         else:
             raise invalid_request(f"{at}: assistant messages can only carry text or refusal parts", param=at)
     return blocks
@@ -643,14 +693,14 @@ def _add_chat_message(turns: _Turns, message: Any, where: str) -> None:
     role = message.get("role")
     content = message.get("content")
     if role in ("system", "developer"):
-        turns.system += [_system_text(content, where)]
+        turns.system += _keep_cache(_system_blocks(content, where), message)
     elif role == "user":
-        turns.add("user", _chat_user_blocks(content, where))
+        turns.add("user", _keep_cache(_chat_user_blocks(content, where), message))
     elif role == "assistant":
-        turns.add("assistant", _chat_assistant_blocks(message, where))
+        turns.add("assistant", _keep_cache(_chat_assistant_blocks(message, where), message))
     elif role == "tool":
         output = _tool_output(_chat_parts_as_input(content, where), where)
-        turns.add("user", [_tool_result(message.get("tool_call_id"), output, where)])
+        turns.add("user", _keep_cache([_tool_result(message.get("tool_call_id"), output, where)], message))
     else:
         raise invalid_request(f"{where}.role {role!r} cannot be sent to Anthropic", param=where)
 
@@ -665,6 +715,13 @@ def _chat_parts_as_input(content: Any, where: str) -> Any:
 
 
 def _chat_part(part: Any, where: str) -> Obj:
+    renamed = _renamed_chat_part(part, where)
+    if part.get("cache_control") is not None:
+        renamed["cache_control"] = part["cache_control"]
+    return renamed
+
+
+def _renamed_chat_part(part: Any, where: str) -> Obj:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind == "text":
         return {"type": "input_text", "text": part.get("text")}
@@ -697,7 +754,9 @@ def _chat_assistant_blocks(message: Obj, where: str) -> list[Obj]:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
             raise invalid_request(f"{at}: only function tool calls can be sent to Anthropic", param=at)
-        blocks.append(_tool_use(call.get("id"), function.get("name"), function.get("arguments"), at))
+        blocks += _keep_cache(
+            [_tool_use(call.get("id"), function.get("name"), function.get("arguments"), at)], call
+        )
     return blocks
 
 
@@ -873,26 +932,65 @@ def messages_to_responses_response(
 
 
 def _output_items(blocks: list[Obj]) -> list[Obj]:
-    items: list[Obj] = []
-    parts: list[Obj] = []
+    output = _Output()
     for block in blocks:
+        output.add(block)
+    return output.items
+
+
+@dataclass(slots=True)
+class _Output:
+    """Responses output items built from a Message's blocks, in order. Consecutive text blocks share one
+    ``output_text`` part (their citations become its annotations); a web search call is one item from its
+    ``server_tool_use`` until its result fills it in."""
+
+    items: list[Obj] = field(default_factory=list)
+    text: Obj | None = None  # the open message's output_text part
+    searches: dict[Any, tuple[Obj, Obj]] = field(default_factory=dict)  # tool use id -> (item, block)
+
+    def add(self, block: Obj) -> None:
         kind = block.get("type")
         if kind == "text":
-            if block.get("text"):
-                parts.append(_text_part(block["text"]))
-            continue
-        if parts:
-            items.append(_message_item(new_id("msg"), parts, "completed"))
-            parts = []
-        item = _output_item(block)
-        if item is not None:
-            items.append(item)
-    if parts:
-        items.append(_message_item(new_id("msg"), parts, "completed"))
-    return items
+            self._text(block)
+            return
+        self.text = None
+        if kind == "server_tool_use" and block.get("name") in SEARCH_TOOLS:
+            item = _search_item(str(block["name"]), block.get("input"), None)
+            self.searches[block.get("id")] = (item, block)
+            self.items.append(item)
+        elif kind in SEARCH_RESULTS and block.get("tool_use_id") in self.searches:
+            item, call = self.searches.pop(block.get("tool_use_id"))
+            done = _search_item(str(call["name"]), call.get("input"), block)
+            item.update(status=done["status"], action=done["action"])
+        else:
+            self.items.append(_output_item(block))
+
+    def _text(self, block: Obj) -> None:
+        text = block.get("text")
+        if not isinstance(text, str) or not text:
+            return
+        if self.text is None:
+            self.text = _text_part("")
+            self.items.append(_message_item(new_id("msg"), [self.text], "completed"))
+        start = len(self.text["text"])
+        self.text["text"] += text
+        end = len(self.text["text"])
+        self.text["annotations"] += [responses_annotation(c, start, end) for c in _citations(block)]
 
 
-def _output_item(block: Obj) -> Obj | None:
+def _search_item(name: str, tool_input: Any, result: Obj | None) -> Obj:
+    # Without its result (the turn paused or was cut short), a search did not complete.
+    status = search_status(result) if result is not None else "incomplete"
+    action = search_action(name, tool_input, result)
+    return {"id": new_id("ws"), "type": "web_search_call", "status": status, "action": action}
+
+
+def _citations(block: Obj) -> list[Obj]:
+    citations = block.get("citations")
+    return [c for c in citations if isinstance(c, dict)] if isinstance(citations, list) else []
+
+
+def _output_item(block: Obj) -> Obj:
     kind = block.get("type")
     if kind == "thinking":
         return _reasoning(block.get("thinking") or "", block.get("signature"))
@@ -903,9 +1001,8 @@ def _output_item(block: Obj) -> Obj | None:
         return _function_call_item(
             new_id("fc"), str(block.get("id")), str(block.get("name")), arguments, "completed"
         )
-    # Server-tool blocks (web search results, code execution, ...) only answer server tools, which this
-    # translation never sends.
-    return None
+    # Server-tool blocks with no OpenAI item (code execution, tool search, ...) pass through as they are.
+    return dict(block)
 
 
 def _reasoning(text: str | None, encrypted: Any) -> Obj:
@@ -923,6 +1020,8 @@ class _ChatParts:
     reasoning: list[str] = field(default_factory=list)
     details: list[Obj] = field(default_factory=list)
     tool_calls: list[Obj] = field(default_factory=list)
+    annotations: list[Obj] = field(default_factory=list)
+    length: int = 0  # of the text so far: where the next block's text starts
 
 
 def _chat_parts(blocks: list[Obj]) -> _ChatParts:
@@ -930,7 +1029,9 @@ def _chat_parts(blocks: list[Obj]) -> _ChatParts:
     for block in blocks:
         kind = block.get("type")
         if kind == "text" and block.get("text"):
+            start, parts.length = parts.length, parts.length + len(block["text"])
             parts.text.append(block["text"])
+            parts.annotations += [chat_annotation(c, start, parts.length) for c in _citations(block)]
         elif kind == "thinking":
             parts.reasoning.append(block.get("thinking") or "")
             parts.details.append(
@@ -954,14 +1055,16 @@ def _detail_text(index: int, text: str, signature: Any) -> Obj:
 
 
 def messages_to_chat_completion(message: dict[str, Any], *, model: str) -> dict[str, Any]:
-    """Turn a Message into a ``chat.completion``; text blocks are joined by a blank line, as Bifrost does.
+    """Turn a Message into a ``chat.completion``; its content is the text blocks' concatenation.
 
     >>> msg = {"content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn"}
     >>> messages_to_chat_completion(msg, model="m")["choices"][0]["message"]["content"]
     'hi'
     """
     parts = _chat_parts(_blocks(message))
-    out: Obj = {"role": "assistant", "content": "\n\n".join(parts.text), "refusal": None}
+    out: Obj = {"role": "assistant", "content": "".join(parts.text), "refusal": None}
+    if parts.annotations:
+        out["annotations"] = parts.annotations
     if parts.tool_calls:
         out["tool_calls"] = parts.tool_calls
         out["content"] = out["content"] or None
@@ -978,8 +1081,8 @@ def messages_to_chat_completion(message: dict[str, Any], *, model: str) -> dict[
 
 
 def messages_to_text_completion(message: dict[str, Any], *, model: str) -> dict[str, Any]:
-    """Turn a Message into a ``text_completion`` (its text blocks, joined as for chat)."""
-    text = "\n\n".join(_chat_parts(_blocks(message)).text)
+    """Turn a Message into a ``text_completion`` (its text blocks, concatenated as for chat)."""
+    text = "".join(_chat_parts(_blocks(message)).text)
     finish = _stop(message.get("stop_reason"))[2]
     choice = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
     return _completion(message, model, "text_completion", choice)
@@ -1009,9 +1112,22 @@ class _Block:
     tool_index: int = 0  # the chat tool_calls index of a tool_use block
     detail_index: int = 0  # the reasoning_details index of a thinking block
     call: FunctionCallHandle | None = None
+    search: SearchHandle | None = None
+    start: Obj = field(default_factory=dict)  # a server tool use as content_block_start gave it
     initial_input: Any = None
-    text: str = ""
+    text: str = ""  # thinking text, or a tool's input JSON as streamed
     signature: str = ""
+    offset: int = 0  # where a text block's text starts within the answer's text
+    citations: list[Obj] = field(default_factory=list)
+
+    def tool_input(self) -> Any:
+        """A tool use block's input: the streamed JSON, else what came whole on ``content_block_start``."""
+        if self.text:
+            try:
+                return orjson.loads(self.text)
+            except orjson.JSONDecodeError:
+                return None
+        return self.initial_input
 
 
 class _MessagesStream:
@@ -1078,6 +1194,7 @@ class MessagesToResponsesStream(_MessagesStream):
         super().__init__()
         self._writer = ResponsesStreamWriter(request=request, model=model)
         self._pending: _Block | None = None
+        self._searches: dict[Any, _Block] = {}  # web searches waiting for their result, by tool use id
 
     def start(self) -> list[dict[str, Any]]:
         self._writer.start()
@@ -1114,6 +1231,8 @@ class MessagesToResponsesStream(_MessagesStream):
                 self._close(block, item_status)
         self._pending = None
         self._blocks.clear()
+        for search in self._searches.values():
+            self._close_search(search, None)
         self._writer.close_message(item_status)
         self._writer.finish(status, _incomplete(reason), self.usage)
         return self._writer.drain()
@@ -1131,7 +1250,10 @@ class MessagesToResponsesStream(_MessagesStream):
         self._flush(next_is_text=kind == "text")
         block = self._blocks[index] = _Block(kind)
         if kind == "text":
-            self._writer.open_part("output_text")
+            # Consecutive text blocks continue one part, so citations index into the text as read.
+            self._writer.text("output_text", "")
+            block.offset = self._writer.text_length
+            block.citations = _citations(content)
             self._writer.text("output_text", content.get("text") or "")
         elif kind == "thinking":
             self._writer.open_reasoning()
@@ -1142,6 +1264,22 @@ class MessagesToResponsesStream(_MessagesStream):
         elif kind == "tool_use":
             block.call = self._writer.open_call(str(content.get("id")), str(content.get("name")))
             block.initial_input = content.get("input")
+        elif kind == "server_tool_use":
+            block.start, block.initial_input = content, content.get("input")
+            if content.get("name") in SEARCH_TOOLS:
+                block.search = self._writer.open_search()
+                self._searches[content.get("id")] = block
+        elif kind in SEARCH_RESULTS and content.get("tool_use_id") in self._searches:
+            self._close_search(self._searches.pop(content.get("tool_use_id")), content)
+        elif kind != "redacted_thinking":
+            # Result blocks with no OpenAI item arrive whole and pass through as they are.
+            self._writer.whole_item(dict(content))
+
+    def _close_search(self, block: _Block, result: Obj | None) -> None:
+        assert block.search is not None
+        status = search_status(result) if result is not None else "incomplete"
+        action = search_action(str(block.start.get("name")), block.tool_input(), result)
+        self._writer.close_search(block.search, status, action)
 
     def _flush(self, *, next_is_text: bool) -> None:
         pending, self._pending = self._pending, None
@@ -1156,31 +1294,42 @@ class MessagesToResponsesStream(_MessagesStream):
             return
         if kind == "text_delta":
             self._writer.text("output_text", delta.get("text") or "")
+        elif kind == "citations_delta" and isinstance(delta.get("citation"), dict):
+            block.citations.append(delta["citation"])
         elif kind == "thinking_delta":
             self._writer.reasoning_text(delta.get("thinking") or "")
         elif kind == "signature_delta":
             block.signature = delta.get("signature") or ""
         elif kind == "input_json_delta" and block.call is not None:
             self._writer.call_arguments(block.call, delta.get("partial_json") or "")
+        elif kind == "input_json_delta":
+            block.text += delta.get("partial_json") or ""
 
     def _on_block_stop(self, index: int) -> None:
         block = self._blocks.pop(index, None)
         if block is None:
             return
+        if block.kind == "text":
+            # Citations stream before the text they cite: only now is the cited span known.
+            end = self._writer.text_length
+            for citation in block.citations:
+                self._writer.annotate(responses_annotation(citation, block.offset, end))
         if self._pending is not None:
             self._close(self._pending, "completed")
         self._pending = block
 
     def _close(self, block: _Block, status: str) -> None:
-        if block.kind == "text":
-            self._writer.close_part()
-        elif block.kind == "thinking":
+        if block.kind == "thinking":
             self._writer.close_reasoning(status, block.signature or None)
         elif block.call is not None:
             if not block.call.arguments:
                 # No input_json_delta: the input came whole (or empty) on content_block_start.
                 self._writer.call_arguments(block.call, _json(block.initial_input))
             self._writer.close_call(block.call, status)
+        elif block.search is not None:
+            self._writer.search_running(block.search)
+        elif block.kind == "server_tool_use":
+            self._writer.whole_item({**block.start, "input": block.tool_input()})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1194,7 +1343,8 @@ class MessagesToChatStream(_MessagesStream):
     with ``stream_options.include_usage``.
 
     Thinking streams as ``delta.reasoning``; when a thinking block ends its full text and signature follow
-    as one ``delta.reasoning_details`` entry, so a client can replay it.
+    as one ``delta.reasoning_details`` entry, so a client can replay it. Text blocks stream back to back
+    (the content is their concatenation); their citations follow the text as one ``delta.annotations``.
 
     >>> s = MessagesToChatStream(model="m")
     >>> chunks = s.feed({"type": "content_block_start", "index": 0, "content_block": {"type": "text"}})
@@ -1211,7 +1361,8 @@ class MessagesToChatStream(_MessagesStream):
         self._created = _now()
         self._tools = 0
         self._details = 0
-        self._text_blocks = 0
+        self._length = 0  # of the content sent so far: where a text block's citations start
+        self._annotations: list[Obj] = []
         self._finished = False
 
     def start(self) -> list[dict[str, Any]]:
@@ -1237,7 +1388,7 @@ class MessagesToChatStream(_MessagesStream):
         return []
 
     def finish(self) -> list[dict[str, Any]]:
-        """The finish chunk, then the usage chunk; once."""
+        """The citations' annotations (if any), the finish chunk, then the usage chunk; once."""
         if self._finished:
             return []
         self._finished = True
@@ -1245,7 +1396,9 @@ class MessagesToChatStream(_MessagesStream):
         last = self._choice({}) if not self._text else {"index": 0, "text": "", "logprobs": None}
         last["finish_reason"] = reason
         usage_chunk = {**self._base(), "choices": [], "usage": self.usage}
-        return [{**self._base(), "choices": [last]}, usage_chunk]
+        # As OpenAI streams a searched answer: every annotation in one delta after the text.
+        cited = [self._chunk({"annotations": self._annotations})] if self._annotations else []
+        return [*cited, {**self._base(), "choices": [last]}, usage_chunk]
 
     @property
     def usage(self) -> dict[str, Any]:
@@ -1272,10 +1425,9 @@ class MessagesToChatStream(_MessagesStream):
         kind = str(content.get("type"))
         block = self._blocks[index] = _Block(kind)
         if kind == "text":
-            self._text_blocks += 1
-            # Text blocks are joined by a blank line, as in the non-streaming answer.
-            separator = "\n\n" if self._text_blocks > 1 else ""
-            return self._content(separator + (content.get("text") or ""))
+            block.offset = self._length
+            block.citations = _citations(content)
+            return self._content(content.get("text") or "")
         if self._text:
             return []  # text completions carry text only
         if kind == "thinking":
@@ -1299,6 +1451,7 @@ class MessagesToChatStream(_MessagesStream):
         return []
 
     def _content(self, text: str) -> list[Obj]:
+        self._length += len(text)
         return [self._chunk({"content": text})] if text else []
 
     def _reasoning(self, text: str, block: _Block) -> list[Obj]:
@@ -1320,15 +1473,19 @@ class MessagesToChatStream(_MessagesStream):
             return []
         if kind == "thinking_delta":
             return self._reasoning(delta.get("thinking") or "", block)
-        if kind == "signature_delta":
-            block.signature = delta.get("signature") or ""
-        elif kind == "input_json_delta" and block.kind == "tool_use":
+        if kind == "input_json_delta" and block.kind == "tool_use":
             return self._arguments(block, delta.get("partial_json") or "")
+        if kind == "citations_delta" and isinstance(delta.get("citation"), dict):
+            block.citations.append(delta["citation"])
+        elif kind == "signature_delta":
+            block.signature = delta.get("signature") or ""
         return []
 
     def _on_block_stop(self, block: _Block | None) -> list[Obj]:
         if block is None or self._text:
             return []
+        if block.kind == "text":
+            self._annotations += [chat_annotation(c, block.offset, self._length) for c in block.citations]
         if block.kind == "thinking":
             detail = _detail_text(block.detail_index, block.text, block.signature)
             return [self._chunk({"reasoning_details": [detail]})]

@@ -37,10 +37,15 @@ Mapping decisions, each for a reason:
 - Reasoning: ``reasoning.effort`` / ``reasoning_effort`` becomes ``thinkingLevel`` on Gemini 3 models
   (``none`` -> ``minimal``, ``xhigh`` -> ``high``; Gemini checks the level per model) and a
   ``thinkingBudget`` on earlier ones (see ``_THINKING_BUDGETS``). Thoughts are returned
-  (``includeThoughts``) when a Responses request asks for ``reasoning.summary`` or a chat request sets
-  ``reasoning_effort`` (other than ``none``); they come back as reasoning summaries / ``reasoning``.
+  (``includeThoughts``) whenever reasoning is asked for, as Bifrost does: a Responses ``reasoning`` with
+  an effort (other than ``none``) or a summary, a chat ``reasoning_effort`` (other than ``none``); they
+  come back as reasoning summaries / ``reasoning``.
   Reasoning input items (and a chat assistant's ``reasoning``) are skipped: Gemini only reads thoughts
-  back through signatures. A chat message's ``name`` is not sent either: Gemini turns have no author.
+  back through signatures. A chat message's ``name`` is not sent either: Gemini turns have no author,
+  nor is a ``cache_control`` on a part, message or tool: Gemini caches prompts implicitly.
+- Function-call arguments streamed in parts (``partialArgs``: a value per JSONPath, strings continued
+  by ``willContinue``) are assembled into one call: announced when its name arrives, its arguments sent
+  whole when it ends (see :class:`GeminiToChatStream`). Parts that do not fit one JSON object are a 502.
 - Usage: ``promptTokenCount`` (+ ``toolUsePromptTokenCount``) is the input and already includes
   ``cachedContentTokenCount``, reported as ``cached_tokens`` and ``cached_read_tokens``; output is
   ``candidatesTokenCount + thoughtsTokenCount``, with the thoughts as ``reasoning_tokens``.
@@ -68,7 +73,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from bifrost_asgi.errors import invalid_request
+from bifrost_asgi.errors import bad_response, invalid_request
 from bifrost_asgi.translate.responses_chat import (
     ChatToResponsesStream,
     _reject_stateful,
@@ -742,7 +747,8 @@ def _responses_config(body: Obj, model: str) -> Obj:
         config.update(_output_format(text["format"], "text.format"))
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict):
-        thinking = _thinking(reasoning.get("effort"), reasoning.get("summary") is not None, model)
+        asked = reasoning.get("effort") is not None or reasoning.get("summary") is not None
+        thinking = _thinking(reasoning.get("effort"), asked, model)
         if thinking:
             config["thinkingConfig"] = thinking
     return config
@@ -967,7 +973,7 @@ def _read_parts(candidate: Obj) -> list[tuple[str, Any]]:
         if not isinstance(part, dict):
             continue
         if isinstance(part.get("functionCall"), dict):
-            out.append(("call", _tool_call(part)))
+            out.append(("call", part))
         elif isinstance(part.get("text"), str):
             if part["text"]:
                 out.append(("reasoning" if part.get("thought") else "text", part["text"]))
@@ -999,7 +1005,7 @@ def _collect(parts: list[tuple[str, Any]]) -> _Delta:
         elif kind == "reasoning":
             delta.reasoning += value
         else:
-            delta.calls.append(value)
+            delta.calls.append(_tool_call(value))
     return delta
 
 
@@ -1069,12 +1075,90 @@ def gemini_to_text_response(response: dict[str, Any], model: str) -> dict[str, A
 # ---------------------------------------------------------------------------------------------------------
 
 
+# One step of a JSONPath (RFC 9535) as Gemini writes them: .name, [index], ['name'] or ["name"].
+_PATH_STEP: Final = re.compile(r"""\.([^.\[\]]+)|\[(\d+)\]|\['([^']*)'\]|\["([^"]*)"\]""")
+_PARTIAL_VALUES: Final = ("stringValue", "numberValue", "boolValue")
+
+
+def _json_path(path: Any) -> list[str | int]:
+    steps: list[str | int] = []
+    text = path if isinstance(path, str) else ""
+    position = 1 if text.startswith("$") else len(text) + 1
+    while position < len(text):
+        match = _PATH_STEP.match(text, position)
+        if match is None:
+            break
+        name, index, single, double = match.groups()
+        steps.append(int(index) if index is not None else name or single or double or "")
+        position = match.end()
+    if not steps or position != len(text):
+        raise bad_response(f"gemini streamed a function argument at an unreadable path {path!r}")
+    return steps
+
+
+@dataclass(slots=True)
+class _PartialCall:
+    """A function call whose arguments Gemini streams in parts (``partialArgs``, one value per JSONPath;
+    a string continued by ``willContinue`` is concatenated), assembled into one object."""
+
+    index: int
+    args: Obj = field(default_factory=dict)
+    continued: set[str] = field(default_factory=set)  # paths whose string value is still arriving
+
+    def apply(self, partials: Any) -> None:
+        for partial in partials if isinstance(partials, list) else []:
+            if isinstance(partial, dict):
+                self._apply(partial)
+
+    def _apply(self, partial: Obj) -> None:
+        path = str(partial.get("jsonPath"))
+        given = [partial[k] for k in _PARTIAL_VALUES if k in partial] or [None] * ("nullValue" in partial)
+        if given:
+            holder, key = self._holder(_json_path(path))
+            value = given[0]
+            if path in self.continued and isinstance(value, str) and isinstance(_get(holder, key), str):
+                value = _get(holder, key) + value
+            _set(holder, key, value)
+        if partial.get("willContinue") is True:
+            self.continued.add(path)
+        else:
+            self.continued.discard(path)
+
+    def _holder(self, steps: list[str | int]) -> tuple[Any, str | int]:
+        node: Any = self.args
+        for step, following in zip(steps, steps[1:], strict=False):
+            child = _get(node, step)
+            if child is None:
+                child = [] if isinstance(following, int) else {}
+                _set(node, step, child)
+            node = child
+        return node, steps[-1]
+
+
+def _get(node: Any, key: str | int) -> Any:
+    if isinstance(node, dict) and isinstance(key, str):
+        return node.get(key)
+    if isinstance(node, list) and isinstance(key, int):
+        return node[key] if key < len(node) else None
+    raise bad_response("gemini streamed function arguments that do not fit together")
+
+
+def _set(node: Any, key: str | int, value: Any) -> None:
+    _get(node, key)  # the same shape check
+    if isinstance(node, list) and isinstance(key, int):
+        node.extend([None] * (key + 1 - len(node)))
+    node[key] = value
+
+
 class GeminiToChatStream:
     """Turns ``streamGenerateContent`` chunks into chat.completion.chunk (or text_completion) dicts.
 
-    Each Gemini part becomes one chunk; a function call arrives whole, so it is one complete tool call
-    delta with its own index. The finish reason goes out when Gemini sends it, and usage (which Gemini
-    repeats, growing, on every chunk) once, on a final choice-less chunk, as OpenAI's ``include_usage``.
+    Each Gemini part becomes one chunk; a function call that arrives whole is one complete tool call
+    delta with its own index. A call whose arguments stream in parts (``partialArgs``) is announced (id
+    and name) when it starts and gets its assembled arguments in one more delta when it ends: at an empty
+    ``functionCall``, at a part that says no more follows, or when anything else starts. The finish
+    reason goes out when Gemini sends it, and usage (which Gemini repeats, growing, on every chunk) once,
+    on a final choice-less chunk, as OpenAI's ``include_usage``.
 
     >>> stream = GeminiToChatStream(model="gemini-2.5-flash")
     >>> candidate = {"content": {"parts": [{"text": "Hi"}]}, "finishReason": "STOP"}
@@ -1090,6 +1174,7 @@ class GeminiToChatStream:
         self._created = int(time.time())
         self._started = False
         self._calls = 0
+        self._partial: _PartialCall | None = None
         self._finish: str | None = None
         self._usage: Any = None
 
@@ -1109,15 +1194,22 @@ class GeminiToChatStream:
         candidate = _first_candidate(chunk)
         # Thoughts are never requested for text completions, so only chat chunks carry them.
         parts = [(k, v) for k, v in _read_parts(candidate) if not (self._text and k == "reasoning")]
-        out = [self._part_chunk(kind, value) for kind, value in parts]
+        out: list[Obj] = []
+        for kind, value in parts:
+            out += (
+                self._call_chunks(value)
+                if kind == "call"
+                else [*self._end_call(), self._part_chunk(kind, value)]
+            )
         native = _native_finish(chunk, candidate)
         if native is not None:
+            out += self._end_call()
             self._finish = _finish_reason(native, self._calls > 0)
             out.append(self._chunk({}, self._finish))
         return out
 
     def finish(self) -> list[dict[str, Any]]:
-        out: list[Obj] = []
+        out = self._end_call()
         if self._finish is None:
             # The stream ended cleanly without a finish reason: close the choice so clients see an end.
             self._finish = _finish_reason(None, self._calls > 0)
@@ -1130,11 +1222,41 @@ class GeminiToChatStream:
     def _part_chunk(self, kind: str, value: Any) -> Obj:
         if kind == "text":
             return self._chunk({"content": value}, None)
-        if kind == "reasoning":
-            return self._chunk({"reasoning": value}, None)
-        call = {"index": self._calls, **value}
+        return self._chunk({"reasoning": value}, None)
+
+    def _call_chunks(self, part: Obj) -> list[Obj]:
+        call = part["functionCall"]
+        partials, more = call.get("partialArgs"), call.get("willContinue") is True
+        if call.get("name") and partials is None and not more:
+            return [*self._end_call(), self._tool_chunk(_tool_call(part))]  # the whole call at once
+        out = self._begin_call(part) if call.get("name") else []
+        if self._partial is None:
+            return out  # an end marker with nothing to end
+        self._partial.apply(partials)
+        if not more and not self._partial.continued:
+            out += self._end_call()
+        return out
+
+    def _begin_call(self, part: Obj) -> list[Obj]:
+        """Announce a call whose arguments follow in parts; they are sent when it ends."""
+        out = self._end_call()
+        tool = _tool_call(part)
+        tool["function"]["arguments"] = ""
+        self._partial = _PartialCall(self._calls)
+        return [*out, self._tool_chunk(tool)]
+
+    def _tool_chunk(self, tool: Obj) -> Obj:
+        call = {"index": self._calls, **tool}
         self._calls += 1
         return self._chunk({"tool_calls": [call]}, None)
+
+    def _end_call(self) -> list[Obj]:
+        """The assembled arguments of the call streaming in parts, if one is."""
+        partial, self._partial = self._partial, None
+        if partial is None:
+            return []
+        arguments = {"index": partial.index, "function": {"arguments": orjson.dumps(partial.args).decode()}}
+        return [self._chunk({"tool_calls": [arguments]}, None)]
 
     def _base(self) -> Obj:
         kind = "text_completion" if self._text else "chat.completion.chunk"

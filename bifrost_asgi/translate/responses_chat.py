@@ -10,16 +10,29 @@ What chat completions cannot express raises a 400 naming the field rather than b
 (web_search, file_search, mcp, ...), server-side state (``previous_response_id``, ``conversation``,
 ``prompt``, ``item_reference``), ``background`` and file inputs. The few fields that are dropped only tune
 OpenAI's own service and never change what the model is asked; each is listed in ``_DROPPED`` with why.
+Content parts, messages and tools are rebuilt in chat's shape, so hints on them for other APIs
+(Anthropic's ``cache_control``) are not sent: compat providers reject fields they do not know.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bifrost_asgi.errors import invalid_request
+from bifrost_asgi.translate.responses_events import (
+    FunctionCallHandle,
+    ResponsesStreamWriter,
+    _function_call_item,
+    _message_item,
+    _new_id,
+    _Outcome,
+    _reasoning_item,
+    _refusal_part,
+    _response_object,
+    _text_part,
+)
 
 __all__ = ["ChatToResponsesStream", "chat_to_responses_response", "responses_to_chat_request"]
 
@@ -73,10 +86,6 @@ _CHAT_ROLES = {"user": "user", "system": "system", "developer": "system", "assis
 _TEXT_PARTS = frozenset({"input_text", "output_text"})
 
 _INCOMPLETE_REASONS = {"length": "max_output_tokens", "content_filter": "content_filter"}
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -425,85 +434,6 @@ def _text_content(content: Any) -> str:
     return ""
 
 
-def _text_part(text: str) -> Obj:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-def _refusal_part(refusal: str) -> Obj:
-    return {"type": "refusal", "refusal": refusal}
-
-
-def _message_item(item_id: str, parts: list[Obj], status: str) -> Obj:
-    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": parts}
-
-
-def _reasoning_item(item_id: str, summary: list[str]) -> Obj:
-    return {
-        "id": item_id,
-        "type": "reasoning",
-        "summary": [{"type": "summary_text", "text": text} for text in summary],
-    }
-
-
-def _function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> Obj:
-    return {
-        "id": item_id,
-        "type": "function_call",
-        "status": status,
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    }
-
-
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What a response ended as: the fields that differ between in-progress and final objects."""
-
-    status: str
-    output: list[Obj]
-    usage: Obj | None = None
-    incomplete_details: Obj | None = None
-    completed_at: int | None = None
-
-
-def _response_object(request: Obj, model: str, response_id: str, created_at: int, outcome: _Outcome) -> Obj:
-    # Echo the request the way OpenAI does, with OpenAI's defaults for what the caller left out.
-    return {
-        "id": response_id,
-        "object": "response",
-        "created_at": created_at,
-        "status": outcome.status,
-        "completed_at": outcome.completed_at,
-        "background": False,
-        "error": None,
-        "incomplete_details": outcome.incomplete_details,
-        "instructions": request.get("instructions"),
-        "max_output_tokens": request.get("max_output_tokens"),
-        "max_tool_calls": request.get("max_tool_calls"),
-        "model": model,
-        "output": outcome.output,
-        "parallel_tool_calls": _given(request.get("parallel_tool_calls"), True),
-        "previous_response_id": None,
-        "prompt_cache_key": request.get("prompt_cache_key"),
-        "reasoning": _given(request.get("reasoning"), {"effort": None, "summary": None}),
-        "safety_identifier": request.get("safety_identifier"),
-        "temperature": request.get("temperature"),
-        "text": _given(request.get("text"), {"format": {"type": "text"}}),
-        "tool_choice": _given(request.get("tool_choice"), "auto"),
-        "tools": _given(request.get("tools"), []),
-        "top_p": request.get("top_p"),
-        "truncation": _given(request.get("truncation"), "disabled"),
-        "usage": outcome.usage,
-        "user": request.get("user"),
-        "metadata": _given(request.get("metadata"), {}),
-    }
-
-
-def _given(value: Any, default: Any) -> Any:
-    return default if value is None else value
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Non-streaming response
 # ---------------------------------------------------------------------------------------------------------
@@ -567,30 +497,11 @@ def _tool_call_item(call: Obj, status: str) -> Obj:
 
 
 @dataclass(slots=True)
-class _Reasoning:
-    item_id: str
-    output_index: int
-    text: str = ""
-
-
-@dataclass(slots=True)
-class _Message:
-    item_id: str
-    output_index: int
-    parts: list[Obj] = field(default_factory=list)
-    part_open: bool = False
-
-    def open_kind(self) -> str | None:
-        return str(self.parts[-1]["type"]) if self.part_open else None
-
-
-@dataclass(slots=True)
 class _ToolCall:
     upstream_id: str | None
     name: str = ""
-    arguments: str = ""
-    item_id: str = field(default_factory=lambda: _new_id("fc"))
-    output_index: int | None = None  # None until output_item.added has been sent
+    arguments: str = ""  # what arrived before the call could be announced
+    handle: FunctionCallHandle | None = None  # None until output_item.added has been sent
 
     @property
     def call_id(self) -> str:
@@ -604,7 +515,8 @@ class ChatToResponsesStream:
 
     Items open in OpenAI's order (reasoning, message, function calls); a reasoning or message item is
     closed as soon as something else starts. Function calls stay open until the choice finishes, because
-    chat deltas carry no end-of-call signal and providers may interleave calls by ``index``.
+    chat deltas carry no end-of-call signal and providers may interleave calls by ``index``. The events
+    themselves come from :class:`~bifrost_asgi.translate.ResponsesStreamWriter`.
 
     >>> stream = ChatToResponsesStream(request={"input": "hi"}, model="m")
     >>> events = stream.start()
@@ -615,35 +527,23 @@ class ChatToResponsesStream:
     """
 
     def __init__(self, *, request: dict[str, Any], model: str) -> None:
-        self._request = request
-        self._model = model
-        self._response_id = _new_id("resp")
-        self._created_at = int(time.time())
-        self._events: list[Obj] = []
-        self._sequence = 0
-        self._started = False
-        self._finished = False
-        self._next_index = 0
-        self._done_items: dict[int, Obj] = {}
-        self._reasoning: _Reasoning | None = None
-        self._message: _Message | None = None
+        self._writer = ResponsesStreamWriter(request=request, model=model)
         self._tool_calls: list[_ToolCall] = []  # every call of the choice, in arrival order
         self._tool_call_by_index: dict[int, _ToolCall] = {}  # the call each chat delta index refers to
         self._finish_reason: str | None = None
         self._usage: Obj | None = None
-        self._completed_at: int | None = None
 
     # -- public surface ------------------------------------------------------------------------------
 
     def start(self) -> list[dict[str, Any]]:
         """``response.created`` then ``response.in_progress``; empty if already started."""
-        self._ensure_started()
-        return self._drain()
+        self._writer.start()
+        return self._writer.drain()
 
     def feed(self, chunk: dict[str, Any]) -> list[dict[str, Any]]:
         """Events for one parsed chat.completion.chunk."""
-        self._ensure_started()
-        if self._finished:
+        self._writer.start()
+        if self._writer.finished:
             return []
         self._take_usage(chunk)
         choices = chunk.get("choices") or []
@@ -653,20 +553,17 @@ class ChatToResponsesStream:
             if choice.get("finish_reason"):
                 self._finish_reason = choice["finish_reason"]
                 self._close_all()
-        return self._drain()
+        return self._writer.drain()
 
     def finish(self) -> list[dict[str, Any]]:
         """Close whatever is still open, then ``response.completed`` (or ``response.incomplete``)."""
-        self._ensure_started()
-        if self._finished:
+        self._writer.start()
+        if self._writer.finished:
             return []
         self._close_all()
-        self._finished = True
-        self._completed_at = int(time.time())
-        status, _ = _status(self._finish_reason)
-        kind = "response.completed" if status == "completed" else "response.incomplete"
-        self._emit(kind, response=self.response)
-        return self._drain()
+        status, details = _status(self._finish_reason)
+        self._writer.finish(status, details, self._usage)
+        return self._writer.drain()
 
     @property
     def usage(self) -> dict[str, Any] | None:
@@ -675,30 +572,9 @@ class ChatToResponsesStream:
     @property
     def response(self) -> dict[str, Any]:
         """The Response object: in progress until :meth:`finish`, then as sent in the final event."""
-        outcome = _Outcome("in_progress", [])
-        if self._finished:
-            status, details = _status(self._finish_reason)
-            output = [self._done_items[index] for index in sorted(self._done_items)]
-            completed_at = self._completed_at if status == "completed" else None
-            outcome = _Outcome(status, output, self._usage, details, completed_at)
-        return _response_object(self._request, self._model, self._response_id, self._created_at, outcome)
+        return self._writer.response
 
     # -- plumbing ------------------------------------------------------------------------------------
-
-    def _emit(self, kind: str, **fields: Any) -> None:
-        self._events.append({"type": kind, "sequence_number": self._sequence, **fields})
-        self._sequence += 1
-
-    def _drain(self) -> list[Obj]:
-        events, self._events = self._events, []
-        return events
-
-    def _ensure_started(self) -> None:
-        if self._started:
-            return
-        self._started = True
-        self._emit("response.created", response=self.response)
-        self._emit("response.in_progress", response=self.response)
 
     def _take_usage(self, chunk: Obj) -> None:
         # Groq used to report stream usage only under x_groq.
@@ -706,133 +582,36 @@ class ChatToResponsesStream:
         if usage:
             self._usage = _responses_usage(usage)
 
-    def _claim_index(self) -> int:
-        index = self._next_index
-        self._next_index += 1
-        return index
-
     def _item_status(self) -> str:
         return "completed" if _status(self._finish_reason)[0] == "completed" else "incomplete"
 
     def _on_delta(self, delta: Obj) -> None:
         reasoning = _reasoning_of(delta)
         if reasoning:
-            self._on_reasoning(reasoning)
+            self._writer.close_message(self._item_status())
+            self._writer.reasoning_text(reasoning)
         text = _text_content(delta.get("content"))
         if text:
-            self._on_message_delta("output_text", text)
+            self._on_text("output_text", text)
         refusal = delta.get("refusal")
         if isinstance(refusal, str) and refusal:
-            self._on_message_delta("refusal", refusal)
+            self._on_text("refusal", refusal)
         for position, call in enumerate(delta.get("tool_calls") or []):
             self._on_tool_call_delta(call, position)
 
+    def _on_text(self, kind: str, text: str) -> None:
+        self._writer.close_reasoning(self._item_status())
+        self._writer.text(kind, text)
+
     def _close_all(self) -> None:
-        self._close_reasoning()
-        self._close_message()
+        status = self._item_status()
+        self._writer.close_reasoning(status)
+        self._writer.close_message(status)
         for call in sorted(self._tool_calls, key=_open_order):
-            self._close_tool_call(call)
+            # A call whose name never arrived is still announced, so its arguments are not lost.
+            self._writer.close_call(call.handle or self._open_tool_call(call), status)
         self._tool_calls.clear()
         self._tool_call_by_index.clear()
-
-    # -- reasoning -----------------------------------------------------------------------------------
-
-    def _on_reasoning(self, text: str) -> None:
-        if self._reasoning is None:
-            self._close_message()
-            self._reasoning = self._open_reasoning()
-        item = self._reasoning
-        item.text += text
-        self._emit(
-            "response.reasoning_summary_text.delta",
-            item_id=item.item_id,
-            output_index=item.output_index,
-            summary_index=0,
-            delta=text,
-        )
-
-    def _open_reasoning(self) -> _Reasoning:
-        item = _Reasoning(_new_id("rs"), self._claim_index())
-        self._emit(
-            "response.output_item.added",
-            output_index=item.output_index,
-            item=_reasoning_item(item.item_id, []),
-        )
-        self._emit(
-            "response.reasoning_summary_part.added",
-            item_id=item.item_id,
-            output_index=item.output_index,
-            summary_index=0,
-            part={"type": "summary_text", "text": ""},
-        )
-        return item
-
-    def _close_reasoning(self) -> None:
-        item, self._reasoning = self._reasoning, None
-        if item is None:
-            return
-        where: Obj = {"item_id": item.item_id, "output_index": item.output_index, "summary_index": 0}
-        self._emit("response.reasoning_summary_text.done", **where, text=item.text)
-        self._emit(
-            "response.reasoning_summary_part.done", **where, part={"type": "summary_text", "text": item.text}
-        )
-        self._finish_item(item.output_index, _reasoning_item(item.item_id, [item.text]))
-
-    # -- message -------------------------------------------------------------------------------------
-
-    def _on_message_delta(self, kind: str, text: str) -> None:
-        self._close_reasoning()
-        if self._message is None:
-            self._message = self._open_message()
-        message = self._message
-        if message.open_kind() != kind:
-            self._close_part(message)
-            self._open_part(message, _text_part("") if kind == "output_text" else _refusal_part(""))
-        key = "text" if kind == "output_text" else "refusal"
-        message.parts[-1][key] += text
-        where = self._part_where(message)
-        if kind == "output_text":
-            self._emit("response.output_text.delta", **where, delta=text, logprobs=[])
-        else:
-            self._emit("response.refusal.delta", **where, delta=text)
-
-    def _open_message(self) -> _Message:
-        message = _Message(_new_id("msg"), self._claim_index())
-        item = _message_item(message.item_id, [], "in_progress")
-        self._emit("response.output_item.added", output_index=message.output_index, item=item)
-        return message
-
-    def _part_where(self, message: _Message) -> Obj:
-        return {
-            "item_id": message.item_id,
-            "output_index": message.output_index,
-            "content_index": len(message.parts) - 1,
-        }
-
-    def _open_part(self, message: _Message, part: Obj) -> None:
-        message.parts.append(part)
-        message.part_open = True
-        self._emit("response.content_part.added", **self._part_where(message), part=dict(part))
-
-    def _close_part(self, message: _Message) -> None:
-        if not message.part_open:
-            return
-        message.part_open = False
-        part = message.parts[-1]
-        where = self._part_where(message)
-        if part["type"] == "output_text":
-            self._emit("response.output_text.done", **where, text=part["text"], logprobs=[])
-        else:
-            self._emit("response.refusal.done", **where, refusal=part["refusal"])
-        self._emit("response.content_part.done", **where, part=dict(part))
-
-    def _close_message(self) -> None:
-        message, self._message = self._message, None
-        if message is None:
-            return
-        self._close_part(message)
-        parts = [dict(part) for part in message.parts]
-        self._finish_item(message.output_index, _message_item(message.item_id, parts, self._item_status()))
 
     # -- function calls ------------------------------------------------------------------------------
 
@@ -841,17 +620,17 @@ class ChatToResponsesStream:
             return
         call = self._tool_call_for(delta, position)
         function = delta.get("function") or {}
-        if call.output_index is None and isinstance(function.get("name"), str):
-            call.name += function["name"]
         arguments = function.get("arguments")
         arguments = arguments if isinstance(arguments, str) else ""
+        if call.handle is not None:
+            self._writer.call_arguments(call.handle, arguments)
+            return
+        if isinstance(function.get("name"), str):
+            call.name += function["name"]
         call.arguments += arguments
-        if call.output_index is None:
-            # Wait for the name: output_item.added must already carry it.
-            if call.name:
-                self._open_tool_call(call)
-        elif arguments:
-            self._emit_arguments(call, arguments)
+        # Wait for the name: output_item.added must already carry it.
+        if call.name:
+            self._open_tool_call(call)
 
     def _tool_call_for(self, delta: Obj, position: int) -> _ToolCall:
         index = delta.get("index")
@@ -866,42 +645,15 @@ class ChatToResponsesStream:
             call.upstream_id = upstream_id
         return call
 
-    def _open_tool_call(self, call: _ToolCall) -> int:
-        self._close_reasoning()
-        self._close_message()
-        index = call.output_index = self._claim_index()
-        item = _function_call_item(call.item_id, call.call_id, call.name, "", "in_progress")
-        self._emit("response.output_item.added", output_index=index, item=item)
-        if call.arguments:
-            self._emit_arguments(call, call.arguments)
-        return index
-
-    def _emit_arguments(self, call: _ToolCall, arguments: str) -> None:
-        self._emit(
-            "response.function_call_arguments.delta",
-            item_id=call.item_id,
-            output_index=call.output_index,
-            delta=arguments,
-        )
-
-    def _close_tool_call(self, call: _ToolCall) -> None:
-        # A call whose name never arrived is still announced, so its arguments are not lost.
-        index = call.output_index if call.output_index is not None else self._open_tool_call(call)
-        self._emit(
-            "response.function_call_arguments.done",
-            item_id=call.item_id,
-            output_index=index,
-            name=call.name,
-            arguments=call.arguments,
-        )
-        item = _function_call_item(call.item_id, call.call_id, call.name, call.arguments, self._item_status())
-        self._finish_item(index, item)
-
-    def _finish_item(self, output_index: int, item: Obj) -> None:
-        self._done_items[output_index] = item
-        self._emit("response.output_item.done", output_index=output_index, item=item)
+    def _open_tool_call(self, call: _ToolCall) -> FunctionCallHandle:
+        status = self._item_status()
+        self._writer.close_reasoning(status)
+        self._writer.close_message(status)
+        handle = call.handle = self._writer.open_call(call.call_id, call.name)
+        self._writer.call_arguments(handle, call.arguments)
+        return handle
 
 
 def _open_order(call: _ToolCall) -> float:
     # Calls already announced close in output order; calls still waiting for a name go last.
-    return float("inf") if call.output_index is None else call.output_index
+    return float("inf") if call.handle is None else call.handle.output_index

@@ -1,9 +1,11 @@
-"""Pieces shared by the translators that answer in OpenAI's Responses shape.
+"""Pieces shared by the translators that answer in OpenAI's Responses shape: the one home of its item,
+part and Response object shapes and of its stream events.
 
 :class:`ResponsesStreamWriter` turns item-level operations ("open a function call", "append text",
-"close the reasoning item") into OpenAI's Responses stream events, with the same event shapes and order
-as :class:`~bifrost_asgi.translate.ChatToResponsesStream`. Providers whose streams mark their own item
-boundaries (Anthropic's content blocks) drive it directly instead of re-deriving boundaries from deltas.
+"close the reasoning item") into OpenAI's Responses stream events, each with exactly the fields of the
+openai SDK's event type. :class:`~bifrost_asgi.translate.ChatToResponsesStream` drives it from chat
+deltas; providers whose streams mark their own item boundaries (Anthropic's content blocks) drive it
+directly.
 
 Pure: no I/O; the clock is read only for timestamps.
 """
@@ -11,25 +13,109 @@ Pure: no I/O; the clock is read only for timestamps.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from bifrost_asgi.translate.responses_chat import (
-    _function_call_item,
-    _message_item,
-    _new_id,
-    _Outcome,
-    _reasoning_item,
-    _refusal_part,
-    _response_object,
-    _text_part,
-)
-
-__all__ = ["FunctionCallHandle", "ResponsesStreamWriter", "new_id"]
+__all__ = ["FunctionCallHandle", "ResponsesStreamWriter", "SearchHandle", "new_id"]
 
 Obj = dict[str, Any]
 
+
+# ---------------------------------------------------------------------------------------------------------
+# Shapes: items, parts and the Response object, as OpenAI's API returns them
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
 new_id = _new_id
+
+
+def _text_part(text: str) -> Obj:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+
+
+def _refusal_part(refusal: str) -> Obj:
+    return {"type": "refusal", "refusal": refusal}
+
+
+def _message_item(item_id: str, parts: list[Obj], status: str) -> Obj:
+    return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": parts}
+
+
+def _reasoning_item(item_id: str, summary: list[str]) -> Obj:
+    return {
+        "id": item_id,
+        "type": "reasoning",
+        "summary": [{"type": "summary_text", "text": text} for text in summary],
+    }
+
+
+def _function_call_item(item_id: str, call_id: str, name: str, arguments: str, status: str) -> Obj:
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a response ended as: the fields that differ between in-progress and final objects."""
+
+    status: str
+    output: list[Obj]
+    usage: Obj | None = None
+    incomplete_details: Obj | None = None
+    completed_at: int | None = None
+
+
+def _response_object(request: Obj, model: str, response_id: str, created_at: int, outcome: _Outcome) -> Obj:
+    # Echo the request the way OpenAI does, with OpenAI's defaults for what the caller left out.
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": outcome.status,
+        "completed_at": outcome.completed_at,
+        "background": False,
+        "error": None,
+        "incomplete_details": outcome.incomplete_details,
+        "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "max_tool_calls": request.get("max_tool_calls"),
+        "model": model,
+        "output": outcome.output,
+        "parallel_tool_calls": _given(request.get("parallel_tool_calls"), True),
+        "previous_response_id": None,
+        "prompt_cache_key": request.get("prompt_cache_key"),
+        "reasoning": _given(request.get("reasoning"), {"effort": None, "summary": None}),
+        "safety_identifier": request.get("safety_identifier"),
+        "temperature": request.get("temperature"),
+        "text": _given(request.get("text"), {"format": {"type": "text"}}),
+        "tool_choice": _given(request.get("tool_choice"), "auto"),
+        "tools": _given(request.get("tools"), []),
+        "top_p": request.get("top_p"),
+        "truncation": _given(request.get("truncation"), "disabled"),
+        "usage": outcome.usage,
+        "user": request.get("user"),
+        "metadata": _given(request.get("metadata"), {}),
+    }
+
+
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The stream writer
+# ---------------------------------------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -56,6 +142,14 @@ class FunctionCallHandle:
     call_id: str
     name: str
     arguments: str = ""
+
+
+@dataclass(slots=True)
+class SearchHandle:
+    """An open ``web_search_call`` item; pass it back to the writer to report progress or close it."""
+
+    item_id: str
+    output_index: int
 
 
 class ResponsesStreamWriter:
@@ -133,7 +227,7 @@ class ResponsesStreamWriter:
         part = _text_part("") if kind == "output_text" else _refusal_part("")
         message.parts.append(part)
         message.part_open = True
-        self._emit("response.content_part.added", **self._part_where(message), part=dict(part))
+        self._emit("response.content_part.added", **self._part_where(message), part=_snapshot(part))
 
     def text(self, kind: str, delta: str) -> None:
         """Append to the open part, opening a part of ``kind`` first when none (or another kind) is open."""
@@ -156,12 +250,34 @@ class ResponsesStreamWriter:
         if self._message is not None:
             self._close_part(self._message)
 
+    @property
+    def text_length(self) -> int:
+        """How much text the open ``output_text`` part holds: where the next delta's text starts."""
+        message = self._message
+        if message is None or not message.part_open or message.parts[-1]["type"] != "output_text":
+            return 0
+        return len(message.parts[-1]["text"])
+
+    def annotate(self, annotation: Obj) -> None:
+        """Add an annotation (a citation) to the open ``output_text`` part."""
+        message = self._message
+        if message is None or not message.part_open or message.parts[-1]["type"] != "output_text":
+            return
+        annotations: list[Obj] = message.parts[-1]["annotations"]
+        annotations.append(annotation)
+        self._emit(
+            "response.output_text.annotation.added",
+            **self._part_where(message),
+            annotation_index=len(annotations) - 1,
+            annotation=annotation,
+        )
+
     def close_message(self, status: str) -> None:
         message, self._message = self._message, None
         if message is None:
             return
         self._close_part(message)
-        parts = [dict(part) for part in message.parts]
+        parts = [_snapshot(part) for part in message.parts]
         self._finish_item(message.output_index, _message_item(message.item_id, parts, status))
 
     def _open_message(self) -> _OpenMessage:
@@ -187,7 +303,7 @@ class ResponsesStreamWriter:
             self._emit("response.output_text.done", **where, text=part["text"], logprobs=[])
         else:
             self._emit("response.refusal.done", **where, refusal=part["refusal"])
-        self._emit("response.content_part.done", **where, part=dict(part))
+        self._emit("response.content_part.done", **where, part=_snapshot(part))
 
     # -- reasoning -----------------------------------------------------------------------------------
 
@@ -229,8 +345,11 @@ class ResponsesStreamWriter:
 
     def reasoning_item(self, summary: list[str], encrypted_content: str | None) -> None:
         """A reasoning item that arrives whole (Anthropic's redacted thinking): added, then done."""
+        self.whole_item(_reasoning(_new_id("rs"), summary, encrypted_content))
+
+    def whole_item(self, item: Obj) -> None:
+        """An item that arrives complete: ``output_item.added``, then ``output_item.done``."""
         index = self._claim_index()
-        item = _reasoning(_new_id("rs"), summary, encrypted_content)
         self._emit("response.output_item.added", output_index=index, item=item)
         self._finish_item(index, item)
 
@@ -262,11 +381,34 @@ class ResponsesStreamWriter:
             "response.function_call_arguments.done",
             item_id=call.item_id,
             output_index=call.output_index,
-            name=call.name,
             arguments=call.arguments,
         )
         item = _function_call_item(call.item_id, call.call_id, call.name, call.arguments, status)
         self._finish_item(call.output_index, item)
+
+    # -- web search calls ----------------------------------------------------------------------------
+
+    def open_search(self) -> SearchHandle:
+        """A ``web_search_call`` item, in progress; what it searched is only known when it closes."""
+        search = SearchHandle(_new_id("ws"), self._claim_index())
+        item = _search_item(search.item_id, "in_progress", {"type": "search"})
+        self._emit("response.output_item.added", output_index=search.output_index, item=item)
+        self._search_event(search, "in_progress")
+        return search
+
+    def search_running(self, search: SearchHandle) -> None:
+        self._search_event(search, "searching")
+
+    def close_search(self, search: SearchHandle, status: str, action: Obj) -> None:
+        # OpenAI has no event for a failed search; the item's status says it.
+        if status == "completed":
+            self._search_event(search, "completed")
+        self._finish_item(search.output_index, _search_item(search.item_id, status, action))
+
+    def _search_event(self, search: SearchHandle, stage: str) -> None:
+        self._emit(
+            f"response.web_search_call.{stage}", item_id=search.item_id, output_index=search.output_index
+        )
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -282,6 +424,18 @@ class ResponsesStreamWriter:
     def _finish_item(self, output_index: int, item: Obj) -> None:
         self._done_items[output_index] = item
         self._emit("response.output_item.done", output_index=output_index, item=item)
+
+
+def _snapshot(part: Obj) -> Obj:
+    # Events are kept (and may be serialised later): later annotations must not change earlier events.
+    copy = dict(part)
+    if "annotations" in copy:
+        copy["annotations"] = list(copy["annotations"])
+    return copy
+
+
+def _search_item(item_id: str, status: str, action: Obj) -> Obj:
+    return {"id": item_id, "type": "web_search_call", "status": status, "action": action}
 
 
 def _reasoning(item_id: str, summary: list[str], encrypted_content: str | None) -> Obj:

@@ -9,7 +9,6 @@ every session, cookie and CSRF token is the real thing.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import httpx
 import orjson
 import pytest
 
-from tests._procs import die_with_test_run
+from tests._procs import die_with_test_run, stop_process_group
 
 REPO = Path(__file__).resolve().parents[2]
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
@@ -150,13 +149,7 @@ class Site:
 
     def stop(self) -> None:
         self.http.close()
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process)
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]

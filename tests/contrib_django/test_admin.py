@@ -4,6 +4,7 @@ per user."""
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 
 pytest.importorskip("django")
 
-from django.contrib.auth.models import User  # noqa: E402
+from django.contrib.auth.models import Permission, User  # noqa: E402
 from django.contrib.sessions.models import Session  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
@@ -138,3 +139,71 @@ def test_usage_logs_are_read_only(admin_client: Client, django_user_model: Any) 
     assert admin_client.get(reverse("admin:bifrost_usagelog_add")).status_code == 403
     change = admin_client.get(reverse("admin:bifrost_usagelog_change", args=[entry.pk])).content.decode()
     assert 'name="total_tokens"' not in change
+
+
+def form_values(page: str) -> dict[str, str]:
+    """The add form as a browser would submit it untouched: each textarea's text, each input's value."""
+    values = {name: html.unescape(text.strip()) for name, text in TEXTAREA.findall(page)}
+    values.update((name, html.unescape(value)) for name, value in INPUT.findall(page))
+    return values
+
+
+TEXTAREA = re.compile(r'<textarea name="(\w+)"[^>]*>(.*?)</textarea>', re.S)
+INPUT = re.compile(r'<input type="(?:text|number)" name="(\w+)" value="([^"]*)"')
+
+
+def test_a_key_added_in_the_admin_starts_with_the_default_keys_limits(
+    admin_client: Client, django_user_model: Any, settings: Any
+) -> None:
+    limits = {"budgets": [{"max_limit": 7, "reset_duration": "1d"}],
+              "rate_limit": {"request_max_limit": 30, "request_reset_duration": "1m"}}  # fmt: skip
+    settings.BIFROST = {**settings.BIFROST, "DEFAULT_KEY": {"allow_all_providers": True, **limits}}
+    alice = django_user_model.objects.create_user("alice", password="pw")
+    page = admin_client.get(reverse("admin:bifrost_virtualkey_add")).content.decode()
+    form = form_values(page)
+    assert 'name="allow_all_providers" checked' in page.replace(' id="id_allow_all_providers"', "")
+    response = admin_client.post(
+        reverse("admin:bifrost_virtualkey_add"),
+        {
+            **form,
+            "name": "from-admin",
+            "owner": str(alice.pk),
+            "allow_all_providers": "on",
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 200
+    key = VirtualKey.objects.get()
+    assert (key.budgets, key.rate_limit, key.allow_all_providers) == (
+        limits["budgets"],
+        limits["rate_limit"],
+        True,
+    )
+
+
+def test_the_owner_is_picked_by_an_autocomplete_over_users(
+    admin_client: Client, django_user_model: Any
+) -> None:
+    alice = django_user_model.objects.create_user("alice", password="pw")
+    django_user_model.objects.create_user("bob", password="pw")
+    page = admin_client.get(reverse("admin:bifrost_virtualkey_add")).content.decode()
+    [owner] = re.findall(r'<select name="owner"[^>]*>', page)
+    assert "admin-autocomplete" in owner and 'data-field-name="owner"' in owner
+    found = admin_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "bifrost", "model_name": "virtualkey", "field_name": "owner", "term": "ali"},
+    ).json()
+    assert found["results"] == [{"id": str(alice.pk), "text": "alice"}]
+
+
+def test_only_staff_allowed_to_change_keys_can_revoke_them(client: Client, django_user_model: Any) -> None:
+    alice = django_user_model.objects.create_user("alice", password="pw")
+    key, _ = VirtualKey.objects.create_key(name="ci", owner=alice)
+    viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_virtualkey"))
+    client.force_login(viewer)
+    changelist = reverse("admin:bifrost_virtualkey_changelist")
+    assert client.get(changelist).status_code == 200  # sees every user's keys
+    client.post(changelist, {"action": "revoke_keys", "_selected_action": [key.pk]})
+    key.refresh_from_db()
+    assert key.revoked_at is None and key.is_active

@@ -200,6 +200,46 @@ def test_a_signed_in_user_is_charged_to_their_own_default_key(host: Callable[...
     assert anonymous.get("/ai/api/me/virtual-keys").status_code == 401
 
 
+class MixinUser(flask_login.UserMixin):  # type: ignore[misc]  # Flask-Login ships no types
+    """The usual Flask-Login user: UserMixin counts an inactive user as not authenticated."""
+
+    def __init__(self, user_id: str, active: bool) -> None:
+        self.id, self.active = user_id, active
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+
+@pytest.mark.parametrize("change", ["deactivated", "deleted"])
+def test_a_user_deactivated_while_signed_in_is_told_so(
+    apps: list[Flask], tmp_path: Path, change: str
+) -> None:
+    users = {"dora": MixinUser("dora", True)}
+    app = bare_app(apps, tmp_path, BIFROST_CONFIG={"providers": {"mock": {}},
+                                                  "client": {"enforce_auth_on_inference": True}})  # fmt: skip
+    flask_login.LoginManager(app).user_loader(users.get)
+    bifrost = Bifrost(app)
+
+    @app.post("/login")
+    def log_in() -> dict[str, str]:
+        flask_login.login_user(users["dora"])
+        return {"csrf": bifrost.csrf_token()}
+
+    client = app.test_client()
+    csrf = client.post("/login").get_json()["csrf"]
+    assert client.post("/ai/v1/responses", json=MOCK, headers={"X-CSRFToken": csrf}).status_code == 200
+    if change == "deactivated":
+        users["dora"].active = False
+    else:
+        del users["dora"]
+    r = client.post("/ai/v1/responses", json=MOCK, headers={"X-CSRFToken": csrf})
+    assert r.status_code == 403, r.text
+    assert r.get_json()["type"] == "virtual_key_blocked"
+    assert r.get_json()["error"]["message"] == "This account is inactive"
+    assert app.test_client().post("/ai/v1/responses", json=MOCK).status_code == 401  # never signed in
+
+
 @pytest.mark.parametrize(("via", "status"), [("token", 200), ("session", 403)])
 def test_a_principal_loader_replaces_flask_login(
     apps: list[Flask], tmp_path: Path, via: str, status: int

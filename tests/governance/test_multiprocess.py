@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests._procs import die_with_test_run
+from tests._procs import die_with_test_run, stop_process_group
 
 KEY = "sk-bf-" + "m" * 43
 
@@ -77,12 +75,7 @@ def _serve(config: Path, workers: int) -> Iterator[str]:
         time.sleep(1.0)  # let every worker finish its startup, not just the first to answer
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_process_group(proc)
 
 
 async def _burst(url: str, n: int) -> list[int]:

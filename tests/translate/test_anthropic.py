@@ -7,7 +7,6 @@ Responses, and Responses answers (JSON and events) -> Messages.
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
 import orjson
@@ -16,8 +15,6 @@ import pytest
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import Message, RawMessageStreamEvent
 from openai.types import Completion
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.responses import Response, ResponseStreamEvent
 
 from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.translate import (
@@ -37,6 +34,7 @@ from bifrost_asgi.translate import (
     responses_to_messages_request,
     text_to_messages_request,
 )
+from tests.translate.openai_shapes import check_chat, check_chunks, check_events, check_response
 
 Obj = dict[str, Any]
 
@@ -79,12 +77,6 @@ CHAT_USAGE: Obj = {
 }
 
 
-def _event_models() -> dict[str, Any]:
-    members = typing.get_args(typing.get_args(ResponseStreamEvent)[0])
-    return {typing.get_args(model.model_fields["type"].annotation)[0]: model for model in members}
-
-
-EVENT_MODELS = _event_models()
 ANTHROPIC_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
 
 
@@ -381,7 +373,7 @@ def test_sampling_user_format_stream_and_extra_params() -> None:
             {"input": [{"type": "item_reference", "id": "msg_1"}]},
             "item_reference points at an item stored by OpenAI",
         ),
-        ({"input": [{"type": "web_search_call"}]}, "input item type 'web_search_call' cannot be sent"),
+        ({"input": [{"type": "file_search_call"}]}, "input item type 'file_search_call' cannot be sent"),
         ({"input": [{"role": "tool", "content": "x"}]}, "role must be one of"),
         ({"input": "x", "tools": [{"type": "web_search"}]}, "tool type 'web_search' cannot be sent"),
         (
@@ -550,6 +542,128 @@ def test_chat_request_with_tools_reasoning_and_stop() -> None:
     }
 
 
+EPHEMERAL = {"type": "ephemeral"}
+HOUR = {"type": "ephemeral", "ttl": "1h"}
+
+
+def _cached(block: Obj, cache: Obj = EPHEMERAL) -> Obj:
+    return {**block, "cache_control": cache}
+
+
+def test_chat_cache_breakpoints_reach_anthropic_where_the_client_set_them() -> None:
+    function: Obj = {k: v for k, v in WEATHER_TOOL.items() if k != "type"}
+    tool = {"type": "function", "function": function}
+    body = {
+        "messages": [
+            {
+                "role": "system",
+                "content": [
+                    {"type": "text", "text": "You are a weather bot."},
+                    {"type": "text", "text": "Long manual.", "cache_control": HOUR},
+                    {"type": "text", "text": "Today is Monday."},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "image_url",
+                        "image_url": {"url": "https://x/a.png"},
+                        "cache_control": EPHEMERAL,
+                    },
+                    {"type": "text", "text": "Weather?", "cache_control": EPHEMERAL},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "toolu_a",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": "{}"},
+                        "cache_control": EPHEMERAL,
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": "toolu_a", "content": "Sunny", "cache_control": EPHEMERAL},
+            {"role": "user", "content": "Thanks", "cache_control": EPHEMERAL},
+        ],
+        "tools": [{**tool, "cache_control": HOUR}],
+    }
+    req = chat_to_messages_request(body, "m", stream=False)
+    # The system prompt splits after the breakpoint, so the text after it can change without a miss.
+    assert req["system"] == [
+        _cached(_text("You are a weather bot.\n\nLong manual."), HOUR),
+        _text("Today is Monday."),
+    ]
+    assert req["messages"] == [
+        _user(
+            _cached({"type": "image", "source": {"type": "url", "url": "https://x/a.png"}}),
+            _cached(_text("Weather?")),
+        ),
+        _assistant(_cached({"type": "tool_use", "id": "toolu_a", "name": "get_weather", "input": {}})),
+        _user(
+            _cached({"type": "tool_result", "tool_use_id": "toolu_a", "content": "Sunny"}),
+            _cached(_text("Thanks")),
+        ),
+    ]
+    assert req["tools"] == [_cached(ANTHROPIC_WEATHER_TOOL, HOUR)]
+    # Inside "function" is accepted too, as some clients send it there.
+    inner = {"type": "function", "function": {**function, "cache_control": EPHEMERAL}}
+    assert chat_to_messages_request({**body, "tools": [inner]}, "m", stream=False)["tools"] == [
+        _cached(ANTHROPIC_WEATHER_TOOL)
+    ]
+
+
+def test_responses_cache_breakpoints_reach_anthropic_where_the_client_set_them() -> None:
+    pdf = "data:application/pdf;base64,JVBERi0="
+    body = {
+        "instructions": "Be brief.",
+        "input": [
+            {
+                "role": "developer",
+                "content": [{"type": "input_text", "text": "Manual.", "cache_control": HOUR}],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_file", "file_data": pdf, "cache_control": EPHEMERAL},
+                    {"type": "input_text", "text": "Summarise."},
+                ],
+            },
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {
+                "type": "function_call_output",
+                "call_id": "c1",
+                "output": [{"type": "input_text", "text": "big result", "cache_control": EPHEMERAL}],
+            },
+            {"type": "message", "role": "user", "content": "Go on.", "cache_control": EPHEMERAL},
+        ],
+        "tools": [{**WEATHER_TOOL, "cache_control": EPHEMERAL}],
+        # Anthropic's automatic caching: an unknown field, forwarded as is.
+        "cache_control": EPHEMERAL,
+    }
+    req = _to_messages(body)
+    assert req["system"] == [_text("Be brief."), _cached(_text("Manual."), HOUR)]
+    document = {
+        "type": "document",
+        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="},
+    }
+    assert req["messages"] == [
+        _user(_cached(document), _text("Summarise.")),
+        _assistant({"type": "tool_use", "id": "c1", "name": "f", "input": {}}),
+        _user(
+            {"type": "tool_result", "tool_use_id": "c1", "content": [_cached(_text("big result"))]},
+            _cached(_text("Go on.")),
+        ),
+    ]
+    assert req["tools"] == [_cached(ANTHROPIC_WEATHER_TOOL)]
+    assert req["cache_control"] == EPHEMERAL
+    # Counting tokens keeps the breakpoints: Anthropic counts the same prompt.
+    assert count_tokens_request(req)["messages"] == req["messages"]
+
+
 def test_chat_plain_request_and_response_format() -> None:
     body = {
         "messages": [
@@ -695,19 +809,20 @@ def test_message_to_responses_with_cached_usage() -> None:
     result = messages_to_responses_response(
         _message(_text("Hello"), _text(" there")), request=request, model="m"
     )
-    parsed = Response.model_validate(result)
+    parsed = check_response(result)
     assert parsed.output_text == "Hello there"
     assert result["status"] == "completed" and result["incomplete_details"] is None
     assert result["max_output_tokens"] == 100 and result["model"] == "m"
     message = result["output"][0]
-    assert message["status"] == "completed" and len(message["content"]) == 2
+    # Consecutive text blocks are one output_text part, as OpenAI answers with one.
+    assert message["status"] == "completed" and len(message["content"]) == 1
     assert result["usage"] == RESPONSES_USAGE
 
 
 def test_message_to_responses_reasoning_and_parallel_calls() -> None:
     msg = _message(THINKING, REDACTED, _text("Checking."), TOOL_A, TOOL_B, stop="tool_use")
     result = messages_to_responses_response(msg, request={}, model="m")
-    Response.model_validate(result)
+    check_response(result)
     kinds = [item["type"] for item in result["output"]]
     assert kinds == ["reasoning", "reasoning", "message", "function_call", "function_call"]
     thinking, redacted = result["output"][:2]
@@ -753,7 +868,7 @@ def test_reasoning_round_trips_back_into_thinking_blocks() -> None:
 def test_every_stop_reason(stop: str | None, status: str, details: Obj | None, finish: str) -> None:
     msg = _message(THINKING, _text("Partial"), stop=stop)
     result = messages_to_responses_response(msg, request={}, model="m")
-    Response.model_validate(result)
+    check_response(result)
     assert (result["status"], result["incomplete_details"]) == (status, details)
     assert result["output"][-1]["status"] == ("completed" if status == "completed" else "incomplete")
     assert (result["completed_at"] is None) == (status != "completed")
@@ -763,12 +878,12 @@ def test_every_stop_reason(stop: str | None, status: str, details: Obj | None, f
 
 
 def test_message_to_chat_completion() -> None:
-    msg = _message(THINKING, REDACTED, _text("Checking."), _text("Both."), TOOL_A, TOOL_B, stop="tool_use")
+    msg = _message(THINKING, REDACTED, _text("Checking "), _text("both."), TOOL_A, TOOL_B, stop="tool_use")
     chat = messages_to_chat_completion(msg, model="claude-sonnet-4-5")
-    ChatCompletion.model_validate(chat)
+    check_chat(chat)
     assert chat["object"] == "chat.completion" and chat["model"] == "claude-sonnet-4-5"
     message = chat["choices"][0]["message"]
-    assert message["content"] == "Checking.\n\nBoth."
+    assert message["content"] == "Checking both."
     assert message["reasoning"] == "Let me think."
     assert message["reasoning_details"] == [
         {"index": 0, "type": "reasoning.text", "text": "Let me think.", "signature": "sig-1"},
@@ -891,15 +1006,9 @@ def _responses_stream(
     return stream, out
 
 
-def _check_events(events: list[Obj]) -> None:
-    assert [event["sequence_number"] for event in events] == list(range(len(events)))
-    for event in orjson.loads(orjson.dumps(events)):
-        EVENT_MODELS[event["type"]].model_validate(event)
-
-
 def test_text_stream_follows_openai_order() -> None:
     stream, events = _responses_stream(TEXT_EVENTS)
-    _check_events(events)
+    check_events(events)
     assert [e["type"] for e in events] == [
         "response.created",
         "response.in_progress",
@@ -915,13 +1024,13 @@ def test_text_stream_follows_openai_order() -> None:
     completed = events[-1]["response"]
     assert completed["id"] == events[0]["response"]["id"]
     assert completed["usage"] == RESPONSES_USAGE == stream.usage
-    assert Response.model_validate(completed).output_text == "Hello"
+    assert check_response(completed).output_text == "Hello"
     assert stream.response["output"] == completed["output"]
 
 
 def test_thinking_and_tool_calls_stream() -> None:
     _, events = _responses_stream(TOOL_EVENTS)
-    _check_events(events)
+    check_events(events)
     types = [e["type"] for e in events]
     assert types[2:6] == [
         "response.output_item.added",
@@ -992,7 +1101,7 @@ def test_redacted_thinking_streams_as_a_whole_item() -> None:
         *_end("end_turn"),
     ]
     _, out = _responses_stream(events)
-    _check_events(out)
+    check_events(out)
     added = [e for e in out if e["type"] == "response.output_item.added"]
     assert added[0]["item"]["encrypted_content"] == "ENC==" and added[0]["item"]["summary"] == []
     assert out[-1]["response"]["output"][0] == added[0]["item"]
@@ -1014,7 +1123,7 @@ def test_truncated_stream_marks_only_the_last_item_incomplete(stop: str, status:
         *_end(stop),
     ]
     _, out = _responses_stream(events)
-    _check_events(out)
+    check_events(out)
     final = out[-1]
     assert final["type"] == "response.incomplete"
     assert final["response"]["status"] == status and final["response"]["incomplete_details"] == {
@@ -1035,7 +1144,7 @@ def _chat_stream(events: list[Obj], *, text: bool = False) -> list[Obj]:
 def test_chat_chunks_for_thinking_and_tool_calls() -> None:
     chunks = _chat_stream(TOOL_EVENTS)
     for chunk in chunks:
-        ChatCompletionChunk.model_validate(chunk)
+        check_chunks([chunk])
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert deltas[0] == {"role": "assistant", "content": ""}
     assert "".join(d.get("reasoning", "") for d in deltas) == "Let me think."
@@ -1063,21 +1172,27 @@ def test_chat_chunks_for_thinking_and_tool_calls() -> None:
     assert {c["id"] for c in chunks} == {"msg_01"}
 
 
-def test_chat_chunks_join_text_blocks_like_the_json_answer() -> None:
+# Anthropic splits an answer with citations mid-sentence: one block per cited passage.
+SPLIT_TEXT = ["The tallest building is ", "the Burj Khalifa", ", at 828 m."]
+
+
+def test_chat_text_is_the_concatenation_of_text_blocks() -> None:
     events = [
         _start_event(),
-        *_block(0, {"type": "text", "text": ""}, _text_delta("A")),
-        *_block(1, {"type": "text", "text": ""}, _text_delta("B")),
+        *(
+            event
+            for index, text in enumerate(SPLIT_TEXT)
+            for event in _block(index, {"type": "text", "text": ""}, _text_delta(text))
+        ),
         *_end("max_tokens"),
     ]
     chunks = _chat_stream(events)
-    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-    assert (
-        text
-        == messages_to_chat_completion(_message(_text("A"), _text("B")), model="m")["choices"][0]["message"][
-            "content"
-        ]
-    )
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    message = _message(*map(_text, SPLIT_TEXT))
+    whole = messages_to_chat_completion(message, model="m")["choices"][0]["message"]["content"]
+    text = messages_to_text_completion(message, model="m")["choices"][0]["text"]
+    streamed_text = "".join(c["choices"][0]["text"] for c in _chat_stream(events, text=True) if c["choices"])
+    assert streamed == whole == text == streamed_text == "The tallest building is the Burj Khalifa, at 828 m."
     assert chunks[-2]["choices"][0]["finish_reason"] == "length"
 
 
@@ -1101,6 +1216,250 @@ def test_stream_usage_takes_the_latest_cumulative_counts() -> None:
     stream, _ = _responses_stream(events)
     assert (stream.usage["input_tokens"], stream.usage["output_tokens"]) == (8, 7)
     assert stream.usage["input_tokens_details"]["cached_read_tokens"] == 3
+
+
+# Citations and server tools (web search)
+# ---------------------------------------------------------------------------------------------------------
+
+BURJ = "https://en.wikipedia.org/wiki/Burj_Khalifa"
+SEARCH_USE = {
+    "type": "server_tool_use",
+    "id": "srvtoolu_01",
+    "name": "web_search",
+    "input": {"query": "tallest"},
+}
+SEARCH_RESULT = {
+    "type": "web_search_tool_result",
+    "tool_use_id": "srvtoolu_01",
+    "content": [
+        {
+            "type": "web_search_result",
+            "url": BURJ,
+            "title": "Burj Khalifa",
+            "encrypted_content": "E1",
+            "page_age": None,
+        },
+        {
+            "type": "web_search_result",
+            "url": "https://example.com/top",
+            "title": "Top 10",
+            "encrypted_content": "E2",
+        },
+    ],
+}
+WEB_CITATION = {
+    "type": "web_search_result_location",
+    "url": BURJ,
+    "title": "Burj Khalifa",
+    "encrypted_index": "Eo8B",
+    "cited_text": "The Burj Khalifa is the world's tallest building.",
+}
+DOC_CITATION = {
+    "type": "char_location",
+    "cited_text": "828 metres",
+    "document_index": 0,
+    "document_title": "Facts",
+    "start_char_index": 10,
+    "end_char_index": 20,
+}
+# A recorded web search answer's shape: text split around each cited passage.
+SEARCHED = [
+    _text("Let me search. "),
+    SEARCH_USE,
+    SEARCH_RESULT,
+    _text("The tallest building is "),
+    {"type": "text", "text": "the Burj Khalifa", "citations": [WEB_CITATION]},
+    _text(", at "),
+    {"type": "text", "text": "828 m", "citations": [DOC_CITATION]},
+    _text("."),
+]
+SEARCHED_TEXT = "The tallest building is the Burj Khalifa, at 828 m."
+URL_ANNOTATION = {
+    "type": "url_citation",
+    "url": BURJ,
+    "title": "Burj Khalifa",
+    "start_index": 24,
+    "end_index": 40,
+}
+# Document citations have no OpenAI counterpart: Anthropic's fields, plus where in the text they apply.
+DOC_ANNOTATION = {**DOC_CITATION, "start_index": 45, "end_index": 50}
+
+
+def _events_of(blocks: list[Obj], stop: str = "end_turn") -> list[Obj]:
+    """The stream Anthropic sends for a Message of ``blocks``: citations stream before their text."""
+    events = [_start_event()]
+    for index, block in enumerate(blocks):
+        if block["type"] == "text":
+            deltas = [{"type": "citations_delta", "citation": c} for c in block.get("citations", [])]
+            events += _block(index, {"type": "text", "text": ""}, *deltas, _text_delta(block["text"]))
+        elif block["type"] == "server_tool_use":
+            json_delta = {"type": "input_json_delta", "partial_json": orjson.dumps(block["input"]).decode()}
+            events += _block(index, {**block, "input": {}}, json_delta)
+        else:
+            events += _block(index, block)
+    return events + _end(stop)
+
+
+def _without_ids(items: list[Obj]) -> list[Obj]:
+    return [{k: v for k, v in item.items() if k != "id"} for item in items]
+
+
+def test_web_search_and_citations_become_a_search_call_and_annotations() -> None:
+    result = messages_to_responses_response(_message(*SEARCHED), request={}, model="m")
+    output = result["output"]
+    assert [item["type"] for item in output] == ["message", "web_search_call", "message"]
+    search = output[1]
+    assert search["id"].startswith("ws_") and search["status"] == "completed"
+    assert search["action"] == {
+        "type": "search",
+        "query": "tallest",
+        "sources": [{"type": "url", "url": BURJ}, {"type": "url", "url": "https://example.com/top"}],
+    }
+    (part,) = output[2]["content"]
+    assert part["text"] == SEARCHED_TEXT
+    assert part["annotations"] == [URL_ANNOTATION, DOC_ANNOTATION]
+    assert part["text"][24:40] == "the Burj Khalifa" and part["text"][45:50] == "828 m"
+    without_document = messages_to_responses_response(
+        _message(*SEARCHED[:5]), request={}, model="m"
+    )  # the SDK types know every other field
+    check_response(without_document)
+
+
+def test_web_search_stream_matches_the_json_answer() -> None:
+    stream, events = _responses_stream(_events_of(SEARCHED[:5]))
+    check_events(events)
+    types = [e["type"] for e in events]
+    search_events = [t for t in types if t.startswith("response.web_search_call.")]
+    assert search_events == [
+        "response.web_search_call.in_progress",
+        "response.web_search_call.searching",
+        "response.web_search_call.completed",
+    ]
+    added = next(e for e in events if e["type"] == "response.output_text.annotation.added")
+    assert (added["annotation"], added["annotation_index"], added["content_index"]) == (URL_ANNOTATION, 0, 0)
+    whole = messages_to_responses_response(_message(*SEARCHED[:5]), request={}, model="m")["output"]
+    assert _without_ids(stream.response["output"]) == _without_ids(whole)
+    # An annotation added later does not rewrite the part an earlier event announced.
+    part_added = [e["part"] for e in events if e["type"] == "response.content_part.added"]
+    assert [p["annotations"] for p in part_added] == [[], []]
+
+
+def test_document_citations_stream_like_the_json_answer() -> None:
+    stream, events = _responses_stream(_events_of(SEARCHED))
+    whole = messages_to_responses_response(_message(*SEARCHED), request={}, model="m")["output"]
+    assert _without_ids(stream.response["output"]) == _without_ids(whole)
+    annotations = [e["annotation"] for e in events if e["type"] == "response.output_text.annotation.added"]
+    assert annotations == [URL_ANNOTATION, DOC_ANNOTATION]
+
+
+def test_a_searched_answer_can_be_sent_back() -> None:
+    output = messages_to_responses_response(_message(*SEARCHED[:5]), request={}, model="m")["output"]
+    body = {"input": [{"role": "user", "content": "Tallest?"}, *output, {"role": "user", "content": "Sure?"}]}
+    # The search call is skipped (its results cannot be replayed without their encrypted content);
+    # the text, annotations aside, is what the model said.
+    assert _to_messages(body)["messages"][1] == _assistant(
+        _text("Let me search. "), _text("The tallest building is the Burj Khalifa")
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_failed_and_unanswered_searches(stream: bool) -> None:
+    failed = {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_01",
+        "content": {"type": "web_search_tool_result_error", "error_code": "max_uses_exceeded"},
+    }
+    second = {**SEARCH_USE, "id": "srvtoolu_02", "input": {"query": "again"}}
+    blocks = [SEARCH_USE, failed, second]  # the turn paused before the second search answered
+    if stream:
+        output = _responses_stream(_events_of(blocks, stop="pause_turn"))[0].response["output"]
+    else:
+        output = messages_to_responses_response(_message(*blocks, stop="pause_turn"), request={}, model="m")[
+            "output"
+        ]
+    assert [(i["status"], i["action"]) for i in output] == [
+        ("failed", {"type": "search", "query": "tallest"}),
+        ("incomplete", {"type": "search", "query": "again"}),
+    ]
+
+
+def test_web_fetch_is_an_open_page_action() -> None:
+    fetch = {"type": "server_tool_use", "id": "srvtoolu_f", "name": "web_fetch", "input": {"url": BURJ}}
+    result = {
+        "type": "web_fetch_tool_result",
+        "tool_use_id": "srvtoolu_f",
+        "content": {
+            "type": "web_fetch_result",
+            "url": BURJ,
+            "content": {
+                "type": "document",
+                "source": {"type": "text", "media_type": "text/plain", "data": "x"},
+            },
+        },
+    }
+    output = messages_to_responses_response(_message(fetch, result), request={}, model="m")["output"]
+    assert _without_ids(output) == [
+        {"type": "web_search_call", "status": "completed", "action": {"type": "open_page", "url": BURJ}}
+    ]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_server_tools_without_an_openai_item_pass_through(stream: bool) -> None:
+    run = {"type": "server_tool_use", "id": "srvtoolu_c", "name": "code_execution", "input": {"code": "1+1"}}
+    ran = {
+        "type": "code_execution_tool_result",
+        "tool_use_id": "srvtoolu_c",
+        "content": {
+            "type": "code_execution_result",
+            "stdout": "2",
+            "stderr": "",
+            "return_code": 0,
+            "content": [],
+        },
+    }
+    if stream:
+        output = _responses_stream(_events_of([run, ran, _text("2")]))[0].response["output"]
+    else:
+        output = messages_to_responses_response(_message(run, ran, _text("2")), request={}, model="m")[
+            "output"
+        ]
+    assert output[:2] == [run, ran]
+    assert output[2]["content"][0]["text"] == "2"
+
+
+def test_chat_answers_carry_citations_as_annotations() -> None:
+    chat = messages_to_chat_completion(_message(*SEARCHED), model="m")
+    message = chat["choices"][0]["message"]
+    assert message["content"] == "Let me search. " + SEARCHED_TEXT
+    shift = len("Let me search. ")
+    url = {"url": BURJ, "title": "Burj Khalifa", "start_index": 24 + shift, "end_index": 40 + shift}
+    document = {k: v for k, v in DOC_ANNOTATION.items() if k != "type"}
+    document.update(start_index=45 + shift, end_index=50 + shift)
+    assert message["annotations"] == [
+        {"type": "url_citation", "url_citation": url},
+        {"type": "char_location", "char_location": document},
+    ]
+    check_chat(messages_to_chat_completion(_message(*SEARCHED[:5]), model="m"))
+    chunks = _chat_stream(_events_of(SEARCHED))
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert streamed == message["content"]
+    # As OpenAI streams a searched answer: all annotations in one delta after the text, then the finish.
+    cited = [
+        c["choices"][0]["delta"] for c in chunks if c["choices"] and "annotations" in c["choices"][0]["delta"]
+    ]
+    assert cited == [{"annotations": message["annotations"]}]
+    assert "annotations" in chunks[-3]["choices"][0]["delta"]
+    check_chunks(_chat_stream(_events_of(SEARCHED[:5])))
+
+
+def test_text_completions_ignore_citations() -> None:
+    chunks = _chat_stream(_events_of(SEARCHED), text=True)
+    assert (
+        "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == "Let me search. " + SEARCHED_TEXT
+    )
+    assert messages_to_text_completion(_message(*SEARCHED), model="m")["choices"][0]["text"] == (
+        "Let me search. " + SEARCHED_TEXT
+    )
 
 
 def test_errors_map_between_anthropic_types_and_statuses() -> None:

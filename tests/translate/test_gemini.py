@@ -8,8 +8,6 @@ from typing import Any
 import orjson
 import pytest
 from openai.types import Completion
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.responses import Response, ResponseStreamEvent
 
 from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.translate.gemini import (
@@ -26,6 +24,7 @@ from bifrost_asgi.translate.gemini import (
     responses_to_gemini_request,
     text_to_gemini_request,
 )
+from tests.translate.openai_shapes import check_chat, check_chunks, check_events, check_response
 
 Obj = dict[str, Any]
 FLASH = "gemini-2.5-flash"
@@ -70,14 +69,6 @@ USAGE: Obj = {
 # "sig-Paris" in standard base64, and the same bytes as they ride in a call id (URL-safe, unpadded).
 SIGNATURE = "c2lnLVBhcmlz+/8="
 SIGNATURE_IN_ID = "c2lnLVBhcmlz-_8"
-
-
-def _event_models() -> dict[str, Any]:
-    members = typing.get_args(typing.get_args(ResponseStreamEvent)[0])
-    return {typing.get_args(model.model_fields["type"].annotation)[0]: model for model in members}
-
-
-EVENT_MODELS = _event_models()
 
 
 def user(text: str) -> Obj:
@@ -267,11 +258,13 @@ def test_generation_config_and_dropped_fields() -> None:
 @pytest.mark.parametrize(
     ("model", "reasoning", "thinking"),
     [
-        (FLASH, {"effort": "low"}, {"thinkingBudget": 2048}),
+        # Thoughts come back whenever reasoning is asked for, as Bifrost asks for them.
+        (FLASH, {"effort": "low"}, {"thinkingBudget": 2048, "includeThoughts": True}),
         (FLASH, {"effort": "high", "summary": "auto"}, {"thinkingBudget": 24576, "includeThoughts": True}),
         (FLASH, {"effort": "none", "summary": "auto"}, {"thinkingBudget": 0}),
         (FLASH, {"summary": "detailed"}, {"includeThoughts": True}),
-        ("gemini-3-pro-preview", {"effort": "medium"}, {"thinkingLevel": "medium"}),
+        ("gemini-3-pro-preview", {"effort": "medium"}, {"thinkingLevel": "medium", "includeThoughts": True}),
+        (FLASH, {"effort": "none"}, {"thinkingBudget": 0}),
         (
             "gemini-3-flash",
             {"effort": "xhigh", "summary": "auto"},
@@ -810,7 +803,7 @@ def test_text_answer_as_a_responses_object() -> None:
     result = gemini_to_responses_response(
         answer({"text": "Hel"}, {"text": "lo"}), request=request, model=FLASH
     )
-    parsed = Response.model_validate(result)
+    parsed = check_response(result)
     assert parsed.output_text == "Hello"
     assert (parsed.status, parsed.model, parsed.instructions, parsed.max_output_tokens) == (
         "completed",
@@ -824,7 +817,7 @@ def test_text_answer_as_a_responses_object() -> None:
 def test_thoughts_become_a_leading_reasoning_item() -> None:
     gemini = answer({"text": "Hmm.", "thought": True}, {"text": "Yes.", "thoughtSignature": "c2ln"})
     result = gemini_to_responses_response(gemini, request={"input": "x"}, model=FLASH)
-    Response.model_validate(result)
+    check_response(result)
     assert [item["type"] for item in result["output"]] == ["reasoning", "message"]
     assert result["output"][0]["summary"] == [{"type": "summary_text", "text": "Hmm."}]
     chat = gemini_to_chat_response(gemini, FLASH)
@@ -836,7 +829,7 @@ def test_parallel_calls_answer_round_trips_its_signatures() -> None:
     result = gemini_to_responses_response(
         gemini, request={"input": "x", "tools": [WEATHER_TOOL]}, model=FLASH
     )
-    Response.model_validate(result)
+    check_response(result)
     calls = [item for item in result["output"] if item["type"] == "function_call"]
     assert [(c["name"], c["arguments"], c["status"]) for c in calls] == [
         ("get_weather", '{"city":"Paris"}', "completed"),
@@ -853,7 +846,7 @@ def test_parallel_calls_answer_round_trips_its_signatures() -> None:
 
 def test_chat_answer_with_tool_calls() -> None:
     chat = gemini_to_chat_response(answer(call_part("Paris")), FLASH)
-    ChatCompletion.model_validate(chat)
+    check_chat(chat)
     choice = chat["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     assert choice["message"]["content"] is None
@@ -902,7 +895,7 @@ def test_every_finish_reason(native: str, finish: str, status: str, reason: str 
     gemini = answer({"text": "partial"}, finish=native)
     assert gemini_to_chat_response(gemini, FLASH)["choices"][0]["finish_reason"] == finish
     result = gemini_to_responses_response(gemini, request={"input": "x"}, model=FLASH)
-    Response.model_validate(result)
+    check_response(result)
     assert result["status"] == status
     assert result["incomplete_details"] == (None if reason is None else {"reason": reason})
     stream = GeminiToChatStream(model=FLASH)
@@ -972,16 +965,14 @@ def run_responses(chunks: list[Obj], request: Obj | None = None) -> list[Obj]:
     for c in chunks:
         events += stream.feed(c)
     events += stream.finish()
-    assert [event["sequence_number"] for event in events] == list(range(len(events)))
-    for event in orjson.loads(orjson.dumps(events)):
-        EVENT_MODELS[event["type"]].model_validate(event)
+    check_events(events)
     return events
 
 
 def test_chat_text_stream() -> None:
     chunks = run_chat(TEXT_STREAM)
     for c in chunks:
-        ChatCompletionChunk.model_validate(c)
+        check_chunks([c])
     assert [c["choices"][0]["delta"] if c["choices"] else c["usage"] for c in chunks] == [
         {"role": "assistant", "content": "Hel"},
         {"content": "lo"},
@@ -1001,7 +992,7 @@ def test_chat_stream_parallel_calls_and_thoughts() -> None:
         ]
     )
     for c in chunks:
-        ChatCompletionChunk.model_validate(c)
+        check_chunks([c])
     deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
     assert deltas[0] == {"role": "assistant", "reasoning": "Planning."}
     calls = [d["tool_calls"][0] for d in deltas[1:3]]
@@ -1011,6 +1002,104 @@ def test_chat_stream_parallel_calls_and_thoughts() -> None:
     ]
     assert calls[0]["id"].endswith("_ts_" + SIGNATURE_IN_ID)
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def partial(**call: Any) -> Obj:
+    return {"functionCall": call}
+
+
+# As Gemini streams one call's arguments (streamFunctionCallArguments): the name first, then values per
+# JSONPath, strings continued across parts, then an empty functionCall to end it.
+PARTIAL_CALL = [
+    chunk({**partial(name="set_light", willContinue=True), "thoughtSignature": SIGNATURE}),
+    chunk(partial(partialArgs=[{"jsonPath": "$.location", "stringValue": "Boston", "willContinue": True}],
+                  willContinue=True)),
+    chunk(partial(partialArgs=[{"jsonPath": "$.location", "stringValue": ", MA"},
+                               {"jsonPath": "$.brightness", "numberValue": 50}], willContinue=True)),
+    chunk(partial(partialArgs=[{"jsonPath": "$.schedule.days[1]", "stringValue": "Tue"},
+                               {"jsonPath": "$.schedule['on']", "boolValue": True},
+                               {"jsonPath": "$.scene", "nullValue": "NULL_VALUE"}], willContinue=True)),
+    chunk(partial()),
+    chunk(call_part("Tokyo")),
+    chunk(finish="STOP", usage=USAGE),
+]  # fmt: skip
+PARTIAL_ARGS = {
+    "location": "Boston, MA",
+    "brightness": 50,
+    "schedule": {"days": [None, "Tue"], "on": True},
+    "scene": None,
+}
+
+
+def assembled_calls(chunks: list[Obj]) -> dict[int, Obj]:
+    """Tool calls as an OpenAI client accumulates chat deltas: by index, arguments concatenated."""
+    calls: dict[int, Obj] = {}
+    for c in chunks:
+        for call in c["choices"][0]["delta"].get("tool_calls", []) if c["choices"] else []:
+            entry = calls.setdefault(call["index"], {"id": None, "name": "", "arguments": ""})
+            entry["id"] = call.get("id") or entry["id"]
+            entry["name"] += call.get("function", {}).get("name") or ""
+            entry["arguments"] += call["function"].get("arguments") or ""
+    return calls
+
+
+def test_chat_stream_assembles_arguments_streamed_in_parts() -> None:
+    chunks = run_chat(PARTIAL_CALL)
+    check_chunks(chunks)
+    calls = assembled_calls(chunks)
+    assert [(i, c["name"], orjson.loads(c["arguments"])) for i, c in calls.items()] == [
+        (0, "set_light", PARTIAL_ARGS),
+        (1, "get_weather", {"city": "Tokyo"}),
+    ]
+    assert calls[0]["id"].endswith("_ts_" + SIGNATURE_IN_ID)
+    # Announced when it starts, its arguments in one delta when it ends: two deltas, not one per part.
+    assert sum(1 for c in chunks if c["choices"] and c["choices"][0]["delta"].get("tool_calls")) == 3
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_responses_stream_assembles_arguments_streamed_in_parts() -> None:
+    events = run_responses(PARTIAL_CALL, request={"input": "x", "tools": [WEATHER_TOOL]})
+    calls = [i for i in events[-1]["response"]["output"] if i["type"] == "function_call"]
+    assert [(c["name"], orjson.loads(c["arguments"])) for c in calls] == [
+        ("set_light", PARTIAL_ARGS),
+        ("get_weather", {"city": "Tokyo"}),
+    ]
+    done = [e["arguments"] for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert [orjson.loads(a) for a in done] == [PARTIAL_ARGS, {"city": "Tokyo"}]
+
+
+A_SO_FAR = chunk(partial(name="f", partialArgs=[{"jsonPath": "$.a", "stringValue": "x"}], willContinue=True))
+
+
+@pytest.mark.parametrize(
+    ("ending", "args"),
+    [
+        ([chunk(finish="STOP")], {"a": "x"}),  # the finish reason ends it
+        ([chunk({"text": "Done."}), chunk(finish="STOP")], {"a": "x"}),  # so does anything else starting
+        ([], {"a": "x"}),  # and the end of the stream
+        # a part with nothing more to come
+        ([chunk(partial(partialArgs=[{"jsonPath": "$.b", "numberValue": 2}]))], {"a": "x", "b": 2}),
+    ],
+)
+def test_a_call_streamed_in_parts_ends_when_gemini_says_or_moves_on(ending: list[Obj], args: Obj) -> None:
+    calls = assembled_calls(run_chat([A_SO_FAR, *ending]))
+    assert [(c["name"], orjson.loads(c["arguments"])) for c in calls.values()] == [("f", args)]
+
+
+def test_an_end_marker_with_no_call_open_adds_nothing() -> None:
+    chunks = run_chat([chunk({"text": "Hi"}), chunk(partial()), chunk(finish="STOP")])
+    assert assembled_calls(chunks) == {}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_arguments_that_do_not_fit_together_are_a_bad_response() -> None:
+    for path in ("$.a[0]", "items"):
+        stream = GeminiToChatStream(model=FLASH)
+        stream.feed(chunk(partial(name="f", partialArgs=[{"jsonPath": "$.a", "stringValue": "x"}],
+                                  willContinue=True)))  # fmt: skip
+        with pytest.raises(BifrostError) as caught:
+            stream.feed(chunk(partial(partialArgs=[{"jsonPath": path, "stringValue": "y"}])))
+        assert caught.value.status_code == 502
 
 
 def test_stream_ending_without_finish_reason_still_closes() -> None:
@@ -1041,7 +1130,7 @@ def test_responses_text_stream_follows_openai_order() -> None:
         "response.output_item.done",
         "response.completed",
     ]
-    final = Response.model_validate(events[-1]["response"])
+    final = check_response(events[-1]["response"])
     assert final.output_text == "Hello"
     assert events[-1]["response"]["usage"] == RESPONSES_USAGE
 

@@ -9,7 +9,6 @@ import httpx
 import openai
 import orjson
 import pytest
-from openai.types.responses import Response, ResponseStreamEvent
 
 from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.translate import (
@@ -17,6 +16,7 @@ from bifrost_asgi.translate import (
     chat_to_responses_response,
     responses_to_chat_request,
 )
+from tests.translate.openai_shapes import check_events, check_response
 
 Obj = dict[str, Any]
 
@@ -36,14 +36,6 @@ CHAT_WEATHER_TOOL: Obj = {
         "strict": True,
     },
 }
-
-
-def _event_models() -> dict[str, Any]:
-    members = typing.get_args(typing.get_args(ResponseStreamEvent)[0])
-    return {typing.get_args(model.model_fields["type"].annotation)[0]: model for model in members}
-
-
-EVENT_MODELS = _event_models()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -341,7 +333,7 @@ def test_text_response_is_a_valid_openai_response() -> None:
     result = chat_to_responses_response(
         _chat({"content": "Hello!"}, usage=CHAT_USAGE), request=request, model="m"
     )
-    parsed = Response.model_validate(result)
+    parsed = check_response(result)
     assert parsed.output_text == "Hello!"
     assert result["id"].startswith("resp_")
     assert result["object"] == "response" and result["status"] == "completed"
@@ -381,7 +373,7 @@ def test_parallel_tool_calls_response() -> None:
     request = {"input": "x", "tools": [WEATHER_TOOL], "tool_choice": "required"}
     chat = _chat({"content": "Checking.", "tool_calls": calls}, finish="tool_calls")
     result = chat_to_responses_response(chat, request=request, model="m")
-    parsed = Response.model_validate(result)
+    parsed = check_response(result)
     assert [item.type for item in parsed.output] == ["message", "function_call", "function_call"]
     assert [(i["call_id"], i["name"], i["arguments"], i["status"]) for i in result["output"][1:]] == [
         ("call_a", "get_weather", '{"city":"Paris"}', "completed"),
@@ -395,7 +387,7 @@ def test_parallel_tool_calls_response() -> None:
 def test_reasoning_content_becomes_a_leading_reasoning_item() -> None:
     chat = _chat({"content": "42", "reasoning_content": "Think, think."})
     result = chat_to_responses_response(chat, request={"input": "x"}, model="m")
-    Response.model_validate(result)
+    check_response(result)
     reasoning, message = result["output"]
     assert reasoning["type"] == "reasoning" and reasoning["id"].startswith("rs_")
     assert reasoning["summary"] == [{"type": "summary_text", "text": "Think, think."}]
@@ -411,7 +403,7 @@ def test_refusal_becomes_a_refusal_part() -> None:
     result = chat_to_responses_response(
         _chat({"content": None, "refusal": "I can't."}), request={}, model="m"
     )
-    Response.model_validate(result)
+    check_response(result)
     assert result["output"][0]["content"] == [{"type": "refusal", "refusal": "I can't."}]
 
 
@@ -420,7 +412,7 @@ def test_refusal_becomes_a_refusal_part() -> None:
 )
 def test_truncated_response_is_incomplete(finish: str, reason: str) -> None:
     result = chat_to_responses_response(_chat({"content": "Once upon"}, finish=finish), request={}, model="m")
-    Response.model_validate(result)
+    check_response(result)
     assert result["status"] == "incomplete"
     assert result["incomplete_details"] == {"reason": reason}
     assert result["output"][0]["status"] == "incomplete"
@@ -483,12 +475,6 @@ def _run(chunks: list[Obj], request: Obj | None = None) -> tuple[ChatToResponses
     return stream, events
 
 
-def _check_events(events: list[Obj]) -> None:
-    assert [event["sequence_number"] for event in events] == list(range(len(events)))
-    for event in orjson.loads(orjson.dumps(events)):
-        EVENT_MODELS[event["type"]].model_validate(event)
-
-
 TEXT_CHUNKS = [
     _chunk({"role": "assistant", "content": ""}),
     _chunk({"content": "Hel"}),
@@ -500,7 +486,7 @@ TEXT_CHUNKS = [
 
 def test_text_stream_follows_openai_order() -> None:
     stream, events = _run(TEXT_CHUNKS)
-    _check_events(events)
+    check_events(events)
     assert [e["type"] for e in events] == [
         "response.created",
         "response.in_progress",
@@ -520,7 +506,7 @@ def test_text_stream_follows_openai_order() -> None:
     completed = events[-1]["response"]
     assert completed["id"] == created["id"] and completed["status"] == "completed"
     assert completed["usage"] == RESPONSES_USAGE == stream.usage
-    assert Response.model_validate(completed).output_text == "Hello"
+    assert check_response(completed).output_text == "Hello"
     assert stream.response["output"] == completed["output"]
 
 
@@ -535,7 +521,7 @@ def test_parallel_tool_calls_interleaved_by_index() -> None:
         _chunk(finish="tool_calls"),
     ]
     stream, events = _run(chunks)
-    _check_events(events)
+    check_events(events)
     types = [e["type"] for e in events]
     # The message is closed before the first function call is announced, as OpenAI orders items.
     assert types.index("response.output_item.done") < types.index("response.function_call_arguments.delta")
@@ -549,10 +535,14 @@ def test_parallel_tool_calls_interleaved_by_index() -> None:
     arg_deltas = [(e["output_index"], e["delta"]) for e in events if e["type"].endswith("arguments.delta")]
     assert arg_deltas == [(2, '{"ci'), (1, '{"city":'), (2, 'ty":"Rome"}'), (1, '"Paris"}')]
     done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
-    assert [(e["output_index"], e["name"], e["arguments"]) for e in done] == [
-        (1, "get_weather", '{"city":"Paris"}'),
-        (2, "get_weather", '{"city":"Rome"}'),
+    assert [(e["output_index"], e["arguments"]) for e in done] == [
+        (1, '{"city":"Paris"}'),
+        (2, '{"city":"Rome"}'),
     ]
+    # Exactly OpenAI's fields: the name is on the item, never on this event.
+    assert {frozenset(e) for e in done} == {
+        frozenset({"type", "sequence_number", "item_id", "output_index", "arguments"})
+    }
     output = stream.response["output"]
     assert [(i["type"], i.get("call_id")) for i in output] == [
         ("message", None),
@@ -569,7 +559,7 @@ def test_tool_call_name_after_first_delta_and_missing_ids() -> None:
         _chunk(finish="tool_calls"),
     ]
     _, events = _run(chunks)
-    _check_events(events)
+    check_events(events)
     added = next(e for e in events if e["type"] == "response.output_item.added")
     assert added["item"]["name"] == "f" and added["item"]["call_id"].startswith("call_")
     deltas = [e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"]
@@ -584,7 +574,7 @@ def test_complete_calls_repeating_index_zero_stay_separate() -> None:
         _chunk(finish="tool_calls"),
     ]
     stream, events = _run(chunks)
-    _check_events(events)
+    check_events(events)
     assert [(i["call_id"], i["name"]) for i in stream.response["output"]] == [("c1", "f"), ("c2", "g")]
 
 
@@ -596,7 +586,7 @@ def test_reasoning_stream() -> None:
         _chunk(finish="stop"),
     ]
     stream, events = _run(chunks)
-    _check_events(events)
+    check_events(events)
     assert [e["type"] for e in events][2:10] == [
         "response.output_item.added",
         "response.reasoning_summary_part.added",
@@ -615,20 +605,20 @@ def test_reasoning_stream() -> None:
 
 def test_refusal_stream() -> None:
     stream, events = _run([_chunk({"refusal": "No"}), _chunk({"refusal": "pe."}), _chunk(finish="stop")])
-    _check_events(events)
+    check_events(events)
     assert "response.refusal.done" in [e["type"] for e in events]
     assert stream.response["output"][0]["content"] == [{"type": "refusal", "refusal": "Nope."}]
 
 
 def test_length_finish_ends_with_response_incomplete() -> None:
     stream, events = _run([_chunk({"content": "Once upon"}), _chunk(finish="length")])
-    _check_events(events)
+    check_events(events)
     final = events[-1]
     assert final["type"] == "response.incomplete"
     assert final["response"]["status"] == "incomplete"
     assert final["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
     assert final["response"]["output"][0]["status"] == "incomplete"
-    Response.model_validate(final["response"])
+    check_response(final["response"])
 
 
 def test_usage_only_chunk_sets_usage() -> None:
@@ -650,7 +640,7 @@ def test_feed_before_start_starts_and_finish_is_idempotent() -> None:
 
 def test_empty_stream_completes_with_no_output() -> None:
     stream, events = _run([])
-    _check_events(events)
+    check_events(events)
     assert [e["type"] for e in events] == ["response.created", "response.in_progress", "response.completed"]
     assert stream.response["output"] == []
 

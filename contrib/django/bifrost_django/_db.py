@@ -9,9 +9,10 @@ and ``CONN_HEALTH_CHECKS`` apply to these threads too.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
@@ -20,12 +21,12 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections
+from django.db import close_old_connections, connections, models, router, transaction
 from django.utils import timezone
 
 from .conf import conf
 
-__all__ = ["run", "to_datetime", "to_timestamp", "user_pk"]
+__all__ = ["run", "to_datetime", "to_timestamp", "user_pk", "write_transaction"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -56,6 +57,28 @@ async def run(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     call = sync_to_async(_unit_of_work, thread_sensitive=False, executor=_executor())
     result: T = await call(fn, *args, **kwargs)
     return result
+
+
+@contextlib.contextmanager
+def write_transaction(model: type[models.Model]) -> Iterator[str]:
+    """``transaction.atomic()`` on ``model``'s database (its alias is yielded), holding the write lock from
+    its first statement on SQLite, whatever the site's ``transaction_mode``.
+
+    A default (deferred) SQLite transaction reads under a shared lock, and its first write then fails at
+    once with "database is locked" if another connection wrote meanwhile: the busy timeout cannot help
+    that upgrade. A first statement that writes (and changes no row) makes the transaction wait for the
+    lock up front, within the timeout, as ``BEGIN IMMEDIATE`` does, so concurrent admissions queue
+    instead of failing on a fresh project's settings.
+    """
+    alias = router.db_for_write(model)
+    with transaction.atomic(using=alias):
+        connection = connections[alias]
+        if connection.vendor == "sqlite":
+            table = connection.ops.quote_name(model._meta.db_table)
+            with connection.cursor() as cursor:
+                # No row matches, but SQLite starts the write transaction for the statement all the same.
+                cursor.execute(f"UPDATE {table} SET rowid = rowid WHERE 0")
+        yield alias
 
 
 def to_datetime(seconds: float | None) -> datetime | None:

@@ -3,8 +3,13 @@
 Creating a key shows its plaintext once, on the page that answers the save (as
 djangorestframework-api-key does), and nowhere else: not in a stored message, not in the database,
 which keeps only the prefix and the hash. The hash is never shown or editable; revocation is an
-action, and permanent. Usage logs are read-only, filterable by user, key, provider, model, status and
-date, with totals per user for whatever the filters select.
+action, and permanent. A new key starts with the limits of ``BIFROST["DEFAULT_KEY"]``, as the keys users
+create themselves do; its owner is picked with an autocomplete over the site's users. Usage logs are
+read-only, filterable by user, key, provider, model, status and date, with totals per user for whatever
+the filters select.
+
+Who sees what: the admin follows Django's model permissions (``bifrost.view_virtualkey``, ...), and a
+staff user granted them sees every user's keys (name, owner, prefix; never a plaintext or a hash).
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from django.utils import timezone
 
 from bifrost_asgi.governance import generate_key
 
+from .conf import conf
 from .models import Counter, Customer, Team, UsageLog, VirtualKey
 
 __all__ = ["UsageLogAdmin", "VirtualKeyAdmin", "per_user_totals"]
 
 _TOTALS_SHOWN = 50
+# The parts of DEFAULT_KEY that are fields of a key, as the add form's starting values.
+_TEMPLATE_FIELDS = ("allow_all_providers", "provider_configs", "budgets", "rate_limit")
 
 if TYPE_CHECKING:
     from django.contrib.admin import ModelAdmin
@@ -45,6 +53,8 @@ class VirtualKeyAdmin(ModelAdmin[VirtualKey]):
 
     list_display = ("name", "owner", "hint", "is_active", "revoked_at", "expires_at", "created")
     list_filter = ("is_active", ("revoked_at", admin.EmptyFieldListFilter), "allow_all_providers", "created")
+    # An autocomplete over the users when the user model's admin can search (`get_autocomplete_fields`);
+    # the id box with its lookup popup otherwise (a custom user model without a searchable admin).
     raw_id_fields = ("owner",)
     fields = (
         "name",
@@ -73,6 +83,16 @@ class VirtualKeyAdmin(ModelAdmin[VirtualKey]):
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         return ["name", "prefix", "id", f"owner__{get_user_model().USERNAME_FIELD}"]
 
+    def get_autocomplete_fields(self, request: HttpRequest) -> list[str]:
+        users = self.admin_site._registry.get(get_user_model())
+        return ["owner"] if users is not None and users.get_search_fields(request) else []
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        """A new key starts with what ``DEFAULT_KEY`` allows and spends, as users' own keys do."""
+        template = conf.DEFAULT_KEY if isinstance(conf.DEFAULT_KEY, dict) else {}
+        initial = {name: template[name] for name in _TEMPLATE_FIELDS if name in template}
+        return {**initial, **super().get_changeform_initial_data(request)}
+
     def get_readonly_fields(self, request: HttpRequest, obj: VirtualKey | None = None) -> list[str]:
         readonly = ["hint", "revoked_at", "created", "id"]
         if obj is not None and obj.revoked:
@@ -83,7 +103,8 @@ class VirtualKeyAdmin(ModelAdmin[VirtualKey]):
     def hint(self, obj: VirtualKey) -> str:
         return obj.hint if obj.prefix else "(generated when saved)"
 
-    @admin.action(description="Revoke selected keys (permanent)")
+    # Revoking changes keys: a staff user allowed only to view them must not be offered the action.
+    @admin.action(description="Revoke selected keys (permanent)", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
         now = timezone.now()
         revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=now, is_active=False)

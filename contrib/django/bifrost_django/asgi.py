@@ -12,6 +12,8 @@ its message) and shuts it down on exit, flushing the last usage logs::
 
     application = GatewayLifespan(get_asgi_application())
 
+This module imports nothing that needs Django's app registry, so it may be imported before
+``get_asgi_application()`` sets Django up, as in the snippet; the gateway is built on lifespan startup.
 Under WSGI there is no lifespan; the logs are flushed when the worker process exits instead.
 """
 
@@ -20,8 +22,6 @@ from __future__ import annotations
 import logging
 
 from bifrost_asgi.types import ASGIApp, Receive, Scope, Send
-
-from ._runtime import asgi_gateway
 
 __all__ = ["GatewayLifespan"]
 
@@ -50,6 +50,10 @@ async def _lifespan(receive: Receive, send: Send) -> None:
     await receive()  # lifespan.startup
     started = False
     try:
+        # Imported now, not with this module: it reaches the models, which need Django set up, and the
+        # documented asgi.py imports this module before get_asgi_application() has done that.
+        from ._runtime import asgi_gateway
+
         gateway = asgi_gateway().app
         # Entered and left in this one task, as Starlette's lifespan context requires.
         async with gateway.router.lifespan_context(gateway):

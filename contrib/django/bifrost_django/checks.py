@@ -12,8 +12,10 @@ bifrost.E007   ``COUNTERS`` is ``"redis"`` but the redis package is not installe
 bifrost.E008   ``DEFAULT_KEY`` is not a valid key template
 bifrost.E009   ``GOVERNANCE`` sets options the Django app does not use (stores, seeded keys, ...)
 bifrost.W001   ``settings.BIFROST`` has keys this version does not know (typos)
-bifrost.W002   SQLite counters without ``transaction_mode: IMMEDIATE`` (concurrent admissions may fail)
 =============  =====================================================================================
+
+(``bifrost.W002``, SQLite counters without ``transaction_mode: IMMEDIATE``, is retired: the app's own
+transactions now take SQLite's write lock up front, so a fresh project's settings are safe.)
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error
 from django.core.checks import Warning as CheckWarning
-from django.db import router
 from django.utils.module_loading import import_string
 
 from bifrost_asgi import ConfigError, GatewayConfig
@@ -53,7 +54,6 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         *_counters(),
         *_default_key(),
         *_governance(),
-        *_sqlite_counters(),
     ]
 
 
@@ -128,23 +128,3 @@ def _default_key() -> list[CheckMessage]:
 def _governance() -> list[CheckMessage]:
     problem = conf.governance_error()
     return [] if problem is None else [Error(problem, id="bifrost.E009")]
-
-
-def _sqlite_counters() -> list[CheckMessage]:
-    from .models import Counter
-
-    if conf.COUNTERS != "orm":
-        return []
-    database = settings.DATABASES.get(router.db_for_write(Counter) or "default", {})
-    options = database.get("OPTIONS") or {}
-    if "sqlite3" not in database.get("ENGINE", "") or options.get("transaction_mode") == "IMMEDIATE":
-        return []
-    return [
-        CheckWarning(
-            "budget and rate-limit counters are in SQLite with deferred transactions: with several worker "
-            "processes, concurrent admissions can fail with 'database is locked' (503)",
-            hint='set DATABASES[...]["OPTIONS"]["transaction_mode"] = "IMMEDIATE" (Django 5.1+), '
-            'or BIFROST["COUNTERS"] = "redis"',
-            id="bifrost.W002",
-        )
-    ]

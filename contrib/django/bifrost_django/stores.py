@@ -34,7 +34,7 @@ from bifrost_asgi.stores import (
 )
 
 from . import models
-from ._db import run, to_datetime, to_timestamp, user_pk
+from ._db import run, to_datetime, to_timestamp, user_pk, write_transaction
 
 __all__ = ["ORMCounterStore", "ORMKeyStore", "ORMLogStore", "key_record"]
 
@@ -107,7 +107,8 @@ def _keys(**lookup: Any) -> list[VirtualKey]:
 def _put_key(key: VirtualKey) -> None:
     fields = _key_fields(key, _owner_pk(key.owner))
     # save() runs, so revocation stays permanent even when a stale record is written back.
-    models.VirtualKey.objects.update_or_create(id=key.id, defaults=fields)
+    with write_transaction(models.VirtualKey):
+        models.VirtualKey.objects.update_or_create(id=key.id, defaults=fields)
 
 
 def _team(team_id: str) -> Team | None:
@@ -212,11 +213,10 @@ def _save_states(alias: str, changed: Mapping[str, CounterState]) -> None:
 
 def _counter_transaction(keys: Sequence[str], rule: Callable[[States], T]) -> T:
     """Run ``rule(states)`` (the core's own admit/settle/read rule) over the locked rows."""
-    alias = router.db_for_write(models.Counter)
     ordered = sorted(set(keys))
     try:
-        _create_missing(alias, ordered)
-        with transaction.atomic(using=alias):
+        _create_missing(router.db_for_write(models.Counter), ordered)
+        with write_transaction(models.Counter) as alias:
             result, changed = apply_rule(_locked_states(alias, ordered), rule)
             _save_states(alias, changed)
     except DatabaseError as exc:
@@ -231,8 +231,8 @@ class ORMCounterStore(TransactionalCounterStore):
     locks the request's counter rows (``SELECT ... FOR UPDATE``) and applies the core's pure rules, so a
     limit holds exactly across every worker process and host sharing the database.
 
-    On SQLite, ``select_for_update`` is a no-op; use ``"OPTIONS": {"transaction_mode": "IMMEDIATE"}``
-    so that each transaction takes the database's write lock up front (check ``bifrost.W002``).
+    On SQLite, where ``select_for_update`` is a no-op, each transaction takes the database's write lock
+    with its first statement instead (`write_transaction`), so admissions queue for it.
 
     >>> app = create_app(config, counter_store=ORMCounterStore())
     """

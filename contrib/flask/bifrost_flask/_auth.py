@@ -13,7 +13,7 @@ from typing import Any
 from flask import Flask, current_app, session
 
 from bifrost_asgi.adapters import Principal
-from bifrost_asgi.errors import governance_error
+from bifrost_asgi.errors import BifrostError, governance_error
 
 __all__ = [
     "AdminCheck",
@@ -43,21 +43,30 @@ def login_principal(is_admin: AdminCheck) -> Principal | None:
     """Flask-Login's signed-in user as a principal; None for anonymous calls or apps without Flask-Login.
 
     A principal loader may also refuse the call by raising `BifrostError`, as this one does for a user
-    deactivated while signed in: Flask-Login keeps loading such a user from the session.
+    deactivated while signed in: 403 ``virtual_key_blocked``, as their keys get, rather than 401 "virtual
+    key is missing", which would tell them to send a key.
     """
     if getattr(current_app, "login_manager", None) is None:
         return None
     # Flask-Login ships no type information: the module (and so current_user) is Any.
     user = importlib.import_module("flask_login").current_user
     if not user.is_authenticated:
+        # The session still names a user whom Flask-Login no longer accepts: UserMixin counts an inactive
+        # user as not authenticated, and a user_loader may return None for one (or for a deleted user).
+        if session.get("_user_id") is not None:
+            raise _inactive()
         return None
-    if not user.is_active:
-        raise governance_error(403, "virtual_key_blocked", "This account is inactive")
+    if not user.is_active:  # a user class whose is_authenticated ignores is_active
+        raise _inactive()
     # Flask-Login keeps the signed-in user's id in the cookie session (after a remember-me login too).
     # A user found by a request_loader (an API token header) came with no cookie: no CSRF token needed.
     if session.get("_user_id") is not None:
         return Principal(str(user.get_id()), "session", admin_flag(user, is_admin))
     return Principal(str(user.get_id()), "token", admin_flag(user, is_admin))
+
+
+def _inactive() -> BifrostError:
+    return governance_error(403, "virtual_key_blocked", "This account is inactive")
 
 
 def admin_flag(user: Any, check: AdminCheck) -> bool:
