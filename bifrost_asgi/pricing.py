@@ -200,24 +200,14 @@ def usage_from_images(usage: Mapping[str, Any] | None) -> Usage | None:
     if not isinstance(usage, Mapping):
         return None
     inputs = _details(usage, "input_tokens_details")
-    return Usage(
-        input_tokens=_count(usage.get("input_tokens")),
-        output_tokens=_count(usage.get("output_tokens")),
-        total_tokens=_count(usage.get("total_tokens")),
-        media=Media("image", image_tokens=_count(inputs.get("image_tokens"))),
-    )
+    return _media_tokens(usage, Media("image", image_tokens=_count(inputs.get("image_tokens"))))
 
 
 def usage_from_speech(usage: Mapping[str, Any] | None) -> Usage | None:
     """The ``usage`` of a streamed speech answer (``speech.audio.done``): text in, audio tokens out."""
     if not isinstance(usage, Mapping):
         return None
-    return Usage(
-        input_tokens=_count(usage.get("input_tokens")),
-        output_tokens=_count(usage.get("output_tokens")),
-        total_tokens=_count(usage.get("total_tokens")),
-        media=Media("speech"),
-    )
+    return _media_tokens(usage, Media("speech"))
 
 
 def usage_from_transcription(usage: Mapping[str, Any] | None) -> Usage | None:
@@ -226,15 +216,19 @@ def usage_from_transcription(usage: Mapping[str, Any] | None) -> Usage | None:
     if not isinstance(usage, Mapping):
         return None
     details = _details(usage, "input_token_details")
+    audio_tokens = _count(details.get("audio_tokens"))
+    return _media_tokens(
+        usage, Media("transcription", seconds=_seconds(usage.get("seconds")), audio_tokens=audio_tokens)
+    )
+
+
+def _media_tokens(usage: Mapping[str, Any], media: Media) -> Usage:
+    """The token counts media answers report (``input_tokens``, ``output_tokens``), with ``media``."""
     return Usage(
         input_tokens=_count(usage.get("input_tokens")),
         output_tokens=_count(usage.get("output_tokens")),
         total_tokens=_count(usage.get("total_tokens")),
-        media=Media(
-            "transcription",
-            seconds=_seconds(usage.get("seconds")),
-            audio_tokens=_count(details.get("audio_tokens")),
-        ),
+        media=media,
     )
 
 

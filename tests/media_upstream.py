@@ -22,13 +22,16 @@ import json
 import re
 import struct
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.policy import HTTP
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
+from tests.conftest import serve
 from tests.gemini_upstream import GeminiUpstream
 from tests.upstream import Upstream, UpstreamState
 from tests.upstream_base import Obj, Recorded, send_json
@@ -63,6 +66,19 @@ MEDIA_PATHS = frozenset(
         "/v1/audio/translations",
     }
 )
+
+
+App = TypeVar("App")
+
+
+@contextmanager
+def running(app: App) -> Iterator[tuple[App, str]]:
+    """``app`` under a live uvicorn server: (the app, its URL)."""
+    live = serve(app)
+    try:
+        yield app, live.url
+    finally:
+        live.stop()
 
 
 def vector(index: int, size: int) -> list[float]:

@@ -32,6 +32,7 @@ from tests.media_upstream import (
     GeminiEmbedUpstream,
     MediaUpstream,
     packed,
+    running,
     vector,
 )
 
@@ -52,26 +53,20 @@ EMBEDDERS = [
 
 @pytest.fixture(scope="module")
 def media() -> Iterator[tuple[MediaUpstream, str]]:
-    app = MediaUpstream()
-    live = serve(app)
-    yield app, live.url
-    live.stop()
+    with running(MediaUpstream()) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def azure(media: tuple[MediaUpstream, str]) -> Iterator[tuple[AzureMediaShim, str]]:
-    shim = AzureMediaShim(media[0])
-    live = serve(shim)
-    yield shim, live.url
-    live.stop()
+    with running(AzureMediaShim(media[0])) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
 def gemini() -> Iterator[tuple[GeminiEmbedUpstream, str]]:
-    app = GeminiEmbedUpstream()
-    live = serve(app)
-    yield app, live.url
-    live.stop()
+    with running(GeminiEmbedUpstream()) as served:
+        yield served
 
 
 def media_config(media_url: str, azure_url: str, gemini_url: str) -> Obj:

@@ -23,7 +23,7 @@ from bifrost_asgi.pipeline.streaming import StreamEncoder
 from bifrost_asgi.pricing import Media, Usage
 from bifrost_asgi.providers.base import TEXT_FORMATS, Chunk, Op
 from bifrost_asgi.surfaces.base import standard_headers
-from bifrost_asgi.surfaces.media import MediaSurface, form_of, form_request, read_request_form
+from bifrost_asgi.surfaces.media import MediaSurface, form_of, form_request, read_request_form, required_text
 from bifrost_asgi.types import Headers, Scope
 
 __all__ = [
@@ -62,9 +62,7 @@ class SpeechSurface(MediaSurface):
     def parse(self, gw: Gateway, raw: bytes, scope: Scope, started: float) -> Request:
         body = parse_body(raw)
         model = require_model(body)
-        text = body.get("input")
-        if not isinstance(text, str) or not text:
-            raise invalid_request("input is required for speech completion", param="input")
+        text = required_text(body, "input", "input is required for speech completion")
         voice = body.get("voice")
         if not voice or not isinstance(voice, str | dict):
             raise invalid_request("voice is required for speech completion", param="voice")

@@ -37,6 +37,7 @@ __all__ = [
     "form_request",
     "image_estimate",
     "read_request_form",
+    "required_text",
 ]
 
 # OpenAI's limit on the inputs of one embeddings request ("any array must be 2048 dimensions or less").
@@ -165,9 +166,7 @@ class ImageGenerationSurface(MediaSurface):
     def parse(self, gw: Gateway, raw: bytes, scope: Scope, started: float) -> Request:
         body = parse_body(raw)
         model = require_model(body)
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise invalid_request("prompt cannot be empty", param="prompt")
+        prompt = required_text(body, "prompt", "prompt cannot be empty")
         _refuse_stream(body.get("stream"))
         req = Request(Op.IMAGE_GENERATION, body, raw, False, model, self.request_type, started)
         req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
@@ -191,6 +190,14 @@ class ImageEditSurface(MediaSurface):
         n = _int_field(form, "n")
         req.estimate = image_estimate(prompt, n, form.field("size"), form.field("quality"))
         return req
+
+
+def required_text(body: dict[str, Any], name: str, message: str) -> str:
+    """A required non-empty string field (400 with Bifrost's ``message`` otherwise)."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise invalid_request(message, param=name)
+    return value
 
 
 def image_estimate(prompt: str, n: object, size: object, quality: object) -> Usage:

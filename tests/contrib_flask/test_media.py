@@ -18,9 +18,8 @@ csrf_module = pytest.importorskip("flask_wtf.csrf")
 from flask import Flask  # noqa: E402
 
 from bifrost_flask import Bifrost  # noqa: E402
-from tests.conftest import serve  # noqa: E402
 from tests.contrib_flask.hostapp import UserTable, flask_login  # noqa: E402
-from tests.media_upstream import TRANSCRIPT, MediaUpstream  # noqa: E402
+from tests.media_upstream import TRANSCRIPT, MediaUpstream, running  # noqa: E402
 
 AUDIO = b"RIFF" + bytes(range(256)) * 64 + b"\r\n--x--\r\n"
 
@@ -31,10 +30,8 @@ def upload() -> tuple[io.BytesIO, str]:
 
 @pytest.fixture(scope="module")
 def media() -> Iterator[tuple[MediaUpstream, str]]:
-    app = MediaUpstream()
-    live = serve(app)
-    yield app, live.url
-    live.stop()
+    with running(MediaUpstream()) as served:
+        yield served
 
 
 @pytest.fixture
