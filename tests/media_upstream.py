@@ -10,7 +10,9 @@ Scenarios, by model:
 - ``gpt-image-*`` answers ``b64_json`` with token usage (`IMAGE_USAGE`); other image models answer like
   dall-e (``url`` unless ``response_format`` is ``b64_json``, no usage).
 - ``whisper-*`` transcripts report ``{"type": "duration", "seconds": 3}``, others token usage.
-- ``broken-speech`` streams two pieces of audio, then drops the connection.
+- ``broken-speech`` streams two pieces of audio, then drops the connection; ``short-speech`` (SSE) ends
+  without its ``speech.audio.done`` event.
+- ``html-embeddings`` answers a 200 that is not JSON.
 - ``status-<code>`` and the failing keys of tests/upstream.py apply to every route.
 """
 
@@ -151,6 +153,9 @@ class MediaUpstream(Upstream):
         await _ROUTES[request.path](self, fields, send)
 
     async def _embeddings(self, body: Obj, send: Any) -> None:
+        if body["model"] == "html-embeddings":  # a proxy's error page with a 200
+            await _raw(send, 200, b"<html>gateway timeout</html>", [(b"content-type", b"text/html")])
+            return
         value = body["input"]
         items = value if isinstance(value, list) and not isinstance(value[0], int) else [value]
         size = body.get("dimensions") or 4
@@ -192,7 +197,7 @@ class MediaUpstream(Upstream):
             await asyncio.sleep(PIECE_DELAY)
         if body["model"] == "broken-speech":
             raise ConnectionAbortedError("upstream dropped the audio stream")
-        if sse:
+        if sse and body["model"] != "short-speech":  # short-speech ends cleanly but without its done event
             done = {"type": "speech.audio.done", "usage": SPEECH_USAGE}
             await send({"type": "http.response.body", "body": b"data: " + orjson.dumps(done) + b"\n\n",
                         "more_body": True})  # fmt: skip

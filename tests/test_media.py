@@ -331,6 +331,17 @@ def test_speech_sse_passes_events_with_extra_fields(gateway: LiveServer, upstrea
     assert parsed[-1]["usage"]["cost"]["total_cost"] == pytest.approx(5 * 6e-7 + 40 * 1.2e-5)
 
 
+def test_a_speech_event_stream_without_its_done_event_ends_in_an_error(
+    gateway: LiveServer, upstream: MediaUpstream
+) -> None:
+    body = {"model": "openai/short-speech", "voice": "alloy", "input": "Hello", "stream_format": "sse"}
+    resp = httpx.post(gateway.url + "/v1/audio/speech", json=body)
+    events = [line[6:] for line in resp.text.split("\n\n") if line.startswith("data: ")]
+    assert "[DONE]" not in events
+    last = orjson.loads(events[-1])
+    assert last["error"]["message"] == "provider openai ended the stream before its final event"
+
+
 def test_speech_cut_off_upstream_aborts_the_response(gateway: LiveServer, upstream: MediaUpstream) -> None:
     body = {"model": "openai/broken-speech", "voice": "alloy", "input": "Hello"}
     received = b""
@@ -477,3 +488,105 @@ def test_uploads_are_bounded_by_the_body_limit(media: tuple[MediaUpstream, str])
         assert too_big.value.status_code == 413
     finally:
         live.stop()
+
+
+# -- the offline mock, and what is refused before any upstream call ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "expect"),
+    [
+        ("/v1/audio/speech", {"voice": "a", "input": "Hi", "response_format": "pcm"}, b"\x00\x00"),
+        ("/v1/audio/speech", {"voice": "a", "input": "Hi", "stream_format": "sse"}, b'"speech.audio.done"'),
+        (
+            "/v1/images/generations",
+            {"prompt": "x", "response_format": "url"},
+            b'"url":"data:image/png;base64,',
+        ),
+        (
+            "/v1/embeddings",
+            {"input": [[1, 2]], "encoding_format": "base64", "dimensions": 2},
+            b'"embedding":"',
+        ),
+    ],
+)
+def test_mock_media_json(gateway: LiveServer, path: str, body: Obj, expect: bytes) -> None:
+    resp = httpx.post(gateway.url + path, json={"model": "mock/m", **body})
+    assert resp.status_code == 200 and expect in resp.content
+
+
+@pytest.mark.parametrize(
+    ("route", "fields", "expect"),
+    [
+        ("transcriptions", {"response_format": "verbose_json"}, b'"task":"transcribe"'),
+        ("translations", {"response_format": "verbose_json"}, b'"task":"translate"'),
+        ("transcriptions", {"response_format": "vtt"}, b"WEBVTT\n"),
+        ("transcriptions", {"response_format": "text"}, b"[mock] This is a mock transcript"),
+        ("transcriptions", {"stream": "true"}, b'"transcript.text.done"'),
+    ],
+)
+def test_mock_transcripts(gateway: LiveServer, route: str, fields: Obj, expect: bytes) -> None:
+    resp = httpx.post(
+        f"{gateway.url}/v1/audio/{route}",
+        data={"model": "mock/w", **fields},
+        files={"file": ("a.wav", b"RIFF")},
+    )
+    assert resp.status_code == 200 and expect in resp.content
+
+
+@pytest.mark.parametrize(
+    ("path", "request_kwargs", "message"),
+    [
+        (
+            "/v1/embeddings",
+            {"json": {"input": "x", "encoding_format": "int8"}},
+            'encoding_format must be "float"',
+        ),
+        (
+            "/v1/embeddings",
+            {"json": {"input": "x", "dimensions": 0}},
+            "dimensions must be a positive integer",
+        ),
+        ("/v1/embeddings", {"json": {"input": [""]}}, "input[0] must not be an empty string"),
+        ("/v1/images/generations", {"json": {"prompt": "x", "stream": True}}, "streamed image generation"),
+        ("/v1/images/generations", {"json": {"prompt": "x", "n": 11}}, "n must be an integer from 1 to 10"),
+        (
+            "/v1/images/edits",
+            {"data": {"prompt": "x"}, "files": {"mask": ("m.png", b"x")}},
+            "at least one image is required",
+        ),  # fmt: skip
+        (
+            "/v1/images/edits",
+            {"data": {"n": "two"}, "files": {"image": ("i.png", b"x")}},
+            "n must be an integer",
+        ),
+        (
+            "/v1/audio/speech",
+            {"json": {"input": "x", "voice": "a", "response_format": 3}},
+            "response_format must be a string",
+        ),  # fmt: skip
+        (
+            "/v1/audio/translations",
+            {"data": {"stream": "true"}, "files": {"file": ("a.wav", b"x")}},
+            "translations are not streamed",
+        ),  # fmt: skip
+    ],
+)
+def test_media_requests_refused_before_any_upstream_call(
+    gateway: LiveServer, upstream: MediaUpstream, path: str, request_kwargs: Obj, message: str
+) -> None:
+    kwargs = dict(request_kwargs)
+    if "json" in kwargs:
+        kwargs["json"] = {"model": "openai/m", **kwargs["json"]}
+    else:
+        kwargs["data"] = {"model": "openai/m", **kwargs["data"]}
+    resp = httpx.post(gateway.url + path, **kwargs)
+    assert resp.status_code == 400 and message in resp.json()["error"]["message"]
+    assert upstream.state.requests == []
+
+
+def test_a_media_answer_that_is_not_json_is_a_bad_response(
+    gateway: LiveServer, upstream: MediaUpstream
+) -> None:
+    resp = httpx.post(gateway.url + "/v1/embeddings", json={"model": "openai/html-embeddings", "input": "x"})
+    assert resp.status_code == 502 and resp.json()["error"]["type"] == "provider_bad_response"

@@ -166,9 +166,8 @@ class OpenAIProvider(HTTPProvider):
         finally:
             await resp.aclose()
         if not complete:
-            raise stream_cut(
-                self.name, "its final event" if op is Op.RESPONSES else "a finish_reason or [DONE]"
-            )
+            final = op is Op.RESPONSES or op in _MEDIA_TERMINALS
+            raise stream_cut(self.name, "its final event" if final else "a finish_reason or [DONE]")
 
     async def list_models(self, key: KeyConfig | None, timeout: float) -> list[dict[str, Any]]:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
