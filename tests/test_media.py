@@ -242,6 +242,74 @@ def test_images_generate_b64_json_priced_by_image_tokens(
         cost
     )
     assert extra(image)["request_type"] == "image_generation"
+    assert upstream.state.requests[-1].body == {"model": "gpt-image-1", "prompt": "a cat", "n": 2}
+
+
+def test_azure_dalle_urls_priced_per_image_of_the_asked_size(
+    gateway: LiveServer, upstream: MediaUpstream, azure: tuple[AzureMediaShim, str]
+) -> None:
+    raw = sdk(gateway).images.with_raw_response.generate(
+        model="azure/dall-e-3", prompt="a cat", size="1024x1792", quality="hd"
+    )
+    assert [d.url for d in images_of(raw.parse())] == ["https://images.invalid/1.png"]
+    # azure/hd/1024-x-1792/dall-e-3: 7.19343e-08 a pixel.
+    assert float(raw.headers["x-bifrost-cost-usd"]) == pytest.approx(1024 * 1792 * 7.19343e-08)
+    assert azure[0].seen[-1][:2] == ("img-deploy", "images/generations")
+
+
+def test_mock_images_and_an_escaped_usage_in_a_prompt(gateway: LiveServer, upstream: MediaUpstream) -> None:
+    images = images_of(sdk(gateway).images.generate(model="mock/mock-image", prompt="a dog", n=3))
+    assert len(images) == 3 and base64.b64decode(images[0].b64_json or "").startswith(b"\x89PNG")
+    # An answer without usage whose text mentions one is passed on intact.
+    dalle = sdk(gateway).images.generate(model="openai/dall-e-2", prompt="x", response_format="b64_json")
+    assert images_of(dalle)[0].revised_prompt == 'a "usage": {} cat' and dalle.usage is None
+
+
+def test_images_edit_forwards_the_upload(gateway: LiveServer, upstream: MediaUpstream) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+    edited = sdk(gateway).images.edit(
+        model="openai/gpt-image-1", image=("in.png", png, "image/png"), prompt="make it blue", n=1
+    )
+    assert images_of(edited)[0].b64_json == PNG_B64
+    form = upstream.state.forms[-1]
+    assert form.fields["model"] == ["gpt-image-1"] and form.fields["prompt"] == ["make it blue"]
+    assert form.files["image"] == [("in.png", png)]
+
+
+def test_images_on_a_provider_without_them_is_a_400_and_fallbacks_apply(
+    gateway: LiveServer, upstream: MediaUpstream
+) -> None:
+    with pytest.raises(openai.BadRequestError, match="image_generation is not served by provider gemini"):
+        sdk(gateway).images.generate(model="gemini/imagen-3.0-generate-001", prompt="x")
+    served = sdk(gateway).images.generate(
+        model="gemini/imagen-3.0-generate-001", prompt="x", extra_body={"fallbacks": ["openai/gpt-image-1"]}
+    )
+    assert extra(served)["provider"] == "openai" and extra(served)["routing_info"]["is_fallback"] is True
+    with pytest.raises(openai.BadRequestError, match="embedding is not served by provider deepseek"):
+        sdk(gateway).embeddings.create(model="deepseek/deepseek-chat", input="x")
+
+
+# -- speech ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", ["openai/tts-1", "azure/tts-1"])
+def test_speech_create_and_streamed_as_it_arrives(
+    gateway: LiveServer, upstream: MediaUpstream, model: str
+) -> None:
+    client = sdk(gateway)
+    whole = client.audio.speech.create(model=model, voice="alloy", input="Hello there")
+    assert whole.content == AUDIO and whole.response.headers["content-type"] == "audio/mpeg"
+    upstream.state.reset()
+    started = time.perf_counter()
+    with client.audio.speech.with_streaming_response.create(model=model, voice="alloy", input="Hi") as resp:
+        arrived = []
+        for chunk in resp.iter_bytes():
+            arrived.append((time.perf_counter(), chunk))
+    assert b"".join(c for _, c in arrived) == AUDIO
+    # The first piece reached the client before the upstream had written the last one.
+    assert arrived[0][0] < upstream.state.speech_sent[-1]
+    assert upstream.state.speech_sent[-1] - started >= PIECE_DELAY * (len(AUDIO_PIECES) - 1)
+    assert resp.headers["x-bifrost-request-type"] == "speech"
     upstream_model = "tts-deploy" if model.startswith("azure/") else "tts-1"
     assert upstream.state.requests[-1].body == {"model": upstream_model, "voice": "alloy", "input": "Hi"}
 
