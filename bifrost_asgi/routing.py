@@ -62,6 +62,10 @@ class Resolver:
             raise not_configured(provider)
         return provider, name
 
+    def candidates(self, model: str) -> tuple[str, ...]:
+        """The configured providers known to serve a bare model (keys' model lists, then prices)."""
+        return self._catalog.get(model, ())
+
     def resolve_under(self, model: str, integration: str | None) -> Target:
         """Resolve on a route under ``integration``: under an integration prefix a bare model prefers
         openai, and under ``/openai`` it always means openai (spec §1.3)."""

@@ -30,8 +30,9 @@ from tests.anthropic_upstream import (
     message_body,
 )
 from tests.conftest import serve
+from tests.test_count_tokens_http import expected_messages
 from tests.upstream import ANSWER as OPENAI_ANSWER
-from tests.upstream import Upstream
+from tests.upstream import GPT_4O_MINI_COST, Upstream
 
 MODEL = "claude-sonnet-4-6"
 # claude-sonnet-4-6 in the shipped catalog: $3/M input, $0.30/M cache reads, $3.75/M cache writes, $15/M
@@ -157,6 +158,31 @@ async def test_messages_stream_with_thinking_and_tools(
     assert claude.state.requests[-1].body["stream"] is True
 
 
+async def test_beta_messages_as_claude_code_sends_them(
+    ant: anthropic.AsyncAnthropic, claude: AnthropicUpstream
+) -> None:
+    """The SDK's beta.messages (what Claude Code uses): betas travel as anthropic-beta, thinking and the
+    body pass untouched, streams and counts too."""
+    betas: Any = ["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"]
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    message = await ant.beta.messages.create(
+        model=MODEL, max_tokens=2000, messages=HI, betas=betas, thinking=thinking
+    )
+    assert message.content[0].type == "thinking" and message.content[-1].type == "text"
+    sent = claude.state.requests[-1]
+    assert sent.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14,context-1m-2025-08-07"
+    assert sent.body["thinking"] == thinking
+    async with ant.beta.messages.stream(
+        model=MODEL, max_tokens=2000, messages=HI, betas=betas, thinking=thinking
+    ) as stream:
+        final = await stream.get_final_message()
+    assert [block.type for block in final.content] == ["thinking", "text"]
+    assert claude.state.requests[-1].headers["anthropic-beta"].startswith("interleaved-thinking")
+    counted = await ant.beta.messages.count_tokens(model=MODEL, messages=HI, betas=betas)
+    assert counted.input_tokens == 100
+    assert claude.state.requests[-1].headers["anthropic-beta"].startswith("interleaved-thinking")
+
+
 async def test_count_tokens_native(ant: anthropic.AsyncAnthropic, claude: AnthropicUpstream) -> None:
     body: Any = {"model": MODEL, "messages": HI, "system": "Be brief.", "tools": [WEATHER]}
     counted = await ant.messages.count_tokens(**body)
@@ -186,7 +212,7 @@ async def test_openai_model_through_anthropic_sdk(ant: anthropic.AsyncAnthropic,
         2,
         5,
     )
-    assert float(raw.headers["x-bifrost-cost-usd"]) > 0
+    assert float(raw.headers["x-bifrost-cost-usd"]) == pytest.approx(GPT_4O_MINI_COST)
     sent = upstream.state.requests[-1]
     assert sent.path == "/v1/responses"
     assert sent.body == {
@@ -221,7 +247,9 @@ async def test_count_tokens_for_other_providers_is_a_local_count(
             gateway + "/v1/responses/input_tokens",
             json={"model": "openai/gpt-4o", "input": [{"role": "user", "content": "Hi"}]},
         )
-    assert counted.input_tokens == r.json()["input_tokens"] > 0
+    assert (
+        counted.input_tokens == r.json()["input_tokens"] == expected_messages("o200k_base", ("user", "Hi"))[0]
+    )
 
 
 async def test_fallback_from_openai_to_anthropic_under_anthropic(
@@ -432,7 +460,9 @@ async def test_chat_completions_with_and_without_stream(oai: openai.AsyncOpenAI)
     chat = await oai.chat.completions.create(model=f"anthropic/{MODEL}", messages=HI)
     assert chat.choices[0].message.content == ANSWER and chat.choices[0].finish_reason == "stop"
     assert chat.model_dump(mode="json")["usage"]["cost"]["total_cost"] == pytest.approx(COST)
-    stream = await oai.chat.completions.create(model=f"anthropic/{MODEL}", messages=HI, stream=True)
+    stream = await oai.chat.completions.create(
+        model=f"anthropic/{MODEL}", messages=HI, stream=True, stream_options={"include_usage": True}
+    )
     chunks = [chunk async for chunk in stream]
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
     usage = chunks[-1].model_dump(mode="json")["usage"]

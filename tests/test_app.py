@@ -118,6 +118,11 @@ async def test_request_ids_are_unique_and_differ_between_processes() -> None:
         forked = set(pool.apply(_ids_in_child))
     assert len(ours) == 1000 and len(forked) == 1000
     assert not ours & forked
+    import uuid
+
+    parsed = [uuid.UUID(i) for i in ours]
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in parsed)  # random-looking, valid v4
+    assert len({i[:8] for i in ours}) > 900  # not one prefix and a counter: the leading bits vary too
 
 
 def _ids_in_child() -> list[str]:

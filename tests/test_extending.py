@@ -94,10 +94,14 @@ async def test_a_custom_provider_answers_through_the_gateway(client: httpx.Async
 
 
 async def test_a_custom_provider_streams(client: httpx.AsyncClient) -> None:
-    r = await client.post("/v1/chat/completions", json=chat("echo/reverse-1", stream=True))
+    asked = {"include_usage": True}
+    r = await client.post(
+        "/v1/chat/completions", json=chat("echo/reverse-1", stream=True, stream_options=asked)
+    )
     lines = [line for line in r.text.split("\n") if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     assert len(lines) == len("desserts") + 2  # one chunk per character, the usage chunk, [DONE]
+    assert '"total_cost":' in lines[-2]  # the usage chunk, priced
 
 
 async def test_a_custom_provider_fails_over_like_any_other(client: httpx.AsyncClient) -> None:

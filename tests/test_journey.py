@@ -223,3 +223,38 @@ async def test_an_anthropic_stream_that_crashes_is_logged_as_an_error(
     assert [(log["object"], log["status"], log["status_code"]) for log in logs] == [
         ("responses_stream", "error", 500)
     ]
+
+
+# -- a key's provider weights and bare models (issue 18) --------------------------------------------------
+
+WEIGHTED = "sk-bf-" + "w" * 43
+
+
+@pytest.fixture
+async def weighted(upstream_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    data = gateway_config(upstream_url)
+    data["providers"]["anthropic"] = {
+        "keys": [{"value": "sk-ant-unused"}],
+        "network_config": {"base_url": upstream_url},
+    }
+    rules = [{"provider": "anthropic", "weight": 1000}, {"provider": "openai", "weight": 0.001}]
+    data["governance"] = {
+        "store": {"type": "memory"},
+        "virtual_keys": [{"id": "w", "name": "w", "value": WEIGHTED, "provider_configs": rules}],
+    }
+    app = create_app(GatewayConfig.from_dict(data))
+    await app.state.gateway.start()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+        yield c
+    await app.state.gateway.aclose()
+
+
+@pytest.mark.parametrize("path", ["/openai/v1/chat/completions", "/v1/chat/completions"])
+async def test_a_bare_model_goes_to_a_provider_that_serves_it(weighted: httpx.AsyncClient, path: str) -> None:
+    """Under /openai the prefix decides; on the unified route the key's weights choose only among the
+    providers known to serve the model (anthropic, weighted 1000:0.001, does not serve gpt-4o-mini)."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(5):
+        r = await weighted.post(path, json=body, headers={"x-bf-vk": WEIGHTED})
+        assert r.status_code == 200, r.text
+        assert r.headers["x-bifrost-provider"] == "openai"

@@ -17,7 +17,7 @@ from bifrost_asgi.errors import BifrostError, governance_error
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.engine import Governance, Ticket
 from bifrost_asgi.governance.models import VirtualKey
-from bifrost_asgi.pipeline.request import Request, Served
+from bifrost_asgi.pipeline.request import Request, Served, read_headers
 from bifrost_asgi.pricing import (
     Usage,
     usage_from_chat,
@@ -29,8 +29,19 @@ from bifrost_asgi.pricing import (
 from bifrost_asgi.providers.base import Op
 from bifrost_asgi.stores.logs import LogRecord
 from bifrost_asgi.translate import messages_usage_to_responses
+from bifrost_asgi.types import Scope
 
-__all__ = ["ZERO_COST", "admit", "authorize", "finish", "key_choice", "price", "price_reply", "release"]
+__all__ = [
+    "ZERO_COST",
+    "admit",
+    "authorize",
+    "authorize_scope",
+    "finish",
+    "key_choice",
+    "price",
+    "price_reply",
+    "release",
+]
 
 log = logging.getLogger("bifrost_asgi")
 
@@ -58,13 +69,24 @@ async def authorize(gw: Gateway, req: Request) -> None:
     req.vk = await _resolve_key(gw, gov, req)
 
 
+async def authorize_scope(gw: Gateway, scope: Scope, request_type: str) -> VirtualKey | None:
+    """Who pays for a request that is not on the journey (``GET /v1/models``): the same headers, and the
+    same `authorize`, as an inference request."""
+    req = Request(Op.CHAT, {}, b"", False, "", request_type, time.perf_counter())
+    read_headers(req, scope)
+    await authorize(gw, req)
+    return req.vk
+
+
 def key_choice(gw: Gateway, req: Request) -> str | None:
     """For a bare model, the key's weighted choice among its provider configs (unified routes)."""
     key = req.vk
     gov = gw.governance
     if gov is None or key is None or not key.provider_configs or gw.resolver.split(req.model)[0] is not None:
         return None
-    return gov.choose_provider(key, req.model, frozenset(gw.providers))
+    # Only among providers that can serve the model, when the catalog knows who does.
+    serving = gw.resolver.candidates(req.model) or gw.providers
+    return gov.choose_provider(key, req.model, frozenset(serving))
 
 
 async def _resolve_key(gw: Gateway, gov: Governance, req: Request) -> VirtualKey | None:
@@ -109,10 +131,15 @@ async def owner_active(gw: Gateway, owner: str) -> bool:
 
 
 async def admit(gw: Gateway, req: Request, provider: str, model: str) -> Ticket | None:
-    """The key's access rules for this target, and (for metered requests) a reservation on its limits."""
+    """The key's access rules for this target, and (for metered requests) a reservation on its limits.
+    A request without a key still counts against the provider's own limits, as in Bifrost."""
     gov = gw.governance
-    if gov is None or req.vk is None:
+    if gov is None:
         return None
+    if req.vk is None:
+        if not req.metered:
+            return None
+        return await gov.admit(None, provider, model, req.body, len(req.raw), estimate=req.estimate)
     if not req.metered:
         gov.check_access(req.vk, provider, model)
         return None

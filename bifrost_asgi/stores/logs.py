@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from bifrost_asgi.stores.log_query import LogQuery
 
 __all__ = ["COLUMNS", "LogRecord", "LogStore", "LogWriter"]
 
@@ -69,6 +72,20 @@ class LogStore(Protocol):
         stats, by `log_query.parse_log_query` and `log_query.log_page`."""
         ...
 
+    async def scan(self, query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+        """Every record matching the query's conditions (its page and order ignored), oldest first, as a
+        dict of the named `LogRecord` fields (``timestamp`` in unix seconds): what the analytics in
+        `log_analytics` aggregate."""
+        ...
+
+    async def delete(self, query: LogQuery) -> int:
+        """Remove every record matching the query's conditions; how many were removed."""
+        ...
+
+    async def update_costs(self, costs: Mapping[str, float]) -> int:
+        """Set the cost of the records with these request ids; how many were changed."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -80,6 +97,8 @@ class LogWriter:
         self._batch_size = batch_size
         self._interval = interval
         self._pending: list[LogRecord] = []
+        # Records lost because their batch could not be written (Bifrost's ``/api/logs/dropped``).
+        self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -103,6 +122,7 @@ class LogWriter:
             try:
                 await self.store.write(batch)
             except Exception:  # a log write must never take a request down; say so loudly instead
+                self.dropped += len(batch)
                 log.exception("writing %d usage log records failed", len(batch))
 
     async def aclose(self) -> None:

@@ -80,6 +80,39 @@ class SQLiteLogStore:
     async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         return await asyncio.to_thread(search_logs, self.connection, query)
 
+    def _scan(self, query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+        names = [f for f in fields if f in COLUMNS]  # only LogRecord fields reach the SQL text
+        where, params = _where(query)
+        sql = f"SELECT {', '.join(names)} FROM bifrost_logs{where} ORDER BY timestamp, seq"
+        return [dict(zip(names, row, strict=True)) for row in self.connection().execute(sql, params)]
+
+    async def scan(self, query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._scan, query, fields)
+
+    def _delete(self, query: LogQuery) -> int:
+        where, params = _where(query)
+        return self.connection().execute(f"DELETE FROM bifrost_logs{where}", params).rowcount
+
+    async def delete(self, query: LogQuery) -> int:
+        return await asyncio.to_thread(self._delete, query)
+
+    def _update_costs(self, costs: Mapping[str, float]) -> int:
+        conn = self.connection()
+        conn.execute("BEGIN")
+        try:
+            changed = sum(
+                conn.execute("UPDATE bifrost_logs SET cost=? WHERE id=?", (cost, request_id)).rowcount
+                for request_id, cost in costs.items()
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return changed
+
+    async def update_costs(self, costs: Mapping[str, float]) -> int:
+        return await asyncio.to_thread(self._update_costs, costs)
+
     async def aclose(self) -> None:
         return None
 

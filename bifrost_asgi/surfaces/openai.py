@@ -59,7 +59,9 @@ class OpenAISurface:
         return req
 
     def primary(self, gw: Gateway, req: Request) -> Target:
-        chosen = key_choice(gw, req)
+        # On the unified routes a key's provider weights choose for a bare model; under an integration
+        # prefix the prefix decides (a bare model under /openai is openai's).
+        chosen = key_choice(gw, req) if self.integration is None else None
         if chosen is not None:
             return chosen, req.model
         return gw.resolver.resolve_under(req.model, self.integration)
@@ -97,6 +99,11 @@ class OpenAISurface:
         return err.to_json()
 
 
+def _asked_for_usage(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 def _check_required(op: Op, body: dict[str, Any]) -> None:
     name, message, types = _REQUIRED[op]
     value = body.get(name)
@@ -130,7 +137,7 @@ def _loads_or_text(gw: Gateway, value: Any) -> Any:
 class OpenAIStreamEncoder:
     """Frames chunks as SSE with ``extra_fields`` (and, on the usage chunk, ``usage.cost``) spliced in."""
 
-    __slots__ = ("served", "static", "index", "last", "event_frames")
+    __slots__ = ("served", "static", "index", "last", "event_frames", "hide_usage")
 
     def __init__(self, req: Request, served: Served) -> None:
         self.served = served
@@ -139,6 +146,9 @@ class OpenAIStreamEncoder:
         self.index = 0
         self.last = req.started
         self.event_frames = req.op is Op.RESPONSES
+        # The gateway asks every chat/text upstream for usage (to price and settle it); a client that did
+        # not ask must not get OpenAI's choice-less usage chunk (code reading choices[0] crashes on it).
+        self.hide_usage = not self.event_frames and not _asked_for_usage(req.body)
 
     def _extra(self) -> bytes:
         now = time.perf_counter()
@@ -150,6 +160,8 @@ class OpenAIStreamEncoder:
 
     def encode(self, chunk: Chunk) -> bytes:
         if chunk.usage is not None:
+            if self.hide_usage and chunk.obj is not None and chunk.obj.get("choices") == []:
+                return b""  # priced and settled by the pump; not asked for
             cost = self.served.cost
             chunk.usage["cost"] = cost if cost is not None else dict(ZERO_COST)
         event = chunk.event if self.event_frames else None

@@ -266,7 +266,8 @@ def count_text(encode: Callable[[str], list[int]], text: str) -> int:
 def text_pieces(text: str, size: int = PIECE_CHARS) -> Iterator[str]:
     """``text`` in pieces of about ``size`` characters, each cut where every tiktoken encoding's
     pre-tokenizer starts a new piece anyway — before the space of " word" between two letters, or after
-    a newline followed by a non-space — so encoding the pieces gives exactly the tokens of the whole."""
+    a lone newline between two non-spaces — so encoding the pieces gives exactly the tokens of the whole
+    (tested on random mixtures for every shipped encoding)."""
     start = 0
     while len(text) - start > size:
         cut = _cut(text, start + size)
@@ -284,9 +285,10 @@ def _cut(text: str, pos: int) -> int:
         if text[i - 1].isalpha() and text[i + 1].isalpha():
             return i
         pos = i + 1
-    i = text.find("\n", pos, end)
+    i = text.find("\n", max(pos, 1), end)
     while i >= 0:
-        if not text[i + 1].isspace():
+        # A lone newline between two non-spaces: every encoding makes it a piece of its own.
+        if not text[i - 1].isspace() and not text[i + 1].isspace():
             return i + 1
         i = text.find("\n", i + 1, end)
     return -1

@@ -58,7 +58,8 @@ _REJECTED: dict[str, str] = {
 _DROPPED = frozenset({"service_tier", "inference_geo", "speed", "cache_control", "diagnostics"})
 _HANDLED = frozenset(
     {"model", "fallbacks", "messages", "system", "max_tokens", "temperature", "top_p", "stream", "tools",
-     "tool_choice", "metadata", "thinking", "output_config", "stop_sequences", *_REJECTED, *_DROPPED}
+     "tool_choice", "metadata", "thinking", "output_config", "stop_sequences", "reasoning_summary",
+     *_REJECTED, *_DROPPED}
 )  # fmt: skip
 # Thinking budget -> the OpenAI reasoning effort of about that size.
 _EFFORT_BY_BUDGET = ((2048, "low"), (8192, "medium"))
@@ -320,8 +321,11 @@ def _add_reasoning(body: Obj, req: Obj) -> None:
         effort = next((name for limit, name in _EFFORT_BY_BUDGET if budget <= limit), "high")
     elif kind == "adaptive" and effort is None:
         effort = "medium"
+    # Bifrost's extension on /anthropic: which reasoning summary a non-Anthropic target should return.
+    summary = body.get("reasoning_summary")
+    summary = summary if summary in ("auto", "concise", "detailed") else "auto"
     if effort is not None and kind != "disabled":
-        req["reasoning"] = {"effort": effort, "summary": "auto"}
+        req["reasoning"] = {"effort": effort, "summary": summary}
 
 
 def _add_format(config: Any, req: Obj) -> None:

@@ -1855,3 +1855,18 @@ def test_text_arriving_while_a_call_streams_is_sent_after_it() -> None:
     final = _accumulate(out)
     assert final.content[1].type == "text" and final.content[1].text == "Also, hello."
     assert final.stop_reason == "tool_use"
+
+
+def test_bifrosts_reasoning_summary_extension_picks_the_summary_for_other_providers() -> None:
+    from bifrost_asgi.translate import messages_to_responses_request
+
+    body = {
+        "model": "gemini/gemini-2.5-flash",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "hi"}],
+        "thinking": {"type": "enabled", "budget_tokens": 4000},
+        "reasoning_summary": "detailed",
+    }
+    req = messages_to_responses_request(body, stream=False)
+    assert req["reasoning"] == {"effort": "medium", "summary": "detailed"}
+    assert "reasoning_summary" not in req  # consumed, not forwarded as an unknown field
