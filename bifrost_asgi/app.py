@@ -21,6 +21,7 @@ from bifrost_asgi.governance.config import GovernanceConfig
 from bifrost_asgi.pipeline.journey import Endpoint
 from bifrost_asgi.providers.base import Op, ProviderFactory
 from bifrost_asgi.routes.admin import admin_routes
+from bifrost_asgi.routes.dialect_models import AnthropicModels, GeminiModels
 from bifrost_asgi.routes.models import handle_list_models
 from bifrost_asgi.routes.self_service import self_service_routes
 from bifrost_asgi.stores.counters import CounterStore
@@ -29,6 +30,7 @@ from bifrost_asgi.stores.logs import LogStore
 from bifrost_asgi.surfaces.anthropic import MessagesCountSurface, MessagesSurface
 from bifrost_asgi.surfaces.audio import SpeechSurface, TranscriptionSurface
 from bifrost_asgi.surfaces.count_tokens import CountTokensSurface
+from bifrost_asgi.surfaces.gemini import GeminiEndpoint
 from bifrost_asgi.surfaces.media import EmbeddingsSurface, ImageEditSurface, ImageGenerationSurface
 from bifrost_asgi.surfaces.openai import OpenAISurface
 
@@ -36,6 +38,8 @@ __all__ = ["INTEGRATION_PREFIXES", "create_app"]
 
 # The OpenAI-style route set is served under the unified root and under each of these (spec §1.2).
 INTEGRATION_PREFIXES = ("openai", "litellm", "langchain", "pydanticai")
+# The framework prefixes serve Bifrost's Anthropic (and GenAI) route sets too, under their own name.
+FRAMEWORK_PREFIXES = ("litellm", "langchain", "pydanticai")
 
 Handler = Callable[[Any, Any, Any], Awaitable[None]]
 
@@ -115,11 +119,12 @@ def _routes(gw: Gateway) -> list[BaseRoute]:
                 Route(p + "/openai/responses", responses, methods=["POST"]),
                 Route(p + "/openai/responses/input_tokens", count, methods=["POST"]),
             ]
-    routes += [
-        Route("/anthropic/v1/messages", Endpoint(gw, MessagesSurface()), methods=["POST"]),
-        Route("/anthropic/v1/messages/count_tokens", Endpoint(gw, MessagesCountSurface()), methods=["POST"]),
-        Route("/health", _health, methods=["GET"]),
-    ]
+    for integration in ("anthropic", *FRAMEWORK_PREFIXES):
+        routes += _messages_routes(gw, integration)
+    routes.append(Route("/anthropic/v1/models", AnthropicModels(gw), methods=["GET"]))
+    for integration in ("genai", *FRAMEWORK_PREFIXES):
+        routes += _gemini_routes(gw, integration)
+    routes.append(Route("/health", _health, methods=["GET"]))
     return routes
 
 
@@ -133,6 +138,34 @@ def _media_endpoints(gw: Gateway, integration: str | None) -> dict[str, Endpoint
         "/audio/transcriptions": Endpoint(gw, TranscriptionSurface(Op.TRANSCRIPTION, integration)),
         "/audio/translations": Endpoint(gw, TranscriptionSurface(Op.TRANSLATION, integration)),
     }
+
+
+def _gemini_routes(gw: Gateway, integration: str) -> list[BaseRoute]:
+    """The Gemini dialect under ``/{integration}``: ``models/{model}:{method}`` and the model list, under
+    ``v1beta`` (Bifrost's) and ``v1`` (google-genai's default API version). Under a framework prefix
+    ``GET .../v1/models`` stays the OpenAI list, so Gemini's list is there only under ``v1beta``."""
+    endpoint, models = GeminiEndpoint(gw, integration), GeminiModels(gw)
+    routes: list[BaseRoute] = []
+    for version in ("v1beta", "v1"):
+        p = f"/{integration}/{version}/models"
+        routes.append(Route(p + "/{target:path}", endpoint, methods=["POST"]))
+        if version == "v1beta" or integration == "genai":
+            routes += [
+                Route(p, models, methods=["GET"]),
+                Route(p + "/{target:path}", models, methods=["GET"]),
+            ]
+    return routes
+
+
+def _messages_routes(gw: Gateway, integration: str) -> list[BaseRoute]:
+    """The Anthropic Messages dialect under ``/{integration}`` (only with /v1, as Bifrost registers it)."""
+    p = f"/{integration}/v1"
+    return [
+        Route(p + "/messages", Endpoint(gw, MessagesSurface(integration)), methods=["POST"]),
+        Route(
+            p + "/messages/count_tokens", Endpoint(gw, MessagesCountSurface(integration)), methods=["POST"]
+        ),
+    ]
 
 
 async def _health(request: Request) -> Response:

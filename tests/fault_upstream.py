@@ -11,6 +11,7 @@ Faults (the model name):
   ``content: "nope"``, ``candidates: "nope"``), in JSON and in stream events.
 - ``huge-event``: one stream event of :data:`HUGE` bytes; as JSON, an answer of that size.
 - ``echo-key``: a 401 whose message repeats the credential the request carried (as OpenAI's does).
+- ``done-only``: a stream of nothing but ``data: [DONE]``.
 - ``retry-after``: a 429 with ``Retry-After: 1`` on the first call of each test, then a correct answer.
 
 Every request is recorded with its arrival time (``state.times``).
@@ -163,6 +164,8 @@ _ANSWERS = {"chat": _chat, "text": _text, "responses": _responses, "anthropic": 
 
 
 def _frames(dialect: str, model: str) -> list[bytes]:
+    if model == "done-only":  # nothing but the chat terminator: no answer at all
+        return [b"data: [DONE]\n\n"]
     events = _EVENTS[dialect](model == "wrong-shape")
     if model == "cut":
         events = events[: -_TERMINAL_COUNT[dialect]]

@@ -14,7 +14,8 @@ Routes ``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent
 - Models ending in ``-partial-args`` stream each call's arguments in parts, as Gemini does with
   ``streamFunctionCallArguments``: the name first, then ``partialArgs`` (strings split in two), then an
   empty ``functionCall`` ending it.
-- ``countTokens`` counts words of every text part plus 3 per function declaration.
+- ``countTokens`` counts words of every text part plus 3 per function declaration (of a whole
+  ``generateContentRequest``, or of the ``contents`` sent alone).
 
 Every request is recorded in ``state.requests`` (path, query, headers, parsed body).
 """
@@ -157,7 +158,7 @@ def stream_chunks(body: Obj, model: str) -> list[Obj]:
 
 
 def count_tokens(body: Obj) -> Obj:
-    request = body.get("generateContentRequest") or {}
+    request = body.get("generateContentRequest") or body  # the whole request, or just its contents
     contents = [*request.get("contents", []), request.get("systemInstruction") or {"parts": []}]
     words = sum(len(t.split()) for c in contents for t in _texts(c))
     declarations = sum(len(t.get("functionDeclarations", [])) for t in request.get("tools", []))

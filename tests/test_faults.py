@@ -176,6 +176,12 @@ async def test_a_broken_stream_ends_in_an_error_and_is_logged_as_one(
     assert [log["status"] for log in logs] == ["error"]
 
 
+async def test_a_responses_stream_of_only_done_is_an_error(client: httpx.AsyncClient) -> None:
+    r = await client.post("/v1/responses", json=_responses("openai/done-only", stream=True))
+    assert r.status_code == 200 and "event: error" in r.text  # not an empty "success"
+    assert [log["status"] for log in await _logs(client)] == ["error"]
+
+
 async def test_a_complete_stream_is_a_success(client: httpx.AsyncClient) -> None:
     for path, build, prefix in ROUTES:
         r = await client.post(path, json=build(prefix + "ok", stream=True))

@@ -8,6 +8,8 @@ API exactly as users would:
 - ``slow-<ms>``: sleep before answering (for timeouts and disconnects).
 - ``broken-stream``: stream two chunks, then drop the connection.
 - ``slow-stream``: stream one chunk per 200 ms for a long time (for client-disconnect tests).
+- ``web-search`` (Responses): a ``web_search_call`` item, then :data:`SEARCH_ANSWER` with a
+  ``url_citation`` of :data:`SEARCH_URL` over its cited span, as OpenAI answers with its web search tool.
 - keys: a bearer of ``bad-key`` gets 401, ``limited-key`` gets 429.
 
 Every request is recorded in ``UpstreamState.requests`` (path, headers, parsed body).
@@ -59,6 +61,9 @@ USAGE_RESPONSES = {
 GPT_4O_MINI_COST = 10 * 0.15e-6 + 2 * 0.075e-6 + 5 * 0.6e-6
 GPT_4O_COST = 10 * 2.5e-6 + 2 * 1.25e-6 + 5 * 1e-5
 ANSWER = "Hello from upstream!"
+SEARCH_URL = "https://example.org/tallest"
+SEARCH_ANSWER = "The tallest building is the Burj Khalifa."
+CITED = "the Burj Khalifa"
 
 
 def _words() -> list[str]:
@@ -130,7 +135,51 @@ def _message_item(text: str, status: str = "completed") -> dict[str, Any]:
 
 
 def responses_body(model: str) -> dict[str, Any]:
+    if model == "web-search":
+        return _response_obj(model, "completed", [_search_item(), _cited_item()], USAGE_RESPONSES)
     return _response_obj(model, "completed", [_message_item(ANSWER)], USAGE_RESPONSES)
+
+
+def _search_item() -> dict[str, Any]:
+    action = {"type": "search", "query": "tallest building", "sources": [{"type": "url", "url": SEARCH_URL}]}
+    return {"id": "ws_up1", "type": "web_search_call", "status": "completed", "action": action}
+
+
+def _citation() -> dict[str, Any]:
+    start = SEARCH_ANSWER.index(CITED)
+    return {"type": "url_citation", "url": SEARCH_URL, "title": "Tallest", "start_index": start,
+            "end_index": start + len(CITED)}  # fmt: skip
+
+
+def _cited_item() -> dict[str, Any]:
+    item = _message_item(SEARCH_ANSWER)
+    item["content"][0]["annotations"] = [_citation()]
+    return item
+
+
+def search_events(model: str) -> list[dict[str, Any]]:
+    """The web search answer as OpenAI streams it (the search item whole, then the cited text)."""
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+    ids = {"item_id": "msg_up1", "output_index": 1, "content_index": 0}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": _response_obj(model, "in_progress", [], None)},
+        {"type": "response.output_item.added", "output_index": 0,
+         "item": {**_search_item(), "status": "in_progress"}},
+        {"type": "response.web_search_call.completed", "output_index": 0, "item_id": "ws_up1"},
+        {"type": "response.output_item.done", "output_index": 0, "item": _search_item()},
+        {"type": "response.output_item.added", "output_index": 1, "item": _message_item("", "in_progress")},
+        {"type": "response.content_part.added", **ids, "part": part},
+        {"type": "response.output_text.delta", **ids, "delta": SEARCH_ANSWER, "logprobs": []},
+        {"type": "response.output_text.annotation.added", **ids, "annotation_index": 0,
+         "annotation": _citation()},
+        {"type": "response.output_text.done", **ids, "text": SEARCH_ANSWER, "logprobs": []},
+        {"type": "response.content_part.done", **ids, "part": _cited_item()["content"][0]},
+        {"type": "response.output_item.done", "output_index": 1, "item": _cited_item()},
+        {"type": "response.completed", "response": responses_body(model)},
+    ]  # fmt: skip
+    for i, ev in enumerate(events):
+        ev["sequence_number"] = i
+    return events
 
 
 def responses_events(model: str) -> list[dict[str, Any]]:
@@ -279,10 +328,8 @@ async def _disconnected(receive: Any) -> None:
 
 def _frames(path: str, model: str) -> list[bytes]:
     if path == "/v1/responses":
-        return [
-            b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n"
-            for e in responses_events(model)
-        ]
+        events = search_events(model) if model == "web-search" else responses_events(model)
+        return [b"event: " + e["type"].encode() + b"\ndata: " + orjson.dumps(e) + b"\n\n" for e in events]
     chunks = chat_chunks(model, text_completion=path == "/v1/completions")
     return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
 

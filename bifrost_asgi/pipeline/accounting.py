@@ -29,6 +29,7 @@ from bifrost_asgi.pricing import (
 from bifrost_asgi.providers.base import Op
 from bifrost_asgi.stores.logs import LogRecord
 from bifrost_asgi.translate import messages_usage_to_responses
+from bifrost_asgi.translate.gemini import gemini_usage_to_responses
 from bifrost_asgi.types import Scope
 
 __all__ = [
@@ -176,7 +177,7 @@ def price_reply(gw: Gateway, req: Request, served: Served) -> None:
     ``estimate``: the characters spoken, the images made)."""
     assert served.reply is not None
     body = served.reply.body
-    usage = body.get("usage")
+    usage = body.get(served.op.usage_field)
     if isinstance(usage, dict):
         price(gw, served, usage, body.get("service_tier") or usage.get("service_tier"))
         served.usage_estimated = bool((served.reply.extra_fields or {}).get("usage_is_estimate"))
@@ -189,10 +190,15 @@ def _usage_from_messages(usage: Mapping[str, Any]) -> Usage | None:
     return usage_from_responses(messages_usage_to_responses(usage))
 
 
+def _usage_from_gemini(usage: Mapping[str, Any]) -> Usage | None:
+    return usage_from_responses(gemini_usage_to_responses(usage) or {})
+
+
 # How each operation's answer reports its usage; chat's shape otherwise (embeddings too).
 _USAGE_PARSERS: dict[Op, Callable[[Mapping[str, Any]], Usage | None]] = {
     Op.RESPONSES: usage_from_responses,
     Op.MESSAGES: _usage_from_messages,
+    Op.GENERATE_CONTENT: _usage_from_gemini,
     Op.IMAGE_GENERATION: usage_from_images,
     Op.IMAGE_EDIT: usage_from_images,
     Op.SPEECH: usage_from_speech,

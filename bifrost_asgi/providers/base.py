@@ -54,7 +54,9 @@ class Op(enum.Enum):
     The first four are the OpenAI-style operations every provider serves (their value is Bifrost's
     non-streaming ``request_type``). ``MESSAGES`` and ``MESSAGES_COUNT_TOKENS`` carry an Anthropic
     Messages body from the ``/anthropic`` integration, which only anthropic providers speak natively;
-    every other provider gets that request translated to ``RESPONSES`` / ``COUNT_TOKENS``.
+    every other provider gets that request translated to ``RESPONSES`` / ``COUNT_TOKENS``. Likewise
+    ``GENERATE_CONTENT`` and ``GEMINI_COUNT_TOKENS`` carry a Gemini body from ``/genai``, spoken natively
+    only by gemini providers (the model is the call's, not the body's).
 
     The media operations carry OpenAI's bodies for embeddings, images and audio; a provider that does
     not serve one raises ``errors.unsupported_operation``. ``IMAGE_EDIT``, ``TRANSCRIPTION`` and
@@ -69,6 +71,8 @@ class Op(enum.Enum):
     COUNT_TOKENS = "count_tokens"
     MESSAGES = "messages"
     MESSAGES_COUNT_TOKENS = "messages_count_tokens"
+    GENERATE_CONTENT = "generate_content"
+    GEMINI_COUNT_TOKENS = "gemini_count_tokens"
     EMBEDDINGS = "embedding"
     IMAGE_GENERATION = "image_generation"
     IMAGE_EDIT = "image_edit"
@@ -78,6 +82,11 @@ class Op(enum.Enum):
 
     def request_type(self, stream: bool) -> str:
         return self.value + "_stream" if stream else self.value
+
+    @property
+    def usage_field(self) -> str:
+        """Where an answer in this op's shape reports its usage."""
+        return "usageMetadata" if self is Op.GENERATE_CONTENT else "usage"
 
 
 # The media operations (embeddings, images, audio), which only some providers serve.

@@ -25,14 +25,17 @@ import orjson
 from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import BifrostError, stream_cut, unsupported_operation
 from bifrost_asgi.providers.base import (
+    GATEWAY_FIELDS,
     MEDIA_OPS,
     OBJECTS,
     Call,
+    Chunk,
     ChunkStream,
     Op,
     Reply,
     Shape,
     StreamConverter,
+    aclose_stream,
     check_shape,
     client_body,
     converted,
@@ -88,6 +91,12 @@ class GeminiProvider(HTTPProvider):
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         if call.op is Op.COUNT_TOKENS:
             return await self._count_tokens(call, key)
+        if call.op is Op.GEMINI_COUNT_TOKENS:
+            return await self._native(call, key, "countTokens")
+        if call.op is Op.GENERATE_CONTENT:
+            reply = await self._native(call, key, "generateContent")
+            check_answer(reply.body, "gemini's answer")
+            return reply
         if call.op is Op.EMBEDDINGS:
             return await self._embed(call, key)
         self._check_serves(call.op)
@@ -95,6 +104,12 @@ class GeminiProvider(HTTPProvider):
         resp = await self._post(self._url(call.model, "generateContent"), content, call, key)
         upstream = loads_object(resp.content, self.name)
         return Reply(_answer(call, upstream), _forwarded(resp.headers), content, resp.content)
+
+    async def _native(self, call: Call, key: KeyConfig | None, method: str) -> Reply:
+        """A Gemini body from ``/genai``, forwarded as it is (without gateway fields); the answer too."""
+        content = _native_content(call)
+        resp = await self._post(self._url(call.model, method), content, call, key)
+        return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
 
     async def _count_tokens(self, call: Call, key: KeyConfig | None) -> Reply:
         request = count_tokens_request(client_body(call), call.model)
@@ -120,10 +135,27 @@ class GeminiProvider(HTTPProvider):
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         self._check_serves(call.op)
-        content = orjson.dumps(_request(call))
+        native = call.op is Op.GENERATE_CONTENT
+        content = _native_content(call) if native else orjson.dumps(_request(call))
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"
         resp = await self._open(url, content, call, key)
+        if native:
+            return self._native_chunks(self._events(resp, call))
         return converted(self._events(resp, call), _converter(call), call.op, self._stream_object, self.name)
+
+    async def _native_chunks(self, events: AsyncIterator[bytes]) -> ChunkStream:
+        """Gemini's own chunks, passed through as they are; the usage that counts is the one on the chunk
+        that finishes the answer (Gemini repeats it, growing, on every chunk)."""
+        try:
+            async for data in events:
+                usage = None
+                if b'"finishReason"' in data or b'"error"' in data:
+                    obj = self._stream_object(data)
+                    meta = obj.get("usageMetadata")
+                    usage = meta if isinstance(meta, dict) else None
+                yield [Chunk(None, data=data, usage=usage)]
+        finally:
+            await aclose_stream(events)
 
     async def _events(self, resp: httpx.Response, call: Call) -> AsyncIterator[bytes]:
         """The upstream's event payloads; a stream that ends before any candidate's ``finishReason``
@@ -148,6 +180,13 @@ class GeminiProvider(HTTPProvider):
             status = error.get("code")
             raise gemini_error(status if isinstance(status, int) and status >= 400 else 500, data, self.name)
         return check_answer(obj, f"provider {self.name}'s stream event")
+
+
+def _native_content(call: Call) -> bytes:
+    """The client's Gemini body: its bytes, unless gateway-only fields must come out first."""
+    if any(name in call.body for name in GATEWAY_FIELDS):
+        return orjson.dumps(client_body(call))
+    return call.raw
 
 
 def _request(call: Call) -> dict[str, Any]:

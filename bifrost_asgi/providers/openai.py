@@ -151,8 +151,9 @@ class OpenAIProvider(HTTPProvider):
             async for events in aiter_sse_batches(resp.aiter_bytes(), call.max_event_bytes, self.name):
                 batch = []
                 for ev in events:
-                    if ev.data == b"[DONE]":
-                        complete = done = True
+                    if ev.data == b"[DONE]":  # chat and text's terminator; a Responses stream's ends it too
+                        done = True
+                        complete = complete or op is not Op.RESPONSES
                         break
                     chunk = _classify(ev.event, ev.data, op)
                     complete = complete or _completes(op, chunk, ev.data)

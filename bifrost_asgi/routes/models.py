@@ -23,7 +23,7 @@ from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
 from bifrost_asgi.providers.openai import OpenAIProvider
 from bifrost_asgi.types import Scope
 
-__all__ = ["handle_list_models"]
+__all__ = ["handle_list_models", "listed_models"]
 
 log = logging.getLogger("bifrost_asgi")
 
@@ -73,18 +73,23 @@ def _entry(gw: Gateway, provider: str, model: str) -> dict[str, Any]:
     return entry
 
 
-async def handle_list_models(gw: Gateway, scope: Scope, receive: Any, send: Any) -> None:
+async def listed_models(gw: Gateway, scope: Scope) -> list[dict[str, Any]]:
+    """The models this request may see (a BifrostError when it may not list them), in Bifrost's entry
+    shape; the dialects' lists reshape them."""
     if not gw.started:
         await gw.start()
-    try:
-        key = await authorize_scope(gw, scope, "list_models")
-    except BifrostError as exc:
-        await send_bytes(send, exc.status_code, exc.to_json(), JSON_HEADERS)
-        return
+    key = await authorize_scope(gw, scope, "list_models")
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     wanted = query.get("provider", [None])[0]
     names = [n for n in gw.providers if wanted is None or n == wanted]
     results = await asyncio.gather(*(_provider_models(gw, n, key) for n in names))
-    data = [m for models in results for m in models]
-    body = {"object": "list", "data": data}
+    return [m for models in results for m in models]
+
+
+async def handle_list_models(gw: Gateway, scope: Scope, receive: Any, send: Any) -> None:
+    try:
+        body = {"object": "list", "data": await listed_models(gw, scope)}
+    except BifrostError as exc:
+        await send_bytes(send, exc.status_code, exc.to_json(), JSON_HEADERS)
+        return
     await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)

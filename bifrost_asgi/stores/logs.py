@@ -101,6 +101,7 @@ class LogWriter:
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._closing = False
 
     def submit(self, record: LogRecord) -> None:
         self._pending.append(record)
@@ -110,9 +111,12 @@ class LogWriter:
             self._wake.set()
 
     async def _run(self) -> None:
-        while True:
+        # Stopped by a flag, not by cancellation: asyncio.wait_for in Python 3.11 can swallow a
+        # cancellation that lands as the wait ends, and the loop then ran forever (a shutdown hang).
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
             self._wake.clear()
             await self.flush()
 
@@ -126,9 +130,11 @@ class LogWriter:
                 log.exception("writing %d usage log records failed", len(batch))
 
     async def aclose(self) -> None:
+        """Stop the writer after one last flush: nothing submitted is lost."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._closing = True
+            self._wake.set()
+            await self._task
             self._task = None
+            self._closing = False
         await self.flush()

@@ -14,19 +14,24 @@ shapes the SDK knows.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import orjson
 
-from bifrost_asgi.errors import MALFORMED, BifrostError, unreadable
+from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.request import Request, Served, parse_body, require_model, require_stream_flag
 from bifrost_asgi.providers.base import Call, Chunk, Op
-from bifrost_asgi.providers.http import loads_object
-from bifrost_asgi.providers.openai import check_response
 from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import frame
-from bifrost_asgi.surfaces.base import make_call, standard_headers
+from bifrost_asgi.surfaces.base import (
+    dialect_primary,
+    make_call,
+    render_answer,
+    standard_headers,
+    translate_event,
+)
 from bifrost_asgi.translate import (
     ResponsesToMessagesStream,
     anthropic_error_type,
@@ -35,7 +40,7 @@ from bifrost_asgi.translate import (
 )
 from bifrost_asgi.types import Headers, Scope
 
-__all__ = ["MessagesCountSurface", "MessagesSurface"]
+__all__ = ["MessagesCountSurface", "MessagesSurface", "anthropic_error_body"]
 
 # Client headers that shape an Anthropic request and so travel with a native body (beta features).
 _NATIVE_HEADERS = (b"anthropic-beta",)
@@ -46,12 +51,27 @@ _ANTHROPIC_ERROR_TYPES = frozenset(
 )  # fmt: skip
 
 
+def anthropic_error_body(err: BifrostError) -> bytes:
+    """An error in Anthropic's shape (the status stays the one Anthropic would use)."""
+    kind = (
+        err.error_type if err.error_type in _ANTHROPIC_ERROR_TYPES else anthropic_error_type(err.status_code)
+    )
+    return orjson.dumps({"type": "error", "error": {"type": kind, "message": err.message}})
+
+
 class _MessagesDialect:
-    """What Messages and its token count share: parsing, the primary, per-target bodies, errors."""
+    """What Messages and its token count share: parsing, the primary, per-target bodies, errors.
+
+    ``integration`` is the prefix the dialect is served under (``anthropic``, or a framework prefix such
+    as ``litellm`` that serves every dialect).
+    """
 
     native_op: Op
     bridged_op: Op
     request_type: str
+
+    def __init__(self, integration: str = "anthropic") -> None:
+        self.integration = integration
 
     def parse(self, gw: Gateway, raw: bytes, scope: Scope, started: float) -> Request:
         body = parse_body(raw)
@@ -69,13 +89,7 @@ class _MessagesDialect:
         return req
 
     def primary(self, gw: Gateway, req: Request) -> Target:
-        """A bare model means the anthropic provider (the first configured one of that kind), whatever
-        the key's provider weights say."""
-        if gw.resolver.split(req.model)[0] is None:
-            names = [n for n in gw.config.providers if gw.config.provider_kind(n) == "anthropic"]
-            if names:
-                return min(names, key=lambda n: (n != "anthropic", n)), req.model
-        return gw.resolver.resolve(req.model)
+        return dialect_primary(gw, req.model, "anthropic", own_prefix=self.integration == "anthropic")
 
     def call_for(self, gw: Gateway, req: Request, provider: str, model: str) -> Call:
         if gw.config.provider_kind(provider) == "anthropic":
@@ -108,13 +122,7 @@ class _MessagesDialect:
         return standard_headers(served)
 
     def error_body(self, err: BifrostError) -> bytes:
-        """An error in Anthropic's shape (the status stays the one Anthropic would use)."""
-        kind = (
-            err.error_type
-            if err.error_type in _ANTHROPIC_ERROR_TYPES
-            else anthropic_error_type(err.status_code)
-        )
-        return orjson.dumps({"type": "error", "error": {"type": kind, "message": err.message}})
+        return anthropic_error_body(err)
 
 
 class MessagesSurface(_MessagesDialect):
@@ -125,12 +133,7 @@ class MessagesSurface(_MessagesDialect):
     request_type = Op.RESPONSES.value
 
     def render(self, gw: Gateway, req: Request, served: Served) -> bytes:
-        assert served.reply is not None
-        body = served.reply.body
-        if served.op is Op.MESSAGES:
-            return orjson.dumps(body)  # the client's own format, as the provider sent it
-        check_response(body, f"provider {served.provider}'s answer")
-        return orjson.dumps(responses_to_message(body, model=req.model))
+        return render_answer(served, Op.MESSAGES, partial(responses_to_message, model=req.model))
 
     def encoder(self, gw: Gateway, req: Request, served: Served) -> MessagesStreamEncoder:
         return MessagesStreamEncoder(req, served, self)
@@ -165,13 +168,8 @@ class MessagesStreamEncoder:
             return frame(
                 chunk.event or "message", chunk.data if chunk.data is not None else orjson.dumps(chunk.obj)
             )
-        try:
-            data = chunk.data or b""
-            event = chunk.obj if chunk.obj is not None else loads_object(data, self.source, "an event")
-            check_response(event, f"provider {self.source}'s stream event")
-            return b"".join(frame(e["type"], orjson.dumps(e)) for e in self.convert.feed(event))
-        except MALFORMED as exc:  # an upstream event of the wrong shape: its fault, not a bug of ours
-            raise unreadable(self.source, exc) from None
+        events = translate_event(chunk, self.source, self.convert.feed)
+        return b"".join(frame(e["type"], orjson.dumps(e)) for e in events)
 
     def error(self, err: BifrostError) -> bytes:
         return frame("error", self.dialect.error_body(err))

@@ -7,18 +7,23 @@ pump or an error skeleton: those live once in ``bifrost_asgi.pipeline``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from bifrost_asgi.errors import BifrostError
+import orjson
+
+from bifrost_asgi.errors import MALFORMED, BifrostError, unreadable
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.io import JSON_HEADERS, SSE_HEADERS
 from bifrost_asgi.pipeline.request import Request, Served
 from bifrost_asgi.pipeline.streaming import StreamEncoder
-from bifrost_asgi.providers.base import GATEWAY_FIELDS, Call, Op
+from bifrost_asgi.providers.base import GATEWAY_FIELDS, Call, Chunk, Op
+from bifrost_asgi.providers.http import loads_object
+from bifrost_asgi.providers.openai import check_response
 from bifrost_asgi.routing import Target
 from bifrost_asgi.types import Headers, Scope
 
-__all__ = ["Surface", "make_call", "standard_headers"]
+__all__ = ["Surface", "dialect_primary", "make_call", "render_answer", "standard_headers", "translate_event"]
 
 
 class Surface(Protocol):
@@ -93,3 +98,41 @@ def make_call(
         max_answer_bytes=gw.max_answer,
         max_event_bytes=gw.max_event,
     )
+
+
+def dialect_primary(gw: Gateway, model: str, kind: str, *, own_prefix: bool) -> Target:
+    """The primary target of a provider dialect (Anthropic Messages, Gemini): a bare model goes to the
+    first configured provider of the dialect's ``kind``, whatever a key's provider weights say. Under a
+    framework prefix (``own_prefix`` false: ``/litellm``, ...) the catalog decides first, that provider
+    winning among its candidates, as Bifrost's resolver does there."""
+    if gw.resolver.split(model)[0] is None:
+        if not own_prefix and gw.resolver.candidates(model):
+            return gw.resolver.resolve(model, kind)
+        names = [n for n in gw.config.providers if gw.config.provider_kind(n) == kind]
+        if names:
+            return min(names, key=lambda n: (n != kind, n)), model
+    return gw.resolver.resolve(model)
+
+
+def translate_event(
+    chunk: Chunk, source: str, feed: Callable[[dict[str, Any]], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """A bridged Responses stream event, checked, through a dialect's converter; an event of the wrong
+    shape is the upstream's fault (a 502), not a bug of ours."""
+    try:
+        data = chunk.data or b""
+        event = chunk.obj if chunk.obj is not None else loads_object(data, source, "an event")
+        return feed(check_response(event, f"provider {source}'s stream event"))
+    except MALFORMED as exc:
+        raise unreadable(source, exc) from None
+
+
+def render_answer(served: Served, native: Op, translate: Callable[[dict[str, Any]], dict[str, Any]]) -> bytes:
+    """A provider dialect's JSON answer: its own provider's as sent (the client's format already),
+    any other provider's Responses answer checked and translated."""
+    assert served.reply is not None
+    body = served.reply.body
+    if served.op is native:
+        return orjson.dumps(body)
+    check_response(body, f"provider {served.provider}'s answer")
+    return orjson.dumps(translate(body))

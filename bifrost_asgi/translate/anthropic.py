@@ -29,6 +29,9 @@ Mapping decisions:
   not, and consecutive text blocks are one Responses ``output_text`` part. Anthropic splits one answer
   into several blocks mid-sentence (around each cited passage), so any separator would change the text
   (Bifrost's blank line does; this deliberately does not).
+- The Responses ``web_search`` tool becomes Anthropic's ``web_search_20250305`` server tool
+  (``filters.allowed_domains`` and an approximate ``user_location`` kept); any other hosted tool is a 400
+  naming it.
 - Citations become ``annotations`` (Responses parts, chat messages) and server-tool blocks
   ``web_search_call`` items or pass-through items: :mod:`.anthropic_citations` says how. A
   ``web_search_call`` input item is skipped: its results cannot be replayed without the encrypted
@@ -67,11 +70,13 @@ import orjson
 from bifrost_asgi.errors import invalid_request
 from bifrost_asgi.translate.anthropic_citations import (
     SEARCH_RESULTS,
+    SEARCH_TOOL_TYPES,
     SEARCH_TOOLS,
     chat_annotation,
     responses_annotation,
     search_action,
     search_status,
+    web_search_tool,
 )
 from bifrost_asgi.translate.responses_chat import _reject_stateful
 from bifrost_asgi.translate.responses_events import (
@@ -122,7 +127,7 @@ _NOT_COUNTED = ("max_tokens", "temperature", "top_p", "top_k", "stop_sequences",
 _STOP: dict[str, tuple[str, str | None, str]] = {
     "end_turn": ("completed", None, "stop"),
     "stop_sequence": ("completed", None, "stop"),
-    # pause_turn only follows server tools, which are never sent; the turn as returned is complete.
+    # pause_turn: a long server-tool turn Anthropic paused; the turn as returned is what there is.
     "pause_turn": ("completed", None, "stop"),
     "tool_use": ("completed", None, "tool_calls"),
     "max_tokens": ("incomplete", "max_output_tokens", "length"),
@@ -397,9 +402,13 @@ def _add_format(fmt: Any, where: str, req: Obj) -> None:
 def _tool(tool: Any, where: str, *, chat: bool) -> Obj:
     kind = tool.get("type") if isinstance(tool, dict) else None
     spec = tool.get("function") if chat and isinstance(tool, dict) else tool
+    if not chat and kind in SEARCH_TOOL_TYPES:
+        return web_search_tool(tool, where)
     if kind != "function" or not isinstance(spec, dict):
         raise invalid_request(
-            f"{where}: tool type {kind!r} cannot be sent to Anthropic; only function tools can", param=where
+            f"{where}: tool type {kind!r} cannot be sent to Anthropic; only function tools and web_search "
+            f"can",
+            param=where,
         )
     name = spec.get("name")
     if not isinstance(name, str) or not name:

@@ -11,6 +11,8 @@
   ``web_fetch_tool_result``) become one Responses ``web_search_call`` item: action ``search`` with the
   query and the result URLs as sources (``open_page`` with the URL for a fetch); an error result makes
   it ``failed``. Chat has no such item; there only the citations show what was found.
+- The other way, OpenAI's ``web_search`` tool is sent as Anthropic's ``web_search_20250305`` server tool
+  (:func:`web_search_tool`).
 - Other server-tool blocks (code execution, tool search, container uploads, ...) have no OpenAI item:
   on Responses they are passed through as output items of their own Anthropic type, unchanged.
 
@@ -21,13 +23,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from bifrost_asgi.errors import invalid_request
+
 __all__ = [
     "SEARCH_RESULTS",
+    "SEARCH_TOOL_TYPES",
     "SEARCH_TOOLS",
     "chat_annotation",
     "responses_annotation",
     "search_action",
     "search_status",
+    "web_search_tool",
 ]
 
 Obj = dict[str, Any]
@@ -36,6 +42,10 @@ Obj = dict[str, Any]
 SEARCH_TOOLS = frozenset({"web_search", "web_fetch"})
 SEARCH_RESULTS = frozenset({"web_search_tool_result", "web_fetch_tool_result"})
 _URL_CITATIONS = {"web_search_result_location": "url", "search_result_location": "source"}
+# OpenAI's web search tool types (Responses), all answered by Anthropic's web search server tool.
+SEARCH_TOOL_TYPES = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26"})
+_WEB_SEARCH = "web_search_20250305"
+_LOCATION_FIELDS = ("city", "region", "country", "timezone")
 
 
 def responses_annotation(citation: Obj, start: int, end: int) -> Obj:
@@ -83,3 +93,22 @@ def search_status(result: Any) -> str:
     content = result.get("content") if isinstance(result, dict) else None
     failed = isinstance(content, dict) and str(content.get("type", "")).endswith("_error")
     return "failed" if failed else "completed"
+
+
+def web_search_tool(tool: Obj, where: str) -> Obj:
+    """The Anthropic server tool for OpenAI's ``web_search`` tool: its allowed domains and approximate
+    user location are kept; ``search_context_size`` (how much page text OpenAI reads) has no equivalent
+    and is dropped, as it changes cost, not what may be searched."""
+    out: Obj = {"type": _WEB_SEARCH, "name": "web_search"}
+    filters = tool.get("filters")
+    domains = filters.get("allowed_domains") if isinstance(filters, dict) else None
+    if isinstance(domains, list) and domains:
+        out["allowed_domains"] = domains
+    location = tool.get("user_location")
+    if isinstance(location, dict):
+        if location.get("type", "approximate") != "approximate":
+            raise invalid_request(f"{where}: only an approximate user_location can be sent", param=where)
+        kept = {k: location[k] for k in _LOCATION_FIELDS if isinstance(location.get(k), str)}
+        if kept:
+            out["user_location"] = {"type": "approximate", **kept}
+    return out

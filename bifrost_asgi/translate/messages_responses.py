@@ -22,11 +22,19 @@ Mapping decisions:
   ``cache_read_input_tokens`` / ``cache_creation_input_tokens`` = the cached read / write tokens.
 - Stop: incomplete ``max_output_tokens`` → ``max_tokens``; ``content_filter`` → ``refusal``; a completed
   answer with function calls → ``tool_use``; else ``end_turn``.
-- A 400 names what Responses cannot express: ``top_k``, ``stop_sequences``, server tools, ``container``,
-  ``mcp_servers``, ``context_management``, documents other than PDF/text, Files-API sources. Dropped
-  (they tune Anthropic's own service): ``cache_control`` hints (other providers cache automatically),
-  ``service_tier``, ``inference_geo``, ``speed``; ``is_error`` on a tool result (Responses has no such
-  flag; the result's text says what failed) and text ``citations`` in replayed history.
+- Anthropic's ``web_search_*`` server tool → the Responses ``web_search`` tool (``allowed_domains`` as
+  ``filters``, ``user_location`` kept, ``max_uses`` as ``max_tool_calls``; ``blocked_domains`` is a
+  400). Its answer comes back as Claude's would: a ``web_search_call`` → ``server_tool_use`` +
+  ``web_search_tool_result`` (the sources as results, without page text or encrypted content),
+  ``url_citation`` annotations →
+  ``web_search_result_location`` citations on the text (``cited_text`` = the cited span; streamed as
+  ``citations_delta``).
+- A 400 names what Responses cannot express: ``top_k``, ``stop_sequences``, other server tools,
+  ``container``, ``mcp_servers``, ``context_management``, documents other than PDF/text, Files-API
+  sources. Dropped (they tune Anthropic's own service): ``cache_control`` hints (other providers cache
+  automatically), ``service_tier``, ``inference_geo``, ``speed``; ``is_error`` on a tool result
+  (Responses has no such flag; the result's text says what failed) and text ``citations`` in replayed
+  history.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ _HANDLED = frozenset(
      "tool_choice", "metadata", "thinking", "output_config", "stop_sequences", "reasoning_summary",
      *_REJECTED, *_DROPPED}
 )  # fmt: skip
+_LOCATION_FIELDS = ("type", "city", "region", "country", "timezone")
 # Thinking budget -> the OpenAI reasoning effort of about that size.
 _EFFORT_BY_BUDGET = ((2048, "low"), (8192, "medium"))
 _EFFORTS = {"low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh", "max": "xhigh"}
@@ -277,6 +286,9 @@ def _add_tools(body: Obj, req: Obj) -> None:
         raise invalid_request("tools must be a list", param="tools")
     if tools:
         req["tools"] = [_tool(tool, f"tools[{index}]") for index, tool in enumerate(tools)]
+        caps = [t["max_uses"] for t in tools if isinstance(t, dict) and isinstance(t.get("max_uses"), int)]
+        if caps:
+            req["max_tool_calls"] = min(caps)  # a web search's max_uses caps its hosted calls
     choice = body.get("tool_choice")
     if not isinstance(choice, dict):
         return
@@ -297,9 +309,12 @@ def _add_tools(body: Obj, req: Obj) -> None:
 
 def _tool(tool: Any, where: str) -> Obj:
     kind = tool.get("type") if isinstance(tool, dict) else None
+    if isinstance(tool, dict) and isinstance(kind, str) and kind.startswith("web_search_"):
+        return _web_search(tool, where)
     if not isinstance(tool, dict) or kind not in (None, "custom") or not isinstance(tool.get("name"), str):
         raise invalid_request(
-            f"{where}: tool type {kind!r} cannot be sent to this provider; only custom (function) tools can",
+            f"{where}: tool type {kind!r} cannot be sent to this provider; only custom (function) tools and "
+            f"web_search can",
             param=where,
         )
     out: Obj = {"type": "function", "name": tool["name"], "parameters": tool.get("input_schema") or {}}
@@ -307,6 +322,23 @@ def _tool(tool: Any, where: str) -> Obj:
         out["description"] = tool["description"]
     # Responses defaults function tools to strict schemas, which most hand-written schemas fail.
     out["strict"] = bool(tool.get("strict", False))
+    return out
+
+
+def _web_search(tool: Obj, where: str) -> Obj:
+    """Anthropic's web search server tool as the Responses ``web_search`` tool (each provider maps that to
+    its own search, or refuses it with a 400 naming it)."""
+    if tool.get("blocked_domains"):
+        raise invalid_request(
+            f"{where}: blocked_domains cannot be sent to this provider (only allowed_domains can)",
+            param=where,
+        )
+    out: Obj = {"type": "web_search"}
+    if tool.get("allowed_domains"):
+        out["filters"] = {"allowed_domains": tool["allowed_domains"]}
+    location = tool.get("user_location")
+    if isinstance(location, dict):
+        out["user_location"] = {k: v for k, v in location.items() if k in _LOCATION_FIELDS}
     return out
 
 
@@ -395,9 +427,9 @@ def _summary_text(item: Obj) -> str:
 def _content_blocks(item: Obj) -> list[Obj]:
     kind = item.get("type")
     if kind == "message":
-        parts = _list(item.get("content"))
-        texts = [p.get("text") if p.get("type") == "output_text" else p.get("refusal") for p in parts]
-        return [{"type": "text", "text": t} for t in texts if isinstance(t, str) and t]
+        return [block for p in _list(item.get("content")) if isinstance(p, dict) for block in _text_block(p)]
+    if kind == "web_search_call":
+        return search_blocks(item)
     if kind == "function_call":
         call = {"type": "tool_use", "id": item.get("call_id"), "name": item.get("name")}
         return [{**call, "input": _tool_input(item.get("arguments"))}]
@@ -405,6 +437,48 @@ def _content_blocks(item: Obj) -> list[Obj]:
         signature = item.get("encrypted_content") if isinstance(item.get("encrypted_content"), str) else ""
         return [{"type": "thinking", "thinking": _summary_text(item), "signature": signature}]
     return []
+
+
+def _text_block(part: Obj) -> list[Obj]:
+    text = part.get("text") if part.get("type") == "output_text" else part.get("refusal")
+    if not isinstance(text, str) or not text:
+        return []
+    block: Obj = {"type": "text", "text": text}
+    citations = [c for a in _list(part.get("annotations")) if (c := citation(a, text)) is not None]
+    if citations:
+        block["citations"] = citations
+    return [block]
+
+
+def citation(annotation: Any, text: str) -> Obj | None:
+    """A ``url_citation`` annotation as Anthropic's web search citation (the cited span as its text)."""
+    if not isinstance(annotation, dict) or annotation.get("type") != "url_citation":
+        return None
+    start, end = _int(annotation.get("start_index")), _int(annotation.get("end_index"))
+    return {
+        "type": "web_search_result_location",
+        "url": str(annotation.get("url") or ""),
+        "title": annotation.get("title") if isinstance(annotation.get("title"), str) else None,
+        "cited_text": text[start:end],
+        "encrypted_index": "",  # Anthropic's handle for replaying the citation; other providers have none
+    }
+
+
+def search_blocks(item: Obj) -> list[Obj]:
+    """A ``web_search_call`` as the ``server_tool_use`` and ``web_search_tool_result`` blocks of a search
+    Claude made: the query, and each source as a result (no page text or encrypted content to give)."""
+    action = _obj(item.get("action"))
+    call_id = "srvtoolu_" + str(item.get("id") or uuid.uuid4().hex)
+    query = action.get("query") if isinstance(action.get("query"), str) else ""
+    sources = [
+        s for s in _list(action.get("sources")) if isinstance(s, dict) and isinstance(s.get("url"), str)
+    ]
+    results = [{"type": "web_search_result", "url": s["url"], "title": str(s.get("title") or s["url"]),
+                "encrypted_content": "", "page_age": None} for s in sources]  # fmt: skip
+    return [
+        {"type": "server_tool_use", "id": call_id, "name": "web_search", "input": {"query": query}},
+        {"type": "web_search_tool_result", "tool_use_id": call_id, "content": results},
+    ]
 
 
 def responses_to_message(response: dict[str, Any], *, model: str) -> dict[str, Any]:
@@ -477,6 +551,7 @@ class ResponsesToMessagesStream:
         self._queued: list[tuple[Obj, list[Obj]]] = []  # whole blocks waiting for the open one to close
         self._deferred: dict[tuple[int, int], tuple[Obj, list[Obj]]] = {}  # blocks that began mid-call
         self._calls: dict[int, _Call] = {}
+        self._texts: dict[tuple[int, int], str] = {}
         self._saw_tool_call = False
         self._started = False
         self._finished = False
@@ -580,8 +655,15 @@ class ResponsesToMessagesStream:
             self._begin(_key(event, "content_index"), _TEXT_START)
 
     def _on_text_delta(self, event: Obj) -> None:
-        delta = {"type": "text_delta", "text": str(event.get("delta", ""))}
-        self._add(_key(event, "content_index"), _TEXT_START, delta)
+        key, text = _key(event, "content_index"), str(event.get("delta", ""))
+        self._texts[key] = self._texts.get(key, "") + text  # what a later citation's indexes point into
+        self._add(key, _TEXT_START, {"type": "text_delta", "text": text})
+
+    def _on_annotation(self, event: Obj) -> None:
+        key = _key(event, "content_index")
+        cited = citation(event.get("annotation"), self._texts.get(key, ""))
+        if cited is not None:
+            self._add(key, _TEXT_START, {"type": "citations_delta", "citation": cited})
 
     def _on_part_done(self, event: Obj) -> None:
         self._end(_key(event, "content_index"), [])
@@ -650,6 +732,9 @@ class ResponsesToMessagesStream:
             self._call_done(output_index, item)
         elif kind == "reasoning":
             self._reasoning_done(output_index, item)
+        elif kind == "web_search_call":
+            for block in search_blocks(item):
+                self._whole(block, [])
         else:  # a message: any of its parts still open or deferred ends with it
             for key in [k for k in self._deferred if k[0] == output_index]:
                 self._end(key, [])
@@ -689,6 +774,7 @@ _HANDLERS: dict[str, _Handler] = {
     "response.output_text.delta": ResponsesToMessagesStream._on_text_delta,
     "response.refusal.delta": ResponsesToMessagesStream._on_text_delta,
     "response.content_part.done": ResponsesToMessagesStream._on_part_done,
+    "response.output_text.annotation.added": ResponsesToMessagesStream._on_annotation,
     "response.reasoning_summary_part.added": ResponsesToMessagesStream._on_reasoning_part_added,
     "response.reasoning_summary_text.delta": ResponsesToMessagesStream._on_reasoning_delta,
     "response.function_call_arguments.delta": ResponsesToMessagesStream._on_arguments_delta,

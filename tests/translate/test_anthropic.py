@@ -375,7 +375,7 @@ def test_sampling_user_format_stream_and_extra_params() -> None:
         ),
         ({"input": [{"type": "file_search_call"}]}, "input item type 'file_search_call' cannot be sent"),
         ({"input": [{"role": "tool", "content": "x"}]}, "role must be one of"),
-        ({"input": "x", "tools": [{"type": "web_search"}]}, "tool type 'web_search' cannot be sent"),
+        ({"input": "x", "tools": [{"type": "file_search"}]}, "tool type 'file_search' cannot be sent"),
         (
             {"input": "x", "tools": [WEATHER_TOOL], "tool_choice": {"type": "allowed_tools"}},
             "tool_choice 'allowed_tools' cannot be sent",
@@ -1621,8 +1621,8 @@ def test_documents_tool_choice_and_output_format() -> None:
         ({"container": "c"}, "container cannot be sent"),
         ({"mcp_servers": []}, "mcp_servers cannot be sent"),
         (
-            {"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
-            "tool type 'web_search_20250305'",
+            {"tools": [{"type": "code_execution_20250522", "name": "code_execution"}]},
+            "tool type 'code_execution_20250522'",
         ),
         ({"tool_choice": {"type": "something"}}, "tool_choice type 'something'"),
         ({"messages": []}, "messages is required"),
