@@ -52,7 +52,8 @@ def make_client(transport: str) -> httpx.AsyncClient:
 
 
 def _is_stream(resp: httpx.Response) -> bool:
-    return resp.headers.get("content-type", "").startswith("text/event-stream")
+    """Relayed as it comes: event streams, and audio (speech), as the gateway relays them."""
+    return resp.headers.get("content-type", "").startswith(("text/event-stream", "audio/"))
 
 
 # -- the idiomatic Starlette floor ------------------------------------------------------------------

@@ -57,6 +57,7 @@ class Scenario:
     path: str
     body: dict[str, Any]
     stream: bool
+    binary: bool = False  # a stream of bytes (speech audio), not Server-Sent Events
 
 
 def _chat(stream: bool) -> dict[str, Any]:
@@ -86,6 +87,18 @@ def _responses(stream: bool) -> dict[str, Any]:
 
 
 SCENARIOS = {
+    # Embeddings: a ~33 KB answer of floats, passed through with usage and extra_fields spliced in.
+    "embeddings": Scenario(
+        "embeddings", "/v1/embeddings", {"model": "text-embedding-3-small", "input": USER_TEXT}, stream=False
+    ),
+    # Speech: 64 KB of audio relayed as the upstream writes it (time to first byte at c=1).
+    "speech-stream": Scenario(
+        "speech-stream",
+        "/v1/audio/speech",
+        {"model": "tts-1", "voice": "alloy", "input": USER_TEXT},
+        stream=True,
+        binary=True,
+    ),
     "chat": Scenario("chat", "/v1/chat/completions", _chat(False), stream=False),
     "responses": Scenario("responses", "/v1/responses", _responses(False), stream=False),
     "chat-stream": Scenario("chat-stream", "/v1/chat/completions", _chat(True), stream=True),
@@ -316,6 +329,10 @@ def check(target: Target, scenario: Scenario, body: Path) -> None:
         content = resp.read()
         if resp.status != 200:
             raise RuntimeError(f"{target.label} {scenario.path}: HTTP {resp.status}")
+    if scenario.binary:
+        if len(content) < 1024:
+            raise RuntimeError(f"{target.label} {scenario.name}: {len(content)} bytes of audio")
+        return
     if target.kind == "gateway" and (b'"extra_fields"' not in content or b'"cost"' not in content):
         raise RuntimeError(f"{target.label} {scenario.name}: no extra_fields/cost in {content[:300]!r}")
     if scenario.stream and not content.startswith(b"data: ") and not content.startswith(b"event: "):

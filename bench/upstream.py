@@ -12,11 +12,16 @@ Routes (any other path answers 404; ``GET`` on any path answers 200, for readine
 * ``POST /v1/responses`` — a Responses object with usage, or the full Responses event sequence
   (``response.created`` ... ``response.completed`` with usage) as ``event:``/``data:`` frames.
 * ``POST /v1/completions`` — a text completion, or 20 text chunks, a usage chunk and ``data: [DONE]``.
+* ``POST /v1/embeddings`` — one 1536-dimension vector with usage, pretty-printed as OpenAI sends it
+  (~33 KB; ``"encoding_format": "base64"`` is not looked at: the floats are always sent).
+* ``POST /v1/audio/speech`` — 64 KB of audio bytes (``audio/mpeg``) in 16 writes of 4 KB.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import random
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -251,6 +256,16 @@ def _canned(body: dict[str, Any], frames: list[bytes]) -> Canned:
     )
 
 
+def _canned_json(raw: bytes) -> Canned:
+    """A route with a JSON answer only (no stream form)."""
+    return Canned(
+        json_start=_start(b"application/json", raw),
+        json_body={"type": "http.response.body", "body": raw},
+        stream_start=_start(b"application/json", raw),
+        stream_frames=({"type": "http.response.body", "body": raw},),
+    )
+
+
 def _data_frames(chunks: list[dict[str, Any]]) -> list[bytes]:
     return [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
 
@@ -259,10 +274,37 @@ def _event_frames(events: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
     return [b"event: " + name.encode() + b"\ndata: " + orjson.dumps(ev) + b"\n\n" for name, ev in events]
 
 
+def embeddings() -> bytes:
+    rng = random.Random(1536)
+    vector = [round(rng.uniform(-0.1, 0.1), 9) for _ in range(1536)]
+    body = {
+        "object": "list",
+        "data": [{"object": "embedding", "index": 0, "embedding": vector}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 91, "total_tokens": 91},
+    }
+    return json.dumps(body, indent=2).encode()
+
+
+SPEECH_PIECES = 16
+SPEECH_PIECE = bytes(range(256)) * 16  # 4 KB
+
+
+def _binary(content_type: bytes, pieces: list[bytes]) -> tuple[Message, tuple[Message, ...]]:
+    start: Message = {"type": "http.response.start", "status": 200,
+                      "headers": [(b"content-type", content_type), *_PROVIDER_HEADERS]}  # fmt: skip
+    return start, _frames(pieces)
+
+
 ROUTES: dict[str, Canned] = {
     "/v1/chat/completions": _canned(chat_completion(), _data_frames(chat_stream())),
     "/v1/responses": _canned(response_object(), _event_frames(responses_stream())),
     "/v1/completions": _canned(text_completion(), _data_frames(text_stream())),
+    "/v1/embeddings": _canned_json(embeddings()),
+}
+# Answers that are always streamed, whatever the body says.
+BINARY: dict[str, tuple[Message, tuple[Message, ...]]] = {
+    "/v1/audio/speech": _binary(b"audio/mpeg", [SPEECH_PIECE] * SPEECH_PIECES),
 }
 _OK = ({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]},
        {"type": "http.response.body", "body": b"ok"})  # fmt: skip
@@ -289,6 +331,13 @@ def _wants_stream(body: bytes) -> bool:
 async def app(scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
     if scope["type"] != "http":
         return  # lifespan is turned off; nothing else is expected
+    binary = BINARY.get(scope["path"])
+    if binary is not None and scope["method"] == "POST":
+        await read_body(receive)
+        await send(binary[0])
+        for frame in binary[1]:
+            await send(frame)
+        return
     canned = ROUTES.get(scope["path"])
     if scope["method"] != "POST" or canned is None:
         start, body = _OK if scope["method"] == "GET" else _NOT_FOUND

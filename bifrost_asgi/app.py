@@ -28,8 +28,10 @@ from bifrost_asgi.stores.counters import CounterStore
 from bifrost_asgi.stores.keys import KeyStore
 from bifrost_asgi.stores.logs import LogStore
 from bifrost_asgi.surfaces.anthropic import MessagesCountSurface, MessagesSurface
+from bifrost_asgi.surfaces.audio import SpeechSurface, TranscriptionSurface
 from bifrost_asgi.surfaces.count_tokens import CountTokensSurface
 from bifrost_asgi.surfaces.gemini import GeminiEndpoint
+from bifrost_asgi.surfaces.media import EmbeddingsSurface, ImageEditSurface, ImageGenerationSurface
 from bifrost_asgi.surfaces.openai import OpenAISurface
 
 __all__ = ["INTEGRATION_PREFIXES", "create_app"]
@@ -115,6 +117,7 @@ def _routes(gw: Gateway) -> list[BaseRoute]:
         text = Endpoint(gw, OpenAISurface(Op.TEXT, integration))
         responses = Endpoint(gw, OpenAISurface(Op.RESPONSES, integration))
         count = Endpoint(gw, CountTokensSurface(integration))
+        media = _media_endpoints(gw, integration)
         # Integration prefixes also accept the paths without /v1, as OpenAI SDK base URLs vary.
         for root in [p + "/v1", p] if integration else ["/v1"]:
             routes += [
@@ -124,6 +127,7 @@ def _routes(gw: Gateway) -> list[BaseRoute]:
                 Route(root + "/completions", text, methods=["POST"]),
                 Route(root + "/models", _Models(gw), methods=["GET"]),
             ]
+            routes += [Route(root + path, endpoint, methods=["POST"]) for path, endpoint in media.items()]
         if integration:
             routes += [
                 Route(p + "/openai/responses", responses, methods=["POST"]),
@@ -136,6 +140,18 @@ def _routes(gw: Gateway) -> list[BaseRoute]:
         routes += _gemini_routes(gw, integration)
     routes.append(Route("/health", _health, methods=["GET"]))
     return routes
+
+
+def _media_endpoints(gw: Gateway, integration: str | None) -> dict[str, Endpoint]:
+    """Embeddings, images and audio (surfaces/media.py, surfaces/audio.py), by path below ``/v1``."""
+    return {
+        "/embeddings": Endpoint(gw, EmbeddingsSurface(integration)),
+        "/images/generations": Endpoint(gw, ImageGenerationSurface(integration)),
+        "/images/edits": Endpoint(gw, ImageEditSurface(integration)),
+        "/audio/speech": Endpoint(gw, SpeechSurface(integration)),
+        "/audio/transcriptions": Endpoint(gw, TranscriptionSurface(Op.TRANSCRIPTION, integration)),
+        "/audio/translations": Endpoint(gw, TranscriptionSurface(Op.TRANSLATION, integration)),
+    }
 
 
 def _gemini_routes(gw: Gateway, integration: str) -> list[BaseRoute]:

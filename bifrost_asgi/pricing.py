@@ -28,7 +28,16 @@ import orjson
 
 from bifrost_asgi.providers.catalog import KNOWN_PROVIDERS
 
-__all__ = ["PricingTable", "Usage", "usage_from_chat", "usage_from_responses"]
+__all__ = [
+    "Media",
+    "PricingTable",
+    "Usage",
+    "usage_from_chat",
+    "usage_from_images",
+    "usage_from_responses",
+    "usage_from_speech",
+    "usage_from_transcription",
+]
 
 log = logging.getLogger("bifrost_asgi.pricing")
 
@@ -77,8 +86,30 @@ _MAX_REPORTED_MISSES: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
+class Media:
+    """What a media request is priced by besides tokens (Bifrost's computeSpeechCost,
+    computeTranscriptionCost and computeImageCost, over LiteLLM's price fields).
+
+    ``kind`` is "speech", "transcription" or "image". ``characters``: the text a speech request speaks
+    (``input_cost_per_character``). ``seconds``: the audio transcribed (``input_cost_per_second``) or
+    spoken (``output_cost_per_second``). ``audio_tokens`` / ``image_tokens``: the audio's or the input
+    images' share of ``Usage.input_tokens``. ``images``: images produced, of ``size`` ("1024x1024") and
+    ``quality``, priced per image or per pixel when no token usage is reported.
+    """
+
+    kind: str
+    characters: int = 0
+    seconds: float = 0.0
+    audio_tokens: int = 0
+    image_tokens: int = 0
+    images: int = 0
+    size: str = ""
+    quality: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
-    """Token counts of one request, provider-neutral.
+    """Token counts of one request, provider-neutral; ``media`` for speech, transcription and images.
 
     Example: ``Usage(input_tokens=1200, output_tokens=300, cached_read_tokens=1000)``.
     """
@@ -90,6 +121,7 @@ class Usage:
     reasoning_tokens: int = 0
     num_search_queries: int = 0
     total_tokens: int = 0  # 0 means input+output
+    media: Media | None = None
 
     @property
     def total(self) -> int:
@@ -106,6 +138,12 @@ def _count(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return 0
     return max(int(value), 0)
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return max(float(value), 0.0)
 
 
 def _details(usage: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -154,6 +192,43 @@ def usage_from_chat(usage: Mapping[str, Any] | None) -> Usage | None:
         reasoning_tokens=_count(completion.get("reasoning_tokens")),
         num_search_queries=_count(completion.get("num_search_queries")),
         total_tokens=_count(usage.get("total_tokens")),
+    )
+
+
+def usage_from_images(usage: Mapping[str, Any] | None) -> Usage | None:
+    """OpenAI's image ``usage``: input (text and image) and output (image) tokens."""
+    if not isinstance(usage, Mapping):
+        return None
+    inputs = _details(usage, "input_tokens_details")
+    return _media_tokens(usage, Media("image", image_tokens=_count(inputs.get("image_tokens"))))
+
+
+def usage_from_speech(usage: Mapping[str, Any] | None) -> Usage | None:
+    """The ``usage`` of a streamed speech answer (``speech.audio.done``): text in, audio tokens out."""
+    if not isinstance(usage, Mapping):
+        return None
+    return _media_tokens(usage, Media("speech"))
+
+
+def usage_from_transcription(usage: Mapping[str, Any] | None) -> Usage | None:
+    """A transcription's ``usage``: ``{"type": "tokens", ...}`` (audio and text input tokens, text
+    output) or ``{"type": "duration", "seconds": N}``."""
+    if not isinstance(usage, Mapping):
+        return None
+    details = _details(usage, "input_token_details")
+    audio_tokens = _count(details.get("audio_tokens"))
+    return _media_tokens(
+        usage, Media("transcription", seconds=_seconds(usage.get("seconds")), audio_tokens=audio_tokens)
+    )
+
+
+def _media_tokens(usage: Mapping[str, Any], media: Media) -> Usage:
+    """The token counts media answers report (``input_tokens``, ``output_tokens``), with ``media``."""
+    return Usage(
+        input_tokens=_count(usage.get("input_tokens")),
+        output_tokens=_count(usage.get("output_tokens")),
+        total_tokens=_count(usage.get("total_tokens")),
+        media=media,
     )
 
 
@@ -284,6 +359,8 @@ def _rates(entry: Entry, input_tokens: int, service_tier: str | None) -> _Rates:
 
 
 def _compute(entry: Entry, usage: Usage, service_tier: str | None) -> dict[str, float]:
+    if usage.media is not None:
+        return _compute_media(entry, usage, usage.media)
     prompt = max(usage.input_tokens, 0)
     cached_read = min(max(usage.cached_read_tokens, 0), prompt)
     cached_write = min(max(usage.cached_write_tokens, 0), prompt - cached_read)
@@ -303,6 +380,93 @@ def _compute(entry: Entry, usage: Usage, service_tier: str | None) -> dict[str, 
         parts["search_queries_cost"] = search
     parts["total_cost"] = sum(parts.values())
     return {name: round(value, _ROUND_DIGITS) for name, value in parts.items()}
+
+
+def _first_rate(entry: Entry, *fields: str) -> float:
+    """The first of ``fields`` the entry prices (0 when none): the specific rate, then the general one."""
+    return _rate(entry, fields, (), "")
+
+
+def _compute_media(entry: Entry, usage: Usage, media: Media) -> dict[str, float]:
+    """Speech, transcription and image costs: tokens when the provider reported them, else the request's
+    own units (characters, seconds, images), each only where the entry has a price for it."""
+    if media.kind == "speech":
+        inputs, outputs = _speech_cost(entry, usage, media)
+    elif media.kind == "transcription":
+        inputs, outputs = _transcription_cost(entry, usage, media)
+    else:
+        inputs, outputs = _image_cost(entry, usage, media)
+    parts = {
+        "input_tokens_cost": inputs,
+        "output_tokens_cost": outputs,
+        "reasoning_tokens_cost": 0.0,
+        "request_cost": _number(entry, "input_cost_per_request") or 0.0,
+    }
+    parts["total_cost"] = sum(parts.values())
+    return {name: round(value, _ROUND_DIGITS) for name, value in parts.items()}
+
+
+def _speech_cost(entry: Entry, usage: Usage, media: Media) -> tuple[float, float]:
+    per_char = _number(entry, "input_cost_per_character")
+    if media.characters and per_char is not None:
+        inputs = media.characters * per_char
+    else:
+        inputs = usage.input_tokens * _first_rate(entry, "input_cost_per_token")
+    if usage.output_tokens:
+        outputs = usage.output_tokens * _first_rate(
+            entry, "output_cost_per_audio_token", "output_cost_per_token"
+        )
+    else:
+        outputs = media.seconds * _first_rate(entry, "output_cost_per_second")
+    return inputs, outputs
+
+
+def _transcription_cost(entry: Entry, usage: Usage, media: Media) -> tuple[float, float]:
+    audio = min(media.audio_tokens, usage.input_tokens)
+    text = usage.input_tokens - audio
+    if usage.input_tokens:
+        audio_rate = _first_rate(entry, "input_cost_per_audio_token", "input_cost_per_token")
+        inputs = audio * audio_rate + text * _first_rate(entry, "input_cost_per_token")
+    else:
+        inputs = media.seconds * _first_rate(
+            entry, "input_cost_per_audio_per_second", "input_cost_per_second"
+        )
+    return inputs, usage.output_tokens * _first_rate(entry, "output_cost_per_token")
+
+
+def _image_cost(entry: Entry, usage: Usage, media: Media) -> tuple[float, float]:
+    if usage.output_tokens:  # token usage reported (gpt-image): every output token is an image token
+        images = min(media.image_tokens, usage.input_tokens)
+        image_rate = _first_rate(entry, "input_cost_per_image_token", "input_cost_per_token")
+        inputs = (usage.input_tokens - images) * _first_rate(
+            entry, "input_cost_per_token"
+        ) + images * image_rate
+        outputs = usage.output_tokens * _first_rate(
+            entry, "output_cost_per_image_token", "output_cost_per_token"
+        )
+        return inputs, outputs
+    # LiteLLM's image entries price each produced image, per image or per pixel of its size.
+    pixels = _pixels(media.size)
+    per_pixel = _first_rate(entry, "output_cost_per_pixel", "input_cost_per_pixel")
+    each = _first_rate(entry, "output_cost_per_image", "input_cost_per_image") or pixels * per_pixel
+    return usage.input_tokens * _first_rate(entry, "input_cost_per_token"), media.images * each
+
+
+def _pixels(size: str) -> int:
+    width, sep, height = size.partition("x")
+    if not sep or not width.isdigit() or not height.isdigit():
+        return 0
+    return int(width) * int(height)
+
+
+def _image_keys(model: str, media: Media) -> Iterator[str]:
+    """Catalog names of the per-size (and per-quality) entries of an image model, best first:
+    ``hd/1024-x-1024/dall-e-3``, ``1024-x-1024/gpt-image-1.5``."""
+    if not media.size or _pixels(media.size) == 0:
+        return
+    size = media.size.replace("x", "-x-")
+    yield f"{media.quality or 'standard'}/{size}/{model}"
+    yield f"{size}/{model}"
 
 
 # --- the table ----------------------------------------------------------------------------------------------
@@ -396,11 +560,22 @@ class PricingTable:
         self, provider: str, model: str, usage: Usage, *, service_tier: str | None = None
     ) -> dict[str, float] | None:
         """Dollar cost of one request, or None (logged at DEBUG once) when the model has no price."""
-        entry = self.lookup(provider, model)
+        entry = self._sized(provider, model, usage.media) if usage.media is not None else None
+        entry = entry or self.lookup(provider, model)
         if entry is None:
             self._report_missing(provider, model)
             return None
         return _compute(entry, usage, service_tier)
+
+    def _sized(self, provider: str, model: str, media: Media) -> Entry | None:
+        """An image model's entry for the produced size and quality, when the catalog has one."""
+        if media.kind != "image" or not media.images:
+            return None
+        for key in _image_keys(model, media):
+            entry = self.lookup(provider, key)
+            if entry is not None:
+                return entry
+        return None
 
     def _report_missing(self, provider: str, model: str) -> None:
         slot = (provider, model)

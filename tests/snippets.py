@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 MOUNT_APP = "# app.py: the gateway mounted in a Starlette app"
 CLIENT = "# client.py"
 LITELLM_CLIENT = "# litellm_client.py"
+MEDIA_CLIENT = "# media.py"
 USERS_APP = "# app.py: your users own the keys (Starlette)"
 FASTAPI_APP = "# app.py: the same with FastAPI"
 DJANGO_SETTINGS = "# settings.py (added to the end of the file django-admin startproject made)"
@@ -43,7 +44,7 @@ DJANGO_ASGI = "# asgi.py (the whole file)"
 FLASK_APP = "# app.py"
 
 CLAIMED = {
-    "README.md": {MOUNT_APP, CLIENT, LITELLM_CLIENT, USERS_APP, FASTAPI_APP},
+    "README.md": {MOUNT_APP, CLIENT, LITELLM_CLIENT, MEDIA_CLIENT, USERS_APP, FASTAPI_APP},
     "contrib/django/README.md": {DJANGO_SETTINGS, DJANGO_URLS, DJANGO_ASGI, CLIENT},
     "contrib/flask/README.md": {FLASK_APP},
 }

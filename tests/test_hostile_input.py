@@ -33,10 +33,17 @@ POST_ROUTES = [
     "/litellm/responses",
     "/anthropic/v1/messages",
     "/anthropic/v1/messages/count_tokens",
+    "/v1/embeddings",
+    "/v1/images/generations",
+    "/v1/images/edits",
+    "/v1/audio/speech",
+    "/openai/v1/audio/transcriptions",
+    "/v1/audio/translations",
 ]
 FIELDS = ["model", "input", "messages", "prompt", "stream", "fallbacks", "max_tokens", "tools",
           "return_tokens", "instructions", "system", "stream_options", "reasoning", "text", "tool_choice",
-          "temperature"]  # fmt: skip
+          "temperature", "voice", "stream_format", "response_format", "dimensions", "encoding_format", "n",
+          "size", "quality"]  # fmt: skip
 MODELS = ["mock/mock-1", "mock-1", "openai/gpt-4o-mini", "anthropic/claude", "nope/x", "", "mock/fail-429"]
 
 json_values = st.recursive(

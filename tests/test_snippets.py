@@ -13,11 +13,14 @@ import openai
 import orjson
 import pytest
 
+from tests.conftest import serve
+from tests.media_upstream import AUDIO, EMBED_USAGE, TRANSCRIPT, MediaUpstream
 from tests.snippets import (
     CLAIMED,
     CLIENT,
     FASTAPI_APP,
     LITELLM_CLIENT,
+    MEDIA_CLIENT,
     MOUNT_APP,
     USERS_APP,
     clean_env,
@@ -62,6 +65,30 @@ def test_the_mounted_gateway_serves_the_openai_and_litellm_clients(
         ("/v1/chat/completions", "llama-3.1-8b-instant"),
         ("/v1/chat/completions", "gpt-4o-mini"),
     ]
+
+
+def test_the_media_client_runs_against_the_mounted_gateway(tmp_path: Path) -> None:
+    media = MediaUpstream()
+    live = serve(media)
+    snippets = python_snippets(README)
+    config = config_json(README)
+    config["providers"]["openai"].setdefault("network_config", {})["base_url"] = live.url
+    (tmp_path / "config.json").write_bytes(orjson.dumps(config))
+    (tmp_path / "app.py").write_text(snippets[MOUNT_APP])
+    env = clean_env(OPENAI_API_KEY="sk-test", GROQ_API_KEY="gsk-test")
+    server = uvicorn("app:app", tmp_path, env)
+    try:
+        (tmp_path / "media.py").write_text(
+            substitute(snippets[MEDIA_CLIENT], "http://localhost:8000", server.url)
+        )
+        printed = run_python(tmp_path / "media.py", env).splitlines()
+    finally:
+        server.stop()
+        live.stop()
+    assert printed == [f"2 {EMBED_USAGE['prompt_tokens']}", TRANSCRIPT]
+    assert (tmp_path / "hello.mp3").read_bytes() == AUDIO
+    # The file the speech call wrote is what reached the transcription upstream.
+    assert media.state.forms[-1].files["file"] == [("hello.mp3", AUDIO)]
 
 
 @pytest.mark.parametrize("framework", ["starlette", "fastapi"])

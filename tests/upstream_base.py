@@ -53,7 +53,9 @@ class UpstreamApp:
             raw += message.get("body", b"")
             more = message.get("more_body", False)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-        body = orjson.loads(raw) if raw else {}
+        # Uploads (multipart) are read by the servers that take them; everything else is JSON.
+        multipart = headers.get("content-type", "").startswith("multipart/")
+        body = orjson.loads(raw) if raw and not multipart else {}
         query = scope.get("query_string", b"").decode()
         request = Recorded(scope["path"], headers, body, raw, query)
         self.state.requests.append(request)

@@ -3,8 +3,10 @@ adapters (sentry-python's ``_asgi_common``/``_wsgi_common`` idea).
 
 `call_gateway` runs one request through the app in the current event loop and returns the status and
 headers as soon as the app starts its answer, with the body as an async iterator, so SSE streams
-through without buffering. Closing the response early tells the app the client went away (ASGI
-``http.disconnect``), which cancels the upstream request.
+through without buffering (as does any answer marked ``X-Accel-Buffering: no``, such as speech audio).
+Closing the response early tells the app the client went away (ASGI ``http.disconnect``), which
+cancels the upstream request; an app that fails after it started its answer raises out of the
+chunks, so the host aborts the response rather than ending it as if complete.
 
 `call_gateway_sync` and `SyncResponse` give WSGI frameworks the same thing, on the process's one
 long-lived event loop thread (`bifrost_asgi.adapters.runtime`), with a plain generator of body chunks.
@@ -42,7 +44,13 @@ class BridgedResponse:
 
     @property
     def streaming(self) -> bool:
-        return any(k == "content-type" and v.startswith("text/event-stream") for k, v in self.headers)
+        """Whether the answer must be passed on as it comes: Server-Sent Events, or anything else the
+        gateway marks as not to be buffered (``X-Accel-Buffering: no``: speech audio)."""
+        return any(
+            (k == "content-type" and v.startswith("text/event-stream"))
+            or (k == "x-accel-buffering" and v.lower() == "no")
+            for k, v in self.headers
+        )
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:

@@ -211,16 +211,27 @@ class Governance:
         return rule
 
     async def admit(
-        self, key: VirtualKey | None, provider: str, model: str, body: dict[str, Any], raw_size: int
+        self,
+        key: VirtualKey | None,
+        provider: str,
+        model: str,
+        body: dict[str, Any],
+        raw_size: int,
+        *,
+        estimate: Usage | None = None,
     ) -> Ticket:
         """Access rules, then a reservation on every limit the request counts against. Without a key only
-        the provider's own limits apply (as Bifrost checks them before any key)."""
+        the provider's own limits apply (as Bifrost checks them before any key). ``estimate``, when the
+        request carries one (media), is what is reserved instead of the size-based guess."""
         rule = self.check_access(key, provider, model) if key is not None else None
-        tokens = estimate_tokens(body, raw_size, self.default_max_output_tokens)
+        if estimate is not None:
+            tokens = estimate.total
+        else:
+            tokens = estimate_tokens(body, raw_size, self.default_max_output_tokens)
         owners = await self.owners(key, provider)
         if key is None and owners.provider is None:
             return Ticket(key, provider, model, (), tokens)
-        cost = self._estimate_cost(provider, model, raw_size, tokens)
+        cost = self._estimate_cost(provider, model, raw_size, tokens, estimate)
         claims = self._claims_for(key, rule, owners, tokens, cost)
         if not claims:
             return Ticket(key, provider, model, (), tokens)
@@ -231,10 +242,13 @@ class Governance:
         # requested claims would release reservations that were never made.
         return Ticket(key, provider, model, admission.claims, tokens)
 
-    def _estimate_cost(self, provider: str, model: str, raw_size: int, tokens: int) -> float:
-        input_tokens = raw_size // 4
-        usage = Usage(input_tokens=input_tokens, output_tokens=max(0, tokens - input_tokens))
-        cost = self.pricing.cost(provider, model, usage)
+    def _estimate_cost(
+        self, provider: str, model: str, raw_size: int, tokens: int, estimate: Usage | None = None
+    ) -> float:
+        if estimate is None:
+            input_tokens = raw_size // 4
+            estimate = Usage(input_tokens=input_tokens, output_tokens=max(0, tokens - input_tokens))
+        cost = self.pricing.cost(provider, model, estimate)
         return cost["total_cost"] if cost else 0.0
 
     def _claims_for(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from bifrost_asgi.errors import BifrostError, governance_error
@@ -18,14 +18,31 @@ from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.engine import Governance, Ticket
 from bifrost_asgi.governance.models import VirtualKey
 from bifrost_asgi.pipeline.request import Request, Served, read_headers
-from bifrost_asgi.pricing import Usage, usage_from_chat, usage_from_responses
+from bifrost_asgi.pricing import (
+    Usage,
+    usage_from_chat,
+    usage_from_images,
+    usage_from_responses,
+    usage_from_speech,
+    usage_from_transcription,
+)
 from bifrost_asgi.providers.base import Op
 from bifrost_asgi.stores.logs import LogRecord
 from bifrost_asgi.translate import messages_usage_to_responses
 from bifrost_asgi.translate.gemini import gemini_usage_to_responses
 from bifrost_asgi.types import Scope
 
-__all__ = ["ZERO_COST", "admit", "authorize", "authorize_scope", "finish", "key_choice", "price", "release"]
+__all__ = [
+    "ZERO_COST",
+    "admit",
+    "authorize",
+    "authorize_scope",
+    "finish",
+    "key_choice",
+    "price",
+    "price_reply",
+    "release",
+]
 
 log = logging.getLogger("bifrost_asgi")
 
@@ -121,11 +138,13 @@ async def admit(gw: Gateway, req: Request, provider: str, model: str) -> Ticket 
     if gov is None:
         return None
     if req.vk is None:
-        return await gov.admit(None, provider, model, req.body, len(req.raw)) if req.metered else None
+        if not req.metered:
+            return None
+        return await gov.admit(None, provider, model, req.body, len(req.raw), estimate=req.estimate)
     if not req.metered:
         gov.check_access(req.vk, provider, model)
         return None
-    return await gov.admit(req.vk, provider, model, req.body, len(req.raw))
+    return await gov.admit(req.vk, provider, model, req.body, len(req.raw), estimate=req.estimate)
 
 
 async def release(gw: Gateway, ticket: Ticket | None) -> None:
@@ -153,25 +172,56 @@ def price(gw: Gateway, served: Served, usage: Mapping[str, Any], tier: object) -
     return cost if cost is not None else dict(ZERO_COST)
 
 
+def price_reply(gw: Gateway, req: Request, served: Served) -> None:
+    """Price a non-streamed answer: the usage it reports, or else what the request implies (its
+    ``estimate``: the characters spoken, the images made)."""
+    assert served.reply is not None
+    body = served.reply.body
+    usage = body.get(served.op.usage_field)
+    if isinstance(usage, dict):
+        price(gw, served, usage, body.get("service_tier") or usage.get("service_tier"))
+        served.usage_estimated = bool((served.reply.extra_fields or {}).get("usage_is_estimate"))
+    elif req.estimate is not None:
+        served.usage, served.usage_estimated = req.estimate, True
+        served.cost = gw.pricing.cost(served.provider, served.model, req.estimate)
+
+
+def _usage_from_messages(usage: Mapping[str, Any]) -> Usage | None:
+    return usage_from_responses(messages_usage_to_responses(usage))
+
+
+def _usage_from_gemini(usage: Mapping[str, Any]) -> Usage | None:
+    return usage_from_responses(gemini_usage_to_responses(usage) or {})
+
+
+# How each operation's answer reports its usage; chat's shape otherwise (embeddings too).
+_USAGE_PARSERS: dict[Op, Callable[[Mapping[str, Any]], Usage | None]] = {
+    Op.RESPONSES: usage_from_responses,
+    Op.MESSAGES: _usage_from_messages,
+    Op.GENERATE_CONTENT: _usage_from_gemini,
+    Op.IMAGE_GENERATION: usage_from_images,
+    Op.IMAGE_EDIT: usage_from_images,
+    Op.SPEECH: usage_from_speech,
+    Op.TRANSCRIPTION: usage_from_transcription,
+    Op.TRANSLATION: usage_from_transcription,
+}
+
+
 def _parse_usage(op: Op, usage: Mapping[str, Any]) -> Usage | None:
-    if op is Op.RESPONSES:
-        return usage_from_responses(usage)
-    if op is Op.MESSAGES:
-        return usage_from_responses(messages_usage_to_responses(usage))
-    if op is Op.GENERATE_CONTENT:
-        return usage_from_responses(gemini_usage_to_responses(usage) or {})
-    return usage_from_chat(usage)
+    return _USAGE_PARSERS.get(op, usage_from_chat)(usage)
 
 
 # -- settlement and the log record ------------------------------------------------------------------
 
 
 def _usage(req: Request, served: Served) -> tuple[Usage | None, bool]:
-    """Reported usage, or — for a stream that ended before reporting it — an estimate from what was
-    delivered: request bytes / 4 for input and one token per delivered chunk (providers stream about a
-    token per chunk)."""
+    """Reported usage; else the request's own estimate (media); else — for a stream that ended before
+    reporting it — an estimate from what was delivered: request bytes / 4 for input and one token per
+    delivered chunk (providers stream about a token per chunk)."""
     if served.usage is not None:
-        return served.usage, False
+        return served.usage, served.usage_estimated
+    if req.estimate is not None:
+        return req.estimate, True
     if served.chunks is None:
         return None, False
     return Usage(input_tokens=len(req.raw) // 4, output_tokens=served.delivered), True

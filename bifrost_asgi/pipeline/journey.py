@@ -24,9 +24,9 @@ from typing import Any
 
 from bifrost_asgi.errors import BifrostError, internal_error
 from bifrost_asgi.gateway import Gateway
-from bifrost_asgi.pipeline.accounting import authorize, finish, price
+from bifrost_asgi.pipeline.accounting import authorize, finish, price_reply
 from bifrost_asgi.pipeline.attempts import run_attempts
-from bifrost_asgi.pipeline.io import JSON_HEADERS, SSE_HEADERS, ClientDisconnected, read_body, send_bytes
+from bifrost_asgi.pipeline.io import ClientDisconnected, read_body, send_bytes
 from bifrost_asgi.pipeline.request import Request, Served, read_headers
 from bifrost_asgi.pipeline.respond import response_headers, send_error
 from bifrost_asgi.pipeline.streaming import pump, stream_until_disconnect
@@ -82,28 +82,26 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
 
 
 def _accept(gw: Gateway, surface: Surface, req: Request, served: Served) -> None:
-    """Price a JSON reply's usage once and render it in the surface's dialect (inside the attempt loop:
-    a reply that cannot be rendered is that attempt's failure)."""
-    assert served.reply is not None
-    body = served.reply.body
-    usage = body.get(served.op.usage_field)
-    if isinstance(usage, dict):
-        price(gw, served, usage, body.get("service_tier") or usage.get("service_tier"))
+    """Price a reply's usage once (or what the request implies, when it reports none) and render it in
+    the surface's dialect (inside the attempt loop: a reply that cannot be rendered is that attempt's
+    failure)."""
+    price_reply(gw, req, served)
     served.content = surface.render(gw, req, served)
 
 
 async def _reply(gw: Gateway, surface: Surface, req: Request, served: Served, send: Any) -> None:
-    await send_bytes(send, 200, served.content, response_headers(req, served, JSON_HEADERS))
+    await send_bytes(send, 200, served.content, response_headers(req, served, surface.headers(req, served)))
 
 
 async def _stream(
     gw: Gateway, surface: Surface, req: Request, served: Served, send: Any, receive: Any
 ) -> None:
-    """Write the SSE answer; a client disconnect cancels the upstream read and closes it."""
+    """Write the streamed answer (SSE, or the bytes a surface frames its own way); a client disconnect
+    cancels the upstream read and closes it."""
     chunks = served.chunks
     assert chunks is not None
     encoder = surface.encoder(gw, req, served)
-    headers = response_headers(req, served, SSE_HEADERS)
+    headers = response_headers(req, served, surface.headers(req, served))
     await stream_until_disconnect(
         send, receive, headers, lambda: pump(gw, req, served, chunks, encoder, send), chunks
     )

@@ -75,6 +75,10 @@ class Request:
     vk: VirtualKey | None = None
     principal: Principal | None = None  # the host-app user, set by a framework adapter
     state: dict[str, Any] = field(default_factory=dict)
+    # The usage the request itself implies, when its size says little about it (media: characters to
+    # speak, images to make, an upload's bytes that are not tokens). Admission reserves it, and it is
+    # what is charged (as an estimate) when the answer reports no usage of its own.
+    estimate: Usage | None = None
     wall_start: float = field(default_factory=time.time)
 
 
@@ -92,6 +96,7 @@ class Served:
     chunks: ChunkStream | None = None
     upstream_ms: int = 0
     usage: Usage | None = None  # parsed once, when the answer reports it
+    usage_estimated: bool = False  # ``usage`` is the request's estimate, not the provider's report
     cost: dict[str, float] | None = None
     model_deployment: str | None = None
     ticket: Ticket | None = None

@@ -5,6 +5,7 @@ usage priced once on the way, and the upstream closed whatever happens.
     ->  end: the surface's terminator, or its error event; the client going away cancels it all
 
 A surface supplies only a `StreamEncoder` (how one chunk, an error and the end look in its dialect).
+A dialect without an in-band error (binary audio) aborts the response instead (`StreamAborted`).
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ from bifrost_asgi.pipeline.request import Request, Served
 from bifrost_asgi.providers.base import Chunk, ChunkStream
 from bifrost_asgi.types import Headers
 
-__all__ = ["StreamEncoder", "pump", "stream_until_disconnect", "wait_disconnect"]
+__all__ = ["StreamAborted", "StreamEncoder", "pump", "stream_until_disconnect", "wait_disconnect"]
 
 log = logging.getLogger("bifrost_asgi")
+
+
+class StreamAborted(Exception):
+    """Raised out of the app to abort a response that failed after it started and whose dialect cannot
+    say so in-band: every ASGI server then closes the connection without completing the body."""
 
 
 class StreamEncoder(Protocol):
@@ -33,8 +39,10 @@ class StreamEncoder(Protocol):
 
     def encode(self, chunk: Chunk) -> bytes: ...
 
-    def error(self, err: BifrostError) -> bytes:
-        """The error event that ends a stream which failed after it started."""
+    def error(self, err: BifrostError) -> bytes | None:
+        """The error event that ends a stream which failed after it started; None when the dialect has
+        none (binary audio): the response is then aborted, so the client cannot take the cut-off answer
+        for a whole one."""
         ...
 
     def end(self) -> bytes:
@@ -64,10 +72,12 @@ async def pump(
         tail = _failed(req, served, encoder, internal_error(f"stream failed: {type(exc).__name__}"))
     else:
         tail = encoder.end()
+    if tail is None:
+        raise StreamAborted(f"stream failed after it started (request {req.request_id})")
     await send({"type": "http.response.body", "body": tail})
 
 
-def _failed(req: Request, served: Served, encoder: StreamEncoder, err: BifrostError) -> bytes:
+def _failed(req: Request, served: Served, encoder: StreamEncoder, err: BifrostError) -> bytes | None:
     err.extra_fields.update(error_fields(req, served.provider, served.model))
     served.error = err
     return encoder.error(err)

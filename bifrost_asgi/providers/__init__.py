@@ -11,7 +11,9 @@ The built-in families live in their own modules (openai, anthropic, gemini, azur
 from __future__ import annotations
 
 from bifrost_asgi.providers.base import (
+    FORM_GATEWAY_FIELDS,
     GATEWAY_FIELDS,
+    MEDIA_OPS,
     OBJECTS,
     TERMINAL_EVENTS,
     Call,
@@ -43,8 +45,10 @@ __all__ = [
     "Call",
     "Chunk",
     "ChunkStream",
+    "FORM_GATEWAY_FIELDS",
     "GATEWAY_FIELDS",
     "HTTPProvider",
+    "MEDIA_OPS",
     "OBJECTS",
     "Op",
     "Provider",

@@ -20,8 +20,9 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.errors import BifrostError, bad_response, stream_cut
+from bifrost_asgi.errors import BifrostError, bad_response, stream_cut, unsupported_operation
 from bifrost_asgi.providers.base import (
+    MEDIA_OPS,
     OBJECTS,
     Call,
     Chunk,
@@ -83,6 +84,8 @@ class AnthropicProvider(HTTPProvider):
 
     def _request(self, call: Call, *, stream: bool) -> tuple[httpx.URL, bytes]:
         """The upstream URL and body for a call."""
+        if call.op in MEDIA_OPS:  # Anthropic's API has no embeddings, images or audio
+            raise unsupported_operation(call.op.value, self.name)
         body = client_body(call)
         url = self._count_url if call.op in _COUNTS else self._messages_url
         if call.op in _NATIVE:

@@ -8,7 +8,10 @@ Bodies pass through as for OpenAI; what differs is where they go and how the key
   is not listed); the deployment is reported as ``extra_fields.model_deployment``.
 - Chat and text completions go to ``{endpoint}/openai/deployments/{deployment}/chat/completions`` and
   ``.../completions`` with ``?api-version=`` from ``azure_key_config.api_version``, by default
-  ``2024-10-21``, the latest dated GA version of the inference API (Bifrost's default too).
+  ``2024-10-21``, the latest dated GA version of the inference API (Bifrost's default too). Embeddings,
+  images and audio go to the deployment's ``/embeddings``, ``/images/generations``, ``/images/edits``,
+  ``/audio/speech``, ``/audio/transcriptions`` and ``/audio/translations`` the same way (gpt-image
+  models need a newer ``api_version``, such as ``2025-04-01-preview``).
 - The Responses API exists on Azure only in the v1 API: ``{endpoint}/openai/v1/responses`` with
   ``?api-version=preview``, exactly as Bifrost calls it (Azure's v1 API takes no dated version); the
   body's ``model`` is the deployment name there, so it is always rewritten to it.
@@ -29,14 +32,22 @@ import httpx
 from bifrost_asgi.config import ConfigError, KeyConfig, ProviderConfig
 from bifrost_asgi.errors import configuration_error, unsupported_operation
 from bifrost_asgi.providers.base import Call, ChunkStream, Op, Reply
-from bifrost_asgi.providers.http import loads_object
-from bifrost_asgi.providers.openai import OpenAIProvider, _forwarded
+from bifrost_asgi.providers.openai import OpenAIProvider
 
 __all__ = ["DEFAULT_API_VERSION", "AzureProvider"]
 
 DEFAULT_API_VERSION = "2024-10-21"
 _RESPONSES_PATH = "/openai/v1/responses?api-version=preview"
-_DEPLOYMENT_PATHS = {Op.CHAT: "/chat/completions", Op.TEXT: "/completions"}
+_DEPLOYMENT_PATHS = {
+    Op.CHAT: "/chat/completions",
+    Op.TEXT: "/completions",
+    Op.EMBEDDINGS: "/embeddings",
+    Op.IMAGE_GENERATION: "/images/generations",
+    Op.IMAGE_EDIT: "/images/edits",
+    Op.SPEECH: "/audio/speech",
+    Op.TRANSCRIPTION: "/audio/transcriptions",
+    Op.TRANSLATION: "/audio/translations",
+}
 
 
 class AzureProvider(OpenAIProvider):
@@ -109,15 +120,11 @@ class AzureProvider(OpenAIProvider):
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         url, call = self._target(call, key)
-        content = self._body(call)
-        resp = await self._post(url, content, call, key)
-        return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
+        return await self._send(url, call, key)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         url, call = self._target(call, key)
-        content = self._body(call)
-        resp = await self._open(url, content, call, key)
-        return self._chunks(resp, call.op, call)
+        return await self._stream(url, call, key)
 
 
 def _endpoint(value: str | None, field: str) -> str | None:

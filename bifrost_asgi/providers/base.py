@@ -13,12 +13,16 @@ from bifrost_asgi.errors import MALFORMED, bad_response, unreadable
 
 if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
     from bifrost_asgi.config import KeyConfig, ProviderConfig
+    from bifrost_asgi.multipart import Form
 
 
 __all__ = [
+    "FORM_GATEWAY_FIELDS",
     "GATEWAY_FIELDS",
+    "MEDIA_OPS",
     "OBJECTS",
     "TERMINAL_EVENTS",
+    "TEXT_FORMATS",
     "Call",
     "Chunk",
     "ChunkStream",
@@ -29,6 +33,7 @@ __all__ = [
     "Shape",
     "StreamConverter",
     "aclose_stream",
+    "answers_text",
     "check_shape",
     "client_body",
     "converted",
@@ -38,6 +43,8 @@ __all__ = [
 # Body fields only the gateway understands; stripped before a body goes upstream (OpenAI rejects
 # unknown parameters).
 GATEWAY_FIELDS = ("fallbacks", "return_tokens")
+# The same in a multipart form, where a list is repeated fields (``fallbacks`` or ``fallbacks[]``).
+FORM_GATEWAY_FIELDS = (*GATEWAY_FIELDS, "fallbacks[]")
 T = TypeVar("T")
 
 
@@ -50,6 +57,12 @@ class Op(enum.Enum):
     every other provider gets that request translated to ``RESPONSES`` / ``COUNT_TOKENS``. Likewise
     ``GENERATE_CONTENT`` and ``GEMINI_COUNT_TOKENS`` carry a Gemini body from ``/genai``, spoken natively
     only by gemini providers (the model is the call's, not the body's).
+
+    The media operations carry OpenAI's bodies for embeddings, images and audio; a provider that does
+    not serve one raises ``errors.unsupported_operation``. ``IMAGE_EDIT``, ``TRANSCRIPTION`` and
+    ``TRANSLATION`` bodies are multipart forms (``Call.form``); ``SPEECH`` answers audio bytes.
+    ``TRANSLATION`` is OpenAI's ``/v1/audio/translations``, which Bifrost does not serve; its request type
+    is ours.
     """
 
     RESPONSES = "responses"
@@ -60,6 +73,12 @@ class Op(enum.Enum):
     MESSAGES_COUNT_TOKENS = "messages_count_tokens"
     GENERATE_CONTENT = "generate_content"
     GEMINI_COUNT_TOKENS = "gemini_count_tokens"
+    EMBEDDINGS = "embedding"
+    IMAGE_GENERATION = "image_generation"
+    IMAGE_EDIT = "image_edit"
+    SPEECH = "speech"
+    TRANSCRIPTION = "transcription"
+    TRANSLATION = "translation"
 
     def request_type(self, stream: bool) -> str:
         return self.value + "_stream" if stream else self.value
@@ -70,13 +89,23 @@ class Op(enum.Enum):
         return "usageMetadata" if self is Op.GENERATE_CONTENT else "usage"
 
 
+# The media operations (embeddings, images, audio), which only some providers serve.
+MEDIA_OPS = frozenset(
+    {Op.EMBEDDINGS, Op.IMAGE_GENERATION, Op.IMAGE_EDIT, Op.SPEECH, Op.TRANSCRIPTION, Op.TRANSLATION}
+)
+# Transcript formats answered as text rather than JSON.
+TEXT_FORMATS = frozenset({"text", "srt", "vtt"})
+
+
 @dataclass(slots=True)
 class Call:
     """One attempt at one provider: the client's parsed body plus what routing decided.
 
     ``body`` is shared between attempts and must not be mutated; ``raw`` is the client's bytes, which a
     provider speaking the same format forwards untouched when ``passthrough`` is true (the body names the
-    upstream model already and carries no gateway-only fields).
+    upstream model already and carries no gateway-only fields). A multipart request (image edits, audio
+    uploads) also has ``form``: the client's form read in place, which the provider re-encodes with its
+    model (``form.encode``) so the uploaded files are never copied.
     """
 
     op: Op
@@ -93,11 +122,18 @@ class Call:
     max_event_bytes: int = 4 * 1024 * 1024
     # Set by providers that serve a model through a named deployment (Azure); reported in extra_fields.
     model_deployment: str | None = None
+    form: Form | None = None
 
 
 @dataclass(slots=True)
 class Reply:
-    """A provider's non-streaming answer, already in the client's format."""
+    """A provider's non-streaming answer, already in the client's format.
+
+    ``content``, when set, is the answer's bytes as the client gets them, and ``body`` then holds only
+    what the gateway reads from it (its ``usage``): a large answer (embeddings, images) is passed on
+    without being parsed and re-serialised, and one that is not JSON (a transcript as text, SRT or VTT)
+    is passed on as it is.
+    """
 
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
@@ -106,6 +142,7 @@ class Reply:
     # Facts about how the answer was made that belong in the response's ``extra_fields`` (a local token
     # count says it is an estimate, and with which tokenizer).
     extra_fields: dict[str, Any] | None = None
+    content: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -126,6 +163,11 @@ class Chunk:
 # one upstream read, or everything one upstream event translates into); the pipeline writes a batch with
 # one send. One socket write per event was the largest cost of a stream (BENCHMARKS.md).
 ChunkStream = AsyncIterator[list[Chunk]]
+
+
+def answers_text(call: Call) -> bool:
+    """Whether the call's answer is text (a transcript as text, SRT or VTT) rather than JSON."""
+    return call.op in (Op.TRANSCRIPTION, Op.TRANSLATION) and call.body.get("response_format") in TEXT_FORMATS
 
 
 def client_body(call: Call) -> dict[str, Any]:

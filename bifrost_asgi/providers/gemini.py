@@ -1,4 +1,6 @@
-"""Google Gemini (the Developer API): ``generateContent``, ``streamGenerateContent?alt=sse``, ``countTokens``.
+"""Google Gemini (the Developer API): ``generateContent``, ``streamGenerateContent?alt=sse``, ``countTokens``,
+and ``embedContent`` / ``batchEmbedContents`` for embeddings (``translate/gemini_embeddings.py``); images and
+audio are not served (a 400 naming the route and the provider).
 
 Requests in every API we serve are translated to Gemini's native shape and the answers back
 (``bifrost_asgi/translate/gemini.py`` says how). The key travels in ``x-goog-api-key``.
@@ -21,9 +23,10 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.errors import BifrostError, stream_cut
+from bifrost_asgi.errors import BifrostError, stream_cut, unsupported_operation
 from bifrost_asgi.providers.base import (
     GATEWAY_FIELDS,
+    MEDIA_OPS,
     OBJECTS,
     Call,
     Chunk,
@@ -57,6 +60,7 @@ from bifrost_asgi.translate.gemini import (
     responses_to_gemini_request,
     text_to_gemini_request,
 )
+from bifrost_asgi.translate.gemini_embeddings import embeddings_to_gemini, gemini_to_embeddings
 
 __all__ = ["GeminiProvider"]
 
@@ -93,6 +97,9 @@ class GeminiProvider(HTTPProvider):
             reply = await self._native(call, key, "generateContent")
             check_answer(reply.body, "gemini's answer")
             return reply
+        if call.op is Op.EMBEDDINGS:
+            return await self._embed(call, key)
+        self._check_serves(call.op)
         content = orjson.dumps(_request(call))
         resp = await self._post(self._url(call.model, "generateContent"), content, call, key)
         upstream = loads_object(resp.content, self.name)
@@ -113,7 +120,21 @@ class GeminiProvider(HTTPProvider):
         body = count_tokens_response(loads_object(resp.content, self.name))
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
+    def _check_serves(self, op: Op) -> None:
+        if op in MEDIA_OPS:
+            raise unsupported_operation(op.value, self.name)
+
+    async def _embed(self, call: Call, key: KeyConfig | None) -> Reply:
+        method, request = embeddings_to_gemini(client_body(call), call.model)
+        content = orjson.dumps(request)
+        resp = await self._post(self._url(call.model, method), content, call, key)
+        upstream = loads_object(resp.content, self.name)
+        body, estimated = gemini_to_embeddings(upstream, call.body, call.model, self.name)
+        facts = {"usage_is_estimate": True} if estimated else None
+        return Reply(body, _forwarded(resp.headers), content, resp.content, extra_fields=facts)
+
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
+        self._check_serves(call.op)
         native = call.op is Op.GENERATE_CONTENT
         content = _native_content(call) if native else orjson.dumps(_request(call))
         url = self._url(call.model, "streamGenerateContent") + "?alt=sse"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -30,6 +30,7 @@ __all__ = [
     "HTTPProvider",
     "TRANSPORT_ERRORS",
     "URL",
+    "Content",
     "forwarded_headers",
     "loads_object",
     "map_transport_error",
@@ -135,6 +136,9 @@ ErrorMapper = Callable[[int, bytes, str], BifrostError]
 # An error answer is read only this far: its message is all we keep.
 _MAX_ERROR_BODY = 1024 * 1024
 URL = httpx.URL | str
+# A request body: bytes, or pieces sent one after another (a multipart upload re-encoded as views into
+# the client's bytes, so the file is not copied).
+Content = bytes | Sequence[bytes | memoryview]
 
 # httpx's per-request timeout extension, built once per distinct timeout (they come from the config).
 _TIMEOUTS: dict[float, dict[str, float | None]] = {}
@@ -153,20 +157,40 @@ async def _start(
     transport: httpx.AsyncBaseTransport,
     method: str,
     url: URL,
-    content: bytes | None,
+    content: Content | None,
     headers: Mapping[str, str],
     timeout: float,
 ) -> httpx.Response:
-    request = httpx.Request(
-        method, url, content=content, headers=headers, extensions={"timeout": _timeout_extension(timeout)}
-    )
+    extensions = {"timeout": _timeout_extension(timeout)}
+    if content is None or isinstance(content, bytes):
+        request = httpx.Request(method, url, content=content, headers=headers, extensions=extensions)
+    else:
+        length = str(sum(len(piece) for piece in content))
+        request = httpx.Request(
+            method, url, stream=_Pieces(content), headers={**headers, "content-length": length},
+            extensions=extensions,
+        )  # fmt: skip
     return await transport.handle_async_request(request)
+
+
+class _Pieces(httpx.AsyncByteStream, httpx.SyncByteStream):
+    """A body sent as its pieces; iterable again for every attempt."""
+
+    def __init__(self, pieces: Sequence[bytes | memoryview]) -> None:
+        self._pieces = pieces
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self._pieces:
+            yield piece  # type: ignore[misc]  # a memoryview is bytes-like to every transport
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from (bytes(piece) for piece in self._pieces)
 
 
 async def request(
     transport: httpx.AsyncBaseTransport,
     url: URL,
-    content: bytes | None,
+    content: Content | None,
     headers: Mapping[str, str],
     *,
     provider: str,
@@ -235,7 +259,7 @@ def retry_after(value: str | None) -> float | None:
 async def open_stream(
     transport: httpx.AsyncBaseTransport,
     url: URL,
-    content: bytes,
+    content: Content,
     headers: Mapping[str, str],
     *,
     provider: str,
@@ -325,7 +349,7 @@ class HTTPProvider:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
         return {**headers, **call.headers} if call.headers else headers
 
-    async def _post(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
+    async def _post(self, url: URL, content: Content, call: Call, key: KeyConfig | None) -> httpx.Response:
         """POST ``content`` for ``call`` and read the answer (an error status raises)."""
         headers = self._headers(call, key)
         return await request(
@@ -333,7 +357,7 @@ class HTTPProvider:
             provider=self.name, timeout=call.timeout, error=self.error, max_bytes=call.max_answer_bytes,
         )  # fmt: skip
 
-    async def _open(self, url: URL, content: bytes, call: Call, key: KeyConfig | None) -> httpx.Response:
+    async def _open(self, url: URL, content: Content, call: Call, key: KeyConfig | None) -> httpx.Response:
         """Start a streamed POST for ``call``; the caller owns (and closes) the response."""
         headers = self._headers(call, key)
         return await open_stream(

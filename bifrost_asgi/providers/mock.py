@@ -4,6 +4,7 @@ It answers chat and text completions itself and reuses the Responses translation
 providers use, so its Responses output exercises the same code. Every answer says it is a mock
 (`system_fingerprint: "bifrost-asgi-mock"` and a ``[mock]`` text prefix). A model named
 ``fail-<status>`` (e.g. ``mock/fail-429``) fails with that upstream status, for trying fallbacks.
+Embeddings, images and audio come from `providers.mock_media`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Op, Reply
+from bifrost_asgi.providers.base import MEDIA_OPS, Call, Chunk, ChunkStream, Op, Reply
 from bifrost_asgi.providers.http import upstream_error
+from bifrost_asgi.providers.mock_media import check_speech_format, media_answer, media_stream
 from bifrost_asgi.providers.openai import translate_chat_stream
 from bifrost_asgi.translate import chat_to_responses_response
 
@@ -41,6 +43,8 @@ class MockProvider:
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
         _maybe_fail(call.model)
+        if call.op in MEDIA_OPS:
+            return media_answer(call)
         if call.op is Op.TEXT:
             return Reply(_text_completion(call))
         chat = _chat_completion(call)
@@ -50,6 +54,10 @@ class MockProvider:
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         _maybe_fail(call.model)
+        if call.op is Op.SPEECH:
+            check_speech_format(call)
+        if call.op in MEDIA_OPS:
+            return media_stream(call)
         if call.op is Op.RESPONSES:
             return translate_chat_stream(_chat_chunks(call), call, self.name)
         return _chat_chunks(call)

@@ -2,6 +2,12 @@
 
 OpenAI speaks every format we serve, so its bodies pass through untouched. Compatible providers speak
 chat and text completions natively; Responses requests are translated to chat completions and back.
+
+Media (embeddings, images, audio) pass through to the same paths for the whole family: a compatible
+server answers what it serves, and its own 404 for the rest, except the chat-only hosted APIs, which are
+refused up front. Their answers are handed on as bytes (`Reply.content`) with only the usage read;
+multipart uploads go out as the client's bytes with the model replaced; speech audio is streamed as the
+upstream sends it.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ import httpx
 import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
-from bifrost_asgi.errors import MALFORMED, stream_cut, unreadable
+from bifrost_asgi.errors import MALFORMED, bad_response, stream_cut, unreadable, unsupported_operation
+from bifrost_asgi.jsonbytes import object_span
 from bifrost_asgi.providers.base import (
+    FORM_GATEWAY_FIELDS,
+    MEDIA_OPS,
     OBJECTS,
     TERMINAL_EVENTS,
     Call,
@@ -23,12 +32,15 @@ from bifrost_asgi.providers.base import (
     Reply,
     Shape,
     aclose_stream,
+    answers_text,
     check_shape,
     client_body,
     event_chunk,
 )
 from bifrost_asgi.providers.http import (
     TRANSPORT_ERRORS,
+    URL,
+    Content,
     HTTPProvider,
     forwarded_headers,
     loads_object,
@@ -43,14 +55,22 @@ from bifrost_asgi.translate import (
     responses_to_chat_request,
 )
 
-__all__ = ["OpenAICompatProvider", "OpenAIProvider", "check_chat", "check_response"]
+__all__ = ["OpenAICompatProvider", "OpenAIProvider", "check_chat", "check_response", "media_reply"]
 
 _PATHS = {
     Op.RESPONSES: "/v1/responses",
     Op.CHAT: "/v1/chat/completions",
     Op.TEXT: "/v1/completions",
     Op.COUNT_TOKENS: "/v1/responses/input_tokens",
+    Op.EMBEDDINGS: "/v1/embeddings",
+    Op.IMAGE_GENERATION: "/v1/images/generations",
+    Op.IMAGE_EDIT: "/v1/images/edits",
+    Op.SPEECH: "/v1/audio/speech",
+    Op.TRANSCRIPTION: "/v1/audio/transcriptions",
+    Op.TRANSLATION: "/v1/audio/translations",
 }
+# Hosted compatible APIs that serve chat and text completions only.
+_CHAT_ONLY = frozenset({"cerebras", "deepseek", "perplexity"})
 # Upstream response headers worth passing back: rate-limit state and timing. The provider's own
 # request id is renamed, since x-request-id is the gateway's.
 _FORWARD_PREFIXES = ("x-ratelimit-", "openai-", "retry-after")
@@ -85,19 +105,47 @@ class OpenAIProvider(HTTPProvider):
                 body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
         return orjson.dumps(body)
 
+    def _content(self, call: Call) -> Content:
+        if call.form is not None:  # an upload: the client's bytes, with this call's model
+            return call.form.encode({"model": call.model}, drop=FORM_GATEWAY_FIELDS)
+        return self._body(call)
+
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
-        content = self._body(call)
-        resp = await self._post(self._urls[call.op], content, call, key)
-        return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), content, resp.content)
+        return await self._send(self._urls[call.op], call, key)
+
+    async def _send(self, url: URL, call: Call, key: KeyConfig | None) -> Reply:
+        content = self._content(call)
+        resp = await self._post(url, content, call, key)
+        sent = content if isinstance(content, bytes) else None  # an upload is not echoed back
+        if call.op in MEDIA_OPS:
+            return media_reply(call, resp, sent, self.name)
+        return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), sent, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
-        content = self._body(call)
-        resp = await self._open(self._urls[call.op], content, call, key)
+        return await self._stream(self._urls[call.op], call, key)
+
+    async def _stream(self, url: URL, call: Call, key: KeyConfig | None) -> ChunkStream:
+        resp = await self._open(url, self._content(call), call, key)
+        if call.op is Op.SPEECH and call.body.get("stream_format") != "sse":
+            return self._bytes(resp, call.timeout)
         return self._chunks(resp, call.op, call)
+
+    async def _bytes(self, resp: httpx.Response, timeout: float) -> ChunkStream:
+        """A binary answer (speech audio), passed on as each read delivers it; a connection cut short
+        is a transport error, not an end."""
+        try:
+            async for data in resp.aiter_raw():
+                if data:
+                    yield [Chunk(None, data=data)]
+        except TRANSPORT_ERRORS as exc:
+            raise map_transport_error(exc, self.name, timeout) from None
+        finally:
+            await resp.aclose()
 
     async def _chunks(self, resp: httpx.Response, op: Op, call: Call) -> ChunkStream:
         """The upstream's events; a stream that ends before it is complete (no ``[DONE]`` and no
-        ``finish_reason``; no terminal Responses event) raises instead of passing for a short answer."""
+        ``finish_reason``; no terminal Responses, speech or transcript event) raises instead of passing
+        for a short answer."""
         complete = done = False
         try:
             async for events in aiter_sse_batches(resp.aiter_bytes(), call.max_event_bytes, self.name):
@@ -119,9 +167,8 @@ class OpenAIProvider(HTTPProvider):
         finally:
             await resp.aclose()
         if not complete:
-            raise stream_cut(
-                self.name, "its final event" if op is Op.RESPONSES else "a finish_reason or [DONE]"
-            )
+            final = op is Op.RESPONSES or op in _MEDIA_TERMINALS
+            raise stream_cut(self.name, "its final event" if final else "a finish_reason or [DONE]")
 
     async def list_models(self, key: KeyConfig | None, timeout: float) -> list[dict[str, Any]]:
         headers = self._key_headers[id(key)] if key is not None else self._anon_headers
@@ -142,6 +189,7 @@ class OpenAICompatProvider(OpenAIProvider):
     """A chat-completions server: Responses requests are translated to chat and back."""
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        self._check_serves(call.op)
         if call.op is not Op.RESPONSES:
             return await super().send(call, key)
         chat_req = responses_to_chat_request(client_body(call), call.model, stream=False)
@@ -152,12 +200,33 @@ class OpenAICompatProvider(OpenAIProvider):
         return Reply(body, _forwarded(resp.headers), content, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
+        self._check_serves(call.op)
         if call.op is not Op.RESPONSES:
             return await super().open_stream(call, key)
         chat_req = responses_to_chat_request(client_body(call), call.model, stream=True)
         content = orjson.dumps(chat_req)
         resp = await self._open(self._urls[Op.CHAT], content, call, key)
         return translate_chat_stream(self._chunks(resp, Op.CHAT, call), call, self.name)
+
+    def _check_serves(self, op: Op) -> None:
+        if op in MEDIA_OPS and self.name in _CHAT_ONLY:
+            raise unsupported_operation(op.value, self.name)
+
+
+def media_reply(call: Call, resp: httpx.Response, sent: bytes | None, provider: str) -> Reply:
+    """A media answer handed on as its bytes: a JSON object of which only the ``usage`` is read, or a
+    transcript's text as it is."""
+    content = resp.content
+    body: dict[str, Any] = {}
+    if not answers_text(call):
+        stripped = content.strip()
+        if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+            raise bad_response(f"provider {provider} returned a body that is not a JSON object")
+        span = object_span(content, "usage")
+        usage = object_or_none(content[span[0] : span[1]]) if span is not None else None
+        if usage is not None:
+            body["usage"] = usage
+    return Reply(body, _forwarded(resp.headers), sent, content, content=content)
 
 
 async def translate_chat_stream(chunks: ChunkStream, call: Call, source: str) -> ChunkStream:
@@ -209,11 +278,18 @@ def check_chat(obj: dict[str, Any], what: str) -> dict[str, Any]:
     return obj
 
 
+# The event that ends a streamed speech or transcript answer (OpenAI sends no [DONE] after it).
+_MEDIA_TERMINALS = {Op.SPEECH: b'"speech.audio.done"', Op.TRANSCRIPTION: b'"transcript.text.done"'}
+
+
 def _completes(op: Op, chunk: Chunk, data: bytes) -> bool:
-    """Whether this event completes the answer: Responses' terminal events; for chat and text, a
-    choice's finish_reason (servers that omit ``[DONE]`` still send one)."""
+    """Whether this event completes the answer: Responses' terminal events; a speech or transcript
+    stream's ``done`` event; for chat and text, a choice's finish_reason (servers that omit ``[DONE]``
+    still send one)."""
     if op is Op.RESPONSES:
         return chunk.event in TERMINAL_EVENTS
+    if op in _MEDIA_TERMINALS:
+        return _MEDIA_TERMINALS[op] in data
     return b'"finish_reason":"' in data or b'"finish_reason": "' in data
 
 

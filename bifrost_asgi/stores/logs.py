@@ -53,7 +53,7 @@ class LogRecord:
     total_tokens: int = 0
     cost: float | None = None
     latency: int = 0  # ms
-    usage_estimated: bool = False  # true when a cancelled stream was charged from what was delivered
+    usage_estimated: bool = False  # the gateway's estimate: a cut-off stream, or media that reported none
 
 
 # Every LogRecord field, in order: what a store keeps for each record.

@@ -25,14 +25,20 @@ from bifrost_asgi.pipeline.request import Request, Served, parse_body, require_m
 from bifrost_asgi.providers.base import Call, Chunk, Op
 from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import frame
-from bifrost_asgi.surfaces.base import dialect_primary, make_call, render_answer, translate_event
+from bifrost_asgi.surfaces.base import (
+    dialect_primary,
+    make_call,
+    render_answer,
+    standard_headers,
+    translate_event,
+)
 from bifrost_asgi.translate import (
     ResponsesToMessagesStream,
     anthropic_error_type,
     messages_to_responses_request,
     responses_to_message,
 )
-from bifrost_asgi.types import Scope
+from bifrost_asgi.types import Headers, Scope
 
 __all__ = ["MessagesCountSurface", "MessagesSurface", "anthropic_error_body"]
 
@@ -111,6 +117,9 @@ class _MessagesDialect:
             raise cached
         result: tuple[dict[str, Any], bytes] = cached
         return result
+
+    def headers(self, req: Request, served: Served) -> Headers:
+        return standard_headers(served)
 
     def error_body(self, err: BifrostError) -> bytes:
         return anthropic_error_body(err)

@@ -14,15 +14,16 @@ import orjson
 
 from bifrost_asgi.errors import MALFORMED, BifrostError, unreadable
 from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.pipeline.io import JSON_HEADERS, SSE_HEADERS
 from bifrost_asgi.pipeline.request import Request, Served
 from bifrost_asgi.pipeline.streaming import StreamEncoder
 from bifrost_asgi.providers.base import GATEWAY_FIELDS, Call, Chunk, Op
 from bifrost_asgi.providers.http import loads_object
 from bifrost_asgi.providers.openai import check_response
 from bifrost_asgi.routing import Target
-from bifrost_asgi.types import Scope
+from bifrost_asgi.types import Headers, Scope
 
-__all__ = ["Surface", "dialect_primary", "make_call", "render_answer", "translate_event"]
+__all__ = ["Surface", "dialect_primary", "make_call", "render_answer", "standard_headers", "translate_event"]
 
 
 class Surface(Protocol):
@@ -53,7 +54,17 @@ class Surface(Protocol):
 
     def encoder(self, gw: Gateway, req: Request, served: Served) -> StreamEncoder: ...
 
+    def headers(self, req: Request, served: Served) -> Headers:
+        """The successful answer's content headers: `standard_headers` (JSON, or SSE for a stream) for
+        most dialects; audio for speech, plain text for a transcript asked for as text."""
+        ...
+
     def error_body(self, err: BifrostError) -> bytes: ...
+
+
+def standard_headers(served: Served) -> Headers:
+    """JSON for an answer, SSE (no caching, no proxy buffering) for a stream."""
+    return SSE_HEADERS if served.chunks is not None else JSON_HEADERS
 
 
 def make_call(

@@ -20,8 +20,8 @@ from bifrost_asgi.pipeline.respond import extra_fields, ms_since
 from bifrost_asgi.pipeline.streaming import StreamEncoder
 from bifrost_asgi.providers.base import Call, Op
 from bifrost_asgi.routing import Target
-from bifrost_asgi.surfaces.base import make_call
-from bifrost_asgi.types import Scope
+from bifrost_asgi.surfaces.base import make_call, standard_headers
+from bifrost_asgi.types import Headers, Scope
 
 __all__ = ["CountTokensSurface"]
 
@@ -75,6 +75,9 @@ class CountTokensSurface:
 
     def encoder(self, gw: Gateway, req: Request, served: Served) -> StreamEncoder:
         raise AssertionError("token counts are never streamed")  # parse sets stream=False
+
+    def headers(self, req: Request, served: Served) -> Headers:
+        return standard_headers(served)
 
     def error_body(self, err: BifrostError) -> bytes:
         return err.to_json()

@@ -28,14 +28,21 @@ from bifrost_asgi.pipeline.request import Request, Served, parse_body
 from bifrost_asgi.providers.base import Call, Chunk, Op
 from bifrost_asgi.routing import Target, check_model_string
 from bifrost_asgi.sse import frame
-from bifrost_asgi.surfaces.base import Surface, dialect_primary, make_call, render_answer, translate_event
+from bifrost_asgi.surfaces.base import (
+    Surface,
+    dialect_primary,
+    make_call,
+    render_answer,
+    standard_headers,
+    translate_event,
+)
 from bifrost_asgi.translate.gemini_responses import (
     ResponsesToGeminiStream,
     gemini_count_to_responses_request,
     gemini_to_responses_request,
     responses_to_gemini_response,
 )
-from bifrost_asgi.types import Scope
+from bifrost_asgi.types import Headers, Scope
 
 __all__ = ["GeminiCountSurface", "GeminiEndpoint", "GeminiSurface", "google_error_body"]
 
@@ -93,6 +100,9 @@ class _GeminiDialect:
 
     def _bridged(self, req: Request) -> dict[str, Any]:
         raise NotImplementedError
+
+    def headers(self, req: Request, served: Served) -> Headers:
+        return standard_headers(served)
 
     def error_body(self, err: BifrostError) -> bytes:
         return google_error_body(err)

@@ -19,12 +19,13 @@ from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.accounting import ZERO_COST, key_choice
 from bifrost_asgi.pipeline.request import Request, Served, parse_body, require_model, require_stream_flag
 from bifrost_asgi.pipeline.respond import extra_fields, ms_since
+from bifrost_asgi.pipeline.streaming import StreamEncoder
 from bifrost_asgi.providers.base import Call, Chunk, Op, Reply
 from bifrost_asgi.providers.http import object_or_none
 from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import DONE, frame
-from bifrost_asgi.surfaces.base import make_call
-from bifrost_asgi.types import Scope
+from bifrost_asgi.surfaces.base import make_call, standard_headers
+from bifrost_asgi.types import Headers, Scope
 
 __all__ = ["OpenAISurface"]
 
@@ -75,15 +76,24 @@ class OpenAISurface:
         usage = body.get("usage")
         if isinstance(usage, dict):
             usage["cost"] = served.cost if served.cost is not None else dict(ZERO_COST)
+        body["extra_fields"] = self.answer_fields(gw, req, served)
+        return orjson.dumps(body)
+
+    def answer_fields(self, gw: Gateway, req: Request, served: Served) -> dict[str, Any]:
+        """The ``extra_fields`` of a non-streamed answer."""
+        reply = served.reply
+        assert reply is not None
         ef = extra_fields(req, served)
         ef["latency"] = ms_since(req.started)
         ef["chunk_index"] = 0
         _add_raw(gw, req, served, reply, ef)
-        body["extra_fields"] = ef
-        return orjson.dumps(body)
+        return ef
 
-    def encoder(self, gw: Gateway, req: Request, served: Served) -> OpenAIStreamEncoder:
+    def encoder(self, gw: Gateway, req: Request, served: Served) -> StreamEncoder:
         return OpenAIStreamEncoder(req, served)
+
+    def headers(self, req: Request, served: Served) -> Headers:
+        return standard_headers(served)
 
     def error_body(self, err: BifrostError) -> bytes:
         return err.to_json()

@@ -9,8 +9,9 @@ The journey of a request:
    cookie, and needs no token. Browsers cannot attach such headers to cross-site requests.
 2. The request goes to the gateway's ASGI app with the principal in the scope: on the server's own
    event loop under ASGI (`gateway_async`), on the process's loop thread under WSGI (`gateway_sync`).
-3. The answer comes back with its status and headers; Server-Sent Events stream through
-   (`StreamingHttpResponse`) and closing the response early (the client left) cancels the upstream call.
+3. The answer comes back with its status and headers; Server-Sent Events and speech audio stream
+   through (`StreamingHttpResponse`) and closing the response early (the client left) cancels the
+   upstream call.
 
 ``bifrost_django.urls`` resolves to `gateway_async` when Django resolves the URL on an event loop (ASGI)
 and to `gateway_sync` otherwise (WSGI), so one ``include`` works under both.
@@ -147,16 +148,24 @@ def _admin_refusal(route: str, principal: Principal | None) -> HttpResponse | No
     return error_response(forbidden("the management API is for staff users"))
 
 
+def read_body(request: HttpRequest, max_body: int) -> bytes:
+    """The raw body, read before anything parses it as a form.
+
+    Read one byte past the limit at most: the gateway refuses the body (413) without anyone holding all
+    of it. Not `request.body`, which DATA_UPLOAD_MAX_MEMORY_SIZE caps at 2.5 MB (images are larger).
+    Read first: the CSRF check looks at ``request.POST``, which for a multipart upload (audio, images)
+    would consume the stream; once it is read, Django leaves ``POST`` empty and the check uses the header.
+    """
+    return request.read(max_body + 1)
+
+
 def prepare(
-    request: HttpRequest, subpath: str, principal: Principal | None, max_body: int
+    request: HttpRequest, subpath: str, principal: Principal | None, body: bytes
 ) -> _Call | HttpResponse:
     route = "/" + subpath
     refusal = _admin_refusal(route, principal)
     if refusal is not None:
         return refusal
-    # Read one byte past the limit at most: the gateway refuses the body (413) without anyone holding
-    # all of it. Not `request.body`, which DATA_UPLOAD_MAX_MEMORY_SIZE caps at 2.5 MB (images are larger).
-    body = request.read(max_body + 1)
     full = request.path
     root = full[: -len(route)] if full.endswith(route) else ""
     scope = build_scope(
@@ -214,11 +223,12 @@ def stream_response(
 @transaction.non_atomic_requests  # the gateway's writes are its own, on its own connections
 async def gateway_async(request: HttpRequest, subpath: str = "") -> HttpResponseBase:
     """The gateway under ASGI: runs on the server's event loop."""
+    gateway = asgi_gateway()
+    body = read_body(request, gateway.max_body)
     principal = await sync_to_async(authenticate)(request)
     if isinstance(principal, HttpResponseBase):
         return principal
-    gateway = asgi_gateway()
-    call = prepare(request, subpath, principal, gateway.max_body)
+    call = prepare(request, subpath, principal, body)
     if isinstance(call, HttpResponse):
         return call
     bridged = await call_gateway(gateway.app, call.scope, call.body)
@@ -233,11 +243,12 @@ async def gateway_async(request: HttpRequest, subpath: str = "") -> HttpResponse
 @transaction.non_atomic_requests
 def gateway_sync(request: HttpRequest, subpath: str = "") -> HttpResponseBase:
     """The gateway under WSGI: runs on the process's loop thread; streams through a plain generator."""
+    runtime, gateway = wsgi_gateway()
+    body = read_body(request, gateway.max_body)
     principal = authenticate(request)
     if isinstance(principal, HttpResponseBase):
         return principal
-    runtime, gateway = wsgi_gateway()
-    call = prepare(request, subpath, principal, gateway.max_body)
+    call = prepare(request, subpath, principal, body)
     if isinstance(call, HttpResponse):
         return call
     try:

@@ -2,8 +2,8 @@
 
 The request is authenticated and CSRF-checked with Flask's machinery, translated into an ASGI scope
 carrying the `Principal`, and run through the gateway on the process's loop thread. A JSON answer is
-read whole; an SSE answer is handed to the WSGI server as a generator that yields each chunk as the
-gateway sends it (never buffered), and closing it early (the client went away) tells the gateway,
+read whole; an SSE answer (or speech audio) is handed to the WSGI server as a generator that yields each
+chunk as the gateway sends it (never buffered), and closing it early (the client went away) tells the gateway,
 which cancels the upstream request.
 """
 
@@ -41,6 +41,9 @@ _HOST_ONLY_HEADERS = frozenset({"cookie", "x-csrftoken", "x-csrf-token"})
 
 def gateway_view(path: str) -> Response:
     state = state_of(current_app)
+    # The raw body first: a CSRF check that reads `request.form` would otherwise consume a multipart
+    # upload (audio, images); werkzeug parses any later form access from this cached copy.
+    body = request.get_data()
     try:
         principal = state.load_principal()
     except BifrostError as exc:  # the loader refused the call (an inactive user)
@@ -51,7 +54,7 @@ def gateway_view(path: str) -> Response:
     scope = request_scope(principal, state.prefix)
     try:
         loop, app = state.runtime.get()
-        answer = call_gateway_sync(loop, app, scope, request.get_data())
+        answer = call_gateway_sync(loop, app, scope, body)
     except Exception:
         # The gateway renders its own failures; reaching here is a bug or a failed startup.
         log.exception("bifrost gateway failed on %s %s", request.method, request.path)
