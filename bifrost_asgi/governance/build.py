@@ -108,6 +108,7 @@ def _budgets(seeds: Iterable[SeedBudget], *, aligned: bool = False) -> tuple[Bud
             max_limit=b.max_limit,
             reset_duration=b.reset_duration,
             calendar_aligned=b.calendar_aligned or aligned,
+            alert_percentages=b.alert_percentages,
         )
         for b in seeds
     )

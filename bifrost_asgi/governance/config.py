@@ -76,6 +76,7 @@ class SeedBudget(ConfigSection):
     max_limit: float
     reset_duration: str = "1M"
     calendar_aligned: bool = False
+    alert_percentages: tuple[float, ...] = ()  # ours: budget_threshold_crossed at these percentages
     virtual_key_id: str | None = None
     team_id: str | None = None
     customer_id: str | None = None

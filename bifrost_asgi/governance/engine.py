@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bifrost_asgi.errors import BifrostError, governance_error
 from bifrost_asgi.governance.jwt import TokenVerifier
@@ -27,6 +27,9 @@ from bifrost_asgi.governance.windows import Clock, SystemClock, parse_duration
 from bifrost_asgi.pricing import PricingTable, Usage
 from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
 from bifrost_asgi.stores.keys import KeyStore
+
+if TYPE_CHECKING:
+    from bifrost_asgi.observability.hooks import Hooks
 
 __all__ = ["Governance", "Ticket"]
 
@@ -81,6 +84,7 @@ class Governance:
         self.tokens: TokenVerifier | None = None
         self._limit_cache: dict[tuple[int, int, int, int], tuple[tuple[object, ...], tuple[Limit, ...]]] = {}
         self.clock = clock or SystemClock()
+        self.hooks: Hooks | None = None  # the host's key_created / key_revoked callbacks
 
     # -- authentication -----------------------------------------------------------------------------
 
@@ -256,6 +260,8 @@ class Governance:
             **fields,
         )
         await self.keys.put(key)
+        if self.hooks is not None:
+            await self.hooks.emit("key_created", key)
         return key, generated.value
 
     async def revoke_key(self, key_id: str) -> VirtualKey | None:
@@ -266,6 +272,8 @@ class Governance:
         revoked = key.model_copy(update={"is_active": False, "revoked_at": self.clock.now()})
         await self.keys.put(revoked)
         self.forget(revoked)
+        if self.hooks is not None and key.revoked_at is None:
+            await self.hooks.emit("key_revoked", revoked)
         return revoked
 
     async def usage(self, key: VirtualKey) -> list[dict[str, Any]]:
@@ -300,7 +308,8 @@ def _budget_claims(scope: str, budgets: Sequence[Budget], cost: float) -> list[C
     claims = []
     for i, b in enumerate(budgets):
         window = parse_duration(b.reset_duration)
-        limit = Limit(f"{scope}:budget:{i}:{window}", "budget", b.max_limit, window, b.calendar_aligned)
+        key = f"{scope}:budget:{i}:{window}"
+        limit = Limit(key, "budget", b.max_limit, window, b.calendar_aligned, b.alert_percentages)
         claims.append(Claim(limit, cost))
     return claims
 

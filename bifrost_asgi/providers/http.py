@@ -24,6 +24,7 @@ from bifrost_asgi.errors import (
     too_large_answer,
     upstream,
 )
+from bifrost_asgi.observability.tracing import trace_headers
 from bifrost_asgi.providers.base import Call
 
 __all__ = [
@@ -158,7 +159,11 @@ async def _start(
     timeout: float,
 ) -> httpx.Response:
     request = httpx.Request(
-        method, url, content=content, headers=headers, extensions={"timeout": _timeout_extension(timeout)}
+        method,
+        url,
+        content=content,
+        headers=trace_headers(headers),  # W3C traceparent, when the gateway traces this call
+        extensions={"timeout": _timeout_extension(timeout)},
     )
     return await transport.handle_async_request(request)
 

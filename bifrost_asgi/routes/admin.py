@@ -43,7 +43,7 @@ from bifrost_asgi.governance.models import Budget, ProviderRule, RateLimit, Virt
 from bifrost_asgi.stores.log_query import month_usage
 from bifrost_asgi.stores.logs import LogStore
 
-__all__ = ["AdminBackend", "KeyCreate", "KeyUpdate", "admin_routes"]
+__all__ = ["AdminBackend", "KeyCreate", "KeyUpdate", "admin_endpoint", "admin_routes"]
 
 log = logging.getLogger("bifrost_asgi.admin")
 
@@ -382,3 +382,10 @@ def admin_routes(
         Route(_KEYS + "/{key_id}", ep(admin.revoke_key), methods=["DELETE"]),
         Route(_KEYS + "/{key_id}/usage", ep(admin.key_usage), methods=["GET"]),
     ]
+
+
+def admin_endpoint(get_backend: BackendGetter, handler: Handler, *, auth: AuthConfig | None) -> Handler:
+    """``handler`` behind the management API's credentials when ``auth`` is enabled, and open otherwise:
+    how Bifrost guards ``/metrics`` (a scraper sends Basic auth; a host admin or admin token also pass)."""
+    guard = _guard(auth, False) if auth is not None and auth.is_enabled else _Open()
+    return _Admin(get_backend, guard).endpoint(handler)

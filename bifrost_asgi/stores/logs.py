@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -82,6 +82,8 @@ class LogWriter:
         self._pending: list[LogRecord] = []
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        # Called with each batch once it is written (the host's usage_recorded hook).
+        self.on_written: Callable[[Sequence[LogRecord]], Awaitable[None]] | None = None
 
     def submit(self, record: LogRecord) -> None:
         self._pending.append(record)
@@ -104,6 +106,9 @@ class LogWriter:
                 await self.store.write(batch)
             except Exception:  # a log write must never take a request down; say so loudly instead
                 log.exception("writing %d usage log records failed", len(batch))
+                continue
+            if self.on_written is not None:
+                await self.on_written(batch)
 
     async def aclose(self) -> None:
         if self._task is not None:
