@@ -121,11 +121,11 @@ class Gateway:
     def _observe_governance(self, hooks: Hooks) -> None:
         """The host's hooks on what governance does: usage records once written, keys created and
         revoked, budgets crossing their alert percentages."""
-        if self.logs is not None and hooks.has("usage_recorded"):
+        if self.logs is not None and hooks.connected("usage_recorded"):
             self.logs.on_written = hooks.emit_records
         if self.governance is not None:
             self.governance.hooks = hooks
-            if hooks.has("budget_threshold_crossed"):
+            if hooks.connected("budget_threshold_crossed"):
                 default = self.config.telemetry.budget_alert_percentages
                 self.telemetry.budgets = BudgetWatch(hooks, self.governance.counters, default)
 

@@ -8,4 +8,4 @@ from __future__ import annotations
 
 from bifrost_asgi.observability.hooks import EVENTS, BudgetThreshold, Event, Hooks
 
-__all__ = ["EVENTS", "BudgetThreshold", "Event", "Hooks"]
+__all__ = ["BudgetThreshold", "EVENTS", "Event", "Hooks"]

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from bifrost_asgi.governance.models import VirtualKey
 from bifrost_asgi.stores.counters import CounterStore, Limit
 from bifrost_asgi.stores.logs import LogRecord
 
@@ -69,24 +68,40 @@ class Hooks:
             raise ValueError(f"unknown event {event!r}; events are {', '.join(EVENTS)}")
         self._callbacks[event].append(callback)
 
-    def has(self, event: Event) -> bool:
+    def connected(self, event: Event) -> bool:
+        """Whether any callback is registered for ``event`` (fixed once the gateway is built)."""
         return bool(self._callbacks[event])
+
+    def has(self, event: Event) -> bool:
+        """Whether anyone listens now: a callback with a ``wanted()`` method (an adapter's signal, which
+        may have no receivers) is asked; work done only for listeners is skipped when nobody does."""
+        return any(_wanted(callback) for callback in self._callbacks[event])
 
     async def emit(self, event: Event, payload: Any) -> None:
         for callback in self._callbacks[event]:
             try:
-                if inspect.iscoroutinefunction(callback):
-                    await callback(payload)
+                if _is_async(callback):
+                    await callback(payload)  # type: ignore[misc]
                 else:
-                    result = await asyncio.to_thread(callback, payload)
-                    if inspect.isawaitable(result):
-                        await result
+                    await asyncio.to_thread(callback, payload)
             except Exception:
                 log.exception("the %s hook %r failed", event, callback)
 
     async def emit_records(self, records: Sequence[LogRecord]) -> None:
-        for record in records:
-            await self.emit("usage_recorded", record)
+        if self.has("usage_recorded"):
+            for record in records:
+                await self.emit("usage_recorded", record)
+
+
+def _is_async(callback: Callback) -> bool:
+    return inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
+        getattr(callback, "__call__", None)  # noqa: B004  (an instance with an async __call__)
+    )
+
+
+def _wanted(callback: Callback) -> bool:
+    wanted = getattr(callback, "wanted", None)
+    return bool(wanted()) if callable(wanted) else True
 
 
 def crossed(limit: Limit, used: float, before: float, percentages: Sequence[float]) -> list[float]:
@@ -110,7 +125,7 @@ class BudgetWatch:
 
     def check(self, limits: Sequence[Limit], key_id: str | None, now: float) -> None:
         budgets = [limit for limit in limits if limit.kind == "budget"]
-        if budgets:
+        if budgets and self._hooks.has("budget_threshold_crossed"):
             task = asyncio.get_running_loop().create_task(self._check(budgets, key_id, now))
             self._tasks.add(task)  # held until done: a task nobody references may be collected
             task.add_done_callback(self._tasks.discard)
@@ -146,7 +161,3 @@ def _event(limit: Limit, state: Any, key_id: str | None, percent: float) -> Budg
         window_start=state.start,
         window_end=state.end,
     )
-
-
-def key_event(hooks: Hooks | None, event: Event, key: VirtualKey) -> Awaitable[None] | None:
-    return hooks.emit(event, key) if hooks is not None and hooks.has(event) else None

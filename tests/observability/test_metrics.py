@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +77,10 @@ def test_known_traffic_is_counted_under_bifrosts_names_and_labels(metered_url: s
     assert total(found, "bifrost_success_requests_total", team="red", fallback_index="0", **served) == 3
     assert total(found, "bifrost_success_requests_total", team="", fallback_index="1", **served) == 1
     assert total(found, "bifrost_success_requests_total", selected_key_name="primary") == 4
-    assert total(found, "bifrost_input_tokens_total", **served) == 4 * USAGE_CHAT["prompt_tokens"]
-    assert total(found, "bifrost_output_tokens_total", **served) == 4 * USAGE_CHAT["completion_tokens"]
+    assert total(found, "bifrost_input_tokens_total", **served) == 4 * int(str(USAGE_CHAT["prompt_tokens"]))
+    assert total(found, "bifrost_output_tokens_total", **served) == 4 * int(
+        str(USAGE_CHAT["completion_tokens"])
+    )
     assert total(found, "bifrost_cost_total", **served) > 0
     assert total(found, "bifrost_upstream_latency_seconds_count", is_success="true") == 4
     assert total(found, "bifrost_upstream_latency_seconds_count", is_success="false") == 1
@@ -162,7 +164,7 @@ def test_client_chosen_label_values_are_bounded() -> None:
 # -- several workers ------------------------------------------------------------------------------------
 
 
-def _serve_workers(tmp_path: Path, workers: int) -> Iterator[str]:
+def _serve_workers(tmp_path: Path, workers: int) -> Generator[str, None, None]:
     config = {"providers": {"mock": {}}, "telemetry": {"metrics_flush_seconds": 0.2}}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))

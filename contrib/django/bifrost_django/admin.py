@@ -23,7 +23,6 @@ from django.db.models import Count, QuerySet, Sum
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
 from bifrost_asgi.governance import generate_key
 
@@ -106,8 +105,11 @@ class VirtualKeyAdmin(ModelAdmin[VirtualKey]):
     # Revoking changes keys: a staff user allowed only to view them must not be offered the action.
     @admin.action(description="Revoke selected keys (permanent)", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
-        now = timezone.now()
-        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=now, is_active=False)
+        # One save per key (not one UPDATE): each revocation sends bifrost_django.signals.key_revoked.
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        for key in keys:
+            key.revoke()
+        revoked = len(keys)
         self.message_user(
             request, f"Revoked {revoked} key(s). The gateway stops accepting them within seconds."
         )
