@@ -57,14 +57,14 @@ Receiver = Callable[..., None]
 
 
 def test_signals_reach_receivers_in_an_app_context(app: Flask) -> None:
-    got: list[tuple[str, Any, Any]] = []
+    got: list[tuple[str, Any, str, Any]] = []
     lock = threading.Lock()
 
     def receiver(name: str) -> Receiver:
         def receive(sender: Flask, **kwargs: Any) -> None:
             (payload,) = kwargs.values()
             with lock:
-                got.append((name, sender, current_app.name, payload))  # type: ignore[arg-type]
+                got.append((name, sender, current_app.name, payload))
 
         return receive
 
