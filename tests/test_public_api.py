@@ -140,6 +140,7 @@ PINNED = {
     "bifrost_asgi.stores": [
         "Admission",
         "Bound",
+        "CHART_FIELDS",
         "COLUMNS",
         "Claim",
         "CounterState",

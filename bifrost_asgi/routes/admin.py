@@ -384,8 +384,12 @@ def admin_routes(
     ]
 
 
-def admin_endpoint(get_backend: BackendGetter, handler: Handler, *, auth: AuthConfig | None) -> Handler:
-    """``handler`` behind the management API's credentials when ``auth`` is enabled, and open otherwise:
-    how Bifrost guards ``/metrics`` (a scraper sends Basic auth; a host admin or admin token also pass)."""
-    guard = _guard(auth, False) if auth is not None and auth.is_enabled else _Open()
+def admin_endpoint(
+    get_backend: BackendGetter, handler: Handler, *, auth: AuthConfig | None, other_admin_auth: bool = False
+) -> Handler:
+    """``handler`` behind the management API's credentials (a host admin or an admin token also pass).
+    Without Basic auth enabled it is open, as Bifrost's ``/metrics`` is, unless ``other_admin_auth``
+    closes it as it closes the management API."""
+    open_ = auth is None or not auth.is_enabled
+    guard = _Closed() if open_ and other_admin_auth else _Open() if open_ else _guard(auth, False)
     return _Admin(get_backend, guard).endpoint(handler)

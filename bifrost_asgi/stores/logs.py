@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
-__all__ = ["COLUMNS", "LogRecord", "LogStore", "LogWriter"]
+__all__ = ["CHART_FIELDS", "COLUMNS", "LogRecord", "LogStore", "LogWriter"]
 
 log = logging.getLogger("bifrost_asgi.logs")
 
@@ -55,6 +55,11 @@ class LogRecord:
 
 # Every LogRecord field, in order: what a store keeps for each record.
 COLUMNS = tuple(f.name for f in fields(LogRecord))
+# What the usage charts read of each record (a store's optional ``usage_rows``; observability/charts.py).
+CHART_FIELDS = (
+    "timestamp", "owner", "virtual_key_id", "virtual_key_name", "provider", "model", "status", "latency",
+    "total_tokens", "cost",
+)  # fmt: skip
 
 
 class LogStore(Protocol):

@@ -23,7 +23,7 @@ from bifrost_asgi.stores.log_query import (
     log_stats,
     parse_log_query,
 )
-from bifrost_asgi.stores.logs import COLUMNS, LogRecord
+from bifrost_asgi.stores.logs import CHART_FIELDS, COLUMNS, LogRecord
 from bifrost_asgi.stores.sqlite import ThreadConnections
 
 __all__ = ["SCHEMA", "SQLiteLogStore", "search_logs"]
@@ -79,6 +79,19 @@ class SQLiteLogStore:
 
     async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         return await asyncio.to_thread(search_logs, self.connection, query)
+
+    async def usage_rows(self, since: float, owner: str | None, limit: int) -> list[dict[str, Any]]:
+        """The usage charts' rows (observability/charts.py): newest first, one query."""
+        return await asyncio.to_thread(self._usage_rows, since, owner, limit)
+
+    def _usage_rows(self, since: float, owner: str | None, limit: int) -> list[dict[str, Any]]:
+        params: list[object] = [since, limit]
+        where = "timestamp >= ?"
+        if owner is not None:
+            where, params = where + " AND owner = ?", [since, owner, limit]
+        sql = f"SELECT {', '.join(CHART_FIELDS)} FROM bifrost_logs WHERE {where} ORDER BY seq DESC LIMIT ?"
+        rows = self.connection().execute(sql, params).fetchall()
+        return [dict(zip(CHART_FIELDS, row, strict=True)) for row in rows]
 
     async def aclose(self) -> None:
         return None

@@ -19,6 +19,7 @@ from django.db.models import Avg, Case, Count, F, Q, QuerySet, Sum, When
 from bifrost_asgi.errors import invalid_request, store_unavailable
 from bifrost_asgi.governance import Customer, Team, VirtualKey
 from bifrost_asgi.stores import (
+    CHART_FIELDS,
     COLUMNS,
     TERMINAL_STATUSES,
     CounterState,
@@ -327,6 +328,20 @@ def _search_logs(params: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     return log_page(query, logs, _stats(rows), has_logs=models.UsageLog.objects.exists())
 
 
+def _usage_rows(since: float, owner: str | None, limit: int) -> list[dict[str, Any]]:
+    rows = models.UsageLog.objects.filter(timestamp__gte=to_datetime(since))
+    if owner is not None:
+        rows = rows.filter(owner_id=user_pk(owner))
+    fields = [name for name in CHART_FIELDS if name != "owner"] + ["owner_id"]
+    found = []
+    for row in rows.order_by("-id").values(*fields)[:limit]:
+        row["timestamp"] = to_timestamp(row["timestamp"])
+        owner_id = row.pop("owner_id")
+        row["owner"] = None if owner_id is None else str(owner_id)
+        found.append(row)
+    return found
+
+
 class ORMLogStore:
     """`LogStore` over `UsageLog` rows: batched inserts, and Bifrost's ``GET /api/logs`` search with the
     reference's filters, pagination and stats.
@@ -339,6 +354,10 @@ class ORMLogStore:
 
     async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         return await run(_search_logs, query)
+
+    async def usage_rows(self, since: float, owner: str | None, limit: int) -> list[dict[str, Any]]:
+        """The usage charts' rows: newest first, one query."""
+        return await run(_usage_rows, since, owner, limit)
 
     async def aclose(self) -> None:
         return None
