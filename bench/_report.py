@@ -20,7 +20,7 @@ PACKAGES = ("bifrost-asgi", "uvicorn", "starlette", "httpx", "httpcore", "h11", 
             "orjson", "uvloop", "httptools")  # fmt: skip
 # A cell during which other processes used more CPU than this is "disturbed" (see run.py's --quiet-limit).
 DISTURBED_CPUS = 0.2
-KIND_ORDER = ("direct", "floor-raw", "floor", "baseline", "gateway")
+KIND_ORDER = ("direct", "floor-raw", "floor", "baseline", "gateway-nometrics", "gateway")
 
 
 class ScenarioLike(Protocol):
@@ -248,6 +248,25 @@ def baseline_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[
     return ["### Before and after (baseline ref vs this tree, same run)", "", *_table(header, body), ""]
 
 
+def metrics_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[str]:
+    """The gateway with Prometheus metrics on (its default) against off, per transport (--metrics)."""
+    body = []
+    for scenario in scenarios:
+        for transport in ("aiohttp", "httpx"):
+            on = summary.get(scenario.name, f"gateway/{transport}")
+            off = summary.get(scenario.name, f"gateway-nometrics/{transport}")
+            if on is None or off is None:
+                continue
+            rps = [_num(off.rps), _num(on.rps), _ratio(on.rps / off.rps)]
+            body.append([scenario.name, transport, _us(off.p50_us), _us(on.p50_us), *rps, _us(off.cpu_us),
+                         _us(on.cpu_us)])  # fmt: skip
+    if not body:
+        return []
+    header = ["scenario", "transport", "p50 c=1 off", "p50 c=1 on", "RPS c=16 off", "RPS c=16 on",
+              "RPS on / off (target ≥ 0.95)", "CPU/req off", "CPU/req on"]  # fmt: skip
+    return ["### Prometheus metrics on vs off (same tree, same run)", "", *_table(header, body), ""]
+
+
 def markdown(summary: Summary, scenarios: Sequence[ScenarioLike]) -> str:
     lines: list[str] = []
     for scenario in scenarios:
@@ -255,6 +274,7 @@ def markdown(summary: Summary, scenarios: Sequence[ScenarioLike]) -> str:
     lines += targets_table(summary, scenarios)
     lines += transport_table(summary, scenarios)
     lines += baseline_table(summary, scenarios)
+    lines += metrics_table(summary, scenarios)
     errors = sum(r.errors for r in summary.rows.values())
     lines.append(f"Errors (non-2xx, socket errors, timeouts) over the whole run: {errors}.")
     if summary.background:

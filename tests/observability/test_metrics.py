@@ -164,7 +164,7 @@ def test_client_chosen_label_values_are_bounded() -> None:
 # -- several workers ------------------------------------------------------------------------------------
 
 
-def _serve_workers(tmp_path: Path, workers: int) -> Generator[str, None, None]:
+def _serve_workers(tmp_path: Path, workers: int, *, given_dir: bool) -> Generator[str, None, None]:
     config = {"providers": {"mock": {}}, "telemetry": {"metrics_flush_seconds": 0.2}}
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
@@ -173,7 +173,9 @@ def _serve_workers(tmp_path: Path, workers: int) -> Generator[str, None, None]:
     port = _free_port()
     cmd = [sys.executable, "-m", "bifrost_asgi", "serve", "--config", str(path), "--port", str(port),
            "--workers", str(workers), "--log-level", "warning"]  # fmt: skip
-    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    if given_dir:
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     proc = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=die_with_test_run)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -198,8 +200,11 @@ def _scrape(url: str) -> Samples:
         return samples(client.get("/metrics").text)
 
 
-def test_two_workers_report_the_same_totals_whichever_answers_the_scrape(tmp_path: Path) -> None:
-    url = next(gen := _serve_workers(tmp_path, 2))
+@pytest.mark.parametrize("given_dir", [True, False], ids=["PROMETHEUS_MULTIPROC_DIR", "serve-makes-one"])
+def test_two_workers_report_the_same_totals_whichever_answers_the_scrape(
+    tmp_path: Path, given_dir: bool
+) -> None:
+    url = next(gen := _serve_workers(tmp_path, 2, given_dir=given_dir))
     try:
         for _ in range(40):
             with httpx.Client(base_url=url, timeout=10) as client:  # new connections: both workers serve
@@ -216,7 +221,8 @@ def test_two_workers_report_the_same_totals_whichever_answers_the_scrape(tmp_pat
             agreeing = agreeing + 1 if got == want else 0
             assert time.monotonic() < deadline, f"workers never agreed on {want}: last scrape {got}"
             time.sleep(0.05)
-        files = list((tmp_path / "metrics").glob("bifrost-metrics-*.json"))
-        assert len(files) == 2  # both workers served (requests or scrapes) and shared their figures
+        if given_dir:
+            files = list((tmp_path / "metrics").glob("bifrost-metrics-*.json"))
+            assert len(files) == 2  # both workers served (requests or scrapes) and shared their figures
     finally:
         gen.close()
