@@ -19,6 +19,7 @@ from bifrost_asgi.config import GatewayConfig
 from bifrost_asgi.errors import http_error
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.config import GovernanceConfig
+from bifrost_asgi.observability.content import ContentRedactor
 from bifrost_asgi.observability.hooks import Hooks
 from bifrost_asgi.observability.routes import observability_routes
 from bifrost_asgi.pipeline.journey import Endpoint
@@ -163,6 +164,7 @@ def create_app(
     providers: Mapping[str, ProviderFactory] | None = None,
     hooks: Hooks | None = None,
     tracer_provider: TracerProvider | None = None,
+    redact_content: ContentRedactor | None = None,
 ) -> Starlette:
     """The gateway as an ASGI app; mount it anywhere.
 
@@ -174,8 +176,8 @@ def create_app(
     ``owner_directory`` (are a key owner's account and its keys still usable?) and may inject their own
     stores (the Django ORM ones). ``providers`` maps a configured provider's name to a factory for a
     provider of your own (docs/extending.md). ``hooks`` are the host's callbacks on usage, budgets and
-    keys; ``tracer_provider`` replaces OpenTelemetry's global one for the gateway's spans
-    (docs/observability.md).
+    keys; ``tracer_provider`` replaces OpenTelemetry's global one for the gateway's spans;
+    ``redact_content`` edits what content logging stores (docs/observability.md).
     """
     gw = Gateway(
         config or GatewayConfig(),
@@ -187,6 +189,7 @@ def create_app(
         provider_factories=providers,
         hooks=hooks,
         tracer_provider=tracer_provider,
+        redact_content=redact_content,
     )
 
     @asynccontextmanager

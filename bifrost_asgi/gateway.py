@@ -15,6 +15,7 @@ from bifrost_asgi.config import ConfigError, GatewayConfig, ProviderConfig
 from bifrost_asgi.governance.build import build_governance, build_log_writer, seed
 from bifrost_asgi.governance.config import GovernanceConfig
 from bifrost_asgi.governance.engine import Governance
+from bifrost_asgi.observability.content import ContentLog, ContentRedactor
 from bifrost_asgi.observability.hooks import BudgetWatch, Hooks
 from bifrost_asgi.observability.telemetry import Telemetry
 from bifrost_asgi.pricing import PricingTable
@@ -52,6 +53,7 @@ class Gateway:
         provider_factories: Mapping[str, ProviderFactory] | None = None,
         hooks: Hooks | None = None,
         tracer_provider: TracerProvider | None = None,
+        redact_content: ContentRedactor | None = None,
     ) -> None:
         self.config = config
         self._factories = dict(provider_factories or {})
@@ -87,6 +89,11 @@ class Gateway:
                 gov_cfg, self.pricing, enforce_auth=enforce, key_store=key_store, counter_store=counter_store
             )
             self.logs = build_log_writer(gov_cfg, log_store)
+        self.content: ContentLog | None = None  # prompts and answers in the log, where turned on
+        if self.logs is not None and gov_cfg is not None:
+            self.logs.retention = _days(config.client.log_retention_days)
+            if gov_cfg.logs.content or gov_cfg.logs.content_virtual_keys:
+                self.content = ContentLog(gov_cfg.logs, self.redactor, redact_content)
         self.telemetry = Telemetry(config, hooks=hooks, tracer_provider=tracer_provider)
         self._observe_governance(self.telemetry.hooks)
         self.max_body = int(config.client.max_request_body_size_mb * 1024 * 1024)
@@ -142,6 +149,10 @@ class Gateway:
                 await self.governance.aclose()
             if self.telemetry.metrics is not None:
                 await self.telemetry.metrics.flush()  # the last figures, for the workers still serving
+
+
+def _days(days: int | None) -> float | None:
+    return None if days is None else days * 86400.0
 
 
 def _make_transport(

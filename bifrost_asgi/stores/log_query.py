@@ -138,6 +138,7 @@ def log_entry(record: Mapping[str, Any]) -> dict[str, Any]:
     """One record (every LogRecord field, as stored) as Bifrost's log JSON: the time as RFC3339, booleans
     as booleans, and the tokens also under ``token_usage``."""
     entry = dict(record)
+    entry.pop("content", None)  # prompts and answers are kept with the record, never listed (as Bifrost)
     for name in _BOOL_FIELDS:
         entry[name] = bool(entry[name])
     entry["timestamp"] = _rfc3339(entry["timestamp"])

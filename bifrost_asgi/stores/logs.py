@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
@@ -51,6 +52,9 @@ class LogRecord:
     cost: float | None = None
     latency: int = 0  # ms
     usage_estimated: bool = False  # true when a cancelled stream was charged from what was delivered
+    # The prompt and answer, as JSON text, only where content logging is on (observability/content.py);
+    # never shown by the log search.
+    content: str | None = None
 
 
 # Every LogRecord field, in order: what a store keeps for each record.
@@ -89,6 +93,9 @@ class LogWriter:
         self._wake = asyncio.Event()
         # Called with each batch once it is written (the host's usage_recorded hook).
         self.on_written: Callable[[Sequence[LogRecord]], Awaitable[None]] | None = None
+        # client.log_retention_days, in seconds: older rows are deleted, hourly, by stores that can.
+        self.retention: float | None = None
+        self._next_purge = 0.0
 
     def submit(self, record: LogRecord) -> None:
         self._pending.append(record)
@@ -103,6 +110,7 @@ class LogWriter:
                 await asyncio.wait_for(self._wake.wait(), self._interval)
             self._wake.clear()
             await self.flush()
+            await self._purge()
 
     async def flush(self) -> None:
         while self._pending:
@@ -114,6 +122,18 @@ class LogWriter:
                 continue
             if self.on_written is not None:
                 await self.on_written(batch)
+
+    async def _purge(self) -> None:
+        """Delete the rows past retention, at most once an hour (a store's optional ``delete_before``)."""
+        delete_before = getattr(self.store, "delete_before", None)
+        now = time.monotonic()
+        if self.retention is None or delete_before is None or now < self._next_purge:
+            return
+        self._next_purge = now + 3600
+        try:
+            await delete_before(time.time() - self.retention)
+        except Exception:
+            log.exception("deleting usage log records past retention failed")
 
     async def aclose(self) -> None:
         if self._task is not None:
