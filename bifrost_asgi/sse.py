@@ -49,6 +49,8 @@ async def aiter_sse_batches(
         cr = chunk.endswith(b"\r")
         if cr:
             chunk = chunk[:-1]
+        if not chunk:  # kept as pending, an empty read would hide the blank line the next one completes
+            continue
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n")
         if pending:

@@ -98,7 +98,11 @@ def gateway_config(upstream_url: str) -> dict[str, Any]:
             },
             "rotator": {
                 "kind": "openai",
-                "keys": [{"name": "dead", "value": "bad-key"}, {"name": "good", "value": "sk-good"}],
+                # The dead key is nearly always chosen first, so every request meets it.
+                "keys": [
+                    {"name": "dead", "value": "bad-key", "weight": 1000},
+                    {"name": "good", "value": "sk-good", "weight": 1},
+                ],
                 "network_config": {"base_url": upstream_url},
             },
             "allbad": {

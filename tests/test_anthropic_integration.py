@@ -30,8 +30,9 @@ from tests.anthropic_upstream import (
     message_body,
 )
 from tests.conftest import serve
+from tests.test_count_tokens_http import expected_messages
 from tests.upstream import ANSWER as OPENAI_ANSWER
-from tests.upstream import Upstream
+from tests.upstream import GPT_4O_MINI_COST, Upstream
 
 MODEL = "claude-sonnet-4-6"
 # claude-sonnet-4-6 in the shipped catalog: $3/M input, $0.30/M cache reads, $3.75/M cache writes, $15/M
@@ -211,7 +212,7 @@ async def test_openai_model_through_anthropic_sdk(ant: anthropic.AsyncAnthropic,
         2,
         5,
     )
-    assert float(raw.headers["x-bifrost-cost-usd"]) > 0
+    assert float(raw.headers["x-bifrost-cost-usd"]) == pytest.approx(GPT_4O_MINI_COST)
     sent = upstream.state.requests[-1]
     assert sent.path == "/v1/responses"
     assert sent.body == {
@@ -246,7 +247,9 @@ async def test_count_tokens_for_other_providers_is_a_local_count(
             gateway + "/v1/responses/input_tokens",
             json={"model": "openai/gpt-4o", "input": [{"role": "user", "content": "Hi"}]},
         )
-    assert counted.input_tokens == r.json()["input_tokens"] > 0
+    assert (
+        counted.input_tokens == r.json()["input_tokens"] == expected_messages("o200k_base", ("user", "Hi"))[0]
+    )
 
 
 async def test_fallback_from_openai_to_anthropic_under_anthropic(

@@ -275,6 +275,98 @@ TEXT_CASES: list[tuple[str, str, Body, list[str], list[str], int]] = [
         34,
     ),
     ("p50k", "text-davinci-003", {"input": "Once upon a time"}, ["Once upon a time"], ["user"], 11),
+    (
+        "custom-tool-call",
+        "gpt-4o",
+        {
+            "input": [
+                {"type": "custom_tool_call", "call_id": "c1", "name": "run", "input": "ls -l"},
+                {"type": "custom_tool_call_output", "call_id": "c1", "output": "a.txt"},
+            ]
+        },
+        ["run", "ls -l", "a.txt"],
+        ["assistant", "tool"],
+        17,
+    ),
+    (
+        "object-tool-output",
+        "gpt-4o",
+        {"input": [{"type": "function_call_output", "call_id": "c1", "output": {"t": 18}}]},
+        ['{"t":18}'],
+        ["tool"],
+        12,
+    ),
+    (
+        "reasoning",
+        "gpt-4o",
+        {
+            "input": [
+                {
+                    "type": "reasoning",
+                    "id": "r1",
+                    "summary": [{"type": "summary_text", "text": "Think"}],
+                    "content": [{"type": "reasoning_text", "text": "Deeply"}],
+                }
+            ]
+        },
+        ["Think", "Deeply"],
+        ["assistant"],
+        10,
+    ),
+    (
+        "refusal",
+        "gpt-4o",
+        {
+            "input": [
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "refusal", "refusal": "I can't."},
+                        {"type": "refusal", "text": "Nor that."},
+                    ],
+                }
+            ]
+        },
+        ["I can't.", "Nor that."],
+        ["assistant"],
+        13,
+    ),
+    (
+        "other-items",
+        "gpt-4o",
+        {
+            "input": [
+                {"type": "web_search_call", "id": "w1", "status": "completed", "action": {"query": "news"}},
+                {"type": "shell_call_output", "call_id": "s1", "output": "done"},
+                {"type": "note", "role": "developer", "text": "kept"},
+                {"content": "no role"},
+            ]
+        },
+        ["news", "done", "developer", "kept", "no role"],  # an unknown item's role is among its strings
+        ["assistant", "tool", "developer", "user"],
+        26,
+    ),
+    (
+        "chat-tool-calls",
+        "gpt-4o",
+        {
+            "messages": [
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        "junk",
+                        {"id": "t1", "function": {"name": "f", "arguments": "{}"}},
+                        {"id": "t2", "function": "g"},
+                    ],
+                },
+                {"role": "user", "name": "", "content": "x"},
+            ]
+        },
+        ["f", "{}", "x"],
+        ["assistant", "user"],
+        14,
+    ),
 ]
 
 
@@ -467,6 +559,32 @@ def test_tool_framing_and_nested_schemas() -> None:
     assert result.exact
 
 
+def test_tool_schema_shapes() -> None:
+    tool = {  # no "type": a function tool, as the Responses API reads it
+        "name": "pick",
+        "parameters": {
+            "properties": {
+                "odd": 5,  # not an object: counted by its key alone
+                "either": {"oneOf": [{"type": "integer"}, {"type": "null"}, "junk"]},
+                "typed": {"type": "string", "anyOf": [{"type": "integer"}]},  # a type wins over variants
+                "empty": {"type": "object", "properties": {}},  # no properties: no property framing
+                "list": {"type": "array", "items": {"properties": {"deep": {"enum": [True, None, "x"]}}}},
+            }
+        },
+    }
+    result = count({"input": "hi", "instructions": "Be brief", "tools": [tool]})
+    pieces = ["Be brief", "pick:", "odd::", "either:integer | null:", "typed:string:", "empty:object:",
+              "list:array:", "true", "null", "x", "deep::", "hi"]  # fmt: skip
+    assert result.tokens == ref_tokens("o200k_base", *pieces)
+    tool_framing = FUNC_INIT_O200K + FUNC_END + PROP_INIT * 2 + PROP_KEY * 6 + ENUM_INIT + 3 * ENUM_ITEM
+    framing = message_framing("o200k_base", "system", "user") + REPLY_PRIMING
+    assert result.framing_tokens == tool_framing + framing
+    assert (
+        count({"input": "hi", "tools": [{"type": "web_search"}]}).framing_tokens
+        == message_framing("o200k_base", "user") + REPLY_PRIMING
+    )  # a hosted tool is no function
+
+
 def test_hosted_tools_count_their_visible_text_and_are_estimates() -> None:
     tools = [
         {"type": "web_search", "search_context_size": "low"},
@@ -645,6 +763,23 @@ def test_audio_is_estimated_from_its_duration(raw: bytes, expected: int) -> None
     assert result.estimated == ("audio",)
 
 
+def test_media_parts_add_up_and_take_either_shape() -> None:
+    audio = base64.b64encode(wav(1.5)).decode()
+    parts: list[dict[str, Any]] = [
+        {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+        {"type": "input_audio", "data": audio, "format": "wav"},  # the fields on the part itself
+        {"type": "input_audio", "data": ["not", "base64"]},  # unmeasurable: no tokens, still an estimate
+        {"type": "input_file", "file_data": base64.b64encode(b"y" * 40).decode()},
+        {"type": "file", "file": {"file_data": base64.b64encode(b"y" * 80).decode()}},
+        {"type": "input_file", "file_data": {"not": "a string"}},
+        {"type": "image_url", "image_url": {"url": data_url(png(512, 512)), "detail": "high"}},
+    ]
+    result = count(user_parts(*parts))
+    assert (result.audio_tokens, result.file_tokens) == (15 + 15, 10 + 20)
+    assert result.image_tokens == 85 + 170  # one 512-pixel tile: the URL's own size, not the default
+    assert set(result.estimated) == {"audio", "file"}
+
+
 # --- other items and estimates ------------------------------------------------------------------------------
 
 
@@ -719,6 +854,46 @@ def _user(content: Any) -> Body:
             {"input": [{"type": "function_call", "name": "f", "arguments": {}}]},
             "input[0].arguments must be a string",
             "input[0].arguments",
+        ),
+        (
+            {"input": [{"type": "function_call", "name": 5, "arguments": "{}"}]},
+            "input[0].name must be a string",
+            "input[0].name",
+        ),
+        (
+            {"input": [{"type": "custom_tool_call", "name": "f", "input": 5}]},
+            "input[0].input must be a string",
+            "input[0].input",
+        ),
+        (
+            {"input": [{"type": "custom_tool_call", "name": 5, "input": "x"}]},
+            "input[0].name must be a string",
+            "input[0].name",
+        ),
+        (
+            {"input": [{"type": "reasoning", "summary": 5}]},
+            "input[0].summary must be a string or an array of content parts",
+            "input[0].summary",
+        ),
+        (
+            {"input": [{"type": "reasoning", "content": [5]}]},
+            "input[0].content[0] must be an object",
+            "input[0].content[0]",
+        ),
+        (
+            {"input": [{"type": "function_call_output", "output": [5]}]},
+            "input[0].output[0] must be an object",
+            "input[0].output[0]",
+        ),
+        (
+            _user([{"type": "refusal", "refusal": 5}]),
+            "input[0].content[0].refusal must be a string",
+            "input[0].content[0].refusal",
+        ),
+        (
+            _user([{"type": "refusal", "text": 5}]),
+            "input[0].content[0].text must be a string",
+            "input[0].content[0].text",
         ),
         ({"messages": "hi"}, "messages must be an array of messages", "messages"),
         ({"messages": [None]}, "messages[0] must be an object", "messages[0]"),
@@ -824,3 +999,11 @@ def test_json_too_deep_to_render_is_a_400(body: Body, param: str) -> None:
     with pytest.raises(BifrostError) as caught:
         count(body)
     assert caught.value.status_code == 400 and caught.value.param == param
+    assert caught.value.message.startswith(f"{param} cannot be serialised as JSON: ")
+    enum = {
+        "input": "hi",
+        "tools": [{"name": "f", "parameters": {"properties": {"k": {"enum": [_nested(300)]}}}}],
+    }
+    with pytest.raises(BifrostError) as caught:
+        count(enum)
+    assert caught.value.param == "tools"

@@ -24,6 +24,10 @@ def model_for(prefix: str, model: str = "gpt-4o") -> str:
     return model if prefix == "/openai" else f"openai/{model}"
 
 
+def encoded(text: str, encoding: str = "o200k_base") -> list[int]:
+    return list(reference_encoding(encoding).encode_ordinary(text))
+
+
 def expected_messages(encoding: str, *messages: tuple[str, str]) -> tuple[int, list[int]]:
     """The cookbook count by tiktoken itself: text tokens plus 3 + role per message, plus 3 priming."""
     enc = reference_encoding(encoding)
@@ -95,12 +99,13 @@ async def test_instructions_and_tools_are_counted(gateway_url: str) -> None:
             instructions="Be brief",
             tools=[tool],  # type: ignore[list-item]
         )
-    enc = reference_encoding("o200k_base")
-    # instructions become a system message: 3 + "system" + its text
-    instructions = (
-        TOKENS_PER_MESSAGE + len(enc.encode_ordinary("system")) + len(enc.encode_ordinary("Be brief"))
-    )
-    assert full.input_tokens > bare.input_tokens + instructions  # the tool adds its own framed lines
+    # Instructions become a system message: 3 + "system" + its text. The tool adds the cookbook's framing
+    # for o200k_base (7 per function, 3 for its properties, 3 per property, 12 once) to its two lines.
+    instructions, _ = expected_messages("o200k_base", ("system", "Be brief"))
+    tool_text = [t for line in ("get_weather:Weather for a city", "city:string:") for t in encoded(line)]
+    tool_tokens = 7 + 3 + 3 + 12 + len(tool_text)
+    assert bare.input_tokens == expected_messages("o200k_base", ("user", "hi"))[0]
+    assert full.input_tokens == bare.input_tokens + instructions - REPLY_PRIMING + tool_tokens
 
 
 async def test_images_each_detail(gateway_url: str) -> None:

@@ -24,8 +24,9 @@ from bifrost_asgi.providers.gemini import gemini_error
 from tests.conftest import serve
 from tests.gemini_upstream import ANSWER, THOUGHT, GeminiUpstream, error_body, signature
 from tests.schemas import assert_valid, bifrost_error_validator, count_tokens_validator, responses_validator
+from tests.test_count_tokens_http import expected_messages
 from tests.upstream import ANSWER as OPENAI_ANSWER
-from tests.upstream import Upstream
+from tests.upstream import GPT_4O_COST, Upstream
 
 Obj = dict[str, Any]
 FLASH = "gemini-2.5-flash"
@@ -539,7 +540,7 @@ async def test_azure_responses_use_the_v1_api_with_the_deployment(
     assert body["extra_fields"]["model_deployment"] == "gpt4o-prod"
     assert body["extra_fields"]["provider"] == "azure"
     # azure/gpt-4o in the catalog: input 2.5e-6, cache read 1.25e-6, output 1e-5; 12 in (2 cached), 5 out.
-    assert body["usage"]["cost"]["total_cost"] == pytest.approx(10 * 2.5e-6 + 2 * 1.25e-6 + 5 * 1e-5)
+    assert body["usage"]["cost"]["total_cost"] == pytest.approx(GPT_4O_COST)
     (seen,) = azure.seen
     assert (seen.path, seen.query) == ("/openai/v1/responses", "api-version=preview")
     assert seen.headers["api-key"] == "az-key"
@@ -566,7 +567,8 @@ async def test_azure_chat_goes_to_the_deployment_path(
     assert resp.choices[0].message.content == OPENAI_ANSWER
     assert dump(resp)["extra_fields"]["model_deployment"] == "gpt4o-prod"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == OPENAI_ANSWER
-    assert dump(chunks[-1])["usage"]["cost"]["total_cost"] > 0
+    assert dump(resp)["usage"]["cost"]["total_cost"] == pytest.approx(GPT_4O_COST)
+    assert dump(chunks[-1])["usage"]["cost"]["total_cost"] == pytest.approx(GPT_4O_COST)
     assert [(s.path, s.query) for s in azure.seen] == [
         ("/openai/deployments/gpt4o-prod/chat/completions", "api-version=2024-10-21"),
         ("/openai/deployments/gpt4o-prod/chat/completions", "api-version=2024-10-21"),
@@ -615,7 +617,7 @@ async def test_azure_tool_call_round_trip_passes_through(
 
 async def test_azure_count_tokens_is_local(client: openai.AsyncOpenAI, azure: AzureShim) -> None:
     counted = await client.responses.input_tokens.count(model="azure/gpt-4o", input="Hello world")
-    assert counted.input_tokens > 0
+    assert counted.input_tokens == expected_messages("o200k_base", ("user", "Hello world"))[0]
     assert azure.seen == []
 
 

@@ -371,8 +371,135 @@ def test_override_of_an_undated_alias_keeps_the_dated_prices(table: PricingTable
 
 def test_override_must_be_a_mapping(table: PricingTable) -> None:
     bad: Any = {"gpt-4o": 1e-06}
-    with pytest.raises(TypeError, match="gpt-4o"):
+    with pytest.raises(TypeError) as caught:
         table.with_overrides(bad)
+    assert str(caught.value) == "pricing override 'gpt-4o' must be a mapping of fields, got float"
+
+
+# --- indexing and lookup, on a small catalog written for the rule each test names -----------------------
+
+
+def one(entries: dict[str, dict[str, Any]]) -> PricingTable:
+    return PricingTable(entries, captured="x")
+
+
+def price_of(table: PricingTable, provider: str, model: str) -> Any:
+    entry = table.lookup(provider, model)
+    return None if entry is None else entry["input_cost_per_token"]
+
+
+def test_a_catalog_key_lives_under_its_provider_and_model() -> None:
+    table = one(
+        {
+            "azure/a": {"litellm_provider": "", "input_cost_per_token": 1.0},  # empty: as if unnamed
+            "azure/b": {"litellm_provider": 5, "input_cost_per_token": 2.0},  # not a name: as if unnamed
+            "openrouter/openai/c": {"litellm_provider": "openrouter", "input_cost_per_token": 3.0},
+            "mistral": {"litellm_provider": "mistral", "input_cost_per_token": 4.0},  # no slash: the model
+            "fireworks_ai/d": {"litellm_provider": "fireworks_ai", "input_cost_per_token": 5.0},
+        }
+    )
+    assert (price_of(table, "azure", "a"), price_of(table, "azure", "b")) == (1.0, 2.0)
+    assert price_of(table, "openrouter", "openai/c") == 3.0  # only the first slash names the provider
+    assert price_of(table, "mistral", "mistral") == 4.0
+    assert price_of(table, "fireworks", "d") == 5.0
+    assert table.models("fireworks_ai") == ["d"]
+    assert table.models("mistral") == ["mistral"]
+
+
+def test_the_prefixed_key_wins_a_collision_whatever_the_order() -> None:
+    plain = {"litellm_provider": "deepseek", "input_cost_per_token": 1.0}
+    prefixed = {"litellm_provider": "deepseek", "input_cost_per_token": 2.0}
+    for entries in ({"deepseek-chat": plain, "deepseek/deepseek-chat": prefixed},
+                    {"deepseek/deepseek-chat": prefixed, "deepseek-chat": plain}):  # fmt: skip
+        assert price_of(one(entries), "deepseek", "deepseek-chat") == 2.0
+
+
+def test_an_undated_name_finds_the_newest_dated_entry() -> None:
+    entries = {
+        "m-2025-02-02": {"litellm_provider": "openai", "input_cost_per_token": 2.0},
+        "m-2024-01-01": {"litellm_provider": "openai", "input_cost_per_token": 1.0},
+        "n-2024-01-01": {"litellm_provider": "openai", "input_cost_per_token": 3.0},
+        "n": {"litellm_provider": "openai", "input_cost_per_token": 4.0},
+    }
+    table = one(entries)
+    assert price_of(table, "openai", "m") == 2.0
+    assert price_of(table, "openai", "m-2024-01-01") == 1.0
+    assert price_of(table, "openai", "n") == 4.0  # an undated entry of its own is not replaced
+    assert price_of(table, "openai", "m-2023-05-05") == 2.0  # an unknown date: the undated name's entry
+    assert price_of(table, "openai", "o") is None
+
+
+def test_lookup_fallbacks_in_order() -> None:
+    table = one(
+        {
+            "g": {"litellm_provider": "vertex_ai", "input_cost_per_token": 1.0},
+            "h": {"litellm_provider": "openai", "input_cost_per_token": 2.0},
+            "anthropic/k": {"litellm_provider": "anthropic", "input_cost_per_token": 3.0},
+            "any-model": {"input_cost_per_token": 4.0},
+        }
+    )
+    assert price_of(table, "gemini", "g") == 1.0  # the sibling
+    assert price_of(table, "gemini", "g-2024-01-01") == 1.0  # the sibling, undated
+    assert price_of(table, "openai", "x/h") == 2.0  # without an unknown prefix
+    assert price_of(table, "openai", "x/h-20250101") == 2.0
+    assert price_of(table, "openrouter", "anthropic/k") == 3.0  # under the prefix's provider
+    assert price_of(table, "openrouter", "anthropic/k-20250101") == 3.0
+    assert price_of(table, "vllm", "any-model") == 4.0  # priced for any provider
+    assert price_of(table, "vllm", "any-model-20250101") == 4.0
+    assert price_of(table, "openrouter", "nobody/k") is None
+    assert price_of(table, "groq", "g") is None  # siblings are only gemini and vertex
+    assert price_of(table, "fireworks_ai", "h") is None
+    # Answers are remembered, and the same after a lookup of another name.
+    assert price_of(table, "gemini", "g") == 1.0
+
+
+def test_remembered_lookups_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bifrost_asgi.pricing._MAX_REPORTED_MISSES", 2)
+    table = one({"g": {"litellm_provider": "vertex_ai", "input_cost_per_token": 1.0}})
+    for model in ("g", "a", "b", "g"):
+        table.lookup("gemini", model)
+    assert len(table._resolved) == 2  # cleared when full, so it never holds more than the bound
+    assert price_of(table, "gemini", "g") == 1.0
+
+
+def test_rates_fall_back_field_by_field() -> None:
+    entry = {
+        "litellm_provider": "openai",
+        "input_cost_per_token": 1.0,
+        "input_cost_per_token_cache_hit": 0.25,  # DeepSeek's name for a cache read
+        "cache_creation_input_token_cost_priority": 3.0,
+        "output_cost_per_token": 2.0,
+        "output_cost_per_reasoning_token_priority": 5.0,
+        "search_context_cost_per_query": {"search_context_size_medium": None},
+    }
+    table = one({"m": entry})
+    usage = Usage(input_tokens=10, output_tokens=6, cached_read_tokens=4, cached_write_tokens=2,
+                  reasoning_tokens=1, num_search_queries=3)  # fmt: skip
+    standard = costs(4 * 1.0 + 4 * 0.25 + 2 * 1.0, 5 * 2.0, reasoning=1 * 2.0)
+    assert_costs(table.cost("openai", "m", usage), **standard)  # an unpriced search costs nothing
+    priority = costs(4 * 1.0 + 4 * 0.25 + 2 * 3.0, 5 * 2.0, reasoning=1 * 5.0)
+    assert_costs(table.cost("openai", "m", usage, service_tier="priority"), **priority)
+
+
+def test_cache_writes_are_capped_by_what_the_cache_reads_left() -> None:
+    entry = {"litellm_provider": "openai", "input_cost_per_token": 1.0, "cache_read_input_token_cost": 0.5,
+             "cache_creation_input_token_cost": 2.0, "output_cost_per_token": 0.0}  # fmt: skip
+    usage = Usage(input_tokens=10, cached_read_tokens=8, cached_write_tokens=5)
+    assert_costs(one({"m": entry}).cost("openai", "m", usage), **costs(8 * 0.5 + 2 * 2.0, 0.0))
+
+
+def test_an_override_by_prefixed_name_amends_the_catalog_entry_it_names() -> None:
+    table = one(
+        {
+            "h": {"litellm_provider": "openai", "input_cost_per_token": 1.0, "output_cost_per_token": 2.0},
+            "openai/gpt-oss": {"litellm_provider": "groq", "input_cost_per_token": 3.0},
+        }
+    )
+    custom = table.with_overrides({"openai/h": {"output_cost_per_token": 7.0}, "openai/gpt-oss": {"x": 1}})
+    h, oss = custom.lookup("openai", "h"), custom.lookup("groq", "openai/gpt-oss")
+    assert h == {"litellm_provider": "openai", "input_cost_per_token": 1.0, "output_cost_per_token": 7.0}
+    assert oss == {"litellm_provider": "groq", "input_cost_per_token": 3.0, "x": 1}
+    assert custom.models("openai") == ["h"]
 
 
 # --- usage parsing ------------------------------------------------------------------------------------------

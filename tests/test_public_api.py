@@ -104,12 +104,14 @@ PINNED = {
         "Budget",
         "Customer",
         "GeneratedKey",
+        "ProviderGovernance",
         "ProviderRule",
         "RateLimit",
         "Team",
         "VK_PREFIX",
         "VirtualKey",
         "generate_key",
+        "unique_windows",
     ],
     "bifrost_asgi.providers": [
         "Call",
@@ -140,7 +142,6 @@ PINNED = {
     "bifrost_asgi.stores": [
         "Admission",
         "Bound",
-        "CHART_FIELDS",
         "COLUMNS",
         "Claim",
         "CounterState",

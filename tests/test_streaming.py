@@ -1,4 +1,4 @@
-"""How upstream streams reach the client: SSE decoding, one write per upstream read, odd chunks.
+"""How upstream streams reach the client: one write per upstream read, odd chunks (decoding: test_sse.py).
 
 The upstream here is an httpx.MockTransport whose body arrives in the reads the test chooses, and the
 gateway is driven at the ASGI level so each message it sends (each socket write, under a server) is seen.
@@ -16,7 +16,6 @@ import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
 from bifrost_asgi.pipeline.streaming import stream_until_disconnect
-from bifrost_asgi.sse import SSEEvent, aiter_sse, aiter_sse_batches
 
 Obj = dict[str, Any]
 
@@ -24,25 +23,6 @@ Obj = dict[str, Any]
 async def _reads(*parts: bytes) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
-
-
-async def _batches(*parts: bytes) -> list[list[SSEEvent]]:
-    return [batch async for batch in aiter_sse_batches(_reads(*parts))]
-
-
-async def test_events_are_batched_by_the_read_that_completed_them() -> None:
-    batches = await _batches(b"data: 1\n\ndata: 2\n\nda", b"ta: 3\n\n", b": keep-alive\n\n", b"data: 4")
-    assert [[e.data for e in b] for b in batches] == [[b"1", b"2"], [b"3"], [b"4"]]
-
-
-async def test_sse_decoding_handles_names_crlf_and_multiline_data() -> None:
-    raw = b"event: response.created\r\ndata: {}\r\n\r\ndata: a\ndata: b\n\ndata:no-space\n\n"
-    events = [e async for e in aiter_sse(_reads(raw[:7], raw[7:]))]
-    assert [(e.event, e.data) for e in events] == [
-        ("response.created", b"{}"),
-        (None, b"a\nb"),
-        (None, b"no-space"),
-    ]
 
 
 def _chat_chunk(text: str) -> bytes:
@@ -113,7 +93,8 @@ async def test_events_of_one_upstream_read_leave_in_one_write() -> None:
     assert bodies[-1] == b"data: [DONE]\n\n"
     events = [orjson.loads(line[6:]) for line in _data_lines(bodies)[:-1]]
     assert [e["extra_fields"]["chunk_index"] for e in events] == [0, 1, 2, 3, 4]
-    assert events[-1]["usage"]["cost"]["total_cost"] > 0  # the usage chunk is still priced
+    # The usage chunk is still priced: gpt-4o-mini, 5 input and 3 output tokens.
+    assert events[-1]["usage"]["cost"]["total_cost"] == pytest.approx(5 * 0.15e-6 + 3 * 0.6e-6)
 
 
 async def test_translated_stream_keeps_one_write_per_upstream_read() -> None:

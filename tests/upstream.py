@@ -55,6 +55,9 @@ USAGE_RESPONSES = {
     "output_tokens_details": {"reasoning_tokens": 0},
     "total_tokens": 17,
 }
+# What that usage costs at the shipped prices: gpt-4o-mini (10 input, 2 cached, 5 output) and gpt-4o.
+GPT_4O_MINI_COST = 10 * 0.15e-6 + 2 * 0.075e-6 + 5 * 0.6e-6
+GPT_4O_COST = 10 * 2.5e-6 + 2 * 1.25e-6 + 5 * 1e-5
 ANSWER = "Hello from upstream!"
 
 

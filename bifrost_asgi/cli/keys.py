@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import re
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from pydantic import ValidationError
 from bifrost_asgi.governance.build import build_governance, build_log_writer
 from bifrost_asgi.governance.config import GovernanceConfig
 from bifrost_asgi.governance.engine import Governance
-from bifrost_asgi.governance.models import Budget, ProviderRule, RateLimit, VirtualKey
+from bifrost_asgi.governance.models import Budget, ProviderRule, RateLimit, VirtualKey, unique_windows
 from bifrost_asgi.pricing import PricingTable
 from bifrost_asgi.stores.log_query import month_usage
 
@@ -251,11 +252,20 @@ def _create_fields(args: argparse.Namespace) -> dict[str, Any]:
     )
     if len({r.provider for r in rules}) != len(rules):
         raise UsageError("each --provider may appear once")
-    budgets = tuple(b.model_copy(update={"calendar_aligned": args.calendar_aligned}) for b in args.budget)
+    # Ids as the management API gives them, so the key's budgets and limit can be told apart there.
+    budgets = tuple(
+        b.model_copy(update={"calendar_aligned": args.calendar_aligned, "id": uuid.uuid4().hex})
+        for b in args.budget
+    )
+    try:
+        unique_windows(budgets)
+    except ValueError as exc:
+        raise UsageError(f"--budget: {exc}") from None
     rate_limit = None
     if args.requests or args.tokens:
         requests, tokens = args.requests or (None, None), args.tokens or (None, None)
         rate_limit = RateLimit(
+            id=uuid.uuid4().hex,
             request_max_limit=requests[0],
             request_reset_duration=requests[1],
             token_max_limit=tokens[0],

@@ -9,7 +9,15 @@ from bifrost_asgi.governance.config import GovernanceConfig, SeedBudget, SeedErr
 from bifrost_asgi.governance.engine import Governance
 from bifrost_asgi.governance.jwt import TokenVerifier
 from bifrost_asgi.governance.keys import hash_key, key_lookup_prefix
-from bifrost_asgi.governance.models import Budget, Customer, ProviderRule, RateLimit, Team, VirtualKey
+from bifrost_asgi.governance.models import (
+    Budget,
+    Customer,
+    ProviderRule,
+    RateLimit,
+    Team,
+    VirtualKey,
+    unique_windows,
+)
 from bifrost_asgi.pricing import PricingTable
 from bifrost_asgi.stores import (
     CounterStore,
@@ -95,6 +103,7 @@ def _rate_limit(ref: str | None, limits: dict[str, SeedRateLimit], owner: str) -
         raise SeedError(f"{owner}: rate_limit_id {ref!r} is not declared in governance.rate_limits")
     seed = limits[ref]
     return RateLimit(
+        id=seed.id,
         request_max_limit=seed.request_max_limit,
         request_reset_duration=seed.request_reset_duration,
         token_max_limit=seed.token_max_limit,
@@ -102,9 +111,10 @@ def _rate_limit(ref: str | None, limits: dict[str, SeedRateLimit], owner: str) -
     )
 
 
-def _budgets(seeds: Iterable[SeedBudget], *, aligned: bool = False) -> tuple[Budget, ...]:
-    return tuple(
+def _budgets(seeds: Iterable[SeedBudget], owner: str, *, aligned: bool = False) -> tuple[Budget, ...]:
+    budgets = tuple(
         Budget(
+            id=b.id,
             max_limit=b.max_limit,
             reset_duration=b.reset_duration,
             calendar_aligned=b.calendar_aligned or aligned,
@@ -112,6 +122,23 @@ def _budgets(seeds: Iterable[SeedBudget], *, aligned: bool = False) -> tuple[Bud
         )
         for b in seeds
     )
+    try:
+        unique_windows(budgets)
+    except ValueError as exc:
+        raise SeedError(f"{owner}: {exc}") from None
+    return budgets
+
+
+def _owned(cfg: GovernanceConfig, budget_id: str | None, owner: str, **match: str) -> list[SeedBudget]:
+    """The budgets declared for an owner: those naming it, and the one it names by ``budget_id``."""
+    field, value = next(iter(match.items()))
+    own = [b for b in cfg.budgets if getattr(b, field) == value]
+    if budget_id:
+        named = next((b for b in cfg.budgets if b.id == budget_id), None)
+        if named is None:
+            raise SeedError(f"{owner}: unknown budget_id {budget_id!r}")
+        own += [named] if named not in own else []
+    return own
 
 
 def _check_budget_owners(cfg: GovernanceConfig) -> None:
@@ -134,17 +161,24 @@ async def seed(gov: Governance, cfg: GovernanceConfig) -> None:
     """Create or update the records config.json declares. Keys keep their creation time."""
     _check_budget_owners(cfg)
     limits = {r.id: r for r in cfg.rate_limits}
-    budget_ids = {b.id: b for b in cfg.budgets}
+    now = gov.clock.now()
     for c in cfg.customers:
-        own = [b for b in cfg.budgets if b.customer_id == c.id]
-        if c.budget_id:
-            if c.budget_id not in budget_ids:
-                raise SeedError(f"governance.customers[{c.id}]: unknown budget_id {c.budget_id!r}")
-            own.append(budget_ids[c.budget_id])
-        await gov.keys.put_customer(Customer(id=c.id, name=c.name, budgets=_budgets(own)))
+        where = f"governance.customers[{c.id}]"
+        budgets = _budgets(_owned(cfg, c.budget_id, where, customer_id=c.id), where)
+        rate_limit = _rate_limit(c.rate_limit_id, limits, where)
+        existing = await gov.keys.customer(c.id)
+        created = existing.created_at if existing else now
+        customer = Customer(id=c.id, name=c.name, budgets=budgets, rate_limit=rate_limit, created_at=created)
+        await gov.keys.put_customer(customer)
     for t in cfg.teams:
-        own = [b for b in cfg.budgets if b.team_id == t.id]
-        await gov.keys.put_team(Team(id=t.id, name=t.name, customer_id=t.customer_id, budgets=_budgets(own)))
+        where = f"governance.teams[{t.id}]"
+        budgets = _budgets(_owned(cfg, t.budget_id, where, team_id=t.id), where)
+        rate_limit = _rate_limit(t.rate_limit_id, limits, where)
+        existing_team = await gov.keys.team(t.id)
+        created = existing_team.created_at if existing_team else now
+        team = Team(id=t.id, name=t.name, customer_id=t.customer_id, budgets=budgets, rate_limit=rate_limit,
+                    created_at=created)  # fmt: skip
+        await gov.keys.put_team(team)
     for k in cfg.virtual_keys:
         await gov.keys.put(await _seed_key(gov, cfg, k.id, limits))
 
@@ -169,6 +203,7 @@ async def _seed_key(
             blacklisted_models=tuple(pc.blacklisted_models),
             budgets=_budgets(
                 (b for b in cfg.budgets if pc.id and b.provider_config_id == pc.id),
+                f"{owner}.provider_configs[{pc.provider}]",
                 aligned=k.calendar_aligned,
             ),
             rate_limit=_rate_limit(pc.rate_limit_id, limits, f"{owner}.provider_configs[{pc.provider}]"),
@@ -184,7 +219,9 @@ async def _seed_key(
         owner=k.owner,
         provider_configs=rules,
         allow_all_providers=k.allow_all_providers,
-        budgets=_budgets((b for b in cfg.budgets if b.virtual_key_id == k.id), aligned=k.calendar_aligned),
+        budgets=_budgets(
+            (b for b in cfg.budgets if b.virtual_key_id == k.id), owner, aligned=k.calendar_aligned
+        ),
         rate_limit=_rate_limit(k.rate_limit_id, limits, owner),
         team_id=k.team_id,
         customer_id=k.customer_id,

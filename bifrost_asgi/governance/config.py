@@ -117,6 +117,8 @@ class SeedTeam(ConfigSection):
     id: str
     name: str = ""
     customer_id: str | None = None
+    budget_id: str | None = None
+    rate_limit_id: str | None = None
 
 
 class SeedCustomer(ConfigSection):

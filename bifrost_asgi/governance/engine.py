@@ -1,8 +1,10 @@
 """The governance engine: who is calling (virtual key), may they use this provider and model, and do
 their rate limits and budgets admit the request — checked in Bifrost's order (spec §6.2):
 
-    key exists -> active and not expired -> provider allowed -> model allowed
+    provider-level rate limit and budgets (with or without a key)
+    -> key exists -> active and not expired -> provider allowed -> model allowed
     -> rate limits (provider config, then key) -> budgets (provider config -> key -> team -> customer)
+    -> team and customer rate limits
 
 Admission reserves the request, an estimate of its tokens and an estimate of its cost on every limit
 at once (`CounterStore.admit`); `settle` swaps the reservation for real usage when the response (or the
@@ -22,7 +24,15 @@ from typing import TYPE_CHECKING, Any
 from bifrost_asgi.errors import BifrostError, governance_error
 from bifrost_asgi.governance.jwt import TokenVerifier
 from bifrost_asgi.governance.keys import generate_key, key_lookup_prefix, verify_key
-from bifrost_asgi.governance.models import Budget, Customer, ProviderRule, RateLimit, Team, VirtualKey
+from bifrost_asgi.governance.models import (
+    Budget,
+    Customer,
+    ProviderGovernance,
+    ProviderRule,
+    RateLimit,
+    Team,
+    VirtualKey,
+)
 from bifrost_asgi.governance.windows import Clock, SystemClock, parse_duration
 from bifrost_asgi.pricing import PricingTable, Usage
 from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
@@ -31,7 +41,7 @@ from bifrost_asgi.stores.keys import KeyStore
 if TYPE_CHECKING:
     from bifrost_asgi.observability.hooks import Hooks
 
-__all__ = ["Governance", "Ticket"]
+__all__ = ["Governance", "Owners", "Ticket", "budget_limit", "rate_limits"]
 
 _CACHE_MAX = 10_000
 DEFAULT_KEY_NAME = "default"
@@ -39,9 +49,10 @@ DEFAULT_KEY_NAME = "default"
 
 @dataclass(slots=True)
 class Ticket:
-    """An admitted request's reservations, to be settled exactly once."""
+    """An admitted request's reservations, to be settled exactly once (``key`` is None for a request
+    without a virtual key that only provider-level limits apply to)."""
 
-    key: VirtualKey
+    key: VirtualKey | None
     provider: str
     model: str
     claims: tuple[Claim, ...]
@@ -53,6 +64,18 @@ class Ticket:
 class _Cached:
     expires: float
     keys: list[VirtualKey] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Owners:
+    """The records above a key whose limits a request also counts against."""
+
+    team: Team | None = None
+    customer: Customer | None = None
+    provider: ProviderGovernance | None = None
+
+
+_Record = Team | Customer | ProviderGovernance
 
 
 class Governance:
@@ -82,7 +105,9 @@ class Governance:
         self._default_locks: dict[str, asyncio.Lock] = {}
         self.default_template: dict[str, Any] = {"allow_all_providers": True}
         self.tokens: TokenVerifier | None = None
-        self._limit_cache: dict[tuple[int, int, int, int], tuple[tuple[object, ...], tuple[Limit, ...]]] = {}
+        self._limit_cache: dict[tuple[int, ...], tuple[tuple[object, ...], tuple[Limit, ...]]] = {}
+        # Teams, customers and provider limits, cached as briefly as keys: every request reads them.
+        self._records: dict[str, tuple[float, _Record | None]] = {}
         self.clock = clock or SystemClock()
         self.hooks: Hooks | None = None  # the host's key_created / key_revoked callbacks
 
@@ -135,6 +160,10 @@ class Governance:
         if key.owner is not None:
             self._defaults.pop(key.owner, None)
 
+    def forget_record(self, kind: str, record_id: str) -> None:
+        """Apply a change to a team, customer or provider's limits in this process at once."""
+        self._records.pop(f"{kind}:{record_id}", None)
+
     async def default_key_for(self, owner: str) -> VirtualKey:
         """The key a host user's session calls are charged to; created on first use, never shown.
 
@@ -186,13 +215,17 @@ class Governance:
         return rule
 
     async def admit(
-        self, key: VirtualKey, provider: str, model: str, body: dict[str, Any], raw_size: int
+        self, key: VirtualKey | None, provider: str, model: str, body: dict[str, Any], raw_size: int
     ) -> Ticket:
-        rule = self.check_access(key, provider, model)
+        """Access rules, then a reservation on every limit the request counts against. Without a key only
+        the provider's own limits apply (as Bifrost checks them before any key)."""
+        rule = self.check_access(key, provider, model) if key is not None else None
         tokens = estimate_tokens(body, raw_size, self.default_max_output_tokens)
+        owners = await self.owners(key, provider)
+        if key is None and owners.provider is None:
+            return Ticket(key, provider, model, (), tokens)
         cost = self._estimate_cost(provider, model, raw_size, tokens)
-        team, customer = await self._owners(key)
-        claims = self._claims_for(key, rule, team, customer, tokens, cost)
+        claims = self._claims_for(key, rule, owners, tokens, cost)
         if not claims:
             return Ticket(key, provider, model, (), tokens)
         admission = await self.counters.admit(claims, self.clock.now())
@@ -209,28 +242,54 @@ class Governance:
         return cost["total_cost"] if cost else 0.0
 
     def _claims_for(
-        self, key: VirtualKey, rule: ProviderRule | None, team: Team | None, customer: Customer | None,
-        tokens: int, cost: float,
-    ) -> tuple[Claim, ...]:  # fmt: skip
+        self, key: VirtualKey | None, rule: ProviderRule | None, owners: Owners, tokens: int, cost: float
+    ) -> tuple[Claim, ...]:
         """The request's claims; the limits themselves depend only on the records, so they are built once
         per record version (records are immutable and replaced on change) and only the amounts vary."""
-        owners = (key, rule, team, customer)
-        cache_key = (id(key), id(rule), id(team), id(customer))
+        records = (key, rule, owners.team, owners.customer, owners.provider)
+        cache_key = tuple(id(r) for r in records)
         cached = self._limit_cache.get(cache_key)
         # The entry keeps its records alive and is checked by identity, so a reused id cannot match.
-        if cached is None or any(a is not b for a, b in zip(cached[0], owners, strict=True)):
+        if cached is None or any(a is not b for a, b in zip(cached[0], records, strict=True)):
             if len(self._limit_cache) >= _CACHE_MAX:
                 self._limit_cache.clear()
-            template = _claims(key, rule, team, customer, 0, 0.0)
-            cached = (owners, tuple(c.limit for c in template))
+            limits = tuple(_limits(key, rule, owners))
+            cached = (records, limits)
             self._limit_cache[cache_key] = cached
         return tuple(Claim(limit, _amount(limit, tokens, cost)) for limit in cached[1])
 
-    async def _owners(self, key: VirtualKey) -> tuple[Team | None, Customer | None]:
-        team = await self.keys.team(key.team_id) if key.team_id else None
-        customer_id = key.customer_id or (team.customer_id if team else None)
-        customer = await self.keys.customer(customer_id) if customer_id else None
-        return team, customer
+    async def owners(self, key: VirtualKey | None, provider: str | None = None) -> Owners:
+        """The key's team and customer (a team's customer when the key names none), and the provider's
+        own limits."""
+        team = await self._record("team", key.team_id) if key is not None and key.team_id else None
+        customer_id = key.customer_id if key is not None else None
+        if customer_id is None and isinstance(team, Team):
+            customer_id = team.customer_id
+        customer = await self._record("customer", customer_id) if customer_id else None
+        governed = await self._record("provider", provider) if provider else None
+        return Owners(
+            team if isinstance(team, Team) else None,
+            customer if isinstance(customer, Customer) else None,
+            governed if isinstance(governed, ProviderGovernance) and not governed.empty else None,
+        )
+
+    async def _record(self, kind: str, record_id: str) -> _Record | None:
+        cache_key = f"{kind}:{record_id}"
+        now = time.monotonic()
+        cached = self._records.get(cache_key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found: _Record | None
+        if kind == "team":
+            found = await self.keys.team(record_id)
+        elif kind == "customer":
+            found = await self.keys.customer(record_id)
+        else:
+            found = await self.keys.provider_governance(record_id)
+        if len(self._records) >= _CACHE_MAX:
+            self._records.clear()
+        self._records[cache_key] = (now + self.cache_ttl, found)
+        return found
 
     async def settle(self, ticket: Ticket, *, ok: bool, tokens: int, cost: float) -> None:
         """Charge real usage (tokens and cost are charged even on errors that consumed them)."""
@@ -278,8 +337,7 @@ class Governance:
 
     async def usage(self, key: VirtualKey) -> list[dict[str, Any]]:
         """Each of the key's limits with its current window: what is used, reserved and left."""
-        team, customer = await self._owners(key)
-        limits = [c.limit for c in _claims(key, None, team, customer, 0, 0.0, every_rule=True)]
+        limits = _limits(key, None, await self.owners(key), every_rule=True)
         states = await self.counters.read(limits, self.clock.now())
         return [_usage_row(limit, state) for limit, state in zip(limits, states, strict=True)]
 
@@ -291,54 +349,62 @@ def estimate_tokens(body: dict[str, Any], raw_size: int, default_output: int) ->
     return raw_size // 4 + output
 
 
-def _rate_limit_claims(scope: str, rl: RateLimit | None, tokens: int) -> list[Claim]:
-    claims: list[Claim] = []
+def rate_limits(scope: str, rl: RateLimit | None) -> list[Limit]:
+    """The counters a rate limit keeps under ``scope`` (``vk:<id>``, ``team:<id>``, ``provider:<name>``)."""
+    limits: list[Limit] = []
     if rl is None:
-        return claims
+        return limits
     if rl.request_max_limit is not None:
         window = parse_duration(rl.request_reset_duration or "1m")
-        claims.append(Claim(Limit(f"{scope}:requests:{window}", "requests", rl.request_max_limit, window), 1))
+        limits.append(Limit(f"{scope}:requests:{window}", "requests", rl.request_max_limit, window))
     if rl.token_max_limit is not None:
         window = parse_duration(rl.token_reset_duration or "1m")
-        claims.append(Claim(Limit(f"{scope}:tokens:{window}", "tokens", rl.token_max_limit, window), tokens))
-    return claims
+        limits.append(Limit(f"{scope}:tokens:{window}", "tokens", rl.token_max_limit, window))
+    return limits
 
 
-def _budget_claims(scope: str, budgets: Sequence[Budget], cost: float) -> list[Claim]:
-    claims = []
-    for i, b in enumerate(budgets):
-        window = parse_duration(b.reset_duration)
-        key = f"{scope}:budget:{i}:{window}"
-        limit = Limit(key, "budget", b.max_limit, window, b.calendar_aligned, b.alert_percentages)
-        claims.append(Claim(limit, cost))
-    return claims
+def budget_limit(scope: str, budget: Budget) -> Limit:
+    """A budget's counter, named by its owner and its window: an update that keeps a budget's window keeps
+    what was spent in it (as Bifrost matches budgets by reset_duration)."""
+    window = parse_duration(budget.reset_duration)
+    key = f"{scope}:budget:{window}"
+    return Limit(key, "budget", budget.max_limit, window, budget.calendar_aligned, budget.alert_percentages)
 
 
-def _claims(
-    key: VirtualKey,
-    rule: ProviderRule | None,
-    team: Team | None,
-    customer: Customer | None,
-    tokens: int,
-    cost: float,
-    *,
-    every_rule: bool = False,
-) -> list[Claim]:
+def _budget_limits(scope: str, budgets: Sequence[Budget]) -> list[Limit]:
+    # Records from before budgets had to differ in window may repeat one: they share its counter, so only
+    # the tightest is claimed (claiming one counter twice would count the request twice).
+    by_key: dict[str, Limit] = {}
+    for budget in budgets:
+        limit = budget_limit(scope, budget)
+        if limit.key not in by_key or limit.max < by_key[limit.key].max:
+            by_key[limit.key] = limit
+    return list(by_key.values())
+
+
+def _limits(
+    key: VirtualKey | None, rule: ProviderRule | None, owners: Owners, *, every_rule: bool = False
+) -> list[Limit]:
     """Every limit a request touches, in Bifrost's evaluation order."""
+    limits: list[Limit] = []
+    if owners.provider is not None:
+        scope, governed = f"provider:{owners.provider.provider}", owners.provider
+        limits += rate_limits(scope, governed.rate_limit) + _budget_limits(scope, governed.budgets)
+    if key is None:
+        return limits
     vk = f"vk:{key.id}"
     rules = key.provider_configs if every_rule else ((rule,) if rule is not None else ())
-    claims: list[Claim] = []
     for r in rules:
-        claims += _rate_limit_claims(f"{vk}:pc:{r.provider}", r.rate_limit, tokens)
-    claims += _rate_limit_claims(vk, key.rate_limit, tokens)
+        limits += rate_limits(f"{vk}:pc:{r.provider}", r.rate_limit)
+    limits += rate_limits(vk, key.rate_limit)
     for r in rules:
-        claims += _budget_claims(f"{vk}:pc:{r.provider}", r.budgets, cost)
-    claims += _budget_claims(vk, key.budgets, cost)
-    if team is not None:
-        claims += _budget_claims(f"team:{team.id}", team.budgets, cost)
-    if customer is not None:
-        claims += _budget_claims(f"customer:{customer.id}", customer.budgets, cost)
-    return claims
+        limits += _budget_limits(f"{vk}:pc:{r.provider}", r.budgets)
+    limits += _budget_limits(vk, key.budgets)
+    for kind, owner in (("team", owners.team), ("customer", owners.customer)):
+        if owner is not None:
+            limits += rate_limits(f"{kind}:{owner.id}", owner.rate_limit)
+            limits += _budget_limits(f"{kind}:{owner.id}", owner.budgets)
+    return limits
 
 
 def _amount(limit: Limit, tokens: int, cost: float) -> float:
@@ -371,7 +437,9 @@ def _refusal(admission: Admission) -> BifrostError:
         )
     limit = admission.blocked[0].limit
     scope = limit.key.split(":budget:")[0].split(":")[0]
-    owner = {"vk": "Virtual key", "team": "Team", "customer": "Customer"}.get(scope, "Budget")
+    owner = {"vk": "Virtual key", "team": "Team", "customer": "Customer", "provider": "Provider"}.get(
+        scope, "Budget"
+    )
     return governance_error(
         402, "budget_exceeded", f"{owner} budget exceeded: {limit.max:.4f} dollars per {limit.window}"
     )

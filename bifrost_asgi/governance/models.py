@@ -1,11 +1,15 @@
-"""Governance records: virtual keys with their provider rules, budgets and rate limits; teams; customers.
+"""Governance records: virtual keys with their provider rules, budgets and rate limits; teams; customers;
+provider-level limits.
 
 The shapes follow Bifrost (spec §6.2). A key's secret is never here: only its lookup prefix and hash.
+Budgets and rate limits carry an ``id`` once the management API (or config.json) has named them; a
+record without one is shown under a stable derived id (``routes/present.py``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
@@ -20,7 +24,17 @@ from pydantic import (
 
 from bifrost_asgi.governance.windows import parse_duration
 
-__all__ = ["Budget", "Customer", "ProviderRule", "RateLimit", "Team", "VirtualKey", "model_matches"]
+__all__ = [
+    "Budget",
+    "Customer",
+    "ProviderGovernance",
+    "ProviderRule",
+    "RateLimit",
+    "Team",
+    "VirtualKey",
+    "model_matches",
+    "unique_windows",
+]
 
 
 class _Record(BaseModel):
@@ -28,6 +42,7 @@ class _Record(BaseModel):
 
 
 class Budget(_Record):
+    id: str = ""
     max_limit: float = Field(gt=0)  # dollars
     reset_duration: str = "1M"
     calendar_aligned: bool = False
@@ -50,6 +65,7 @@ class Budget(_Record):
 
 
 class RateLimit(_Record):
+    id: str = ""
     token_max_limit: int | None = Field(default=None, gt=0)
     token_reset_duration: str | None = None
     request_max_limit: int | None = Field(default=None, gt=0)
@@ -61,6 +77,19 @@ class RateLimit(_Record):
         if value is not None:
             parse_duration(value)
         return value
+
+
+def unique_windows(budgets: Sequence[Budget]) -> Sequence[Budget]:
+    """One budget per reset window, as Bifrost requires of new records: the window names the budget's
+    counter, so it is what an update matches an existing budget by. Checked where records are made (the
+    management API, config.json, the Django admin); the engine tolerates older records that break it."""
+    seen: set[str] = set()
+    for budget in budgets:
+        window = str(parse_duration(budget.reset_duration))
+        if window in seen:
+            raise ValueError(f"duplicate reset_duration in budgets: {budget.reset_duration}")
+        seen.add(window)
+    return budgets
 
 
 def model_matches(patterns: tuple[str, ...], model: str) -> bool:
@@ -91,16 +120,37 @@ class ProviderRule(_Record):
 
 
 class Team(_Record):
+    """A group of keys sharing budgets and a rate limit, optionally under a customer."""
+
     id: str
     name: str = ""
     customer_id: str | None = None
     budgets: tuple[Budget, ...] = ()
+    rate_limit: RateLimit | None = None
+    created_at: float = 0.0
 
 
 class Customer(_Record):
+    """The top of the hierarchy: its budgets and rate limit apply to its teams' keys and its own keys."""
+
     id: str
     name: str = ""
     budgets: tuple[Budget, ...] = ()
+    rate_limit: RateLimit | None = None
+    created_at: float = 0.0
+
+
+class ProviderGovernance(_Record):
+    """Limits on a whole provider, whoever calls it (with or without a virtual key), as Bifrost's
+    ``/api/governance/providers/{provider}``."""
+
+    provider: str
+    budgets: tuple[Budget, ...] = ()
+    rate_limit: RateLimit | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.budgets and self.rate_limit is None
 
 
 class VirtualKey(_Record):

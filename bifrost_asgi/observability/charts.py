@@ -10,27 +10,31 @@ latency percentiles and budget consumption, from the usage log.
      "budgets": [{"key": "team-a", "limit": "...", "used": 1.2, "max": 10.0}, ...],
      "totals": {"requests": n, "errors": n, "tokens": n, "cost": x}}
 
-The rows come from the log store's ``usage_rows(since, owner, limit)`` when it has one (SQLite and the
-Django ORM store do: one query), else from its Bifrost search, page by page.
+The rows come from the log store's ``scan`` (every store has it: one query on SQLite and the ORM).
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from bifrost_asgi.errors import invalid_request
 from bifrost_asgi.governance.engine import Governance
 from bifrost_asgi.governance.models import VirtualKey
-from bifrost_asgi.stores.logs import CHART_FIELDS, LogStore
+from bifrost_asgi.stores.log_query import since
+from bifrost_asgi.stores.logs import LogStore
 
 __all__ = ["RANGES", "budget_rows", "chart_data", "parse_chart_query", "usage_rows"]
 
 # range -> (bucket seconds, bucket count)
 RANGES = {"24h": (3600, 24), "7d": (6 * 3600, 28), "30d": (86400, 30)}
 GROUPS = {"model": "model", "key": "virtual_key_name", "user": "owner", "provider": "provider"}
+# What a chart needs of each log row.
+CHART_FIELDS = (
+    "timestamp", "owner", "virtual_key_id", "virtual_key_name", "provider", "model", "status", "latency",
+    "total_tokens", "cost",
+)  # fmt: skip
 MAX_ROWS = 200_000  # the newest rows of a range, at most: a dashboard, not an export
 MAX_SERIES = 8  # groups shown by name; the rest are added up as "other"
 MAX_BUDGET_KEYS = 25
@@ -46,35 +50,10 @@ def parse_chart_query(params: Mapping[str, Sequence[str]]) -> tuple[str, str]:
     return window, group
 
 
-async def usage_rows(store: LogStore, since: float, owner: str | None) -> list[dict[str, Any]]:
-    fast = getattr(store, "usage_rows", None)
-    if fast is not None:
-        rows: list[dict[str, Any]] = await fast(since, owner, MAX_ROWS)
-        return rows
-    return await _searched_rows(store, since, owner)
-
-
-async def _searched_rows(store: LogStore, since: float, owner: str | None) -> list[dict[str, Any]]:
-    """Any store: its Bifrost search, newest first, 100 rows a page (slow on large logs)."""
-    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(since))
-    query: dict[str, list[str]] = {"start_time": [start], "limit": ["100"], "order": ["desc"]}
-    if owner is not None:
-        query["user_ids"] = [owner]
-    rows: list[dict[str, Any]] = []
-    while len(rows) < MAX_ROWS:
-        page = (await store.search({**query, "offset": [str(len(rows))]}))["logs"]
-        rows += [_from_entry(entry) for entry in page]
-        if len(page) < 100:
-            return rows
-    return rows
-
-
-def _from_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
-    row = {name: entry.get(name) for name in CHART_FIELDS}
-    stamp = entry.get("timestamp")
-    if isinstance(stamp, str):
-        row["timestamp"] = time.mktime(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    return row
+async def usage_rows(store: LogStore, start: float, owner: str | None) -> list[dict[str, Any]]:
+    """The rows of the range, oldest first (the store's `scan`), at most the newest `MAX_ROWS`."""
+    rows = await store.scan(since(start, owner), CHART_FIELDS)
+    return rows[-MAX_ROWS:]
 
 
 def chart_data(

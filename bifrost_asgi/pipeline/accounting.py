@@ -17,13 +17,14 @@ from bifrost_asgi.errors import BifrostError, governance_error
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.engine import Governance, Ticket
 from bifrost_asgi.governance.models import VirtualKey
-from bifrost_asgi.pipeline.request import Request, Served
+from bifrost_asgi.pipeline.request import Request, Served, read_headers
 from bifrost_asgi.pricing import Usage, usage_from_chat, usage_from_responses
 from bifrost_asgi.providers.base import Op
 from bifrost_asgi.stores.logs import LogRecord
 from bifrost_asgi.translate import messages_usage_to_responses
+from bifrost_asgi.types import Scope
 
-__all__ = ["ZERO_COST", "admit", "authorize", "finish", "key_choice", "price", "release"]
+__all__ = ["ZERO_COST", "admit", "authorize", "authorize_scope", "finish", "key_choice", "price", "release"]
 
 log = logging.getLogger("bifrost_asgi")
 
@@ -49,6 +50,15 @@ async def authorize(gw: Gateway, req: Request) -> None:
             raise governance_error(403, "virtual_key_not_found", "Virtual key not found")
         return
     req.vk = await _resolve_key(gw, gov, req)
+
+
+async def authorize_scope(gw: Gateway, scope: Scope, request_type: str) -> VirtualKey | None:
+    """Who pays for a request that is not on the journey (``GET /v1/models``): the same headers, and the
+    same `authorize`, as an inference request."""
+    req = Request(Op.CHAT, {}, b"", False, "", request_type, time.perf_counter())
+    read_headers(req, scope)
+    await authorize(gw, req)
+    return req.vk
 
 
 def key_choice(gw: Gateway, req: Request) -> str | None:
@@ -104,10 +114,13 @@ async def owner_active(gw: Gateway, owner: str) -> bool:
 
 
 async def admit(gw: Gateway, req: Request, provider: str, model: str) -> Ticket | None:
-    """The key's access rules for this target, and (for metered requests) a reservation on its limits."""
+    """The key's access rules for this target, and (for metered requests) a reservation on its limits.
+    A request without a key still counts against the provider's own limits, as in Bifrost."""
     gov = gw.governance
-    if gov is None or req.vk is None:
+    if gov is None:
         return None
+    if req.vk is None:
+        return await gov.admit(None, provider, model, req.body, len(req.raw)) if req.metered else None
     if not req.metered:
         gov.check_access(req.vk, provider, model)
         return None

@@ -1,4 +1,10 @@
-"""``GET {p}/v1/models``: every configured provider's models, ids as ``provider/model`` (spec §2.5)."""
+"""``GET {p}/v1/models``: every configured provider's models, ids as ``provider/model`` (spec §2.5).
+
+Called with a virtual key (or by a host user, charged to their default key), the list holds only what
+the key may call, as Bifrost filters it: the providers its ``provider_configs`` name (all, with
+``allow_all_providers``) and, within each, the models its ``allowed_models`` allow and its blacklist
+does not. The key is authenticated by the same rules as an inference request.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,10 @@ from urllib.parse import parse_qs
 
 import orjson
 
+from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.governance.models import VirtualKey
+from bifrost_asgi.pipeline.accounting import authorize_scope
 from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
 from bifrost_asgi.providers.openai import OpenAIProvider
 from bifrost_asgi.types import Scope
@@ -21,7 +30,18 @@ log = logging.getLogger("bifrost_asgi")
 _LIST_TIMEOUT = 10.0
 
 
-async def _provider_models(gw: Gateway, name: str) -> list[dict[str, Any]]:
+def _may_call(key: VirtualKey | None, provider: str, model: str) -> bool:
+    if key is None:
+        return True
+    rule = key.rules.get(provider)
+    if rule is None:
+        return key.allow_all_providers
+    return rule.allows(model)
+
+
+async def _provider_models(gw: Gateway, name: str, key: VirtualKey | None) -> list[dict[str, Any]]:
+    if key is not None and name not in key.rules and not key.allow_all_providers:
+        return []  # never ask a provider the key may not call
     provider = gw.providers[name]
     ids = provider.models()
     if isinstance(provider, OpenAIProvider):
@@ -32,7 +52,7 @@ async def _provider_models(gw: Gateway, name: str) -> list[dict[str, Any]]:
             log.warning("listing models of %s failed (%s); using the configured list", name, exc)
         else:
             ids = sorted({str(m["id"]) for m in listed if "id" in m} | set(ids))
-    return [_entry(gw, name, model) for model in ids]
+    return [_entry(gw, name, model) for model in ids if _may_call(key, name, model)]
 
 
 def _entry(gw: Gateway, provider: str, model: str) -> dict[str, Any]:
@@ -56,10 +76,15 @@ def _entry(gw: Gateway, provider: str, model: str) -> dict[str, Any]:
 async def handle_list_models(gw: Gateway, scope: Scope, receive: Any, send: Any) -> None:
     if not gw.started:
         await gw.start()
+    try:
+        key = await authorize_scope(gw, scope, "list_models")
+    except BifrostError as exc:
+        await send_bytes(send, exc.status_code, exc.to_json(), JSON_HEADERS)
+        return
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     wanted = query.get("provider", [None])[0]
     names = [n for n in gw.providers if wanted is None or n == wanted]
-    results = await asyncio.gather(*(_provider_models(gw, n) for n in names))
+    results = await asyncio.gather(*(_provider_models(gw, n, key) for n in names))
     data = [m for models in results for m in models]
     body = {"object": "list", "data": data}
     await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)

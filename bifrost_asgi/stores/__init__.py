@@ -48,7 +48,7 @@ from bifrost_asgi.stores.log_query import (
     month_usage,
     parse_log_query,
 )
-from bifrost_asgi.stores.logs import CHART_FIELDS, COLUMNS, LogRecord, LogStore, LogWriter
+from bifrost_asgi.stores.logs import COLUMNS, LogRecord, LogStore, LogWriter
 from bifrost_asgi.stores.redis_counters import RedisCounterStore
 from bifrost_asgi.stores.sqlite_counters import SQLiteCounterStore
 from bifrost_asgi.stores.sqlite_keys import SQLiteKeyStore
@@ -57,7 +57,6 @@ from bifrost_asgi.stores.sqlite_logs import SQLiteLogStore
 __all__ = [
     "Admission",
     "Bound",
-    "CHART_FIELDS",
     "COLUMNS",
     "Claim",
     "CounterState",

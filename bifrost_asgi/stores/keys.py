@@ -1,4 +1,5 @@
-"""Where virtual keys, teams and customers live: the `KeyStore` Protocol and the in-memory store.
+"""Where virtual keys, teams, customers and provider-level limits live: the `KeyStore` Protocol and the
+in-memory store.
 
 The SQLite store (the embedded default) is in ``sqlite_keys``. Lookups by key prefix are cached in the
 governance engine, not here.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from bifrost_asgi.governance.models import Customer, Team, VirtualKey
+from bifrost_asgi.governance.models import Customer, ProviderGovernance, Team, VirtualKey
 
 __all__ = ["KeyStore", "MemoryKeyStore"]
 
@@ -43,6 +44,32 @@ class KeyStore(Protocol):
 
     async def put_customer(self, customer: Customer) -> None: ...
 
+    async def list_teams(self) -> list[Team]:
+        """Every team, in a stable order."""
+        ...
+
+    async def list_customers(self) -> list[Customer]:
+        """Every customer, in a stable order."""
+        ...
+
+    async def delete_team(self, team_id: str) -> None:
+        """Remove the team record (an unknown id is not an error). Its keys are detached by the caller."""
+        ...
+
+    async def delete_customer(self, customer_id: str) -> None:
+        """Remove the customer record; its teams and keys are detached by the caller."""
+        ...
+
+    async def provider_governance(self, provider: str) -> ProviderGovernance | None:
+        """The limits set on a whole provider, or None."""
+        ...
+
+    async def list_provider_governance(self) -> list[ProviderGovernance]: ...
+
+    async def put_provider_governance(self, governance: ProviderGovernance) -> None: ...
+
+    async def delete_provider_governance(self, provider: str) -> None: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -53,6 +80,7 @@ class MemoryKeyStore:
     keys: dict[str, VirtualKey] = field(default_factory=dict)
     teams: dict[str, Team] = field(default_factory=dict)
     customers: dict[str, Customer] = field(default_factory=dict)
+    providers: dict[str, ProviderGovernance] = field(default_factory=dict)
 
     async def by_prefix(self, prefix: str) -> list[VirtualKey]:
         return [k for k in self.keys.values() if k.key_prefix == prefix]
@@ -77,6 +105,30 @@ class MemoryKeyStore:
 
     async def put_customer(self, customer: Customer) -> None:
         self.customers[customer.id] = customer
+
+    async def list_teams(self) -> list[Team]:
+        return sorted(self.teams.values(), key=lambda t: t.id)
+
+    async def list_customers(self) -> list[Customer]:
+        return sorted(self.customers.values(), key=lambda c: c.id)
+
+    async def delete_team(self, team_id: str) -> None:
+        self.teams.pop(team_id, None)
+
+    async def delete_customer(self, customer_id: str) -> None:
+        self.customers.pop(customer_id, None)
+
+    async def provider_governance(self, provider: str) -> ProviderGovernance | None:
+        return self.providers.get(provider)
+
+    async def list_provider_governance(self) -> list[ProviderGovernance]:
+        return sorted(self.providers.values(), key=lambda p: p.provider)
+
+    async def put_provider_governance(self, governance: ProviderGovernance) -> None:
+        self.providers[governance.provider] = governance
+
+    async def delete_provider_governance(self, provider: str) -> None:
+        self.providers.pop(provider, None)
 
     async def aclose(self) -> None:
         return None

@@ -16,6 +16,8 @@ A bad value is a 400 naming its parameter.
 from __future__ import annotations
 
 import math
+import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,11 +32,13 @@ __all__ = [
     "TERMINAL_STATUSES",
     "Bound",
     "LogQuery",
+    "ids_query",
     "log_entry",
     "log_page",
     "log_stats",
     "month_usage",
     "parse_log_query",
+    "rfc3339",
 ]
 
 DEFAULT_LIMIT = 25
@@ -52,6 +56,7 @@ _LIST_FILTERS = {
     "status": "status",
     "objects": "object",
     "virtual_key_ids": "virtual_key_id",
+    "request_id": "id",
     "user_ids": "owner",
     "team_ids": "team_id",
     "customer_ids": "customer_id",
@@ -68,6 +73,9 @@ _RANGE_FILTERS: dict[str, tuple[str, Literal[">=", "<="], bool]] = {
     "max_cost": ("cost", "<=", False),
 }
 _TIME_FILTERS: dict[str, Literal[">=", "<="]] = {"start_time": ">=", "end_time": "<="}
+# ``period=24h``: the last 24 hours (Bifrost's dashboard presets; it wins over start_time/end_time).
+_PERIOD = re.compile(r"^(\d+)([mhdw])$")
+_PERIOD_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # sort_by -> the LogRecord field it sorts on.
 _SORT_FIELDS = {"timestamp": "timestamp", "latency": "latency", "tokens": "total_tokens", "cost": "cost"}
 _ORDERS: dict[str, Literal["asc", "desc"]] = {"asc": "asc", "desc": "desc"}
@@ -118,7 +126,7 @@ class LogQuery:
 def parse_log_query(query: Mapping[str, Sequence[str]]) -> LogQuery:
     """A query string (``parse_qs`` shape) as a `LogQuery`; a bad parameter is a 400 naming it."""
     values = {field: found for name, field in _LIST_FILTERS.items() if (found := _values(query, name))}
-    bounds = [
+    bounds = _period(_first(query, "period")) or [
         Bound("timestamp", op, _timestamp(name, text))
         for name, op in _TIME_FILTERS.items()
         if (text := _first(query, name)) is not None
@@ -134,6 +142,22 @@ def parse_log_query(query: Mapping[str, Sequence[str]]) -> LogQuery:
     return LogQuery(values, tuple(bounds), missing_cost_only, limit, offset, sort_by, order)
 
 
+def ids_query(ids: Sequence[str]) -> LogQuery:
+    """The records with these request ids (``DELETE /api/logs``)."""
+    return LogQuery({"id": tuple(ids)}, (), False, len(ids), 0, "timestamp", "desc")
+
+
+def older_than(timestamp: float) -> LogQuery:
+    """The records from before ``timestamp`` (retention, ``client.log_retention_days``)."""
+    return LogQuery({}, (Bound("timestamp", "<=", timestamp),), False, 0, 0, "timestamp", "asc")
+
+
+def since(timestamp: float, owner: str | None = None) -> LogQuery:
+    """The records from ``timestamp`` on, of one owner or everyone's (the usage charts)."""
+    values = {"owner": (owner,)} if owner is not None else {}
+    return LogQuery(values, (Bound("timestamp", ">=", timestamp),), False, 0, 0, "timestamp", "asc")
+
+
 def log_entry(record: Mapping[str, Any]) -> dict[str, Any]:
     """One record (every LogRecord field, as stored) as Bifrost's log JSON: the time as RFC3339, booleans
     as booleans, and the tokens also under ``token_usage``."""
@@ -141,7 +165,7 @@ def log_entry(record: Mapping[str, Any]) -> dict[str, Any]:
     entry.pop("content", None)  # prompts and answers are kept with the record, never listed (as Bifrost)
     for name in _BOOL_FIELDS:
         entry[name] = bool(entry[name])
-    entry["timestamp"] = _rfc3339(entry["timestamp"])
+    entry["timestamp"] = rfc3339(entry["timestamp"])
     entry["token_usage"] = {
         "prompt_tokens": entry["input_tokens"],
         "completion_tokens": entry["output_tokens"],
@@ -210,7 +234,7 @@ async def month_usage(store: LogStore, virtual_key_id: str, now: float) -> dict[
     query = {"virtual_key_ids": [virtual_key_id], "start_time": [start.isoformat()], "limit": ["1"]}
     stats = (await store.search(query))["stats"]
     return {
-        "since": _rfc3339(start.timestamp()),
+        "since": rfc3339(start.timestamp()),
         "requests": stats["total_requests"],
         "tokens": stats["total_tokens"],
         "cost": stats["total_cost"],
@@ -218,6 +242,16 @@ async def month_usage(store: LogStore, virtual_key_id: str, now: float) -> dict[
 
 
 # -- parsing one parameter ---------------------------------------------------------------------------
+
+
+def _period(text: str | None) -> list[Bound]:
+    """A preset window ending now; one Bifrost would not resolve is ignored, as Bifrost ignores it."""
+    match = _PERIOD.match(text or "")
+    if match is None:
+        return []
+    now = time.time()
+    start = now - int(match.group(1)) * _PERIOD_SECONDS[match.group(2)]
+    return [Bound("timestamp", ">=", start), Bound("timestamp", "<=", now)]
 
 
 def _first(query: Mapping[str, Sequence[str]], name: str) -> str | None:
@@ -287,5 +321,5 @@ def _page(query: Mapping[str, Sequence[str]]) -> tuple[int, int, str, Literal["a
     return min(max(limit, 1), MAX_LIMIT), max(offset, 0), sort_by, _ORDERS[order]
 
 
-def _rfc3339(ts: float) -> str:
+def rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

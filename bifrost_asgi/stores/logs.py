@@ -12,11 +12,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["CHART_FIELDS", "COLUMNS", "LogRecord", "LogStore", "LogWriter"]
+if TYPE_CHECKING:
+    from bifrost_asgi.stores.log_query import LogQuery
+
+__all__ = ["COLUMNS", "LogRecord", "LogStore", "LogWriter"]
 
 log = logging.getLogger("bifrost_asgi.logs")
 
@@ -59,11 +62,6 @@ class LogRecord:
 
 # Every LogRecord field, in order: what a store keeps for each record.
 COLUMNS = tuple(f.name for f in fields(LogRecord))
-# What the usage charts read of each record (a store's optional ``usage_rows``; observability/charts.py).
-CHART_FIELDS = (
-    "timestamp", "owner", "virtual_key_id", "virtual_key_name", "provider", "model", "status", "latency",
-    "total_tokens", "cost",
-)  # fmt: skip
 
 
 class LogStore(Protocol):
@@ -78,6 +76,20 @@ class LogStore(Protocol):
         stats, by `log_query.parse_log_query` and `log_query.log_page`."""
         ...
 
+    async def scan(self, query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+        """Every record matching the query's conditions (its page and order ignored), oldest first, as a
+        dict of the named `LogRecord` fields (``timestamp`` in unix seconds): what the analytics in
+        `log_analytics` aggregate."""
+        ...
+
+    async def delete(self, query: LogQuery) -> int:
+        """Remove every record matching the query's conditions; how many were removed."""
+        ...
+
+    async def update_costs(self, costs: Mapping[str, float]) -> int:
+        """Set the cost of the records with these request ids; how many were changed."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
@@ -89,6 +101,8 @@ class LogWriter:
         self._batch_size = batch_size
         self._interval = interval
         self._pending: list[LogRecord] = []
+        # Records lost because their batch could not be written (Bifrost's ``/api/logs/dropped``).
+        self.dropped = 0
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         # Called with each batch once it is written (the host's usage_recorded hook).
@@ -118,20 +132,22 @@ class LogWriter:
             try:
                 await self.store.write(batch)
             except Exception:  # a log write must never take a request down; say so loudly instead
+                self.dropped += len(batch)
                 log.exception("writing %d usage log records failed", len(batch))
                 continue
             if self.on_written is not None:
                 await self.on_written(batch)
 
     async def _purge(self) -> None:
-        """Delete the rows past retention, at most once an hour (a store's optional ``delete_before``)."""
-        delete_before = getattr(self.store, "delete_before", None)
+        """Delete the rows past retention, at most once an hour."""
+        from bifrost_asgi.stores.log_query import older_than  # log_query imports this module
+
         now = time.monotonic()
-        if self.retention is None or delete_before is None or now < self._next_purge:
+        if self.retention is None or now < self._next_purge:
             return
         self._next_purge = now + 3600
         try:
-            await delete_before(time.time() - self.retention)
+            await self.store.delete(older_than(time.time() - self.retention))
         except Exception:
             log.exception("deleting usage log records past retention failed")
 

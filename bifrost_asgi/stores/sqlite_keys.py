@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from bifrost_asgi.governance.models import Customer, Team, VirtualKey
+from bifrost_asgi.governance.models import Customer, ProviderGovernance, Team, VirtualKey
 from bifrost_asgi.stores.sqlite import ThreadConnections
 
 __all__ = ["SQLiteKeyStore"]
@@ -23,6 +23,7 @@ CREATE INDEX IF NOT EXISTS bifrost_vk_prefix ON bifrost_virtual_keys(key_prefix)
 CREATE INDEX IF NOT EXISTS bifrost_vk_owner ON bifrost_virtual_keys(owner);
 CREATE TABLE IF NOT EXISTS bifrost_teams (id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bifrost_customers (id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS bifrost_provider_governance (provider TEXT PRIMARY KEY, record TEXT NOT NULL);
 """
 
 
@@ -84,6 +85,34 @@ class SQLiteKeyStore:
     async def put_customer(self, customer: Customer) -> None:
         sql = "INSERT OR REPLACE INTO bifrost_customers(id, record) VALUES (?, ?)"
         await self._run(sql, [customer.id, customer.model_dump_json()])
+
+    async def list_teams(self) -> list[Team]:
+        return await self._records(Team, "SELECT record FROM bifrost_teams ORDER BY id")
+
+    async def list_customers(self) -> list[Customer]:
+        return await self._records(Customer, "SELECT record FROM bifrost_customers ORDER BY id")
+
+    async def delete_team(self, team_id: str) -> None:
+        await self._run("DELETE FROM bifrost_teams WHERE id=?", [team_id])
+
+    async def delete_customer(self, customer_id: str) -> None:
+        await self._run("DELETE FROM bifrost_customers WHERE id=?", [customer_id])
+
+    async def provider_governance(self, provider: str) -> ProviderGovernance | None:
+        sql = "SELECT record FROM bifrost_provider_governance WHERE provider=?"
+        found = await self._records(ProviderGovernance, sql, [provider])
+        return found[0] if found else None
+
+    async def list_provider_governance(self) -> list[ProviderGovernance]:
+        sql = "SELECT record FROM bifrost_provider_governance ORDER BY provider"
+        return await self._records(ProviderGovernance, sql)
+
+    async def put_provider_governance(self, governance: ProviderGovernance) -> None:
+        sql = "INSERT OR REPLACE INTO bifrost_provider_governance(provider, record) VALUES (?, ?)"
+        await self._run(sql, [governance.provider, governance.model_dump_json()])
+
+    async def delete_provider_governance(self, provider: str) -> None:
+        await self._run("DELETE FROM bifrost_provider_governance WHERE provider=?", [provider])
 
     async def aclose(self) -> None:
         self._connections.close_current()

@@ -24,7 +24,7 @@ from bifrost_asgi.stores.log_query import (
     log_stats,
     parse_log_query,
 )
-from bifrost_asgi.stores.logs import CHART_FIELDS, COLUMNS, LogRecord
+from bifrost_asgi.stores.logs import COLUMNS, LogRecord
 from bifrost_asgi.stores.sqlite import ThreadConnections
 
 __all__ = ["SCHEMA", "SQLiteLogStore", "search_logs"]
@@ -69,13 +69,6 @@ class SQLiteLogStore:
             self._columns_checked = True
         return conn
 
-    async def delete_before(self, timestamp: float) -> None:
-        """Retention: delete the records (and their content) older than ``timestamp``."""
-        await asyncio.to_thread(self._delete_before, timestamp)
-
-    def _delete_before(self, timestamp: float) -> None:
-        self.connection().execute("DELETE FROM bifrost_logs WHERE timestamp < ?", (timestamp,))
-
     def _write(self, records: Sequence[LogRecord]) -> None:
         conn = self.connection()
         sql = f"INSERT INTO bifrost_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
@@ -93,18 +86,38 @@ class SQLiteLogStore:
     async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         return await asyncio.to_thread(search_logs, self.connection, query)
 
-    async def usage_rows(self, since: float, owner: str | None, limit: int) -> list[dict[str, Any]]:
-        """The usage charts' rows (observability/charts.py): newest first, one query."""
-        return await asyncio.to_thread(self._usage_rows, since, owner, limit)
+    def _scan(self, query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+        names = [f for f in fields if f in COLUMNS]  # only LogRecord fields reach the SQL text
+        where, params = _where(query)
+        sql = f"SELECT {', '.join(names)} FROM bifrost_logs{where} ORDER BY timestamp, seq"
+        return [dict(zip(names, row, strict=True)) for row in self.connection().execute(sql, params)]
 
-    def _usage_rows(self, since: float, owner: str | None, limit: int) -> list[dict[str, Any]]:
-        params: list[object] = [since, limit]
-        where = "timestamp >= ?"
-        if owner is not None:
-            where, params = where + " AND owner = ?", [since, owner, limit]
-        sql = f"SELECT {', '.join(CHART_FIELDS)} FROM bifrost_logs WHERE {where} ORDER BY seq DESC LIMIT ?"
-        rows = self.connection().execute(sql, params).fetchall()
-        return [dict(zip(CHART_FIELDS, row, strict=True)) for row in rows]
+    async def scan(self, query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._scan, query, fields)
+
+    def _delete(self, query: LogQuery) -> int:
+        where, params = _where(query)
+        return self.connection().execute(f"DELETE FROM bifrost_logs{where}", params).rowcount
+
+    async def delete(self, query: LogQuery) -> int:
+        return await asyncio.to_thread(self._delete, query)
+
+    def _update_costs(self, costs: Mapping[str, float]) -> int:
+        conn = self.connection()
+        conn.execute("BEGIN")
+        try:
+            changed = sum(
+                conn.execute("UPDATE bifrost_logs SET cost=? WHERE id=?", (cost, request_id)).rowcount
+                for request_id, cost in costs.items()
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return changed
+
+    async def update_costs(self, costs: Mapping[str, float]) -> int:
+        return await asyncio.to_thread(self._update_costs, costs)
 
     async def aclose(self) -> None:
         return None

@@ -6,7 +6,8 @@ Used in-process by pytest-django and by the live uvicorn/gunicorn servers, which
   (the local server, 127.0.0.1:5432, user postgres);
 - ``DJTEST_UPSTREAM``: the base URL of the upstream-shaped test server, for the ``openai`` provider;
 - ``DJTEST_COUNTERS``: ``orm`` (default) or ``redis:<url>``;
-- ``DJTEST_FLUSH_MS``: how long usage logs wait before they are written (default 50 ms).
+- ``DJTEST_FLUSH_MS``: how long usage logs wait before they are written (default 50 ms);
+- ``DJTEST_ENFORCE_AUTH``: ``1`` requires a virtual key (or a session) on every inference call.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ DATABASES = {
 }
 
 _counters = os.environ.get("DJTEST_COUNTERS", "orm")
+_enforce = os.environ.get("DJTEST_ENFORCE_AUTH") == "1"
 BIFROST: dict[str, Any] = {
     "PROVIDERS": {
         "openai": {
@@ -120,6 +122,7 @@ BIFROST: dict[str, Any] = {
         },
     },
     "COUNTERS": "redis" if _counters.startswith("redis:") else "orm",
+    "CLIENT": {"enforce_auth_on_inference": _enforce},
 }
 if _counters.startswith("redis:"):
     BIFROST["REDIS_URL"] = _counters.removeprefix("redis:")

@@ -41,7 +41,8 @@ for (const canvas of document.querySelectorAll("canvas[data-chart]")) {
   const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
   let painted = 0;
   for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) painted++;
-  out[canvas.dataset.chart] = {sets: sets.length, points: sets.length ? sets[0].data.length : 0, sum, painted};
+  const points = sets.length ? sets[0].data.length : 0;
+  out[canvas.dataset.chart] = {sets: sets.length, points, sum, painted};
 }
 return out;
 """

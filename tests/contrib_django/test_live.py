@@ -21,7 +21,7 @@ pytest.importorskip("django")
 
 from openai import OpenAI, PermissionDeniedError  # noqa: E402
 
-from tests.upstream import ANSWER, Upstream  # noqa: E402
+from tests.upstream import ANSWER, GPT_4O_MINI_COST, Upstream  # noqa: E402
 
 from .live import Browser, Database, Site, start_site  # noqa: E402
 
@@ -134,7 +134,7 @@ def test_a_signed_in_user_is_charged_to_their_default_key(site: Site, people: Pe
     used = wait_for(lambda: (rows := limits(alice, key["id"]))["requests"]["used"] and rows)
     assert used["requests"]["used"] == 1 and used["requests"]["reserved"] == 0
     assert used["tokens"]["used"] == UPSTREAM_TOKENS
-    assert used["budget"]["used"] > 0  # gpt-4o-mini has a price: the call cost something
+    assert used["budget"]["used"] == pytest.approx(GPT_4O_MINI_COST)  # the upstream's usage, priced
 
     [row] = wait_for(lambda: logs_of(staff, key["id"]))
     assert (row["owner"], row["provider"], row["model"]) == (alice_id, "openai", "gpt-4o-mini")
@@ -181,15 +181,53 @@ def test_a_key_works_without_a_session_through_the_openai_sdk(site: Site, people
     assert [k["name"] for k in alice.call("GET", MY_KEYS).json()["virtual_keys"]] == ["script"]
 
 
-def test_every_virtual_key_header_is_accepted_without_csrf(site: Site, people: People) -> None:
-    alice, _ = people.sign_in("alice-")
-    _, value = new_key(alice)
-    body = {"model": "mock/mock-1", "input": "hi"}
-    for header in ({"x-bf-vk": value}, {"x-api-key": value}, {"api-key": value}, {"x-goog-api-key": value}):
-        assert httpx.post(site.url + RESPONSES, json=body, headers=header).status_code == 200, header
-    # The signed-in user's own key with their session cookie: the key authenticates, no token needed.
-    own = alice.call("POST", RESPONSES, body, csrf=False, headers={"Authorization": f"Bearer {value}"})
-    assert own.status_code == 200, own.text
+@pytest.fixture(scope="module", params=["uvicorn", "gunicorn"])
+def enforcing_site(
+    request: pytest.FixtureRequest, upstream_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Site]:
+    """A site that requires a virtual key (or a session) on every inference call, under each server."""
+    directory = tmp_path_factory.mktemp(f"enforcing-{request.param}")
+    database = Database.sqlite(directory)
+    live = start_site(str(request.param), database, upstream_url, directory, DJTEST_ENFORCE_AUTH="1")
+    try:
+        yield live
+    finally:
+        live.stop()
+        database.drop()
+
+
+def in_header(header: str, key: str) -> dict[str, str]:
+    return {header: f"Bearer {key}" if header == "Authorization" else key}
+
+
+@pytest.mark.parametrize("header", ["x-bf-vk", "Authorization", "x-api-key", "x-goog-api-key", "api-key"])
+def test_every_virtual_key_header_is_accepted_without_csrf(enforcing_site: Site, header: str) -> None:
+    site = enforcing_site
+    crowd = People(site)
+    try:
+        alice, _ = crowd.sign_in("alice-")
+        key_id, value = new_key(alice)
+        body = {"model": "mock/mock-1", "input": "hi"}
+        keyless = httpx.post(site.url + RESPONSES, json=body)
+        assert (keyless.status_code, keyless.json()["type"]) == (401, "virtual_key_required")
+
+        served = httpx.post(site.url + RESPONSES, json=body, headers=in_header(header, value))
+        assert served.status_code == 200, served.text
+        # Charged to the key the header carried.
+        used = wait_for(lambda: (rows := limits(alice, key_id))["requests"]["used"] and rows)
+        assert (used["requests"]["used"], used["requests"]["reserved"]) == (1, 0)
+
+        unknown = httpx.post(site.url + RESPONSES, json=body, headers=in_header(header, "sk-bf-" + "u" * 43))
+        assert (unknown.status_code, unknown.json()["type"]) == (403, "virtual_key_not_found")
+
+        # The signed-in user's own key with their session cookie: the key authenticates, no token needed.
+        own = alice.call("POST", RESPONSES, body, csrf=False, headers=in_header(header, value))
+        assert own.status_code == 200, own.text
+        used = wait_for(lambda: (rows := limits(alice, key_id))["requests"]["used"] == 2 and rows)
+        assert used["requests"]["reserved"] == 0
+        assert [k["name"] for k in alice.call("GET", MY_KEYS).json()["virtual_keys"]] == ["script"]
+    finally:
+        crowd.close()
 
 
 def test_a_deactivated_users_keys_are_refused(site: Site, people: People) -> None:

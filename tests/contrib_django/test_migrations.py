@@ -39,7 +39,14 @@ call_command("migrate", interactive=False, verbosity=0)
 call_command("migrate", check_unapplied=True, verbosity=0)
 print("reapplied", tables())
 """
-TABLES = ["bifrost_counter", "bifrost_customer", "bifrost_team", "bifrost_usagelog", "bifrost_virtualkey"]
+TABLES = [
+    "bifrost_counter",
+    "bifrost_customer",
+    "bifrost_providergovernance",
+    "bifrost_team",
+    "bifrost_usagelog",
+    "bifrost_virtualkey",
+]
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])

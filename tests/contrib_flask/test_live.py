@@ -35,7 +35,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server  # 
 from tests._procs import die_with_test_run  # noqa: E402
 from tests.contrib_flask.hostapp import UserTable, create_app  # noqa: E402
 from tests.schemas import assert_valid, bifrost_error_validator  # noqa: E402
-from tests.upstream import ANSWER, Upstream  # noqa: E402
+from tests.upstream import ANSWER, GPT_4O_MINI_COST, Upstream  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 _CLEARED_ENV = ("BIFROST_", "OPENAI_", "ANTHROPIC_", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
@@ -214,7 +214,8 @@ def test_session_stream_is_charged_to_the_users_default_key(host: Host) -> None:
     key_id = default_key_id(client)
     eventually(lambda: month_requests(client, key_id) == 1)
     usage = client.get("/ai/api/me/usage").json()["this_month"]["by_key"][key_id]
-    assert usage["tokens"] == 17 and usage["cost"] > 0  # the upstream's reported usage, priced
+    # The upstream's reported usage, priced.
+    assert (usage["tokens"], usage["cost"]) == (17, pytest.approx(GPT_4O_MINI_COST))
 
 
 def test_stream_chunks_arrive_before_the_upstream_finishes(host: Host, upstream: Upstream) -> None:

@@ -121,10 +121,11 @@ def test_create_with_every_option(config: str, capsys: pytest.CaptureFixture[str
     assert before + 30 * 86400 <= record["expires_at"] <= time.time() + 30 * 86400
     rules = {r["provider"]: r["allowed_models"] for r in record["provider_configs"]}
     assert rules == {"openai": ["gpt-4o", "gpt-4o-mini"], "anthropic": ["*"]}
-    assert record["budgets"] == [
+    assert [{k: v for k, v in b.items() if k != "id"} for b in record["budgets"]] == [
         {"max_limit": 10.0, "reset_duration": "1M", "calendar_aligned": True},
         {"max_limit": 0.5, "reset_duration": "1d", "calendar_aligned": True},
     ]
+    assert all(b["id"] for b in record["budgets"]) and record["rate_limit"].pop("id")
     assert record["rate_limit"] == {
         "request_max_limit": 100, "request_reset_duration": "1m",
         "token_max_limit": 100000, "token_reset_duration": "1h",

@@ -6,12 +6,13 @@ Time is always passed explicitly (``now``), so each reset duration and calendar 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import multiprocessing
 import random
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
@@ -22,6 +23,7 @@ import pytest
 
 from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.governance.windows import parse_duration
+from bifrost_asgi.stores import counters as counters_module
 from bifrost_asgi.stores.counters import (
     Admission,
     Claim,
@@ -30,6 +32,8 @@ from bifrost_asgi.stores.counters import (
     Kind,
     Limit,
     MemoryCounterStore,
+    shielded,
+    shielded_admit,
 )
 
 
@@ -273,6 +277,22 @@ async def test_calendar_aligned_window_follows_utc_boundaries(
     assert (state.used, state.reserved, state.start) == (0, 1, end)
 
 
+async def test_an_aligned_window_counts_use_at_its_first_instant(store: CounterStore) -> None:
+    claim = Claim(limit("requests", 1, "1d", aligned=True), 1)
+    midnight = utc(2024, 1, 3)
+    await use(store, claim, midnight)
+    assert not (await store.admit([claim], midnight)).ok  # still the same window, not a new one
+    [state] = await store.read([claim.limit], midnight)
+    assert (state.used, state.start, state.end) == (1, midnight, utc(2024, 1, 4))
+
+
+async def test_settling_needs_one_amount_per_claim(store: CounterStore) -> None:
+    claim = Claim(limit("tokens", 100, "1h"), 10)
+    assert (await store.admit([claim], T0)).ok
+    with pytest.raises(ValueError):
+        await store.settle([claim], [], T0)
+
+
 async def test_aligned_window_resets_when_the_clock_goes_back(store: CounterStore) -> None:
     claim = Claim(limit("requests", 1, "1d", aligned=True), 1)
     await use(store, claim, NOW)
@@ -390,6 +410,83 @@ async def test_a_cancelled_admission_leaves_no_reservation(shared_store: Counter
             break
         await asyncio.sleep(0.01)
     assert state.reserved == finished
+
+
+# -- a caller cancelled mid-operation (the helpers stores that work outside the caller's task use) ---------
+
+
+@pytest.fixture
+async def loop_errors() -> AsyncIterator[list[dict[str, object]]]:
+    """What reaches the event loop's exception handler: errors in callbacks, exceptions never retrieved."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    yield errors
+    gc.collect()  # a task whose exception was never retrieved reports it when collected
+    await asyncio.sleep(0)
+    loop.set_exception_handler(None)
+    assert errors == []
+
+
+async def _cancel_while_waiting(operation: Awaitable[object], gate: asyncio.Event) -> None:
+    caller = asyncio.ensure_future(operation)
+    await asyncio.sleep(0)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    gate.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("fails", [False, True])
+async def test_shielded_work_finishes_after_its_caller_is_cancelled(
+    loop_errors: list[dict[str, object]], fails: bool
+) -> None:
+    gate, finished = asyncio.Event(), []
+
+    async def settle() -> None:
+        await gate.wait()
+        finished.append(True)
+        if fails:
+            raise ValueError("the store failed")  # nobody awaits it now: it must not be reported as lost
+
+    await _cancel_while_waiting(shielded(settle()), gate)
+    assert finished == [True]
+
+
+ADMITTED = Admission(True, (Claim(limit(), 1),))
+
+
+@pytest.mark.parametrize(
+    ("outcome", "released"),
+    [("admitted", [ADMITTED]), ("refused", []), ("failed", []), ("cancelled", [])],
+)
+async def test_an_admission_granted_to_a_cancelled_caller_is_released(
+    loop_errors: list[dict[str, object]], outcome: str, released: list[Admission]
+) -> None:
+    gate, release_gate, releases = asyncio.Event(), asyncio.Event(), []
+
+    async def admit() -> Admission:
+        await gate.wait()
+        if outcome == "failed":
+            raise ValueError("the store failed")
+        if outcome == "cancelled":
+            raise asyncio.CancelledError
+        return ADMITTED if outcome == "admitted" else Admission(False)
+
+    async def release(admission: Admission) -> None:
+        await release_gate.wait()
+        releases.append(admission)
+
+    await _cancel_while_waiting(shielded_admit(admit(), release), gate)
+    pending = set(counters_module._releases)
+    assert len(pending) == len(released) and all(isinstance(t, asyncio.Task) for t in pending)
+    release_gate.set()
+    await asyncio.gather(*pending)
+    await asyncio.sleep(0)
+    assert releases == released
+    assert counters_module._releases == set()  # the reference is dropped once the release is done
 
 
 # -- every store computes exactly what the memory store computes -------------------------------------------

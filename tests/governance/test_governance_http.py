@@ -19,12 +19,11 @@ from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.engine import Governance
 from tests.conftest import gateway_config
 from tests.schemas import assert_valid, bifrost_error_validator
+from tests.upstream import GPT_4O_MINI_COST as COST
 from tests.upstream import Upstream
 
 KEY = "sk-bf-" + "k" * 43
 OTHER = "sk-bf-" + "o" * 43
-# gpt-4o-mini at the shipped prices, for the upstream's usage (12 prompt of which 2 cached, 5 completion).
-COST = 10 * 0.15e-6 + 2 * 0.075e-6 + 5 * 0.6e-6
 
 
 def governed(upstream_url: str, **governance: Any) -> dict[str, Any]:
@@ -74,22 +73,38 @@ def governance_error(r: httpx.Response, status: int, code: str) -> dict[str, Any
     return body
 
 
-@pytest.mark.parametrize(
-    "headers",
-    [
-        {"x-bf-vk": KEY},
-        {"authorization": f"Bearer {KEY}"},
-        {"x-api-key": KEY},
-        {"x-goog-api-key": KEY},
-        {"api-key": KEY},
-    ],
-)
-async def test_key_accepted_from_each_header(
-    client_for: Any, upstream_url: str, headers: dict[str, str]
-) -> None:
-    c = await client_for(governed(upstream_url, virtual_keys=[vk("vk-1", KEY)]))
-    r = await c.post("/v1/chat/completions", json=chat(), headers=headers)
+def in_header(header: str, key: str) -> dict[str, str]:
+    return {header: f"Bearer {key}" if header == "authorization" else key}
+
+
+async def requests_used(client: httpx.AsyncClient, key_id: str) -> float:
+    key = await gov_of(client).keys.get(key_id)
+    assert key is not None
+    [row] = [u for u in await gov_of(client).usage(key) if u["kind"] == "requests"]
+    used: float = row["used"]
+    return used
+
+
+@pytest.mark.parametrize("header", ["x-bf-vk", "authorization", "x-api-key", "x-goog-api-key", "api-key"])
+async def test_key_accepted_from_each_header(client_for: Any, upstream_url: str, header: str) -> None:
+    data = governed(
+        upstream_url,
+        virtual_keys=[vk("vk-1", KEY, rate_limit_id="rl"), vk("vk-2", OTHER, rate_limit_id="rl")],
+        rate_limits=[{"id": "rl", "request_max_limit": 100, "request_reset_duration": "1h"}],
+    )
+    data["client"] = {"enforce_auth_on_inference": True}
+    c = await client_for(data)
+    governance_error(await c.post("/v1/chat/completions", json=chat()), 401, "virtual_key_required")
+
+    r = await c.post("/v1/chat/completions", json=chat(), headers=in_header(header, KEY))
     assert r.status_code == 200, r.text
+    # Charged to the key the header carried, and to no other.
+    assert (await requests_used(c, "vk-1"), await requests_used(c, "vk-2")) == (1, 0)
+
+    unknown = "sk-bf-" + "u" * 43
+    r = await c.post("/v1/chat/completions", json=chat(), headers=in_header(header, unknown))
+    governance_error(r, 403, "virtual_key_not_found")
+    assert (await requests_used(c, "vk-1"), await requests_used(c, "vk-2")) == (1, 0)
 
 
 async def test_error_table(client_for: Any, upstream_url: str) -> None:
@@ -170,27 +185,41 @@ async def test_unknown_key_rejected_even_without_governance(gateway_url: str) ->
     governance_error(r, 403, "virtual_key_not_found")
 
 
+# The upstream reports 12 + 5 = 17 tokens per call.
+UPSTREAM_TOKENS = 17
+
+
 @pytest.mark.parametrize(
-    ("rate_limit", "code"),
+    ("rate_limit", "code", "kind", "served"),
     [
-        ({"request_max_limit": 2, "request_reset_duration": "1h"}, "request_limited"),
-        ({"token_max_limit": 10, "token_reset_duration": "1h"}, "token_limited"),
+        ({"request_max_limit": 2, "request_reset_duration": "1h"}, "request_limited", "requests", 2),
+        ({"request_max_limit": 3, "request_reset_duration": "1h"}, "request_limited", "requests", 3),
+        # Tokens block once used reaches the limit: 2 x 17 = 34 blocks the third call, 35 lets it through.
+        ({"token_max_limit": 34, "token_reset_duration": "1h"}, "token_limited", "tokens", 2),
+        ({"token_max_limit": 35, "token_reset_duration": "1h"}, "token_limited", "tokens", 3),
+        ({"token_max_limit": 1, "token_reset_duration": "1h"}, "token_limited", "tokens", 1),
     ],
 )
-async def test_rate_limits(client_for: Any, upstream_url: str, rate_limit: dict[str, Any], code: str) -> None:
+async def test_rate_limits(
+    client_for: Any, upstream_url: str, rate_limit: dict[str, Any], code: str, kind: str, served: int
+) -> None:
     data = governed(
         upstream_url,
         virtual_keys=[vk("vk-1", KEY, rate_limit_id="rl")],
         rate_limits=[{"id": "rl", **rate_limit}],
     )
     c = await client_for(data)
-    statuses = []
-    for _ in range(4):
-        r = await c.post("/v1/chat/completions", json=chat(), headers={"x-bf-vk": KEY})
-        statuses.append(r.status_code)
-    assert statuses[0] == 200
-    assert statuses[-1] == 429
-    governance_error(r, 429, code)
+    responses = [
+        await c.post("/v1/chat/completions", json=chat(), headers={"x-bf-vk": KEY}) for _ in range(5)
+    ]
+    assert [r.status_code for r in responses] == [200] * served + [429] * (5 - served)
+    for refused in responses[served:]:
+        governance_error(refused, 429, code)
+    key = await gov_of(c).keys.get("vk-1")
+    assert key is not None
+    [row] = [u for u in await gov_of(c).usage(key) if u["kind"] == kind]
+    per_call = 1 if kind == "requests" else UPSTREAM_TOKENS
+    assert (row["used"], row["reserved"]) == (served * per_call, 0)  # refused calls are not counted
 
 
 async def test_both_limits_is_rate_limited(client_for: Any, upstream_url: str) -> None:

@@ -29,7 +29,7 @@ from django.urls import URLPattern, path, reverse
 from bifrost_asgi.governance import generate_key
 
 from .conf import conf
-from .models import Counter, Customer, Team, UsageLog, VirtualKey
+from .models import Counter, Customer, ProviderGovernance, Team, UsageLog, VirtualKey
 
 __all__ = ["UsageLogAdmin", "VirtualKeyAdmin", "per_user_totals"]
 
@@ -245,3 +245,15 @@ class CounterAdmin(ModelAdmin[Counter]):
 
     def has_change_permission(self, request: HttpRequest, obj: Counter | None = None) -> bool:
         return False
+
+
+# -- provider-level limits (Bifrost's /api/governance/providers) ------------------------------------------
+
+
+@admin.register(ProviderGovernance)
+class ProviderGovernanceAdmin(ModelAdmin[ProviderGovernance]):
+    """Budgets and a rate limit on a whole provider; they apply to every call to it, with or without a key.
+    The gateway applies a change within seconds (its lookups are cached that long)."""
+
+    list_display = ("provider", "budgets", "rate_limit")
+    search_fields = ("provider",)

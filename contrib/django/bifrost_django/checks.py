@@ -11,6 +11,7 @@ bifrost.E006   ``COUNTERS``, ``REDIS_URL`` or ``DB_THREADS`` is invalid
 bifrost.E007   ``COUNTERS`` is ``"redis"`` but the redis package is not installed
 bifrost.E008   ``DEFAULT_KEY`` is not a valid key template
 bifrost.E009   ``GOVERNANCE`` sets options the Django app does not use (stores, seeded keys, ...)
+bifrost.E010   ``TEAM_MODEL`` / ``TEAM_MEMBERS`` do not name a model and the lookup to its users
 bifrost.W001   ``settings.BIFROST`` has keys this version does not know (typos)
 =============  =====================================================================================
 
@@ -33,6 +34,7 @@ from django.utils.module_loading import import_string
 from bifrost_asgi import ConfigError, GatewayConfig
 
 from .conf import KNOWN_SETTINGS, conf
+from .host_teams import configured_error
 
 __all__ = ["check_settings"]
 
@@ -54,6 +56,7 @@ def check_settings(app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
         *_counters(),
         *_default_key(),
         *_governance(),
+        *_host_teams(),
     ]
 
 
@@ -123,6 +126,12 @@ def _redis_installed() -> bool:
 def _default_key() -> list[CheckMessage]:
     problem = conf.default_key_error()
     return [] if problem is None else [Error(problem, id="bifrost.E008")]
+
+
+def _host_teams() -> list[CheckMessage]:
+    problem = configured_error()
+    hint = 'e.g. "TEAM_MODEL": "accounts.Organisation", "TEAM_MEMBERS": "members"'
+    return [] if problem is None else [Error(problem, hint=hint, id="bifrost.E010")]
 
 
 def _governance() -> list[CheckMessage]:

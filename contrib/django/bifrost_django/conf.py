@@ -48,6 +48,8 @@ KNOWN_SETTINGS = frozenset(
         "REDIS_PREFIX",
         "REDIS_FAIL_OPEN",
         "DB_THREADS",
+        "TEAM_MODEL",
+        "TEAM_MEMBERS",
     }
 )
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
@@ -127,6 +129,15 @@ class Settings:
         # Threads (so database connections) per process for the gateway's own queries: enough for
         # admission, settlement and log writes to overlap, few enough to leave the pool to the site.
         return self._get("DB_THREADS", 8)
+
+    @property
+    def TEAM_MODEL(self) -> Any:
+        # The host's own team/organisation model, whose members' keys belong to its team (host_teams.py).
+        return self._get("TEAM_MODEL", None)
+
+    @property
+    def TEAM_MEMBERS(self) -> Any:
+        return self._get("TEAM_MEMBERS", None)
 
     # -- validation: each returns a message naming the setting, or None ------------------------------
 

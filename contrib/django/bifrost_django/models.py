@@ -1,4 +1,5 @@
-"""Virtual keys, teams, customers, budget/rate-limit counters and usage logs, in the host's database.
+"""Virtual keys, teams, customers, provider-level limits, budget/rate-limit counters and usage logs, in the
+host's database.
 
 Keys follow djangorestframework-api-key: a row holds a short lookup ``prefix`` and a SHA-256
 ``hashed_key``, never the plaintext, which is shown once when the key is created; revocation is
@@ -20,11 +21,11 @@ from django.utils import timezone
 from pydantic import TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from bifrost_asgi.governance import VK_PREFIX, Budget, ProviderRule, RateLimit, generate_key
+from bifrost_asgi.governance import VK_PREFIX, Budget, ProviderRule, RateLimit, generate_key, unique_windows
 
 from . import signals
 
-__all__ = ["Counter", "Customer", "Team", "UsageLog", "VirtualKey"]
+__all__ = ["Counter", "Customer", "ProviderGovernance", "Team", "UsageLog", "VirtualKey"]
 
 _RULES = TypeAdapter(tuple[ProviderRule, ...])
 _BUDGETS = TypeAdapter(tuple[Budget, ...])
@@ -36,13 +37,24 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def _validate(adapter: TypeAdapter[Any], value: Any, field: str) -> None:
+def _validate(adapter: TypeAdapter[Any], value: Any, field: str) -> Any:
     try:
-        adapter.validate_python(value)
+        return adapter.validate_python(value)
     except PydanticValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         raise ValidationError({field: f"{where}: {first['msg']}" if where else first["msg"]}) from None
+
+
+def _validate_budgets(value: Any, field: str) -> None:
+    """Valid budgets, one per reset window (the window names a budget's counter)."""
+    try:
+        unique_windows(_validate(_BUDGETS, value, field))
+    except ValueError as exc:
+        raise ValidationError({field: str(exc)}) from None
+
+
+_RATE_LIMIT_HELP = 'e.g. {"request_max_limit": 60, "request_reset_duration": "1m"}'
 
 
 class Customer(models.Model):
@@ -52,6 +64,9 @@ class Customer(models.Model):
     name: models.CharField[str, str] = models.CharField(max_length=200, blank=True)
     budgets: models.JSONField[Any, Any] = models.JSONField(
         default=list, blank=True, help_text='e.g. [{"max_limit": 100, "reset_duration": "1M"}]'
+    )
+    rate_limit: models.JSONField[Any, Any] = models.JSONField(
+        null=True, blank=True, help_text=_RATE_LIMIT_HELP
     )
     created: models.DateTimeField[datetime, datetime] = models.DateTimeField(
         default=timezone.now, editable=False
@@ -64,7 +79,8 @@ class Customer(models.Model):
         return self.name or self.id
 
     def clean(self) -> None:
-        _validate(_BUDGETS, self.budgets, "budgets")
+        _validate_budgets(self.budgets, "budgets")
+        _validate(_RATE_LIMIT, self.rate_limit, "rate_limit")
 
 
 class Team(models.Model):
@@ -76,6 +92,9 @@ class Team(models.Model):
         Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="teams"
     )
     budgets: models.JSONField[Any, Any] = models.JSONField(default=list, blank=True)
+    rate_limit: models.JSONField[Any, Any] = models.JSONField(
+        null=True, blank=True, help_text=_RATE_LIMIT_HELP
+    )
     created: models.DateTimeField[datetime, datetime] = models.DateTimeField(
         default=timezone.now, editable=False
     )
@@ -88,7 +107,31 @@ class Team(models.Model):
         return self.name or self.id
 
     def clean(self) -> None:
-        _validate(_BUDGETS, self.budgets, "budgets")
+        _validate_budgets(self.budgets, "budgets")
+        _validate(_RATE_LIMIT, self.rate_limit, "rate_limit")
+
+
+class ProviderGovernance(models.Model):
+    """Budgets and a rate limit on a whole provider, whoever calls it (Bifrost's provider governance)."""
+
+    provider: models.CharField[str, str] = models.CharField(primary_key=True, max_length=64)
+    budgets: models.JSONField[Any, Any] = models.JSONField(
+        default=list, blank=True, help_text='e.g. [{"max_limit": 500, "reset_duration": "1M"}]'
+    )
+    rate_limit: models.JSONField[Any, Any] = models.JSONField(
+        null=True, blank=True, help_text=_RATE_LIMIT_HELP
+    )
+
+    class Meta:
+        ordering = ("provider",)
+        verbose_name = "provider limit"
+
+    def __str__(self) -> str:
+        return self.provider
+
+    def clean(self) -> None:
+        _validate_budgets(self.budgets, "budgets")
+        _validate(_RATE_LIMIT, self.rate_limit, "rate_limit")
 
 
 class VirtualKeyManager(models.Manager["VirtualKey"]):
@@ -150,9 +193,7 @@ class VirtualKey(models.Model):
         default=list, blank=True, help_text='e.g. [{"max_limit": 10, "reset_duration": "1M"}]'
     )
     rate_limit: models.JSONField[Any, Any] = models.JSONField(
-        null=True,
-        blank=True,
-        help_text='e.g. {"request_max_limit": 60, "request_reset_duration": "1m"}',
+        null=True, blank=True, help_text=_RATE_LIMIT_HELP
     )
     team: models.ForeignKey[Team | None, Team | None] = models.ForeignKey(
         Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="virtual_keys"
@@ -183,8 +224,12 @@ class VirtualKey(models.Model):
         return self.revoked_at is not None
 
     def clean(self) -> None:
-        _validate(_RULES, self.provider_configs, "provider_configs")
-        _validate(_BUDGETS, self.budgets, "budgets")
+        for rule in _validate(_RULES, self.provider_configs, "provider_configs"):
+            try:
+                unique_windows(rule.budgets)
+            except ValueError as exc:
+                raise ValidationError({"provider_configs": f"{rule.provider}: {exc}"}) from None
+        _validate_budgets(self.budgets, "budgets")
         _validate(_RATE_LIMIT, self.rate_limit, "rate_limit")
         if self.team_id and self.customer_id:
             raise ValidationError("A key belongs to a team or to a customer, not both.")
@@ -275,6 +320,9 @@ class UsageLog(models.Model):
     cost: models.FloatField[float | None, float | None] = models.FloatField(null=True, blank=True)
     latency: models.IntegerField[int, int] = models.IntegerField(default=0, help_text="milliseconds")
     usage_estimated: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    content: models.TextField[str | None, str | None] = models.TextField(
+        null=True, blank=True, help_text="The prompt and answer, where content logging is on (JSON)."
+    )
     owner_id: Any  # the foreign keys' columns, for the type checker
     virtual_key_id: str | None
 

@@ -17,9 +17,8 @@ from django.db import DatabaseError, router, transaction
 from django.db.models import Avg, Case, Count, F, Q, QuerySet, Sum, When
 
 from bifrost_asgi.errors import invalid_request, store_unavailable
-from bifrost_asgi.governance import Customer, Team, VirtualKey
+from bifrost_asgi.governance import Customer, ProviderGovernance, Team, VirtualKey
 from bifrost_asgi.stores import (
-    CHART_FIELDS,
     COLUMNS,
     TERMINAL_STATUSES,
     CounterState,
@@ -36,6 +35,7 @@ from bifrost_asgi.stores import (
 
 from . import models
 from ._db import run, to_datetime, to_timestamp, user_pk, write_transaction
+from .host_teams import host_team, host_teams, is_host_team, team_of_owners
 
 __all__ = ["ORMCounterStore", "ORMKeyStore", "ORMLogStore", "key_record"]
 
@@ -46,8 +46,9 @@ T = TypeVar("T")
 # -- keys, teams, customers --------------------------------------------------------------------------
 
 
-def key_record(row: models.VirtualKey) -> VirtualKey:
-    """A key row as the core's record (the hash included: the core verifies presented keys with it)."""
+def key_record(row: models.VirtualKey, host_team: str | None = None) -> VirtualKey:
+    """A key row as the core's record (the hash included: the core verifies presented keys with it).
+    ``host_team``: the team its owner's membership gives it (host_teams.py), unless it names its own."""
     return VirtualKey.model_validate(
         {
             "id": row.id,
@@ -60,7 +61,7 @@ def key_record(row: models.VirtualKey) -> VirtualKey:
             "allow_all_providers": row.allow_all_providers,
             "budgets": row.budgets or [],
             "rate_limit": row.rate_limit,
-            "team_id": row.team_id,
+            "team_id": row.team_id or (host_team if row.customer_id is None else None),
             "customer_id": row.customer_id,
             "key_prefix": row.prefix,
             "key_hash": row.hashed_key,
@@ -101,44 +102,109 @@ def _owner_pk(owner: str | None) -> Any:
 
 
 def _keys(**lookup: Any) -> list[VirtualKey]:
-    rows = models.VirtualKey.objects.filter(**lookup).order_by("created", "id")
-    return [key_record(row) for row in rows]
+    rows = list(models.VirtualKey.objects.filter(**lookup).order_by("created", "id"))
+    teams = team_of_owners(row.owner_id for row in rows if row.team_id is None and row.customer_id is None)
+    return [key_record(row, teams.get(row.owner_id)) for row in rows]
+
+
+def _host_team_of(key: VirtualKey, owner_pk: Any) -> str | None:
+    """The team to store for a key naming a host team: none when its owner's membership gives it that
+    team anyway (so it follows the owner), else the team, whose row is made if it is not there yet."""
+    if not key.team_id or not is_host_team(key.team_id):
+        return key.team_id
+    if owner_pk is not None and team_of_owners([owner_pk]).get(owner_pk) == key.team_id:
+        return None
+    found = host_team(key.team_id)
+    if found is None:
+        raise invalid_request(f"team_id: no team {key.team_id!r}", param="team_id")
+    models.Team.objects.get_or_create(id=found[0], defaults={"name": found[1]})
+    return key.team_id
 
 
 def _put_key(key: VirtualKey) -> None:
-    fields = _key_fields(key, _owner_pk(key.owner))
+    owner_pk = _owner_pk(key.owner)
     # save() runs, so revocation stays permanent even when a stale record is written back.
     with write_transaction(models.VirtualKey):
+        fields = {**_key_fields(key, owner_pk), "team_id": _host_team_of(key, owner_pk)}
         models.VirtualKey.objects.update_or_create(id=key.id, defaults=fields)
+
+
+def _team_record(row: models.Team) -> Team:
+    return Team.model_validate(
+        {"id": row.id, "name": row.name, "customer_id": row.customer_id, "budgets": row.budgets or [],
+         "rate_limit": row.rate_limit, "created_at": to_timestamp(row.created)}
+    )  # fmt: skip
+
+
+def _customer_record(row: models.Customer) -> Customer:
+    return Customer.model_validate(
+        {"id": row.id, "name": row.name, "budgets": row.budgets or [], "rate_limit": row.rate_limit,
+         "created_at": to_timestamp(row.created)}
+    )  # fmt: skip
 
 
 def _team(team_id: str) -> Team | None:
     row = models.Team.objects.filter(pk=team_id).first()
-    if row is None:
-        return None
-    return Team.model_validate(
-        {"id": row.id, "name": row.name, "customer_id": row.customer_id, "budgets": row.budgets or []}
-    )
+    found = host_team(team_id)
+    if found is not None:  # a host team: its name is the host's, its limits (if any yet) the row's
+        record = _team_record(row) if row is not None else Team(id=team_id)
+        return record.model_copy(update={"name": found[1]})
+    return None if row is None else _team_record(row)
 
 
 def _customer(customer_id: str) -> Customer | None:
     row = models.Customer.objects.filter(pk=customer_id).first()
-    if row is None:
-        return None
-    return Customer.model_validate({"id": row.id, "name": row.name, "budgets": row.budgets or []})
+    return None if row is None else _customer_record(row)
+
+
+def _owner_defaults(record: Team | Customer) -> dict[str, Any]:
+    data = record.model_dump(mode="json")
+    return {"name": record.name, "budgets": data["budgets"], "rate_limit": data["rate_limit"],
+            "created": to_datetime(record.created_at)}  # fmt: skip
 
 
 def _put_team(team: Team) -> None:
-    budgets = team.model_dump(mode="json")["budgets"]
-    defaults = {"name": team.name, "customer_id": team.customer_id, "budgets": budgets}
-    models.Team.objects.update_or_create(id=team.id, defaults=defaults)
+    defaults = {**_owner_defaults(team), "customer_id": team.customer_id}
+    with write_transaction(models.Team):
+        models.Team.objects.update_or_create(id=team.id, defaults=defaults)
 
 
 def _put_customer(customer: Customer) -> None:
-    budgets = customer.model_dump(mode="json")["budgets"]
-    models.Customer.objects.update_or_create(
-        id=customer.id, defaults={"name": customer.name, "budgets": budgets}
+    with write_transaction(models.Customer):
+        models.Customer.objects.update_or_create(id=customer.id, defaults=_owner_defaults(customer))
+
+
+def _teams() -> list[Team]:
+    rows = {row.id: _team_record(row) for row in models.Team.objects.order_by("id")}
+    for team_id, name in host_teams():  # every host team, with its limits where it has a row
+        rows[team_id] = rows.get(team_id, Team(id=team_id)).model_copy(update={"name": name})
+    return sorted(rows.values(), key=lambda team: team.id)
+
+
+def _customers() -> list[Customer]:
+    return [_customer_record(row) for row in models.Customer.objects.order_by("id")]
+
+
+def _delete(model: Any, pk: str) -> None:
+    model._default_manager.filter(pk=pk).delete()  # the foreign keys pointing here are set to NULL
+
+
+def _provider_record(row: models.ProviderGovernance) -> ProviderGovernance:
+    return ProviderGovernance.model_validate(
+        {"provider": row.provider, "budgets": row.budgets or [], "rate_limit": row.rate_limit}
     )
+
+
+def _provider_governance(provider: str | None) -> list[ProviderGovernance]:
+    rows = models.ProviderGovernance.objects.order_by("provider")
+    return [_provider_record(row) for row in (rows if provider is None else rows.filter(pk=provider))]
+
+
+def _put_provider_governance(governed: ProviderGovernance) -> None:
+    data = governed.model_dump(mode="json")
+    defaults = {"budgets": data["budgets"], "rate_limit": data["rate_limit"]}
+    with write_transaction(models.ProviderGovernance):
+        models.ProviderGovernance.objects.update_or_create(provider=governed.provider, defaults=defaults)
 
 
 class ORMKeyStore:
@@ -174,6 +240,31 @@ class ORMKeyStore:
 
     async def put_customer(self, customer: Customer) -> None:
         await run(_put_customer, customer)
+
+    async def list_teams(self) -> list[Team]:
+        return await run(_teams)
+
+    async def list_customers(self) -> list[Customer]:
+        return await run(_customers)
+
+    async def delete_team(self, team_id: str) -> None:
+        await run(_delete, models.Team, team_id)
+
+    async def delete_customer(self, customer_id: str) -> None:
+        await run(_delete, models.Customer, customer_id)
+
+    async def provider_governance(self, provider: str) -> ProviderGovernance | None:
+        found = await run(_provider_governance, provider)
+        return found[0] if found else None
+
+    async def list_provider_governance(self) -> list[ProviderGovernance]:
+        return await run(_provider_governance, None)
+
+    async def put_provider_governance(self, governance: ProviderGovernance) -> None:
+        await run(_put_provider_governance, governance)
+
+    async def delete_provider_governance(self, provider: str) -> None:
+        await run(_delete, models.ProviderGovernance, provider)
 
     async def aclose(self) -> None:
         return None
@@ -328,18 +419,31 @@ def _search_logs(params: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     return log_page(query, logs, _stats(rows), has_logs=models.UsageLog.objects.exists())
 
 
-def _usage_rows(since: float, owner: str | None, limit: int) -> list[dict[str, Any]]:
-    rows = models.UsageLog.objects.filter(timestamp__gte=to_datetime(since))
-    if owner is not None:
-        rows = rows.filter(owner_id=user_pk(owner))
-    fields = [name for name in CHART_FIELDS if name != "owner"] + ["owner_id"]
-    found = []
-    for row in rows.order_by("-id").values(*fields)[:limit]:
-        row["timestamp"] = to_timestamp(row["timestamp"])
-        owner_id = row.pop("owner_id")
-        row["owner"] = None if owner_id is None else str(owner_id)
-        found.append(row)
-    return found
+def _scan_logs(query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+    rows = models.UsageLog.objects.filter(_log_filters(query)).order_by("timestamp", "id")
+    columns = [_FIELDS.get(f, f) for f in fields if f in COLUMNS]
+    out = []
+    for values in rows.values_list(*columns):
+        row = dict(zip([f for f in fields if f in COLUMNS], values, strict=True))
+        if "timestamp" in row:
+            row["timestamp"] = to_timestamp(row["timestamp"])
+        if row.get("owner") is not None:
+            row["owner"] = str(row["owner"])
+        out.append(row)
+    return out
+
+
+def _delete_logs(query: LogQuery) -> int:
+    deleted, _ = models.UsageLog.objects.filter(_log_filters(query)).delete()
+    return deleted
+
+
+def _update_costs(costs: Mapping[str, float]) -> int:
+    with write_transaction(models.UsageLog):
+        return sum(
+            models.UsageLog.objects.filter(request_id=request_id).update(cost=cost)
+            for request_id, cost in costs.items()
+        )
 
 
 class ORMLogStore:
@@ -355,9 +459,14 @@ class ORMLogStore:
     async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         return await run(_search_logs, query)
 
-    async def usage_rows(self, since: float, owner: str | None, limit: int) -> list[dict[str, Any]]:
-        """The usage charts' rows: newest first, one query."""
-        return await run(_usage_rows, since, owner, limit)
+    async def scan(self, query: LogQuery, fields: Sequence[str]) -> list[dict[str, Any]]:
+        return await run(_scan_logs, query, fields)
+
+    async def delete(self, query: LogQuery) -> int:
+        return await run(_delete_logs, query)
+
+    async def update_costs(self, costs: Mapping[str, float]) -> int:
+        return await run(_update_costs, costs)
 
     async def aclose(self) -> None:
         return None
