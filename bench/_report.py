@@ -229,18 +229,24 @@ def transport_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list
     return ["### httpx vs httpx-over-aiohttp", "", *_table(header, body), ""]
 
 
-def baseline_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[str]:
-    """Gateway (this tree) against baseline (the same gateway at --baseline-ref), per transport."""
+def _pairs(summary: Summary, scenarios: Sequence[ScenarioLike], first: str, second: str) -> list[list[str]]:
+    """Per scenario and transport, kind ``first`` against kind ``second``: latency, RPS and CPU."""
     body = []
     for scenario in scenarios:
         for transport in ("aiohttp", "httpx"):
-            g = summary.get(scenario.name, f"gateway/{transport}")
-            b = summary.get(scenario.name, f"baseline/{transport}")
-            if g is None or b is None:
+            a = summary.get(scenario.name, f"{first}/{transport}")
+            b = summary.get(scenario.name, f"{second}/{transport}")
+            if a is None or b is None:
                 continue
-            latency = [_us(b.p50_us), _us(g.p50_us), _signed_us(g.p50_us - b.p50_us)]
-            rps = [_num(b.rps), _num(g.rps), _ratio(g.rps / b.rps)]
-            body.append([scenario.name, transport, *latency, *rps, _us(b.cpu_us), _us(g.cpu_us)])
+            latency = [_us(a.p50_us), _us(b.p50_us), _signed_us(b.p50_us - a.p50_us)]
+            rps = [_num(a.rps), _num(b.rps), _ratio(b.rps / a.rps)]
+            body.append([scenario.name, transport, *latency, *rps, _us(a.cpu_us), _us(b.cpu_us)])
+    return body
+
+
+def baseline_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[str]:
+    """Gateway (this tree) against baseline (the same gateway at --baseline-ref), per transport."""
+    body = _pairs(summary, scenarios, "baseline", "gateway")
     if not body:
         return []
     header = ["scenario", "transport", "p50 c=1 before", "p50 c=1 after", "after − before", "RPS c=16 before",
@@ -250,19 +256,10 @@ def baseline_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[
 
 def metrics_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[str]:
     """The gateway with Prometheus metrics on (its default) against off, per transport (--metrics)."""
-    body = []
-    for scenario in scenarios:
-        for transport in ("aiohttp", "httpx"):
-            on = summary.get(scenario.name, f"gateway/{transport}")
-            off = summary.get(scenario.name, f"gateway-nometrics/{transport}")
-            if on is None or off is None:
-                continue
-            rps = [_num(off.rps), _num(on.rps), _ratio(on.rps / off.rps)]
-            body.append([scenario.name, transport, _us(off.p50_us), _us(on.p50_us), *rps, _us(off.cpu_us),
-                         _us(on.cpu_us)])  # fmt: skip
+    body = _pairs(summary, scenarios, "gateway-nometrics", "gateway")
     if not body:
         return []
-    header = ["scenario", "transport", "p50 c=1 off", "p50 c=1 on", "RPS c=16 off", "RPS c=16 on",
+    header = ["scenario", "transport", "p50 c=1 off", "p50 c=1 on", "on − off", "RPS c=16 off", "RPS c=16 on",
               "RPS on / off (target ≥ 0.95)", "CPU/req off", "CPU/req on"]  # fmt: skip
     return ["### Prometheus metrics on vs off (same tree, same run)", "", *_table(header, body), ""]
 

@@ -58,3 +58,17 @@ def finished(
         if all(name in found for name in names) or time.monotonic() > deadline:
             return found
         time.sleep(0.01)
+
+
+def nested_request(
+    exporter: InMemorySpanExporter, host: trace.Span, request: str, attempt: str
+) -> ReadableSpan:
+    """The gateway's request span named ``request``, after checking it is a child of the ``host`` span (in
+    its trace) and the parent of the one upstream call's span named ``attempt``."""
+    found = finished(exporter, request, attempt)
+    (gateway,) = found[request]
+    (call,) = found[attempt]
+    assert gateway.context.trace_id == host.get_span_context().trace_id
+    assert parent_of(gateway) == host.get_span_context().span_id
+    assert parent_of(call) == gateway.context.span_id
+    return gateway

@@ -56,48 +56,13 @@ _MAX_VALUE_CHARS = 128
 
 # Bifrost's buckets: upstream latency runs to reasoning-model outliers; sizes 100 B to 1 GB.
 _LATENCY = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1,
-    2.5,
-    5,
-    10,
-    15,
-    30,
-    45,
-    60,
-    90,
-    120,
-    180,
-    300,
-    600,
-    900,
-)
+    .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 15, 30, 45, 60, 90, 120, 180, 300, 600, 900,
+)  # fmt: skip
 _SIZES = tuple(100.0 * 10**i for i in range(8))
+# Overhead: tens of microseconds to seconds (a slow store, a huge body).
 _OVERHEAD = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1,
-    2.5,
-    5,
-    10,
-    30,
-)
+    .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

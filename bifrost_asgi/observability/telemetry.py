@@ -158,6 +158,9 @@ class Probe:
                 _end_spans(self, req, served, error)
             if self._context is not None:
                 otel_context.detach(self._context)
+            # The targets point back at this probe: break the cycle, so a request's objects (its scope,
+            # its answer) are freed now by reference counting rather than later by the cycle collector.
+            self.targets.clear()
 
 
 class WatchedProvider:

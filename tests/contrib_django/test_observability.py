@@ -17,7 +17,7 @@ from bifrost_asgi.stores import LogRecord
 from bifrost_django import signals
 from bifrost_django.models import UsageLog, VirtualKey
 from tests.observability.test_metrics import samples, total
-from tests.otel import finished, parent_of
+from tests.otel import nested_request
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the gateway's own threads use the database
 
@@ -33,12 +33,7 @@ def test_gateway_spans_are_children_of_the_host_span(
     with trace.get_tracer("host").start_as_current_span("django host") as host:
         r = client.post("/ai/v1/responses", MOCK, content_type="application/json")
     assert r.status_code == 200, r.content
-    found = finished(spans, "responses mock/mock-1", "responses mock-1")
-    (request,) = found["responses mock/mock-1"]
-    (attempt,) = found["responses mock-1"]
-    assert request.context.trace_id == host.get_span_context().trace_id
-    assert parent_of(request) == host.get_span_context().span_id
-    assert parent_of(attempt) == request.context.span_id
+    request = nested_request(spans, host, "responses mock/mock-1", "responses mock-1")
     assert request.attributes is not None and request.attributes["enduser.id"] == str(user.pk)
 
 

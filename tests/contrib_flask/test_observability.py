@@ -24,7 +24,7 @@ from bifrost_flask import signals  # noqa: E402
 from tests.contrib_flask.hostapp import create_app  # noqa: E402
 from tests.contrib_flask.test_extension import sign_in  # noqa: E402
 from tests.observability.test_metrics import samples, total  # noqa: E402
-from tests.otel import finished, parent_of  # noqa: E402
+from tests.otel import nested_request  # noqa: E402
 
 MOCK = {"model": "mock/mock-1", "input": "hi"}
 
@@ -43,12 +43,7 @@ def test_gateway_spans_are_children_of_the_host_span(app: Flask, spans: InMemory
     with trace.get_tracer("host").start_as_current_span("flask host") as host:
         r = client.post("/ai/v1/responses", json=MOCK, headers={"X-CSRFToken": csrf})
     assert r.status_code == 200, r.text
-    found = finished(spans, "responses mock/mock-1", "responses mock-1")
-    (request,) = found["responses mock/mock-1"]
-    (attempt,) = found["responses mock-1"]
-    assert request.context.trace_id == host.get_span_context().trace_id
-    assert parent_of(request) == host.get_span_context().span_id
-    assert parent_of(attempt) == request.context.span_id
+    request = nested_request(spans, host, "responses mock/mock-1", "responses mock-1")
     assert request.attributes is not None and request.attributes["enduser.id"] == "alice"
     assert request.attributes["gen_ai.system"] == "mock"
 
