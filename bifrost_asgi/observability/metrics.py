@@ -211,6 +211,7 @@ class Metrics:
     def bounded(self, label: str, value: str) -> str:
         """``value`` for a label whose values come from clients (a model name, a custom label): at most
         `max_label_values` distinct ones per label and process, each at most 128 characters."""
+        value = value[:_MAX_VALUE_CHARS]
         seen = self._seen.get(label)
         if seen is None:
             seen = self._seen[label] = set()
@@ -218,7 +219,6 @@ class Metrics:
             return value
         if len(seen) >= self._max_values:
             return OTHER
-        value = value[:_MAX_VALUE_CHARS]
         seen.add(value)
         return value
 
