@@ -20,7 +20,7 @@ PACKAGES = ("bifrost-asgi", "uvicorn", "starlette", "httpx", "httpcore", "h11", 
             "orjson", "uvloop", "httptools")  # fmt: skip
 # A cell during which other processes used more CPU than this is "disturbed" (see run.py's --quiet-limit).
 DISTURBED_CPUS = 0.2
-KIND_ORDER = ("direct", "floor-raw", "floor", "baseline", "gateway")
+KIND_ORDER = ("direct", "floor-raw", "floor", "baseline", "gateway-nometrics", "gateway")
 
 
 class ScenarioLike(Protocol):
@@ -229,23 +229,39 @@ def transport_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list
     return ["### httpx vs httpx-over-aiohttp", "", *_table(header, body), ""]
 
 
-def baseline_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[str]:
-    """Gateway (this tree) against baseline (the same gateway at --baseline-ref), per transport."""
+def _pairs(summary: Summary, scenarios: Sequence[ScenarioLike], first: str, second: str) -> list[list[str]]:
+    """Per scenario and transport, kind ``first`` against kind ``second``: latency, RPS and CPU."""
     body = []
     for scenario in scenarios:
         for transport in ("aiohttp", "httpx"):
-            g = summary.get(scenario.name, f"gateway/{transport}")
-            b = summary.get(scenario.name, f"baseline/{transport}")
-            if g is None or b is None:
+            a = summary.get(scenario.name, f"{first}/{transport}")
+            b = summary.get(scenario.name, f"{second}/{transport}")
+            if a is None or b is None:
                 continue
-            latency = [_us(b.p50_us), _us(g.p50_us), _signed_us(g.p50_us - b.p50_us)]
-            rps = [_num(b.rps), _num(g.rps), _ratio(g.rps / b.rps)]
-            body.append([scenario.name, transport, *latency, *rps, _us(b.cpu_us), _us(g.cpu_us)])
+            latency = [_us(a.p50_us), _us(b.p50_us), _signed_us(b.p50_us - a.p50_us)]
+            rps = [_num(a.rps), _num(b.rps), _ratio(b.rps / a.rps)]
+            body.append([scenario.name, transport, *latency, *rps, _us(a.cpu_us), _us(b.cpu_us)])
+    return body
+
+
+def baseline_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[str]:
+    """Gateway (this tree) against baseline (the same gateway at --baseline-ref), per transport."""
+    body = _pairs(summary, scenarios, "baseline", "gateway")
     if not body:
         return []
     header = ["scenario", "transport", "p50 c=1 before", "p50 c=1 after", "after − before", "RPS c=16 before",
               "RPS c=16 after", "RPS after / before", "CPU/req before", "CPU/req after"]  # fmt: skip
     return ["### Before and after (baseline ref vs this tree, same run)", "", *_table(header, body), ""]
+
+
+def metrics_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[str]:
+    """The gateway with Prometheus metrics on (its default) against off, per transport (--metrics)."""
+    body = _pairs(summary, scenarios, "gateway-nometrics", "gateway")
+    if not body:
+        return []
+    header = ["scenario", "transport", "p50 c=1 off", "p50 c=1 on", "on − off", "RPS c=16 off", "RPS c=16 on",
+              "RPS on / off (target ≥ 0.95)", "CPU/req off", "CPU/req on"]  # fmt: skip
+    return ["### Prometheus metrics on vs off (same tree, same run)", "", *_table(header, body), ""]
 
 
 def markdown(summary: Summary, scenarios: Sequence[ScenarioLike]) -> str:
@@ -255,6 +271,7 @@ def markdown(summary: Summary, scenarios: Sequence[ScenarioLike]) -> str:
     lines += targets_table(summary, scenarios)
     lines += transport_table(summary, scenarios)
     lines += baseline_table(summary, scenarios)
+    lines += metrics_table(summary, scenarios)
     errors = sum(r.errors for r in summary.rows.values())
     lines.append(f"Errors (non-2xx, socket errors, timeouts) over the whole run: {errors}.")
     if summary.background:

@@ -175,14 +175,16 @@ class Plan:
 # -- servers ----------------------------------------------------------------------------------------
 
 
-def _gateway_config(plan: Plan, upstream: Server, transport: str) -> Path:
+def _gateway_config(plan: Plan, upstream: Server, transport: str, *, metrics: bool = True) -> Path:
     config = {
         "providers": {
             "openai": {"keys": [{"value": "sk-bench"}], "network_config": {"base_url": upstream.base_url}}
         },
         "http_transport": transport,
+        # Prometheus metrics are on by default; kind "gateway-nometrics" measures the same tree without.
+        "telemetry": {"metrics": metrics},
     }
-    path = plan.out / f"gateway-{transport}.json"
+    path = plan.out / f"gateway-{transport}{'' if metrics else '-nometrics'}.json"
     path.write_text(json.dumps(config, indent=2))
     return path
 
@@ -214,9 +216,10 @@ def start_servers(stack: ExitStack, plan: Plan, kinds: Sequence[str]) -> list[Ta
         for transport in TRANSPORTS:
             port = free_port()
             env = None
-            if kind in ("gateway", "baseline"):
-                argv = _gateway_argv(_gateway_config(plan, upstream, transport), port)
-                env = _gateway_env(plan.gateway_src if kind == "gateway" else plan.baseline_src)
+            if kind in ("gateway", "baseline", "gateway-nometrics"):
+                config = _gateway_config(plan, upstream, transport, metrics=kind != "gateway-nometrics")
+                argv = _gateway_argv(config, port)
+                env = _gateway_env(plan.baseline_src if kind == "baseline" else plan.gateway_src)
             else:
                 argv = _floor_argv(upstream, kind, transport, port)
             name = f"{kind}-{transport}"
@@ -333,7 +336,7 @@ def check(target: Target, scenario: Scenario, body: Path) -> None:
         if len(content) < 1024:
             raise RuntimeError(f"{target.label} {scenario.name}: {len(content)} bytes of audio")
         return
-    if target.kind == "gateway" and (b'"extra_fields"' not in content or b'"cost"' not in content):
+    if target.kind.startswith("gateway") and (b'"extra_fields"' not in content or b'"cost"' not in content):
         raise RuntimeError(f"{target.label} {scenario.name}: no extra_fields/cost in {content[:300]!r}")
     if scenario.stream and not content.startswith(b"data: ") and not content.startswith(b"event: "):
         raise RuntimeError(f"{target.label} {scenario.name}: not an SSE stream: {content[:200]!r}")
@@ -391,6 +394,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="2 s cells, 1 round: a smoke run")
     parser.add_argument(
         "--resume", metavar="RESULTS_DIR", help="continue an interrupted run in its directory"
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="also serve the gateway with Prometheus metrics off (kind 'gateway-nometrics'): the cost of "
+        "metrics, in one run",
     )
     parser.add_argument("--report", metavar="RESULTS_JSON", help="only print the tables of an earlier run")
     parser.add_argument(
@@ -474,7 +483,8 @@ def run(args: argparse.Namespace) -> Path:
     if plan.baseline_version:
         print(f"baseline: bifrost_asgi at {plan.baseline_version}", flush=True)
     with ExitStack() as stack:
-        targets = start_servers(stack, plan, args.kinds.split(","))
+        kinds = args.kinds.split(",") + (["gateway-nometrics"] if args.metrics else [])
+        targets = start_servers(stack, plan, kinds)
         for target in targets:
             for scenario in plan.scenarios:
                 check(target, scenario, plan.bodies[scenario.name])

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from opentelemetry.trace import TracerProvider
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -18,6 +19,9 @@ from bifrost_asgi.config import GatewayConfig
 from bifrost_asgi.errors import http_error
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.governance.config import GovernanceConfig
+from bifrost_asgi.observability.content import ContentRedactor
+from bifrost_asgi.observability.hooks import Hooks
+from bifrost_asgi.observability.routes import observability_routes
 from bifrost_asgi.pipeline.journey import Endpoint
 from bifrost_asgi.providers.base import Op, ProviderFactory
 from bifrost_asgi.routes.admin import admin_routes
@@ -64,9 +68,11 @@ class _GatewayApp(Starlette):
     added to this app, takes Starlette's own path.
     """
 
-    def __init__(self, *, routes: list[BaseRoute], **kwargs: Any) -> None:
+    def __init__(self, *, routes: list[BaseRoute], gw: Gateway, **kwargs: Any) -> None:
         super().__init__(routes=routes, **kwargs)
         _refuse_duplicates(routes)
+        # Every request, with the http_* metrics around it when they are on.
+        self._serve: Handler = gw.telemetry.http_app(self._dispatch, self._template) or self._dispatch
         self._direct: dict[tuple[str, str], Handler] = {
             (method, route.path): route.app
             for route in routes
@@ -76,13 +82,29 @@ class _GatewayApp(Starlette):
         }
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and not self.user_middleware:
+        if scope["type"] == "http":
+            await self._serve(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self.user_middleware:
             endpoint = self._direct.get((scope["method"], _route_path(scope)))
             if endpoint is not None:
                 scope["app"] = self
                 await endpoint(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+    def _template(self, scope: Any) -> str:
+        """The route a request matched, as written in the route table (a bounded metrics label)."""
+        path = _route_path(scope)
+        if (scope["method"], path) in self._direct:
+            return path
+        for route in self.router.routes:
+            if isinstance(route, Route) and route.path_regex.match(path):
+                return route.path
+        return "unmatched"
 
 
 def _refuse_duplicates(routes: list[BaseRoute]) -> None:
@@ -139,7 +161,7 @@ def _routes(gw: Gateway) -> list[BaseRoute]:
     for integration in ("genai", *FRAMEWORK_PREFIXES):
         routes += _gemini_routes(gw, integration)
     routes.append(Route("/health", _health, methods=["GET"]))
-    return routes
+    return routes + observability_routes(gw)
 
 
 def _media_endpoints(gw: Gateway, integration: str | None) -> dict[str, Endpoint]:
@@ -203,6 +225,9 @@ def create_app(
     counter_store: CounterStore | None = None,
     log_store: LogStore | None = None,
     providers: Mapping[str, ProviderFactory] | None = None,
+    hooks: Hooks | None = None,
+    tracer_provider: TracerProvider | None = None,
+    redact_content: ContentRedactor | None = None,
 ) -> Starlette:
     """The gateway as an ASGI app; mount it anywhere.
 
@@ -213,7 +238,9 @@ def create_app(
     replaces the network, for tests (``httpx.MockTransport``). Framework adapters pass the host's
     ``owner_directory`` (are a key owner's account and its keys still usable?) and may inject their own
     stores (the Django ORM ones). ``providers`` maps a configured provider's name to a factory for a
-    provider of your own (docs/extending.md).
+    provider of your own (docs/extending.md). ``hooks`` are the host's callbacks on usage, budgets and
+    keys; ``tracer_provider`` replaces OpenTelemetry's global one for the gateway's spans;
+    ``redact_content`` edits what content logging stores (docs/observability.md).
     """
     gw = Gateway(
         config or GatewayConfig(),
@@ -223,6 +250,9 @@ def create_app(
         counter_store=counter_store,
         log_store=log_store,
         provider_factories=providers,
+        hooks=hooks,
+        tracer_provider=tracer_provider,
+        redact_content=redact_content,
     )
 
     @asynccontextmanager
@@ -248,6 +278,7 @@ def create_app(
         routes += self_service_routes(admin_backend)
     app = _GatewayApp(
         routes=routes,
+        gw=gw,
         lifespan=lifespan,
         exception_handlers={404: _http_error, 405: _http_error, 500: _http_error},
     )

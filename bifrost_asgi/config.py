@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +35,7 @@ class ConfigError(ValueError):
 
 
 _Section = ConfigSection
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
 def _resolve_env(value: str, field: str) -> str:
@@ -108,10 +110,10 @@ class ClientConfig(_Section):
     # ignored, it would admit requests Bifrost refuses, so it is an error.
     bifrost_only = frozenset(
         {
-            "initial_pool_size", "prometheus_labels", "enable_logging", "disable_content_logging",
+            "initial_pool_size", "enable_logging", "disable_content_logging",
             "retain_content_in_object_storage", "allow_per_request_content_storage_override",
             "allow_per_request_raw_override", "allow_direct_keys", "disable_db_pings_in_health",
-            "log_retention_days", "dual_credential_conflict_behavior", "allowed_origins", "allowed_headers",
+            "dual_credential_conflict_behavior", "allowed_origins", "allowed_headers",
             "compat", "enable_litellm_fallbacks", "mcp_agent_depth", "mcp_tool_execution_timeout",
             "mcp_code_mode_binding_level", "mcp_tool_sync_interval", "mcp_disable_auto_tool_inject",
             "mcp_enable_temp_token_auth", "mcp_external_client_url", "mcp_server_auth_mode",
@@ -131,6 +133,19 @@ class ClientConfig(_Section):
     # stream event larger than the event limit, is a 502 instead of gigabytes held in memory.
     max_upstream_response_size_mb: float | None = Field(default=None, gt=0)
     max_stream_event_size_mb: float = Field(default=4.0, gt=0)
+    # Bifrost's: the custom labels every metric carries, valued per request by x-bf-dim-<label> (or the
+    # older x-bf-prom-<label>) headers (docs/observability.md: cardinality is bounded).
+    prometheus_labels: tuple[str, ...] = ()
+    # Bifrost's: usage log rows (and any content stored with them) older than this are deleted.
+    log_retention_days: int | None = Field(default=None, gt=0)
+
+    @field_validator("prometheus_labels")
+    @classmethod
+    def _label_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not _LABEL_NAME.fullmatch(name)]
+        if bad:
+            raise ValueError(f"not valid Prometheus label names: {bad}")
+        return tuple(dict.fromkeys(value))  # a repeated name would make every metric invalid
 
     @model_validator(mode="before")
     @classmethod
@@ -157,6 +172,31 @@ class CountTokensConfig(_Section):
     estimate_on_upstream_failure: bool = False
 
 
+class TelemetryConfig(_Section):
+    """Ours: Prometheus metrics, OpenTelemetry spans and budget alerts (docs/observability.md)."""
+
+    # GET /metrics and the counters behind it (on by default, as Bifrost's telemetry plugin).
+    metrics: bool = True
+    # Where each worker process leaves its figures for the others to add up; default: the
+    # PROMETHEUS_MULTIPROC_DIR environment variable. Unset: one process, nothing written.
+    metrics_dir: str | None = None
+    # How often a worker writes its figures there: another worker's /metrics is at most this far behind.
+    metrics_flush_seconds: float = Field(default=1.0, gt=0)
+    # Distinct values kept per custom label (per process); later values are reported as "_other".
+    max_label_values: int = Field(default=100, gt=0)
+    # Spans for every request when the host (or `bifrost-asgi serve --otlp`) configured an OTel SDK.
+    tracing: bool = True
+    # The percentages of a budget at which budget_threshold_crossed fires (a budget may set its own).
+    budget_alert_percentages: tuple[float, ...] = (50.0, 80.0, 100.0)
+
+    @field_validator("budget_alert_percentages")
+    @classmethod
+    def _percentages(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(p <= 0 for p in value):
+            raise ValueError("percentages must be above 0")
+        return tuple(sorted(set(value)))
+
+
 class GatewayConfig(_Section):
     """The gateway's whole configuration.
 
@@ -177,6 +217,7 @@ class GatewayConfig(_Section):
     # keys, no limits, no logs, and the hot path skips governance entirely.
     governance: GovernanceConfig | None = None
     max_connections: int = Field(default=1000, gt=0)
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> GatewayConfig:

@@ -8,12 +8,16 @@ import logging
 from collections.abc import Mapping
 
 import httpx
+from opentelemetry.trace import TracerProvider
 
 from bifrost_asgi.adapters.principal import OwnerDirectory
 from bifrost_asgi.config import ConfigError, GatewayConfig, ProviderConfig
 from bifrost_asgi.governance.build import build_governance, build_log_writer, seed
 from bifrost_asgi.governance.config import GovernanceConfig
 from bifrost_asgi.governance.engine import Governance
+from bifrost_asgi.observability.content import ContentLog, ContentRedactor
+from bifrost_asgi.observability.hooks import BudgetWatch, Hooks
+from bifrost_asgi.observability.telemetry import Telemetry
 from bifrost_asgi.pricing import PricingTable
 from bifrost_asgi.providers.base import Op, Provider, ProviderFactory
 from bifrost_asgi.providers.catalog import COMPAT_DEFAULT_BASE_URLS, NATIVE_DEFAULT_BASE_URLS
@@ -47,6 +51,9 @@ class Gateway:
         counter_store: CounterStore | None = None,
         log_store: LogStore | None = None,
         provider_factories: Mapping[str, ProviderFactory] | None = None,
+        hooks: Hooks | None = None,
+        tracer_provider: TracerProvider | None = None,
+        redact_content: ContentRedactor | None = None,
     ) -> None:
         self.config = config
         self._factories = dict(provider_factories or {})
@@ -82,6 +89,13 @@ class Gateway:
                 gov_cfg, self.pricing, enforce_auth=enforce, key_store=key_store, counter_store=counter_store
             )
             self.logs = build_log_writer(gov_cfg, log_store)
+        self.content: ContentLog | None = None  # prompts and answers in the log, where turned on
+        if self.logs is not None and gov_cfg is not None:
+            self.logs.retention = _days(config.client.log_retention_days)
+            if gov_cfg.logs.content or gov_cfg.logs.content_virtual_keys:
+                self.content = ContentLog(gov_cfg.logs, self.redactor, redact_content)
+        self.telemetry = Telemetry(config, hooks=hooks, tracer_provider=tracer_provider)
+        self._observe_governance(self.telemetry.hooks)
         self.max_body = int(config.client.max_request_body_size_mb * 1024 * 1024)
         answer_mb = config.client.max_upstream_response_size_mb or config.client.max_request_body_size_mb
         self.max_answer = int(answer_mb * 1024 * 1024)
@@ -111,6 +125,17 @@ class Gateway:
         counter."""
         return self.counters[provider] if op is Op.COUNT_TOKENS else self.providers[provider]
 
+    def _observe_governance(self, hooks: Hooks) -> None:
+        """The host's hooks on what governance does: usage records once written, keys created and
+        revoked, budgets crossing their alert percentages."""
+        if self.logs is not None and hooks.connected("usage_recorded"):
+            self.logs.on_written = hooks.emit_records
+        if self.governance is not None:
+            self.governance.hooks = hooks
+            if hooks.connected("budget_threshold_crossed"):
+                default = self.config.telemetry.budget_alert_percentages
+                self.telemetry.budgets = BudgetWatch(hooks, self.governance.counters, default)
+
     async def aclose(self) -> None:
         async with self._lock:
             transport, self.transport = self.transport, None
@@ -122,6 +147,12 @@ class Gateway:
                 await self.logs.aclose()  # flush: nothing submitted is lost on shutdown
             if self.governance is not None:
                 await self.governance.aclose()
+            if self.telemetry.metrics is not None:
+                await self.telemetry.metrics.flush()  # the last figures, for the workers still serving
+
+
+def _days(days: int | None) -> float | None:
+    return None if days is None else days * 86400.0
 
 
 def _make_transport(

@@ -12,6 +12,7 @@ import pytest
 import uvicorn
 
 from bifrost_asgi import GatewayConfig, create_app
+from tests.otel import spans  # noqa: F401  (the fixture: an OpenTelemetry SDK for one test)
 from tests.upstream import Upstream
 
 _ENV_PREFIXES = ("BIFROST_", "OPENAI_", "ANTHROPIC_")

@@ -137,8 +137,11 @@ def test_two_routes_for_one_method_and_path_are_refused() -> None:
     from starlette.routing import Route
 
     from bifrost_asgi.app import _GatewayApp
+    from bifrost_asgi.gateway import Gateway
 
     async def endpoint(scope: Any, receive: Any, send: Any) -> None: ...
 
     with pytest.raises(RuntimeError, match="two routes for (GET|HEAD) /v1/models"):
-        _GatewayApp(routes=[Route("/v1/models", endpoint), Route("/v1/models", endpoint)])
+        _GatewayApp(
+            routes=[Route("/v1/models", endpoint), Route("/v1/models", endpoint)], gw=Gateway(GatewayConfig())
+        )

@@ -24,6 +24,7 @@ PUBLIC_MODULES = frozenset(
         "bifrost_asgi.config",
         "bifrost_asgi.errors",
         "bifrost_asgi.governance",
+        "bifrost_asgi.observability",
         "bifrost_asgi.providers",
         "bifrost_asgi.stores",
         "bifrost_asgi.types",
@@ -98,6 +99,7 @@ PINNED = {
         "upstream",
         "upstream_failed",
     ],
+    "bifrost_asgi.observability": ["BudgetThreshold", "EVENTS", "Event", "Hooks"],
     "bifrost_asgi.governance": [
         "Budget",
         "Customer",

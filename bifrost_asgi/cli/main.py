@@ -7,7 +7,9 @@ import importlib.util
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -20,6 +22,8 @@ from bifrost_asgi.config import ConfigError, GatewayConfig
 __all__ = ["main"]
 
 _CONFIG_ENV = "BIFROST_ASGI_CONFIG"
+_OTLP_ENV = "BIFROST_ASGI_OTLP_ENDPOINT"
+_METRICS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +45,11 @@ def _parser() -> argparse.ArgumentParser:
         "--limit-concurrency", type=int, default=2048,
         help="connections and requests one worker serves at once; more get 503",
     )  # fmt: skip
+    serve.add_argument(
+        "--otlp-endpoint",
+        help="export the gateway's spans over OTLP/HTTP to this collector URL, e.g. "
+        "http://127.0.0.1:4318/v1/traces (needs: pip install 'bifrost-asgi[otlp]')",
+    )
     add_keys_parser(sub)
     return parser
 
@@ -53,7 +62,40 @@ def _load(path: str | None) -> GatewayConfig:
 
 def app_factory() -> Starlette:
     """Each uvicorn worker process builds its own app from the config path in the environment."""
+    _export_spans(os.environ.get(_OTLP_ENV))
     return create_app(_load(os.environ.get(_CONFIG_ENV) or None))
+
+
+def _export_spans(endpoint: str | None) -> None:
+    """An OpenTelemetry SDK for this process, sending spans to ``endpoint`` (in a host app, the host
+    configures its own SDK and exporters instead)."""
+    if not endpoint:
+        return
+    try:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    except ImportError:
+        raise SystemExit("bifrost-asgi: --otlp-endpoint needs: pip install 'bifrost-asgi[otlp]'") from None
+    provider = TracerProvider(resource=Resource.create({"service.name": "bifrost-asgi"}))
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    trace.set_tracer_provider(provider)
+
+
+def _share_metrics(config: GatewayConfig) -> None:
+    """Several workers add up their metrics in one directory: a fresh one unless one was given, and
+    none of this server's old figures in it (a restart starts counting from zero, as Prometheus expects
+    of a restarted target)."""
+    given = config.telemetry.metrics_dir or os.environ.get(_METRICS_ENV)
+    if not config.telemetry.metrics:
+        return
+    if not given:
+        os.environ[_METRICS_ENV] = tempfile.mkdtemp(prefix="bifrost-metrics-")
+        return
+    for old in Path(given).glob("bifrost-metrics-*.json"):
+        old.unlink(missing_ok=True)
 
 
 def _server_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -88,8 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers > 1:
         if args.config:
             os.environ[_CONFIG_ENV] = os.path.abspath(args.config)
+        if args.otlp_endpoint:
+            os.environ[_OTLP_ENV] = args.otlp_endpoint
+        _share_metrics(config)
         options = _server_options(args)
         uvicorn.run("bifrost_asgi.cli.main:app_factory", factory=True, workers=args.workers, **options)
     else:
+        _export_spans(args.otlp_endpoint)
         uvicorn.run(create_app(config), **_server_options(args))
     return 0

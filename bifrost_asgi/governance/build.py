@@ -122,6 +122,7 @@ def _budgets(seeds: Iterable[SeedBudget], owner: str, *, aligned: bool = False) 
             max_limit=b.max_limit,
             reset_duration=b.reset_duration,
             calendar_aligned=b.calendar_aligned or aligned,
+            alert_percentages=b.alert_percentages,
         )
         for b in seeds
     )

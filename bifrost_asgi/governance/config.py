@@ -61,6 +61,11 @@ class LogsConfig(ConfigSection):
     path: str | None = None  # default: the key store's file
     batch_size: int = Field(default=200, gt=0)
     flush_interval_ms: int = Field(default=500, gt=0)
+    # Ours: prompts and answers stored with each record: off unless turned on here for every request, or
+    # for the virtual keys listed (docs/observability.md). Never request headers, never secrets.
+    content: bool = False
+    content_virtual_keys: tuple[str, ...] = ()
+    content_max_chars: int = Field(default=32_000, gt=0)
 
 
 class SeedRateLimit(ConfigSection):
@@ -76,6 +81,7 @@ class SeedBudget(ConfigSection):
     max_limit: float
     reset_duration: str = "1M"
     calendar_aligned: bool = False
+    alert_percentages: tuple[float, ...] = ()  # ours: budget_threshold_crossed at these percentages
     virtual_key_id: str | None = None
     team_id: str | None = None
     customer_id: str | None = None

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bifrost_asgi.errors import BifrostError, governance_error
 from bifrost_asgi.governance.jwt import TokenVerifier
@@ -37,6 +37,9 @@ from bifrost_asgi.governance.windows import Clock, SystemClock, parse_duration
 from bifrost_asgi.pricing import PricingTable, Usage
 from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
 from bifrost_asgi.stores.keys import KeyStore
+
+if TYPE_CHECKING:
+    from bifrost_asgi.observability.hooks import Hooks
 
 __all__ = ["Governance", "Owners", "Ticket", "budget_limit", "rate_limits"]
 
@@ -106,6 +109,7 @@ class Governance:
         # Teams, customers and provider limits, cached as briefly as keys: every request reads them.
         self._records: dict[str, tuple[float, _Record | None]] = {}
         self.clock = clock or SystemClock()
+        self.hooks: Hooks | None = None  # the host's key_created / key_revoked callbacks
 
     # -- authentication -----------------------------------------------------------------------------
 
@@ -329,6 +333,8 @@ class Governance:
             **fields,
         )
         await self.keys.put(key)
+        if self.hooks is not None:
+            await self.hooks.emit("key_created", key)
         return key, generated.value
 
     async def revoke_key(self, key_id: str) -> VirtualKey | None:
@@ -339,6 +345,8 @@ class Governance:
         revoked = key.model_copy(update={"is_active": False, "revoked_at": self.clock.now()})
         await self.keys.put(revoked)
         self.forget(revoked)
+        if self.hooks is not None and key.revoked_at is None:
+            await self.hooks.emit("key_revoked", revoked)
         return revoked
 
     async def usage(self, key: VirtualKey) -> list[dict[str, Any]]:
@@ -373,7 +381,8 @@ def budget_limit(scope: str, budget: Budget) -> Limit:
     """A budget's counter, named by its owner and its window: an update that keeps a budget's window keeps
     what was spent in it (as Bifrost matches budgets by reset_duration)."""
     window = parse_duration(budget.reset_duration)
-    return Limit(f"{scope}:budget:{window}", "budget", budget.max_limit, window, budget.calendar_aligned)
+    key = f"{scope}:budget:{window}"
+    return Limit(key, "budget", budget.max_limit, window, budget.calendar_aligned, budget.alert_percentages)
 
 
 def _budget_limits(scope: str, budgets: Sequence[Budget]) -> list[Limit]:

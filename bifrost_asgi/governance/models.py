@@ -13,7 +13,14 @@ from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+)
 
 from bifrost_asgi.governance.windows import parse_duration
 
@@ -39,12 +46,22 @@ class Budget(_Record):
     max_limit: float = Field(gt=0)  # dollars
     reset_duration: str = "1M"
     calendar_aligned: bool = False
+    # Ours: the percentages at which budget_threshold_crossed fires (empty: telemetry's default).
+    alert_percentages: tuple[float, ...] = ()
 
     @field_validator("reset_duration")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
         return value
+
+    @model_serializer(mode="wrap")
+    def _bifrost_shape(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Bifrost's budget shape: our alert percentages appear only when a budget sets them."""
+        data: dict[str, Any] = handler(self)
+        if not self.alert_percentages:
+            data.pop("alert_percentages", None)
+        return data
 
 
 class RateLimit(_Record):

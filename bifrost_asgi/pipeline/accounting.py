@@ -238,7 +238,7 @@ async def finish(gw: Gateway, req: Request | None, served: Served | None, error:
             tokens = usage.total if usage is not None else 0
             await gw.governance.settle(served.ticket, ok=error is None, tokens=tokens, cost=cost or 0.0)
         if gw.logs is not None and req is not None:
-            gw.logs.submit(_record(req, served, error, usage, cost, estimated))
+            gw.logs.submit(_record(gw, req, served, error, usage, cost, estimated))
     except Exception:  # accounting must not turn a delivered answer into a failure
         log.exception("settling usage failed (request %s)", req.request_id if req else "?")
 
@@ -255,8 +255,8 @@ def _cost(gw: Gateway, served: Served | None, usage: Usage | None, estimated: bo
 
 
 def _record(
-    req: Request, served: Served | None, error: BifrostError | None, usage: Usage | None, cost: float | None,
-    estimated: bool,
+    gw: Gateway, req: Request, served: Served | None, error: BifrostError | None, usage: Usage | None,
+    cost: float | None, estimated: bool,
 ) -> LogRecord:  # fmt: skip
     key = req.vk
     record = LogRecord(
@@ -287,6 +287,8 @@ def _record(
         record.error_message = error.message[:500]
     if usage is not None:
         _fill_usage(record, usage)
+    if gw.content is not None:
+        record.content = gw.content.capture(req, served)  # only where content logging is on
     return record
 
 

@@ -83,7 +83,7 @@ async def run_attempts(
 
 
 async def _attempt(gw: Gateway, req: Request, index: int, name: str, call: Call) -> Served:
-    executor = gw.executor(name, call.op)
+    executor = gw.telemetry.watch(index, gw.executor(name, call.op))  # spans and upstream time per call
     pc = gw.config.providers[name]
     keys = _keys(executor, pc.keys, name, call.model)
     ticket = await admit(gw, req, name, call.model)

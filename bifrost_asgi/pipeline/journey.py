@@ -10,7 +10,7 @@
     -> respond: price the reported usage once, then the surface renders the JSON answer, or its stream
        is pumped                                                             (pipeline/streaming.py)
     -> settle the reservation and write the usage log record                 (pipeline/accounting.py)
-    -> [metrics: a later step]
+    -> metrics and spans: opened at the start, recorded once at the end      (observability/)
 
 Errors at any step are answered once, here, in the surface's dialect. A surface (surfaces/) supplies
 only parsing and rendering; everything else is a small collaborator called from this module.
@@ -55,30 +55,39 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
     started = time.perf_counter()
     if not gw.started:
         await gw.start()
+    probe = gw.telemetry.begin(scope)  # 9 metrics and spans (observability/): the request span opens
     req: Request | None = None
+    served: Served | None = None
+    error: BifrostError | None = None
     try:
-        raw = await read_body(scope, receive, gw.max_body)
-        req = surface.parse(gw, raw, scope, started)
-        read_headers(req, scope)
-        await authorize(gw, req)
-        req.targets = [surface.primary(gw, req), *req.fallbacks]
-        served = await run_attempts(gw, req, surface, lambda served: _accept(gw, surface, req, served))
-    except ClientDisconnected:
-        return
-    except BifrostError as err:
-        await _fail(gw, surface, send, req, err)
-        return
-    except Exception:  # a bug of ours must still answer in the dialect's shape, never a bare 500 page
-        log.exception("unexpected error handling %s", surface.request_type)
-        await _fail(gw, surface, send, req, internal_error())
-        return
-    try:
-        if served.chunks is not None:
-            await _stream(gw, surface, req, served, send, receive)
-        else:
-            await _reply(gw, surface, req, served, send)
+        try:
+            raw = await read_body(scope, receive, gw.max_body)
+            req = surface.parse(gw, raw, scope, started)
+            read_headers(req, scope)
+            await authorize(gw, req)
+            req.targets = [surface.primary(gw, req), *req.fallbacks]
+            served = await run_attempts(gw, req, surface, lambda s: _accept(gw, surface, req, s))
+        except ClientDisconnected:
+            return
+        except BifrostError as err:
+            error = err
+            await _fail(gw, surface, send, req, err)
+            return
+        except Exception:  # a bug of ours must still answer in the dialect's shape, never a bare 500 page
+            log.exception("unexpected error handling %s", surface.request_type)
+            error = internal_error()
+            await _fail(gw, surface, send, req, error)
+            return
+        try:
+            if served.chunks is not None:
+                await _stream(gw, surface, req, served, send, receive)
+            else:
+                await _reply(gw, surface, req, served, send)
+        finally:
+            await finish(gw, req, served, served.error)
     finally:
-        await finish(gw, req, served, served.error)
+        if probe is not None:
+            probe.end(req, served, error)  # 9 metrics and spans: what the request did, once
 
 
 def _accept(gw: Gateway, surface: Surface, req: Request, served: Served) -> None:

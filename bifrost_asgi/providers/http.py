@@ -24,6 +24,7 @@ from bifrost_asgi.errors import (
     too_large_answer,
     upstream,
 )
+from bifrost_asgi.observability.tracing import trace_headers
 from bifrost_asgi.providers.base import Call
 
 __all__ = [
@@ -162,12 +163,13 @@ async def _start(
     timeout: float,
 ) -> httpx.Response:
     extensions = {"timeout": _timeout_extension(timeout)}
+    sent = trace_headers(headers)  # W3C traceparent, when the gateway traces this call
     if content is None or isinstance(content, bytes):
-        request = httpx.Request(method, url, content=content, headers=headers, extensions=extensions)
+        request = httpx.Request(method, url, content=content, headers=sent, extensions=extensions)
     else:
         length = str(sum(len(piece) for piece in content))
         request = httpx.Request(
-            method, url, stream=_Pieces(content), headers={**headers, "content-length": length},
+            method, url, stream=_Pieces(content), headers={**sent, "content-length": length},
             extensions=extensions,
         )  # fmt: skip
     return await transport.handle_async_request(request)

@@ -32,7 +32,7 @@ from bifrost_asgi.routes.governance_api import GovernanceAPI
 from bifrost_asgi.routes.logs_api import LogsAPI
 from bifrost_asgi.routes.management import AdminBackend, BackendGetter, Context, error_response, invalid
 
-__all__ = ["AdminBackend", "admin_routes"]
+__all__ = ["AdminBackend", "admin_endpoint", "admin_routes"]
 
 log = logging.getLogger("bifrost_asgi.admin")
 
@@ -163,3 +163,14 @@ def admin_routes(
     gate = _Gate(ctx, _guard(auth, other_admin_auth))
     table = GovernanceAPI(ctx).routes() + LogsAPI(ctx).routes()
     return [Route(path, gate(handler), methods=[method]) for method, path, handler in table]
+
+
+def admin_endpoint(
+    get_backend: BackendGetter, handler: Handler, *, auth: AuthConfig | None, other_admin_auth: bool = False
+) -> Handler:
+    """``handler`` behind the management API's credentials (a host admin or an admin token also pass).
+    Without Basic auth enabled it is open, as Bifrost's ``/metrics`` is, unless ``other_admin_auth``
+    closes it as it closes the management API."""
+    open_ = auth is None or not auth.is_enabled
+    guard = _Closed() if open_ and other_admin_auth else _Open() if open_ else _guard(auth, False)
+    return _Gate(Context(get_backend), guard)(handler)

@@ -60,6 +60,8 @@ class Limit:
     max: float
     window: Window
     calendar_aligned: bool = False
+    # A budget's alert percentages (budget_threshold_crossed); empty: the deployment's default.
+    alerts: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,10 +147,22 @@ def ids_query(ids: Sequence[str]) -> LogQuery:
     return LogQuery({"id": tuple(ids)}, (), False, len(ids), 0, "timestamp", "desc")
 
 
+def older_than(timestamp: float) -> LogQuery:
+    """The records from before ``timestamp`` (retention, ``client.log_retention_days``)."""
+    return LogQuery({}, (Bound("timestamp", "<=", timestamp),), False, 0, 0, "timestamp", "asc")
+
+
+def since(timestamp: float, owner: str | None = None) -> LogQuery:
+    """The records from ``timestamp`` on, of one owner or everyone's (the usage charts)."""
+    values = {"owner": (owner,)} if owner is not None else {}
+    return LogQuery(values, (Bound("timestamp", ">=", timestamp),), False, 0, 0, "timestamp", "asc")
+
+
 def log_entry(record: Mapping[str, Any]) -> dict[str, Any]:
     """One record (every LogRecord field, as stored) as Bifrost's log JSON: the time as RFC3339, booleans
     as booleans, and the tokens also under ``token_usage``."""
     entry = dict(record)
+    entry.pop("content", None)  # prompts and answers are kept with the record, never listed (as Bifrost)
     for name in _BOOL_FIELDS:
         entry[name] = bool(entry[name])
     entry["timestamp"] = rfc3339(entry["timestamp"])

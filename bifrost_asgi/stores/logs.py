@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -54,6 +55,9 @@ class LogRecord:
     cost: float | None = None
     latency: int = 0  # ms
     usage_estimated: bool = False  # the gateway's estimate: a cut-off stream, or media that reported none
+    # The prompt and answer, as JSON text, only where content logging is on (observability/content.py);
+    # never shown by the log search.
+    content: str | None = None
 
 
 # Every LogRecord field, in order: what a store keeps for each record.
@@ -102,6 +106,11 @@ class LogWriter:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._closing = False
+        # Called with each batch once it is written (the host's usage_recorded hook).
+        self.on_written: Callable[[Sequence[LogRecord]], Awaitable[None]] | None = None
+        # client.log_retention_days, in seconds: older rows are deleted, hourly, by stores that can.
+        self.retention: float | None = None
+        self._next_purge = 0.0
 
     def submit(self, record: LogRecord) -> None:
         self._pending.append(record)
@@ -119,6 +128,7 @@ class LogWriter:
                     await self._wake.wait()
             self._wake.clear()
             await self.flush()
+            await self._purge()
 
     async def flush(self) -> None:
         while self._pending:
@@ -128,6 +138,22 @@ class LogWriter:
             except Exception:  # a log write must never take a request down; say so loudly instead
                 self.dropped += len(batch)
                 log.exception("writing %d usage log records failed", len(batch))
+                continue
+            if self.on_written is not None:
+                await self.on_written(batch)
+
+    async def _purge(self) -> None:
+        """Delete the rows past retention, at most once an hour."""
+        from bifrost_asgi.stores.log_query import older_than  # log_query imports this module
+
+        now = time.monotonic()
+        if self.retention is None or now < self._next_purge:
+            return
+        self._next_purge = now + 3600
+        try:
+            await self.store.delete(older_than(time.time() - self.retention))
+        except Exception:
+            log.exception("deleting usage log records past retention failed")
 
     async def aclose(self) -> None:
         """Stop the writer after one last flush: nothing submitted is lost."""

@@ -11,6 +11,7 @@ the SQL text, and those come from `LogQuery`'s fixed tables, never from the quer
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -59,9 +60,14 @@ class SQLiteLogStore:
     def __init__(self, path: str) -> None:
         self.path = path
         self._connections = ThreadConnections(path, SCHEMA)
+        self._columns_checked = False
 
     def connection(self) -> sqlite3.Connection:
-        return self._connections.get()
+        conn = self._connections.get()
+        if not self._columns_checked:
+            _add_missing_columns(conn)
+            self._columns_checked = True
+        return conn
 
     def _write(self, records: Sequence[LogRecord]) -> None:
         conn = self.connection()
@@ -115,6 +121,15 @@ class SQLiteLogStore:
 
     async def aclose(self) -> None:
         return None
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    """A file made by an older version lacks the newer columns (``content``): add them."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(bifrost_logs)")}
+    for name in COLUMNS:
+        if name not in have:
+            with contextlib.suppress(sqlite3.OperationalError):  # another thread added it first
+                conn.execute(f"ALTER TABLE bifrost_logs ADD COLUMN {_column_sql(name)}")
 
 
 def search_logs(

@@ -33,8 +33,10 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "bifrost_django",
 ]
+STATIC_URL = "static/"
 MIDDLEWARE = [
     "django.middleware.gzip.GZipMiddleware",  # as many sites have: it must leave event streams alone
     "django.middleware.security.SecurityMiddleware",

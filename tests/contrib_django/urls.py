@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -32,11 +34,18 @@ def whoami(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"id": user.pk, "username": user.get_username() if user.is_authenticated else None})
 
 
+@login_required
+def console(request: HttpRequest) -> HttpResponse:
+    """The console page the app ships (the example site's home extends it)."""
+    return render(request, "bifrost/console.html", {"gateway": "/ai"})
+
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(template_name="admin/login.html"), name="login"),
     path("test/users/<str:username>", create_user),
     path("test/users/<str:username>/active/<int:active>", set_active),
     path("test/whoami", whoami),
+    path("console/", console),
     path("ai/", include("bifrost_django.urls")),
 ]

@@ -26,6 +26,7 @@ from bifrost_asgi.stores import CounterStore, LogWriter, RedisCounterStore
 
 from .conf import conf
 from .owners import UserDirectory
+from .signals import signal_hooks
 from .stores import ORMCounterStore, ORMKeyStore, ORMLogStore
 
 __all__ = ["Gateway", "asgi_gateway", "build_gateway", "counter_store", "wsgi_gateway"]
@@ -66,6 +67,7 @@ def build_gateway(config: GatewayConfig | None = None) -> Gateway:
         key_store=ORMKeyStore(),
         counter_store=counter_store(),
         log_store=ORMLogStore(),
+        hooks=signal_hooks(),  # bifrost_django.signals
     )
     _flush_logs_at_exit(getattr(app.state.gateway, "logs", None))
     return Gateway(app, int(config.client.max_request_body_size_mb * 1024 * 1024))

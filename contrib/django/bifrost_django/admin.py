@@ -19,11 +19,12 @@ from weakref import WeakKeyDictionary
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, QuerySet, Sum
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
+from django.urls import URLPattern, path, reverse
 
 from bifrost_asgi.governance import generate_key
 
@@ -106,8 +107,11 @@ class VirtualKeyAdmin(ModelAdmin[VirtualKey]):
     # Revoking changes keys: a staff user allowed only to view them must not be offered the action.
     @admin.action(description="Revoke selected keys (permanent)", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[VirtualKey]) -> None:
-        now = timezone.now()
-        revoked = queryset.filter(revoked_at__isnull=True).update(revoked_at=now, is_active=False)
+        # One save per key (not one UPDATE): each revocation sends bifrost_django.signals.key_revoked.
+        keys = list(queryset.filter(revoked_at__isnull=True))
+        for key in keys:
+            key.revoke()
+        revoked = len(keys)
         self.message_user(
             request, f"Revoked {revoked} key(s). The gateway stops accepting them within seconds."
         )
@@ -189,6 +193,20 @@ class UsageLogAdmin(ModelAdmin[UsageLog]):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def get_urls(self) -> list[URLPattern]:
+        charts = path("charts/", self.admin_site.admin_view(self.charts_view), name="bifrost_usagelog_charts")
+        return [charts, *super().get_urls()]
+
+    def charts_view(self, request: HttpRequest) -> HttpResponse:
+        """Requests, tokens, cost, errors, latency and budgets over time, drawn from the gateway's
+        ``/api/logs/charts`` (which the gateway opens to staff, as the rest of the management API)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        gateway = reverse("bifrost:gateway", kwargs={"subpath": ""}).rstrip("/")
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": "Usage charts", "charts_url": f"{gateway}/api/logs/charts"}  # fmt: skip
+        return TemplateResponse(request, "admin/bifrost/usagelog/charts.html", context)
 
     def has_change_permission(self, request: HttpRequest, obj: UsageLog | None = None) -> bool:
         return False  # a usage record is a fact; it can be viewed (or deleted), never edited

@@ -23,6 +23,8 @@ from pydantic import ValidationError as PydanticValidationError
 
 from bifrost_asgi.governance import VK_PREFIX, Budget, ProviderRule, RateLimit, generate_key, unique_windows
 
+from . import signals
+
 __all__ = ["Counter", "Customer", "ProviderGovernance", "Team", "UsageLog", "VirtualKey"]
 
 _RULES = TypeAdapter(tuple[ProviderRule, ...])
@@ -240,12 +242,18 @@ class VirtualKey(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         # Revocation is permanent, whatever path the change comes through (admin, API, shell): a stored
         # revocation time is never cleared, and a revoked key is never active again.
-        if self.revoked_at is None and not self._state.adding:
+        adding, was_revoked = self._state.adding, self.revoked_at is not None
+        if not adding:
             stored = type(self)._default_manager.filter(pk=self.pk).values_list("revoked_at", flat=True)
-            self.revoked_at = stored.first()
+            was_revoked = stored.first() is not None
+            self.revoked_at = self.revoked_at or stored.first()
         if self.revoked_at is not None:
             self.is_active = False
         super().save(*args, **kwargs)
+        if adding:
+            signals.key_created.send(sender=type(self), key=self)
+        if self.revoked_at is not None and not was_revoked:
+            signals.key_revoked.send(sender=type(self), key=self)
 
 
 class Counter(models.Model):
@@ -312,6 +320,9 @@ class UsageLog(models.Model):
     cost: models.FloatField[float | None, float | None] = models.FloatField(null=True, blank=True)
     latency: models.IntegerField[int, int] = models.IntegerField(default=0, help_text="milliseconds")
     usage_estimated: models.BooleanField[bool, bool] = models.BooleanField(default=False)
+    content: models.TextField[str | None, str | None] = models.TextField(
+        null=True, blank=True, help_text="The prompt and answer, where content logging is on (JSON)."
+    )
     owner_id: Any  # the foreign keys' columns, for the type checker
     virtual_key_id: str | None
 

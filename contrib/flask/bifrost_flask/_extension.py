@@ -13,6 +13,7 @@ from ._csrf import csrf_token, exempt_from_flask_wtf, set_csrf_cookie
 from ._settings import gateway_config, set_defaults
 from ._state import EXTENSION_KEY, BifrostState, state_of
 from ._view import METHODS, gateway_view
+from .signals import signal_hooks
 
 __all__ = ["Bifrost"]
 
@@ -71,8 +72,9 @@ class Bifrost:
             app.config["BIFROST_CONFIG"], root_path=app.root_path, instance_path=app.instance_path
         )
         owners = FlaskOwnerDirectory(app, self._owner_active)
+        hooks = signal_hooks(app)  # bifrost_flask.signals
         runtime = GatewayRuntime(
-            lambda: create_app(config, owner_directory=owners), name="bifrost-flask-loop"
+            lambda: create_app(config, owner_directory=owners, hooks=hooks), name="bifrost-flask-loop"
         )
         blueprint = _blueprint()
         app.register_blueprint(blueprint, url_prefix=prefix)

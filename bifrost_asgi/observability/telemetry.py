@@ -1,0 +1,479 @@
+"""What the journey calls to be observed: metrics, spans and hooks, from three small hooks.
+
+    journey.handle   probe = telemetry.begin(scope)          the request span opens and becomes current
+    attempts._attempt executor = telemetry.watch(index, ...)  each upstream call: a child span (retry n),
+                                                              traceparent upstream, time spent waiting
+    journey.handle   probe.end(req, served, error)           bifrost_* metrics, span attributes, budget
+                                                              alerts; the request span ends
+    app              telemetry.http_app(...)                  http_* metrics around every gateway request
+
+The probe of the request being served travels in a context variable (as OpenTelemetry's current span
+does), so the attempt loop finds it without a field on every request. When metrics, tracing and budget
+alerts are all off, ``begin`` answers None and nothing else runs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar, Token
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer, TracerProvider
+
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.observability.hooks import BudgetWatch, Hooks
+from bifrost_asgi.observability.metrics import Metrics, UpstreamCells, error_kind, observe
+from bifrost_asgi.observability.tracing import (
+    Tracing,
+    finish_reasons,
+    operation_name,
+    propagating,
+    stop_propagating,
+)
+from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Provider, Reply
+
+if TYPE_CHECKING:
+    from bifrost_asgi.config import GatewayConfig, KeyConfig
+    from bifrost_asgi.pipeline.request import Request, Served
+    from bifrost_asgi.types import Scope
+
+__all__ = ["Probe", "Telemetry"]
+
+_PROBE: ContextVar[Probe | None] = ContextVar("bifrost_asgi.probe", default=None)
+_DIMS_KEY = "bifrost.dims"  # the request's custom label values, read from its headers once
+_DIM_PREFIX = b"x-bf-dim-"
+_PROM_PREFIX = b"x-bf-prom-"
+ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
+
+
+class Telemetry:
+    """One gateway's metrics (None when off), tracing (None when off) and hooks."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        *,
+        hooks: Hooks | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        tc = config.telemetry
+        self.custom = config.client.prometheus_labels
+        self.metrics: Metrics | None = None
+        if tc.metrics:
+            self.metrics = Metrics(
+                custom_labels=self.custom,
+                directory=tc.metrics_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
+                flush_seconds=tc.metrics_flush_seconds,
+                max_label_values=tc.max_label_values,
+            )
+        self.tracing = Tracing(tracer_provider) if tc.tracing else None
+        self.hooks = hooks or Hooks()
+        self.budgets: BudgetWatch | None = None  # set by the gateway when governance counts budgets
+        # x-bf-dim-<label> wins over the older x-bf-prom-<label> (Bifrost's rule).
+        self._dim_headers = {_DIM_PREFIX + n.encode(): (i, True) for i, n in enumerate(self.custom)}
+        self._dim_headers |= {_PROM_PREFIX + n.encode(): (i, False) for i, n in enumerate(self.custom)}
+
+    def begin(self, scope: Scope) -> Probe | None:
+        tracer = self.tracing.tracer() if self.tracing is not None else None
+        if self.metrics is None and tracer is None and self.budgets is None:
+            return None
+        return Probe(self, scope, tracer)
+
+    def watch(self, index: int, executor: Provider) -> Provider:
+        """``executor`` as the attempt loop should call it for target ``index``: itself when this request
+        is not observed, else wrapped to time each call and give it a span."""
+        probe = _PROBE.get()
+        if probe is None:
+            return executor
+        watched = WatchedProvider(probe, executor, index)
+        probe.targets.append(watched)
+        return watched
+
+    def dims(self, scope: Scope) -> tuple[str, ...]:
+        """The request's custom label values, from its x-bf-dim-* / x-bf-prom-* headers (bounded)."""
+        if not self.custom:
+            return ()
+        cached: tuple[str, ...] | None = scope.get(_DIMS_KEY)
+        if cached is not None:
+            return cached
+        values = [""] * len(self.custom)
+        from_dim = [False] * len(self.custom)
+        for name, value in scope["headers"]:
+            found = self._dim_headers.get(name)
+            if found is not None and not from_dim[found[0]]:
+                values[found[0]] = value.decode("latin-1")
+                from_dim[found[0]] = found[1]
+        metrics = self.metrics
+        if metrics is not None:
+            values = [metrics.bounded(n, v) if v else v for n, v in zip(self.custom, values, strict=True)]
+        dims = scope[_DIMS_KEY] = tuple(values)
+        return dims
+
+    def http_app(self, app: ASGIApp, template: Callable[[Scope], str]) -> ASGIApp | None:
+        """``app`` with the http_* metrics around it (None when metrics are off); ``template`` names the
+        route a request matched (a bounded ``path`` label)."""
+        if self.metrics is None:
+            return None
+        return HTTPMetrics(self, app, template)
+
+
+class Probe:
+    """One request under observation: its span, the time it waited on upstreams, the targets it tried."""
+
+    __slots__ = ("telemetry", "scope", "started", "span", "wait", "targets", "_token", "_context")
+
+    def __init__(self, telemetry: Telemetry, scope: Scope, tracer: Tracer | None) -> None:
+        self.telemetry = telemetry
+        self.scope = scope
+        self.started = time.perf_counter()
+        self.wait = 0.0  # seconds spent waiting on upstreams (calls, retries' backoff, stream reads)
+        self.targets: list[WatchedProvider] = []
+        self.span: Span | None = None
+        self._context: Token[Context] | None = None
+        if tracer is not None:
+            # A child of whatever span is current: the host's request span when the host is traced.
+            self.span = tracer.start_span("bifrost.request", kind=SpanKind.INTERNAL)
+            self._context = otel_context.attach(trace.set_span_in_context(self.span))
+        self._token: Token[Probe | None] = _PROBE.set(self)
+
+    def end(self, req: Request | None, served: Served | None, error: BifrostError | None) -> None:
+        """Record what the request did, once, after its answer and its log record."""
+        _PROBE.reset(self._token)
+        try:
+            if req is not None:
+                if self.telemetry.metrics is not None:
+                    _record(self, self.telemetry.metrics, req, served, error)
+                if self.telemetry.budgets is not None and served is not None and served.ticket is not None:
+                    ticket = served.ticket
+                    key_id = req.vk.id if req.vk is not None else None
+                    limits = [claim.limit for claim in ticket.claims]
+                    self.telemetry.budgets.check(limits, key_id, time.time())
+        finally:
+            if self.span is not None:
+                _end_spans(self, req, served, error)
+            if self._context is not None:
+                otel_context.detach(self._context)
+            # The targets point back at this probe: break the cycle, so a request's objects (its scope,
+            # its answer) are freed now by reference counting rather than later by the cycle collector.
+            self.targets.clear()
+
+
+class WatchedProvider:
+    """A provider as one target of the attempt loop sees it: each call (the first and each retry) gets a
+    CLIENT span that is current while the call is made, so `trace_headers` sends its traceparent."""
+
+    __slots__ = ("inner", "probe", "index", "name", "uses_keys", "calls", "spent", "error", "span", "model",
+                 "key_name")  # fmt: skip
+
+    def __init__(self, probe: Probe, inner: Provider, index: int) -> None:
+        self.inner = inner
+        self.probe = probe
+        self.index = index
+        self.name = inner.name
+        self.uses_keys = inner.uses_keys
+        self.calls = 0
+        self.spent = 0.0
+        self.error: BifrostError | None = None
+        self.span: Span | None = None
+        self.model = ""
+        self.key_name: str | None = None
+
+    def models(self) -> list[str]:
+        return self.inner.models()
+
+    async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        reply: Reply = await self._call(self.inner.send, call, key)
+        return reply
+
+    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
+        chunks = await self._call(self.inner.open_stream, call, key)
+        return TimedChunks(chunks, self.probe)
+
+    async def _call(self, method: Callable[[Call, Any], Awaitable[Any]], call: Call, key: Any) -> Any:
+        self.model = call.model
+        self.key_name = key.name if key is not None else None
+        span, token = self._start_span(call, key)
+        t0 = time.perf_counter()
+        try:
+            result = await method(call, key)
+        except BaseException as exc:
+            self.error = exc if isinstance(exc, BifrostError) else None
+            if span is not None:
+                _fail_span(span, exc)
+                span.end()
+            raise
+        finally:
+            spent = time.perf_counter() - t0
+            self.spent += spent
+            self.probe.wait += spent
+            self.calls += 1
+            if token is not None:
+                otel_context.detach(token[0])
+                stop_propagating(token[1])
+        self.error = None
+        self.span = span  # ended with the request, once the answer's usage is known
+        return result
+
+    def _start_span(self, call: Call, key: Any) -> tuple[Span | None, tuple[Token[Context], Any] | None]:
+        if self.probe.span is None:
+            return None, None
+        tracer = self.probe.telemetry.tracing.tracer() if self.probe.telemetry.tracing else None
+        if tracer is None:
+            return None, None
+        op = operation_name(call.op.value)
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": op,
+            "gen_ai.system": self.name,
+            "gen_ai.request.model": call.model,
+            "bifrost.fallback_index": self.index,
+            "bifrost.retry": self.calls,
+        }
+        if key is not None and key.name:
+            attributes["bifrost.provider_key"] = key.name
+        span = tracer.start_span(f"{op} {call.model}", kind=SpanKind.CLIENT, attributes=attributes)
+        ctx = otel_context.attach(trace.set_span_in_context(span))
+        return span, (ctx, propagating(True))
+
+
+class TimedChunks:
+    """A stream's chunk batches, counting the time spent waiting for each into the request's upstream
+    wait; closes the provider's stream when closed."""
+
+    __slots__ = ("_chunks", "_probe")
+
+    def __init__(self, chunks: ChunkStream, probe: Probe) -> None:
+        self._chunks = chunks
+        self._probe = probe
+
+    def __aiter__(self) -> AsyncIterator[list[Chunk]]:
+        return self
+
+    async def __anext__(self) -> list[Chunk]:
+        t0 = time.perf_counter()
+        try:
+            return await self._chunks.__anext__()
+        finally:
+            self._probe.wait += time.perf_counter() - t0
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+# -- metrics at the end of a request ---------------------------------------------------------------------
+
+
+def _base(
+    req: Request, metrics: Metrics, provider: str, model: str, index: int, key: str | None
+) -> tuple[str, ...]:
+    vk = req.vk
+    return (
+        provider,
+        metrics.bounded("model", model),
+        req.request_type,
+        vk.id if vk is not None else "",
+        vk.name if vk is not None else "",
+        key or "",
+        key or "",
+        str(index),
+        (vk.team_id or "") if vk is not None else "",
+        "",
+        (vk.customer_id or "") if vk is not None else "",
+        "",
+    )
+
+
+def _record(
+    probe: Probe, metrics: Metrics, req: Request, served: Served | None, error: BifrostError | None
+) -> None:
+    dims = probe.telemetry.dims(probe.scope)
+    last: tuple[str, ...] | None = None  # the labels of the request's outcome, for its overhead
+    for target in probe.targets:
+        if not target.calls or target.error is None or (served is not None and target.index == served.index):
+            continue
+        last = _base(req, metrics, target.name, target.model, target.index, None)
+        cells = metrics.upstream(last, dims)
+        cells.upstream[0] += 1
+        observe(cells.latency_failed, Metrics.LATENCY, target.spent)
+        _count_error(metrics, last, dims, target.error, from_upstream=True)
+    if served is not None:
+        last = _base(req, metrics, served.provider, served.model, served.index, served.key_name)
+        _served(metrics, metrics.upstream(last, dims), last, dims, probe, served)
+    elif error is not None and not any(t.error is error for t in probe.targets):
+        # Refused before reaching a provider (authorization, limits, a bad request): an error, no upstream.
+        provider = str(error.extra_fields.get("provider") or (req.targets[0][0] if req.targets else ""))
+        model = str(error.extra_fields.get("model_requested") or req.model)
+        last = _base(req, metrics, provider, model, 0, None)
+        _count_error(metrics, last, dims, error, from_upstream=False)
+    if last is not None:
+        overhead = time.perf_counter() - probe.started - probe.wait
+        observe(metrics.upstream(last, dims).overhead, Metrics.OVERHEAD, max(overhead, 0.0))
+    metrics.touched()
+
+
+def _served(
+    metrics: Metrics,
+    cells: UpstreamCells,
+    base: tuple[str, ...],
+    dims: tuple[str, ...],
+    probe: Probe,
+    served: Served,
+) -> None:
+    cells.upstream[0] += 1
+    target = next((t for t in probe.targets if t.index == served.index), None)
+    latency = target.spent if target is not None else served.upstream_ms / 1000
+    if served.error is None:
+        cells.success[0] += 1
+        observe(cells.latency_ok, Metrics.LATENCY, latency)
+    else:
+        observe(cells.latency_failed, Metrics.LATENCY, latency)
+        _count_error(metrics, base, dims, served.error, from_upstream=True)
+    usage = served.usage
+    if usage is not None:
+        cells.input_tokens[0] += usage.input_tokens
+        cells.output_tokens[0] += usage.output_tokens
+    if served.cost is not None:
+        cells.cost[0] += served.cost["total_cost"]
+
+
+def _count_error(
+    metrics: Metrics, base: tuple[str, ...], dims: tuple[str, ...], err: BifrostError, *, from_upstream: bool
+) -> None:
+    values = base + (str(err.status_code), error_kind(err, from_upstream=from_upstream)) + dims
+    metrics.cell("bifrost_error_requests_total", values)[0] += 1
+
+
+# -- spans at the end of a request -----------------------------------------------------------------------
+
+
+def _end_spans(probe: Probe, req: Request | None, served: Served | None, error: BifrostError | None) -> None:
+    span = probe.span
+    assert span is not None
+    if req is not None:
+        op = operation_name(req.request_type)
+        span.update_name(f"{op} {req.model}")
+        span.set_attributes(_request_attributes(req, op))
+    if served is not None:
+        attributes = _served_attributes(served)
+        span.set_attributes(attributes)
+        target = next((t for t in probe.targets if t.index == served.index and t.span is not None), None)
+        if target is not None and target.span is not None:
+            target.span.set_attributes(attributes)
+            if served.error is not None:
+                _fail_span(target.span, served.error)
+            target.span.end()
+    failure = error or (served.error if served is not None else None)
+    if failure is not None:
+        _fail_span(span, failure)
+    span.end()
+
+
+def _request_attributes(req: Request, op: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": op,
+        "gen_ai.request.model": req.model,
+        "bifrost.request_id": req.request_id,
+        "bifrost.request_type": req.request_type,
+        "bifrost.stream": req.stream,
+    }
+    if req.vk is not None:
+        attributes["bifrost.virtual_key.id"] = req.vk.id
+        attributes["bifrost.virtual_key.name"] = req.vk.name
+    if req.principal is not None:
+        attributes["enduser.id"] = req.principal.user_id
+    return attributes
+
+
+def _served_attributes(served: Served) -> dict[str, Any]:
+    attributes: dict[str, Any] = {
+        "gen_ai.system": served.provider,
+        "gen_ai.response.model": served.model,
+        "bifrost.fallback_index": served.index,
+    }
+    if served.reply is not None:
+        body = served.reply.body
+        model = body.get("model")
+        if isinstance(model, str) and model:
+            attributes["gen_ai.response.model"] = model
+        reasons = finish_reasons(body)
+        if reasons:
+            attributes["gen_ai.response.finish_reasons"] = reasons
+    if served.usage is not None:
+        attributes["gen_ai.usage.input_tokens"] = served.usage.input_tokens
+        attributes["gen_ai.usage.output_tokens"] = served.usage.output_tokens
+    if served.cost is not None:
+        attributes["bifrost.cost_usd"] = served.cost["total_cost"]
+    return attributes
+
+
+def _fail_span(span: Span, exc: BaseException) -> None:
+    if isinstance(exc, BifrostError):
+        span.set_attribute("error.type", exc.top_type or exc.error_type or str(exc.status_code))
+        span.set_attribute("http.response.status_code", exc.status_code)
+        span.set_status(Status(StatusCode.ERROR, exc.message[:200]))
+    else:
+        span.set_attribute("error.type", type(exc).__name__)
+        span.set_status(Status(StatusCode.ERROR))
+
+
+# -- http_* metrics around every request ------------------------------------------------------------------
+
+
+class HTTPMetrics:
+    """http_requests_total, http_request_duration_seconds, http_request_size_bytes and
+    http_response_size_bytes, labelled by route template, method and status."""
+
+    __slots__ = ("telemetry", "metrics", "app", "template")
+
+    def __init__(self, telemetry: Telemetry, app: ASGIApp, template: Callable[[Scope], str]) -> None:
+        self.telemetry = telemetry
+        assert telemetry.metrics is not None
+        self.metrics = telemetry.metrics
+        self.app = app
+        self.template = template
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        exchange = _Exchange(receive, send)
+        try:
+            await self.app(scope, exchange.receive, exchange.send)
+        finally:
+            values = (self.template(scope), scope["method"], str(exchange.status)) + self.telemetry.dims(
+                scope
+            )
+            cells = self.metrics.http(values)
+            cells.requests[0] += 1
+            observe(cells.duration, Metrics.LATENCY, time.perf_counter() - started)
+            observe(cells.request_size, Metrics.SIZES, exchange.received)
+            observe(cells.response_size, Metrics.SIZES, exchange.sent)
+            self.metrics.touched()
+
+
+class _Exchange:
+    __slots__ = ("_receive", "_send", "status", "received", "sent")
+
+    def __init__(self, receive: Any, send: Any) -> None:
+        self._receive = receive
+        self._send = send
+        self.status = 500  # an app that raised before answering: the server answers 500
+        self.received = 0
+        self.sent = 0
+
+    async def receive(self) -> Any:
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+        return message
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body":
+            self.sent += len(message.get("body", b""))
+        await self._send(message)
