@@ -340,9 +340,27 @@ class _Rates:
     reasoning: float
 
 
+# (id(entry), tiers, service) -> (entry, rates): a request prices the same few entries over and over (twice
+# when governed: the estimate at admission, the usage at the end). The entry is kept and compared by
+# identity, so a reused id can never match.
+_RATES_CACHE: dict[tuple[int, tuple[str, ...], str], tuple[Entry, _Rates]] = {}
+
+
 def _rates(entry: Entry, input_tokens: int, service_tier: str | None) -> _Rates:
     tiers = _tiers(input_tokens)
     service = _SERVICE_TIERS.get(service_tier or "", "")
+    key = (id(entry), tiers, service)
+    cached = _RATES_CACHE.get(key)
+    if cached is not None and cached[0] is entry:
+        return cached[1]
+    rates = _find_rates(entry, tiers, service)
+    if len(_RATES_CACHE) >= _MAX_REPORTED_MISSES:
+        _RATES_CACHE.clear()
+    _RATES_CACHE[key] = (entry, rates)
+    return rates
+
+
+def _find_rates(entry: Entry, tiers: tuple[str, ...], service: str) -> _Rates:
     inputs = ("input_cost_per_token",)
     outputs = ("output_cost_per_token",)
     return _Rates(
@@ -566,6 +584,16 @@ class PricingTable:
             self._report_missing(provider, model)
             return None
         return _compute(entry, usage, service_tier)
+
+    def estimate(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float:
+        """An admission's cost estimate in dollars (0 without a price): the same rates as `cost`, without
+        the breakdown, since only the total is reserved."""
+        entry = self.lookup(provider, model)
+        if entry is None:
+            return 0.0
+        rates = _rates(entry, input_tokens, None)
+        request = _number(entry, "input_cost_per_request") or 0.0
+        return input_tokens * rates.input + output_tokens * rates.output + request
 
     def _sized(self, provider: str, model: str, media: Media) -> Entry | None:
         """An image model's entry for the produced size and quality, when the catalog has one."""

@@ -64,6 +64,9 @@ class Ticket:
 class _Cached:
     expires: float
     keys: list[VirtualKey] = field(default_factory=list)
+    # Values already verified against these records (lives and dies with this entry): a key is hashed
+    # once per cache period, not on every request.
+    verified: dict[str, VirtualKey] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,8 @@ class Governance:
         self._limit_cache: dict[tuple[int, ...], tuple[tuple[object, ...], tuple[Limit, ...]]] = {}
         # Teams, customers and provider limits, cached as briefly as keys: every request reads them.
         self._records: dict[str, tuple[float, _Record | None]] = {}
+        # (id(key), provider) -> (expiry, key, owners); the key object guards against a reused id.
+        self._owners: dict[tuple[int, str | None], tuple[float, VirtualKey | None, Owners]] = {}
         self.clock = clock or SystemClock()
         self.hooks: Hooks | None = None  # the host's key_created / key_revoked callbacks
 
@@ -141,7 +146,12 @@ class Governance:
                 self._cache.clear()
             cached = _Cached(now + self.cache_ttl, await self.keys.by_prefix(prefix))
             self._cache[prefix] = cached
-        return next((k for k in cached.keys if verify_key(value, k.key_hash)), None)
+        found = cached.verified.get(value)
+        if found is None:
+            found = next((k for k in cached.keys if verify_key(value, k.key_hash)), None)
+            if found is not None:
+                cached.verified[value] = found
+        return found
 
     async def authenticate_token(self, token: str) -> VirtualKey | None:
         """A signed token standing for a virtual key (by id); None for a token that names no key."""
@@ -163,6 +173,7 @@ class Governance:
     def forget_record(self, kind: str, record_id: str) -> None:
         """Apply a change to a team, customer or provider's limits in this process at once."""
         self._records.pop(f"{kind}:{record_id}", None)
+        self._owners.clear()  # any key's owners may name this record
 
     async def default_key_for(self, owner: str) -> VirtualKey:
         """The key a host user's session calls are charged to; created on first use, never shown.
@@ -249,9 +260,9 @@ class Governance:
     def _estimate_cost(
         self, provider: str, model: str, raw_size: int, tokens: int, estimate: Usage | None = None
     ) -> float:
-        if estimate is None:
+        if estimate is None:  # the common case: a text request, priced from two token counts
             input_tokens = raw_size // 4
-            estimate = Usage(input_tokens=input_tokens, output_tokens=max(0, tokens - input_tokens))
+            return self.pricing.estimate(provider, model, input_tokens, max(0, tokens - input_tokens))
         cost = self.pricing.cost(provider, model, estimate)
         return cost["total_cost"] if cost else 0.0
 
@@ -274,7 +285,19 @@ class Governance:
 
     async def owners(self, key: VirtualKey | None, provider: str | None = None) -> Owners:
         """The key's team and customer (a team's customer when the key names none), and the provider's
-        own limits."""
+        own limits; cached as briefly as the records themselves (one lookup per request, not three)."""
+        now = time.monotonic()
+        cache_key = (id(key), provider)
+        hit = self._owners.get(cache_key)
+        if hit is not None and hit[0] > now and hit[1] is key:
+            return hit[2]
+        owners = await self._find_owners(key, provider)
+        if len(self._owners) >= _CACHE_MAX:
+            self._owners.clear()
+        self._owners[cache_key] = (now + self.cache_ttl, key, owners)
+        return owners
+
+    async def _find_owners(self, key: VirtualKey | None, provider: str | None) -> Owners:
         team = await self._record("team", key.team_id) if key is not None and key.team_id else None
         customer_id = key.customer_id if key is not None else None
         if customer_id is None and isinstance(team, Team):
