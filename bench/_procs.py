@@ -83,8 +83,9 @@ def serving(
     log_dir: Path,
     cpus: set[int] | None = None,
     env: dict[str, str] | None = None,
+    health: str = "/health",
 ) -> Iterator[Server]:
-    """Start ``argv`` (which must listen on ``port`` and answer ``GET /health``); stop it on exit."""
+    """Start ``argv`` (which must listen on ``port`` and answer ``GET {health}``); stop it on exit."""
     log = (log_dir / f"{name}.log").open("wb")
     proc = subprocess.Popen(
         list(argv),
@@ -95,7 +96,7 @@ def serving(
         start_new_session=True,
     )
     try:
-        _wait_ready(name, proc, f"http://{LOOPBACK}:{port}/health", timeout=30.0)
+        _wait_ready(name, proc, f"http://{LOOPBACK}:{port}{health}", timeout=30.0)
         yield Server(name, proc, port)
     finally:
         stop(proc)
