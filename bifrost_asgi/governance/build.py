@@ -32,6 +32,7 @@ from bifrost_asgi.stores import (
     SQLiteLogStore,
 )
 from bifrost_asgi.stores.batching import BatchCounterStore, BatchingCounterStore
+from bifrost_asgi.stores.counters import TransactionalCounterStore
 
 __all__ = ["build_governance", "build_log_writer", "seed"]
 
@@ -47,8 +48,15 @@ def _counter_store(cfg: GovernanceConfig) -> CounterStore:
     if counters.type == "memory":
         return MemoryCounterStore()
     if counters.type == "redis":
-        return RedisCounterStore(counters.url, prefix=counters.prefix, fail_open=counters.fail_open)
-    return SQLiteCounterStore(os.path.abspath(counters.path or cfg.store.path))
+        return RedisCounterStore(
+            counters.url,
+            prefix=counters.prefix,
+            fail_open=counters.fail_open,
+            reservation_ttl=counters.reservation_ttl_seconds,
+        )
+    return SQLiteCounterStore(
+        os.path.abspath(counters.path or cfg.store.path), reservation_ttl=counters.reservation_ttl_seconds
+    )
 
 
 def build_governance(
@@ -67,6 +75,8 @@ def build_governance(
         counters = MemoryCounterStore()  # an in-memory deployment keeps counters in memory too
     else:
         counters = _counter_store(cfg)
+    if isinstance(counters, TransactionalCounterStore):  # an injected one (Django's) takes the config too
+        counters.reservation_ttl = cfg.counters.reservation_ttl_seconds
     if isinstance(counters, BatchCounterStore):
         # A shared store: admissions and settlements in flight together share one round trip.
         counters = BatchingCounterStore(counters)

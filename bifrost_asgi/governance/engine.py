@@ -247,10 +247,11 @@ class Governance:
         if key is None and owners.provider is None:
             return Ticket(key, provider, model, (), tokens)
         cost = self._estimate_cost(provider, model, raw_size, tokens, estimate)
-        claims = self._claims_for(key, rule, owners, tokens, cost)
+        now = self.clock.now()
+        claims = self._claims_for(key, rule, owners, tokens, cost, now)
         if not claims:
             return Ticket(key, provider, model, (), tokens)
-        admission = await self.counters.admit(claims, self.clock.now())
+        admission = await self.counters.admit(claims, now)
         if not admission.ok:
             raise _refusal(admission)
         # Settle what the store says it reserved: a fail-open store reserves nothing, and settling the
@@ -267,7 +268,13 @@ class Governance:
         return cost["total_cost"] if cost else 0.0
 
     def _claims_for(
-        self, key: VirtualKey | None, rule: ProviderRule | None, owners: Owners, tokens: int, cost: float
+        self,
+        key: VirtualKey | None,
+        rule: ProviderRule | None,
+        owners: Owners,
+        tokens: int,
+        cost: float,
+        now: float,
     ) -> tuple[Claim, ...]:
         """The request's claims; the limits themselves depend only on the records, so they are built once
         per record version (records are immutable and replaced on change) and only the amounts vary."""
@@ -281,7 +288,7 @@ class Governance:
             limits = tuple(_limits(key, rule, owners))
             cached = (records, limits)
             self._limit_cache[cache_key] = cached
-        return tuple(Claim(limit, _amount(limit, tokens, cost)) for limit in cached[1])
+        return tuple(Claim(limit, _amount(limit, tokens, cost), now) for limit in cached[1])
 
     async def owners(self, key: VirtualKey | None, provider: str | None = None) -> Owners:
         """The key's team and customer (a team's customer when the key names none), and the provider's

@@ -44,6 +44,13 @@ class SettleOp:
     claims: tuple[Claim, ...]
     actual: tuple[float, ...]
 
+    @classmethod
+    def of(cls, claims: Sequence[Claim], actual: Sequence[float]) -> SettleOp:
+        """One amount per claim, checked here: a wrong settlement must fail its caller, not a batch."""
+        if len(claims) != len(actual):
+            raise ValueError(f"{len(claims)} claims settled with {len(actual)} amounts")
+        return cls(tuple(claims), tuple(actual))
+
 
 @runtime_checkable
 class BatchCounterStore(Protocol):
@@ -86,7 +93,7 @@ class BatchingCounterStore:
         return await result
 
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
-        self._settles.append(SettleOp(tuple(claims), tuple(actual)))
+        self._settles.append(SettleOp.of(claims, actual))
         self._now = max(self._now, now)
         if self._flushing is None and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(SETTLE_DELAY, self._kick)

@@ -33,16 +33,19 @@ __all__ = [
     "CounterStore",
     "Limit",
     "MemoryCounterStore",
+    "RESERVATION_TTL",
     "States",
     "TransactionalCounterStore",
     "admit_states",
     "apply_ops",
     "apply_rule",
     "blocks",
+    "expire_reservations",
     "fresh_window",
     "read_states",
     "roll_window",
     "settle_states",
+    "slot",
     "shielded",
     "shielded_admit",
 ]
@@ -66,10 +69,16 @@ class Limit:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """``amount`` of ``limit`` that one request reserves (1 request; an estimate of tokens or dollars)."""
+    """``amount`` of ``limit`` that one request reserves (1 request; an estimate of tokens or dollars).
+
+    ``at`` is when the request was admitted (governance clock): its reservation is held under that time
+    and expires ``reservation_ttl`` seconds later if it is never settled (a worker killed mid-request).
+    0 means untracked: held until settled, as before expiry existed.
+    """
 
     limit: Limit
     amount: float
+    at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -83,12 +92,37 @@ class Admission:
 
 @dataclass(slots=True)
 class CounterState:
-    """One counter in its current window ``[start, end)``: what was used and what is reserved."""
+    """One counter in its current window ``[start, end)``: what was used and what is reserved.
+
+    ``held`` splits the tracked part of ``reserved`` by admission time slot (`slot`), so reservations
+    nobody settled can expire (`expire_reservations`).
+    """
 
     used: float = 0.0
     reserved: float = 0.0
     start: float = 0.0
     end: float = 0.0
+    held: dict[int, float] = field(default_factory=dict)
+
+
+# An unsettled reservation (its worker died mid-request) is released this long after its admission. Longer
+# than any request should run: a stream that outlives it is still charged, its reservation just lapses.
+RESERVATION_TTL = 900.0
+# Reservations are held in slots of ttl/SLOTS seconds: expiry is exact to within one slot.
+SLOTS = 15
+
+
+def slot(at: float, ttl: float) -> int:
+    return int(at // (ttl / SLOTS))
+
+
+def expire_reservations(state: CounterState, now: float, ttl: float) -> None:
+    """Release the reservations held in slots that ended more than ``ttl`` before ``now``."""
+    if not state.held:
+        return
+    cutoff = slot(now - ttl, ttl)
+    for old in [s for s in state.held if s < cutoff]:
+        state.reserved = max(0.0, state.reserved - state.held.pop(old))
 
 
 # Counters keyed by ``Limit.key``: what the rules below read and update.
@@ -137,19 +171,22 @@ def roll_window(state: CounterState, limit: Limit, now: float) -> CounterState:
     """
     if state.end == 0.0 or now >= state.end or limit.calendar_aligned and now < state.start:
         start, end = fresh_window(limit, now)
-        return CounterState(0.0, state.reserved, start, end)
+        return CounterState(0.0, state.reserved, start, end, state.held)
     return state
 
 
-def _current(states: States, limit: Limit, now: float) -> CounterState:
+def _current(states: States, limit: Limit, now: float, ttl: float) -> CounterState:
     state = states.get(limit.key)
     state = states[limit.key] = roll_window(state if state is not None else CounterState(), limit, now)
+    expire_reservations(state, now, ttl)
     return state
 
 
-def admit_states(states: States, claims: Sequence[Claim], now: float) -> Admission:
+def admit_states(
+    states: States, claims: Sequence[Claim], now: float, ttl: float = RESERVATION_TTL
+) -> Admission:
     """The admission rule over counters keyed by ``Limit.key``; each store runs it in one atomic step."""
-    current = [_current(states, c.limit, now) for c in claims]
+    current = [_current(states, c.limit, now, ttl) for c in claims]
     blocked = tuple(
         c
         for c, s in zip(claims, current, strict=True)
@@ -159,41 +196,62 @@ def admit_states(states: States, claims: Sequence[Claim], now: float) -> Admissi
         return Admission(False, tuple(claims), blocked)
     for c, s in zip(claims, current, strict=True):
         s.reserved += c.amount
+        if c.at:
+            held = slot(c.at, ttl)
+            s.held[held] = s.held.get(held, 0.0) + c.amount
     return Admission(True, tuple(claims))
 
 
-def settle_states(states: States, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
+def settle_states(
+    states: States, claims: Sequence[Claim], actual: Sequence[float], now: float, ttl: float = RESERVATION_TTL
+) -> None:
     for c, used in zip(claims, actual, strict=True):
-        s = _current(states, c.limit, now)
-        s.reserved = max(0.0, s.reserved - c.amount)
+        s = _current(states, c.limit, now, ttl)
         s.used += used
+        if not c.at:  # untracked: released from the total
+            s.reserved = max(0.0, s.reserved - c.amount)
+            continue
+        held = slot(c.at, ttl)
+        if held not in s.held:
+            continue  # it expired already: nothing left to release
+        release = min(c.amount, s.held[held])
+        s.reserved = max(0.0, s.reserved - release)
+        left = s.held[held] - release
+        if left > 1e-12:
+            s.held[held] = left
+        else:
+            del s.held[held]
 
 
-def read_states(states: States, limits: Sequence[Limit], now: float) -> list[CounterState]:
+def read_states(
+    states: States, limits: Sequence[Limit], now: float, ttl: float = RESERVATION_TTL
+) -> list[CounterState]:
     out = []
     for limit in limits:
-        s = _current(states, limit, now)
-        out.append(CounterState(s.used, s.reserved, s.start, s.end))
+        s = _current(states, limit, now, ttl)
+        out.append(CounterState(s.used, s.reserved, s.start, s.end, dict(s.held)))
     return out
 
 
-def apply_ops(states: States, ops: Sequence[Any], now: float) -> list[Admission | None]:
+def apply_ops(
+    states: States, ops: Sequence[Any], now: float, ttl: float = RESERVATION_TTL
+) -> list[Admission | None]:
     """A batch of operations (`stores.batching.AdmitOp` / `SettleOp`) over the same counters, in order:
     each admission sees every settlement and admission before it."""
     results: list[Admission | None] = []
     for op in ops:
         if hasattr(op, "actual"):
-            settle_states(states, op.claims, op.actual, now)
+            settle_states(states, op.claims, op.actual, now, ttl)
             results.append(None)
         else:
-            results.append(admit_states(states, op.claims, now))
+            results.append(admit_states(states, op.claims, now, ttl))
     return results
 
 
 def apply_rule(states: States, rule: Callable[[States], T]) -> tuple[T, dict[str, CounterState]]:
     """``rule(states)`` (`admit_states`, `settle_states` or `read_states` with their arguments bound) and
     the counters it changed: a database store saves only those, in the transaction that loaded them."""
-    before = {key: replace(state) for key, state in states.items()}
+    before = {key: replace(state, held=dict(state.held)) for key, state in states.items()}
     result = rule(states)
     return result, {key: state for key, state in states.items() if before.get(key) != state}
 
@@ -255,6 +313,9 @@ class TransactionalCounterStore(ABC):
     ...         return await asyncio.to_thread(self._locked, keys, rule)  # BEGIN; load; apply_rule; save
     """
 
+    # How long an unsettled reservation is held (`RESERVATION_TTL`); a store's constructor may set it.
+    reservation_ttl: float = RESERVATION_TTL
+
     @abstractmethod
     async def transaction(self, keys: Sequence[str], rule: Callable[[States], T]) -> T:
         """Run ``rule(states)`` over the counters for ``keys`` in one atomic step (see `apply_rule`).
@@ -264,23 +325,26 @@ class TransactionalCounterStore(ABC):
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
         keys = [c.limit.key for c in claims]
-        admit = self.transaction(keys, lambda states: admit_states(states, claims, now))
+        admit = self.transaction(keys, lambda states: admit_states(states, claims, now, self.reservation_ttl))
         # The transaction runs outside this task: a cancelled caller must not leak what it reserved.
         return await shielded_admit(admit, lambda a: self.settle(a.claims, [0.0] * len(a.claims), now))
 
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
         keys = [c.limit.key for c in claims]
-        await shielded(self.transaction(keys, lambda states: settle_states(states, claims, actual, now)))
+        ttl = self.reservation_ttl
+        await shielded(self.transaction(keys, lambda states: settle_states(states, claims, actual, now, ttl)))
 
     async def run_batch(self, ops: Sequence[Any], now: float) -> list[Admission | None]:
         """Several admissions and settlements (`stores.batching`) in one transaction, in order."""
         keys = list(dict.fromkeys(c.limit.key for op in ops for c in op.claims))
-        return await self.transaction(keys, lambda states: apply_ops(states, ops, now))
+        return await self.transaction(keys, lambda states: apply_ops(states, ops, now, self.reservation_ttl))
 
     async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
         # A read can start a window (as in the memory store), so it writes like the others.
         keys = [limit.key for limit in limits]
-        return await self.transaction(keys, lambda states: read_states(states, limits, now))
+        return await self.transaction(
+            keys, lambda states: read_states(states, limits, now, self.reservation_ttl)
+        )
 
     async def aclose(self) -> None:
         return None

@@ -24,7 +24,9 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from bifrost_asgi.errors import store_unavailable
+from bifrost_asgi.stores.batching import AdmitOp, SettleOp
 from bifrost_asgi.stores.counters import (
+    RESERVATION_TTL,
     Admission,
     Claim,
     CounterState,
@@ -32,6 +34,7 @@ from bifrost_asgi.stores.counters import (
     fresh_window,
     shielded,
     shielded_admit,
+    slot,
 )
 
 if TYPE_CHECKING:
@@ -45,24 +48,43 @@ log = logging.getLogger("bifrost_asgi.governance")
 _TTL_GRACE_S = 3600.0
 _WARN_EVERY_S = 60.0
 
-# Shared by the three scripts. ARGV[1] = now, ARGV[2] = TTL grace in seconds; then fields per key.
+# Shared by the scripts. ARGV[1] = now, ARGV[2] = TTL grace in seconds, ARGV[3] = the oldest reservation
+# slot still held (older ones expire: `expire_reservations`); then fields per operation or key.
 _PRELUDE = """
 local now = tonumber(ARGV[1])
 local grace = tonumber(ARGV[2])
+local cutoff = tonumber(ARGV[3])
 local states = {}
 
--- roll_window(): the counter as seen at `now`; one table per key, so a key named twice is shared.
+-- roll_window() and expire_reservations(): the counter as seen at `now`; one table per key, so a key
+-- named twice is shared. Reservation slots are the hash's 'h:<slot>' fields.
 local function current(key, aligned, fresh_start, fresh_end)
   local s = states[key]
   if s == nil then
-    local v = redis.call('HMGET', key, 'used', 'reserved', 'start', 'end')
-    s = {used = tonumber(v[1]) or 0, reserved = tonumber(v[2]) or 0,
-         start = tonumber(v[3]) or 0, stop = tonumber(v[4]) or 0, dirty = false, rolled = false}
+    local v = redis.call('HGETALL', key)
+    s = {used = 0, reserved = 0, start = 0, stop = 0, held = {}, gone = {}, dirty = false, rolled = false}
+    for i = 1, #v, 2 do
+      local f, x = v[i], tonumber(v[i + 1])
+      if f == 'used' then s.used = x
+      elseif f == 'reserved' then s.reserved = x
+      elseif f == 'start' then s.start = x
+      elseif f == 'end' then s.stop = x
+      elseif string.sub(f, 1, 2) == 'h:' then s.held[tonumber(string.sub(f, 3))] = x
+      end
+    end
     states[key] = s
   end
   if s.stop == 0 or now >= s.stop or (aligned == '1' and now < s.start) then
     s.start, s.stop, s.used = tonumber(fresh_start), tonumber(fresh_end), 0
     s.dirty, s.rolled = true, true
+  end
+  for slot, amount in pairs(s.held) do
+    if slot < cutoff then
+      s.reserved = math.max(0, s.reserved - amount)
+      s.held[slot] = nil
+      s.gone[#s.gone + 1] = slot
+      s.dirty = true
+    end
   end
   return s
 end
@@ -76,6 +98,14 @@ local function save()
     if s.dirty then
       redis.call('HSET', key, 'used', fmt(s.used), 'reserved', fmt(s.reserved),
                  'start', fmt(s.start), 'end', fmt(s.stop))
+      for slot, amount in pairs(s.held) do
+        redis.call('HSET', key, 'h:' .. slot, fmt(amount))
+      end
+      for _, slot in ipairs(s.gone) do
+        if s.held[slot] == nil then
+          redis.call('HDEL', key, 'h:' .. slot)
+        end
+      end
     end
     -- The expiry follows the window's end, so it only moves when the window does.
     if s.rolled then
@@ -85,98 +115,30 @@ local function save()
 end
 """
 
-# Per key: kind, max, amount, aligned, fresh_start, fresh_end. Returns the 1-based indexes that block.
-_ADMIT = (
-    _PRELUDE
-    + """
-local n = #KEYS
-local seen, blocked = {}, {}
-for i = 1, n do
-  local a = 3 + (i - 1) * 6
-  seen[i] = current(KEYS[i], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
-end
--- blocks(): every claim is checked before any is reserved.
-for i = 1, n do
-  local a = 3 + (i - 1) * 6
-  local s, max, amount = seen[i], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local over
-  if ARGV[a] == 'requests' then
-    over = s.used + s.reserved + amount > max
-  else
-    over = s.used + s.reserved >= max
-  end
-  if over then
-    blocked[#blocked + 1] = i
-  end
-end
-if #blocked == 0 then
-  for i = 1, n do
-    local s = seen[i]
-    s.reserved = s.reserved + tonumber(ARGV[3 + (i - 1) * 6 + 2])
-    s.dirty = true
-  end
-end
-save()
-return blocked
-"""
-)
-
-# Per key: aligned, fresh_start, fresh_end, reserved amount, actual amount.
-_SETTLE = (
-    _PRELUDE
-    + """
-for i = 1, #KEYS do
-  local a = 3 + (i - 1) * 5
-  local s = current(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2])
-  s.reserved = math.max(0, s.reserved - tonumber(ARGV[a + 3]))
-  s.used = s.used + tonumber(ARGV[a + 4])
-  s.dirty = true
-end
-save()
-return 0
-"""
-)
-
-# Per key: aligned, fresh_start, fresh_end. Returns {used, reserved, start, end} per key, as exact strings.
-_READ = (
-    _PRELUDE
-    + """
-local out = {}
-for i = 1, #KEYS do
-  local a = 3 + (i - 1) * 3
-  local s = current(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2])
-  out[i] = {fmt(s.used), fmt(s.reserved), fmt(s.start), fmt(s.stop)}
-end
-save()
-return out
-"""
-)
-
-
-# A batch of admissions and settlements (stores/batching.py), in order. ARGV[3] = number of operations; then
-# per operation: 'a' or 's', its claim count, and per claim: key index (into KEYS), then for an admission
-# kind, max, amount, aligned, fresh_start, fresh_end; for a settlement aligned, fresh_start, fresh_end,
-# reserved amount, actual amount. Returns, per operation, the 1-based indexes of its blocking claims.
+# Admissions and settlements (stores/batching.py; a single admit or settle is a batch of one), in order.
+# ARGV[4] = number of operations; then per operation: 'a' or 's', its claim count, and per claim: key index
+# (into KEYS), aligned, fresh_start, fresh_end, amount, its reservation slot (-1: untracked), then for an
+# admission kind and max, for a settlement the actual amount. Returns, per operation, the 1-based indexes
+# of its blocking claims (admit_states / settle_states, transcribed).
 _BATCH = (
     _PRELUDE
     + """
 local out = {}
-local p = 4
-for o = 1, tonumber(ARGV[3]) do
+local p = 5
+for o = 1, tonumber(ARGV[4]) do
   local op, n = ARGV[p], tonumber(ARGV[p + 1])
   p = p + 2
-  local blocked = {}
+  local blocked, seen = {}, {}
+  for i = 1, n do
+    local q = p + (i - 1) * 8
+    seen[i] = current(KEYS[tonumber(ARGV[q])], ARGV[q + 1], ARGV[q + 2], ARGV[q + 3])
+  end
   if op == 'a' then
-    local seen = {}
     for i = 1, n do
-      local q = p + (i - 1) * 7
-      seen[i] = current(KEYS[tonumber(ARGV[q])], ARGV[q + 4], ARGV[q + 5], ARGV[q + 6])
-    end
-    for i = 1, n do
-      local q = p + (i - 1) * 7
-      local s, max, amount = seen[i], tonumber(ARGV[q + 2]), tonumber(ARGV[q + 3])
+      local q = p + (i - 1) * 8
+      local s, amount, max = seen[i], tonumber(ARGV[q + 4]), tonumber(ARGV[q + 7])
       local over
-      if ARGV[q + 1] == 'requests' then
+      if ARGV[q + 6] == 'requests' then
         over = s.used + s.reserved + amount > max
       else
         over = s.used + s.reserved >= max
@@ -187,22 +149,53 @@ for o = 1, tonumber(ARGV[3]) do
     end
     if #blocked == 0 then
       for i = 1, n do
-        seen[i].reserved = seen[i].reserved + tonumber(ARGV[p + (i - 1) * 7 + 3])
-        seen[i].dirty = true
+        local q = p + (i - 1) * 8
+        local s, amount, slot = seen[i], tonumber(ARGV[q + 4]), tonumber(ARGV[q + 5])
+        s.reserved = s.reserved + amount
+        if slot >= 0 then
+          s.held[slot] = (s.held[slot] or 0) + amount
+        end
+        s.dirty = true
       end
     end
-    p = p + n * 7
   else
     for i = 1, n do
-      local q = p + (i - 1) * 6
-      local s = current(KEYS[tonumber(ARGV[q])], ARGV[q + 1], ARGV[q + 2], ARGV[q + 3])
-      s.reserved = math.max(0, s.reserved - tonumber(ARGV[q + 4]))
-      s.used = s.used + tonumber(ARGV[q + 5])
+      local q = p + (i - 1) * 8
+      local s, amount, slot = seen[i], tonumber(ARGV[q + 4]), tonumber(ARGV[q + 5])
+      s.used = s.used + tonumber(ARGV[q + 6])
+      if slot < 0 then
+        s.reserved = math.max(0, s.reserved - amount)
+      elseif s.held[slot] ~= nil then
+        local release = math.min(amount, s.held[slot])
+        s.reserved = math.max(0, s.reserved - release)
+        local left = s.held[slot] - release
+        if left > 1e-12 then
+          s.held[slot] = left
+        else
+          s.held[slot] = nil
+          s.gone[#s.gone + 1] = slot
+        end
+      end
       s.dirty = true
     end
-    p = p + n * 6
   end
+  p = p + n * 8
   out[o] = blocked
+end
+save()
+return out
+"""
+)
+
+# Per key: aligned, fresh_start, fresh_end (ARGV from 4). Returns {used, reserved, start, end} per key.
+_READ = (
+    _PRELUDE
+    + """
+local out = {}
+for i = 1, #KEYS do
+  local a = 4 + (i - 1) * 3
+  local s = current(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2])
+  out[i] = {fmt(s.used), fmt(s.reserved), fmt(s.start), fmt(s.stop)}
 end
 save()
 return out
@@ -228,13 +221,13 @@ class RedisCounterStore:
         fail_open: bool = False,
         timeout_s: float = 1.0,
         max_connections: int = 64,
+        reservation_ttl: float = RESERVATION_TTL,
     ) -> None:
         self._redis, self._unavailable = _connect(url, timeout_s, max_connections)
+        self.reservation_ttl = reservation_ttl
         self._prefix = prefix
         self._fail_open = fail_open
         self._warned_at = -math.inf
-        self._admit = self._redis.register_script(_ADMIT)
-        self._settle = self._redis.register_script(_SETTLE)
         self._read = self._redis.register_script(_READ)
         self._batch = self._redis.register_script(_BATCH)
 
@@ -245,20 +238,13 @@ class RedisCounterStore:
         return await shielded_admit(admit, lambda a: self.settle(a.claims, [0.0] * len(a.claims), now))
 
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
-        if not claims:
-            return
-        args: list[Any] = [now, _TTL_GRACE_S]
-        for claim, used in zip(claims, actual, strict=True):
-            args += [*_window_args(claim.limit, now), claim.amount, used]
-        try:
-            await shielded(self._settle(keys=self._keys(c.limit for c in claims), args=args))
-        except self._unavailable as exc:
-            self._degrade("settlement", exc)
+        if claims:
+            await shielded(self.run_batch([SettleOp.of(claims, actual)], now))
 
     async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
         if not limits:
             return []
-        args: list[Any] = [now, _TTL_GRACE_S]
+        args: list[Any] = [now, _TTL_GRACE_S, self._cutoff(now)]
         for limit in limits:
             args += _window_args(limit, now)
         try:
@@ -266,22 +252,21 @@ class RedisCounterStore:
         except self._unavailable as exc:
             self._degrade("read", exc)
             return [CounterState() for _ in limits]  # failing open: nothing is known, nothing is counted
-        return [CounterState(*(float(x) for x in row)) for row in rows]
+        return [CounterState(float(used), float(reserved), float(start), float(end))
+                for used, reserved, start, end in rows]  # fmt: skip
 
     async def run_batch(self, ops: Sequence[Any], now: float) -> list[Admission | None]:
         """Several admissions and settlements (`stores.batching`) in one script, in order."""
         keys: dict[str, int] = {}
-        args: list[Any] = [now, _TTL_GRACE_S, len(ops)]
+        args: list[Any] = [now, _TTL_GRACE_S, self._cutoff(now), len(ops)]
         for op in ops:
             settling = hasattr(op, "actual")
             args += ["s" if settling else "a", len(op.claims)]
             for i, claim in enumerate(op.claims):
                 index = keys.setdefault(self._prefix + claim.limit.key, len(keys) + 1)
-                window = _window_args(claim.limit, now)
-                if settling:
-                    args += [index, *window, claim.amount, op.actual[i]]
-                else:
-                    args += [index, claim.limit.kind, claim.limit.max, claim.amount, *window]
+                held = slot(claim.at, self.reservation_ttl) if claim.at else -1
+                args += [index, *_window_args(claim.limit, now), claim.amount, held]
+                args += [op.actual[i], 0] if settling else [claim.limit.kind, claim.limit.max]
         try:
             blocked = await self._batch(keys=list(keys), args=args)
         except self._unavailable as exc:
@@ -294,19 +279,12 @@ class RedisCounterStore:
         await self._redis.aclose()
 
     async def _admit_once(self, claims: Sequence[Claim], now: float) -> Admission:
-        args: list[Any] = [now, _TTL_GRACE_S]
-        for claim in claims:
-            limit = claim.limit
-            args += [limit.kind, limit.max, claim.amount, *_window_args(limit, now)]
-        try:
-            blocked = await self._admit(keys=self._keys(c.limit for c in claims), args=args)
-        except self._unavailable as exc:
-            self._degrade("admission", exc)
-            # Nothing was reserved, so there is nothing to settle: an empty ``claims`` says so.
-            return Admission(True, ())
-        if blocked:
-            return Admission(False, tuple(claims), tuple(claims[i - 1] for i in blocked))
-        return Admission(True, tuple(claims))
+        admission = (await self.run_batch([AdmitOp(tuple(claims))], now))[0]
+        assert admission is not None
+        return admission
+
+    def _cutoff(self, now: float) -> int:
+        return slot(now - self.reservation_ttl, self.reservation_ttl)
 
     def _keys(self, limits: Iterable[Limit]) -> list[str]:
         return [self._prefix + limit.key for limit in limits]

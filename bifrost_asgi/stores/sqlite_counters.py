@@ -22,8 +22,16 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+import orjson
+
 from bifrost_asgi.errors import BifrostError, store_unavailable
-from bifrost_asgi.stores.counters import CounterState, States, TransactionalCounterStore, apply_rule
+from bifrost_asgi.stores.counters import (
+    RESERVATION_TTL,
+    CounterState,
+    States,
+    TransactionalCounterStore,
+    apply_rule,
+)
 
 __all__ = ["SQLiteCounterStore"]
 
@@ -35,10 +43,14 @@ CREATE TABLE IF NOT EXISTS bifrost_counters (
     used REAL NOT NULL,
     reserved REAL NOT NULL,
     start REAL NOT NULL,
-    "end" REAL NOT NULL
+    "end" REAL NOT NULL,
+    held TEXT NOT NULL DEFAULT '{}'
 ) WITHOUT ROWID
 """
-_SAVE = 'INSERT OR REPLACE INTO bifrost_counters (key, used, reserved, start, "end") VALUES (?, ?, ?, ?, ?)'
+_SAVE = (
+    'INSERT OR REPLACE INTO bifrost_counters (key, used, reserved, start, "end", held) '
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 
 # Connections inherited through fork() belong to the parent: closing them in the child (which garbage
 # collection would do) can drop the parent's file locks, so they are kept alive here and never used.
@@ -52,8 +64,11 @@ class SQLiteCounterStore(TransactionalCounterStore):
     >>> admission = await store.admit(claims, now=time.time())
     """
 
-    def __init__(self, path: str, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self, path: str, *, busy_timeout_s: float = 5.0, reservation_ttl: float = RESERVATION_TTL
+    ) -> None:
         self._path = path
+        self.reservation_ttl = reservation_ttl
         # Long enough to queue behind every other worker's admissions (each well under a millisecond),
         # short enough that a stuck lock surfaces as a 503 instead of a hung request.
         self._busy_timeout_s = busy_timeout_s
@@ -158,17 +173,33 @@ def _prepare(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(_SCHEMA)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(bifrost_counters)")}
+    if "held" not in columns:  # a file from before reservations expired: add their slots
+        conn.execute("ALTER TABLE bifrost_counters ADD COLUMN held TEXT NOT NULL DEFAULT '{}'")
 
 
 def _load(conn: sqlite3.Connection, keys: Sequence[str]) -> dict[str, CounterState]:
     marks = ",".join("?" * len(keys))
-    sql = f'SELECT key, used, reserved, start, "end" FROM bifrost_counters WHERE key IN ({marks})'
-    return {row[0]: CounterState(*row[1:]) for row in conn.execute(sql, list(keys))}
+    sql = f'SELECT key, used, reserved, start, "end", held FROM bifrost_counters WHERE key IN ({marks})'
+    rows = conn.execute(sql, list(keys))
+    return {
+        key: CounterState(used, reserved, start, end, _held(held))
+        for key, used, reserved, start, end, held in rows
+    }
+
+
+def _held(text: str) -> dict[int, float]:
+    return {int(k): float(v) for k, v in orjson.loads(text).items()} if text and text != "{}" else {}
 
 
 def _save(conn: sqlite3.Connection, changed: Mapping[str, CounterState]) -> None:
     if changed:
-        conn.executemany(_SAVE, [(k, s.used, s.reserved, s.start, s.end) for k, s in changed.items()])
+        rows = [(k, s.used, s.reserved, s.start, s.end, _held_text(s.held)) for k, s in changed.items()]
+        conn.executemany(_SAVE, rows)
+
+
+def _held_text(held: dict[int, float]) -> str:
+    return orjson.dumps({str(k): v for k, v in held.items()}).decode() if held else "{}"
 
 
 def _unavailable(exc: sqlite3.Error) -> BifrostError:

@@ -266,6 +266,8 @@ class Counter(models.Model):
         default=0.0
     )  # unix seconds, as the core's CounterState
     end: models.FloatField[float, float] = models.FloatField(default=0.0)
+    # Reservations by admission slot (the core's CounterState.held), so unsettled ones expire.
+    held: models.JSONField[Any, Any] = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ("key",)

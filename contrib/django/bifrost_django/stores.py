@@ -291,16 +291,24 @@ def _create_missing(alias: str, keys: list[str]) -> None:
 def _locked_states(alias: str, keys: list[str]) -> dict[str, CounterState]:
     # Locked in one stable (key) order by every process: admissions sharing counters queue, never deadlock.
     rows = models.Counter.objects.using(alias).select_for_update().filter(key__in=keys).order_by("key")
-    return {row.key: CounterState(row.used, row.reserved, row.start, row.end) for row in rows}
+    return {
+        row.key: CounterState(
+            row.used, row.reserved, row.start, row.end, {int(k): v for k, v in row.held.items()}
+        )
+        for row in rows
+    }
 
 
 def _save_states(alias: str, changed: Mapping[str, CounterState]) -> None:
     rows = [
-        models.Counter(key=key, used=s.used, reserved=s.reserved, start=s.start, end=s.end)
+        models.Counter(
+            key=key, used=s.used, reserved=s.reserved, start=s.start, end=s.end,
+            held={str(k): v for k, v in s.held.items()},
+        )
         for key, s in sorted(changed.items())
-    ]
+    ]  # fmt: skip
     if rows:
-        models.Counter.objects.using(alias).bulk_update(rows, ["used", "reserved", "start", "end"])
+        models.Counter.objects.using(alias).bulk_update(rows, ["used", "reserved", "start", "end", "held"])
 
 
 def _counter_transaction(keys: Sequence[str], rule: Callable[[States], T]) -> T:
