@@ -52,6 +52,7 @@ def _counter_store(cfg: GovernanceConfig) -> CounterStore:
             counters.url,
             prefix=counters.prefix,
             fail_open=counters.fail_open,
+            timeout_s=counters.timeout_seconds,
             reservation_ttl=counters.reservation_ttl_seconds,
         )
     return SQLiteCounterStore(

@@ -54,6 +54,8 @@ class CountersConfig(ConfigSection):
     url: str = "redis://127.0.0.1:6379/0"
     prefix: str = "bifrost:"
     fail_open: bool = False  # Redis unreachable: refuse with 503 (false) or admit unmetered (true)
+    # How long a Redis call may take before the store counts as down (a script takes microseconds).
+    timeout_seconds: float = Field(default=1.0, gt=0)
     # A reservation nobody settled (its worker was killed mid-request) is released this many seconds
     # after its admission. Longer than any request runs; see RESERVATION_TTL in stores/counters.py.
     reservation_ttl_seconds: float = Field(default=900.0, gt=0)

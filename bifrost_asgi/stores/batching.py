@@ -140,7 +140,8 @@ class BatchingCounterStore:
             results = await self.store.run_batch(ops, self._now)
         except Exception as exc:  # the store is down (fail closed), or a bug: nobody was admitted
             err = exc if isinstance(exc, BifrostError) else _unexpected(exc)
-            self._retry_later(settles)
+            if not getattr(self.store, "owns_retries", False):  # a store that may not know what ran
+                self._retry_later(settles)
             for waiting in admits:
                 if not waiting.result.done():
                     waiting.result.set_exception(err)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -116,14 +117,21 @@ end
 """
 
 # Admissions and settlements (stores/batching.py; a single admit or settle is a batch of one), in order.
-# ARGV[4] = number of operations; then per operation: 'a' or 's', its claim count, and per claim: key index
-# (into KEYS), aligned, fresh_start, fresh_end, amount, its reservation slot (-1: untracked), then for an
-# admission kind and max, for a settlement the actual amount. Returns, per operation, the 1-based indexes
-# of its blocking claims (admit_states / settle_states, transcribed).
+# KEYS[1] and KEYS[2] are the batch's done and cancelled markers; counters follow. ARGV[4] = number of
+# operations; then per operation: 'a' or 's', its claim count, and per claim: key index (into KEYS),
+# aligned, fresh_start, fresh_end, amount, its reservation slot (-1: untracked), then for an admission
+# kind and max, for a settlement the actual amount. Returns, per operation, the 1-based indexes of its
+# blocking claims (admit_states / settle_states, transcribed). A batch whose caller timed out and gave it
+# up (the cancelled marker, `_RESOLVE`) is never applied late; an applied one leaves the done marker with
+# the operations it admitted, so a caller that timed out can learn what happened.
 _BATCH = (
     _PRELUDE
     + """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 'cancelled'
+end
 local out = {}
+local admitted = {}
 local p = 5
 for o = 1, tonumber(ARGV[4]) do
   local op, n = ARGV[p], tonumber(ARGV[p + 1])
@@ -181,11 +189,26 @@ for o = 1, tonumber(ARGV[4]) do
   end
   p = p + n * 8
   out[o] = blocked
+  if op == 'a' and #blocked == 0 then
+    admitted[#admitted + 1] = o
+  end
 end
 save()
+redis.call('SET', KEYS[1], table.concat(admitted, ',') .. ';', 'EX', 3600)
 return out
 """
 )
+
+# What became of a batch whose answer never arrived: its done marker ('<admitted op indexes>;') if it was
+# applied; else it is cancelled, so that it can never be applied later, and nil is returned.
+_RESOLVE = """
+local done = redis.call('GET', KEYS[1])
+if done then
+  return done
+end
+redis.call('SET', KEYS[2], '1', 'EX', 3600)
+return false
+"""
 
 # Per key: aligned, fresh_start, fresh_end (ARGV from 4). Returns {used, reserved, start, end} per key.
 _READ = (
@@ -229,6 +252,9 @@ class RedisCounterStore:
         self._fail_open = fail_open
         self._warned_at = -math.inf
         self._read = self._redis.register_script(_READ)
+        self._resolve_script = self._redis.register_script(_RESOLVE)
+        # Batches whose answer was lost (a timeout, a dropped connection): (id, operations), oldest first.
+        self._unresolved: list[tuple[str, list[Any]]] = []
         self._batch = self._redis.register_script(_BATCH)
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
@@ -255,11 +281,23 @@ class RedisCounterStore:
         return [CounterState(float(used), float(reserved), float(start), float(end))
                 for used, reserved, start, end in rows]  # fmt: skip
 
+    # The batcher must not retry this store's failed settlements itself: whether a batch whose answer was
+    # lost was applied is only known later (`_resolve`), and a blind retry would count it twice.
+    owns_retries = True
+
     async def run_batch(self, ops: Sequence[Any], now: float) -> list[Admission | None]:
-        """Several admissions and settlements (`stores.batching`) in one script, in order."""
-        keys: dict[str, int] = {}
-        args: list[Any] = [now, _TTL_GRACE_S, self._cutoff(now), len(ops)]
-        for op in ops:
+        """Several admissions and settlements (`stores.batching`) in one script, in order.
+
+        A batch whose answer is lost may or may not have run. Before the next batch, `_resolve` finds out:
+        an applied one's admissions (their callers got a 503) are released, an unapplied one is cancelled
+        for good and its settlements go again — so an outage leaks no reservation and counts nothing twice.
+        """
+        extras = await self._resolve()
+        todo = [*extras, *ops]
+        batch = uuid.uuid4().hex
+        keys: dict[str, int] = {self._marker("done", batch): 1, self._marker("cancelled", batch): 2}
+        args: list[Any] = [now, _TTL_GRACE_S, self._cutoff(now), len(todo)]
+        for op in todo:
             settling = hasattr(op, "actual")
             args += ["s" if settling else "a", len(op.claims)]
             for i, claim in enumerate(op.claims):
@@ -270,10 +308,38 @@ class RedisCounterStore:
         try:
             blocked = await self._batch(keys=list(keys), args=args)
         except self._unavailable as exc:
+            self._unresolved.append((batch, todo))
             self._degrade("a batch", exc)
             # Failing open: nothing was reserved, so nothing is to settle (empty claims say so).
             return [None if hasattr(op, "actual") else Admission(True, ()) for op in ops]
-        return [_outcome(op, found) for op, found in zip(ops, blocked, strict=True)]
+        if not isinstance(blocked, list):  # cancelled: cannot happen to a batch we still wait for
+            raise store_unavailable("a counter batch was cancelled")
+        outcomes = [_outcome(op, found) for op, found in zip(todo, blocked, strict=True)]
+        return outcomes[len(extras) :]
+
+    async def _resolve(self) -> list[Any]:
+        """Settle the fate of batches whose answer was lost; the operations to run first because of it."""
+        extras: list[Any] = []
+        while self._unresolved:
+            batch, ops = self._unresolved[0]
+            keys = [self._marker("done", batch), self._marker("cancelled", batch)]
+            try:
+                done = await self._resolve_script(keys=keys, args=[])
+            except self._unavailable as exc:
+                self._degrade("recovery", exc)  # still down: fail closed (or, open, try again later)
+                break
+            self._unresolved.pop(0)
+            if done is None:  # never applied, and now never will be: its settlements are still owed
+                extras += [op for op in ops if hasattr(op, "actual")]
+                continue
+            text = done.decode() if isinstance(done, bytes) else str(done)
+            admitted = {int(i) for i in text.rstrip(";").split(",") if i}
+            # Applied, but its callers were told it failed: give back what their admissions reserved.
+            extras += [SettleOp.of(ops[i - 1].claims, [0.0] * len(ops[i - 1].claims)) for i in admitted]
+        return extras
+
+    def _marker(self, kind: str, batch: str) -> str:
+        return f"{self._prefix}batch:{batch}:{kind}"
 
     async def aclose(self) -> None:
         await self._redis.aclose()
