@@ -881,6 +881,19 @@ def messages_usage_to_responses(usage: Any) -> dict[str, Any]:
     }
 
 
+def merge_stream_usage(usage: dict[str, Any], kind: str | None, event: Any) -> bool:
+    """Fold one Messages stream event's usage into ``usage``: it arrives in two halves (input on
+    ``message_start``, output on ``message_delta``). True on ``message_delta``, whose merged usage is
+    the stream's whole."""
+    if kind not in ("message_start", "message_delta") or not isinstance(event, dict):
+        return False
+    inner = event.get("message") if kind == "message_start" else event
+    found = inner.get("usage") if isinstance(inner, dict) else None
+    if isinstance(found, dict):
+        usage.update({k: v for k, v in found.items() if v is not None})
+    return kind == "message_delta"
+
+
 def messages_usage_to_chat(usage: Any) -> dict[str, Any]:
     """Anthropic usage in chat/text completion terms."""
     c = _counts(usage)
