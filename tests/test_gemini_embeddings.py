@@ -15,7 +15,8 @@ from google.genai import errors, types
 
 from bifrost_asgi import GatewayConfig, create_app
 from bifrost_asgi.gateway import Gateway
-from tests.conftest import LiveServer, serve
+from tests.conftest import LiveServer, serve, started
+from tests.gemini_upstream import genai_client as client
 from tests.media_upstream import (
     EMBED_USAGE,
     GEMINI_COUNTED,
@@ -74,18 +75,6 @@ def openai_up(media: tuple[MediaUpstream, str]) -> MediaUpstream:
 def gemini_up(gemini: tuple[GeminiEmbedUpstream, str]) -> GeminiEmbedUpstream:
     gemini[0].state.reset()
     return gemini[0]
-
-
-_CLIENTS: list[genai.Client] = []  # the SDK closes its connection pool when a Client is collected
-
-
-def client(url: str, prefix: str = "/genai", **options: Any) -> genai.Client:
-    http = types.HttpOptions(
-        base_url=url + prefix, retry_options=types.HttpRetryOptions(attempts=1), **options
-    )
-    made = genai.Client(api_key="client-key", http_options=http)
-    _CLIENTS.append(made)
-    return made
 
 
 def values(answer: types.EmbedContentResponse) -> list[list[float]]:
@@ -230,13 +219,8 @@ async def governed(
             "budgets": [{"id": "b", "max_limit": 10, "reset_duration": "1M", "virtual_key_id": "vk"}],
         },
     }
-    app = create_app(GatewayConfig.from_dict(config(media[1], gemini[1], **extra)))
-    gw: Gateway = app.state.gateway
-    await gw.start()
-    try:
-        yield app, gw
-    finally:
-        await gw.aclose()
+    async with started(config(media[1], gemini[1], **extra)) as running:
+        yield running
 
 
 def async_client(gw_app: Any, key: str) -> genai.Client:
