@@ -20,11 +20,13 @@ from google.genai import types
 
 from bifrost_asgi import GatewayConfig, create_app
 from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.providers.mock import MockProvider
 from tests.anthropic_upstream import ANSWER, USAGE, AnthropicUpstream
 from tests.conftest import serve, started
 from tests.fault_upstream import FaultUpstream
 from tests.gemini_upstream import ANSWER as GEMINI_ANSWER
 from tests.gemini_upstream import GeminiUpstream
+from tests.media_upstream import AUDIO, MediaUpstream, running
 from tests.upstream import Upstream
 
 Obj = dict[str, Any]
@@ -411,3 +413,108 @@ async def test_governance_applies_and_usage_is_logged(
     assert key is not None
     requests = next(u for u in await gw.governance.usage(key) if u["kind"] == "requests")
     assert (requests["used"], requests["reserved"]) == (3, 0)
+
+
+async def test_openai_streams_are_priced_from_the_usage_they_report(
+    governed: tuple[Any, Gateway], upstream: Upstream
+) -> None:
+    app, gw = governed
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw", timeout=30)
+    async with openai.AsyncOpenAI(
+        base_url="http://gw/openai_passthrough/v1", api_key=VK, http_client=cast(Any, http), max_retries=0
+    ) as client:
+        async for _ in await client.responses.create(model="gpt-4o", input="Hi", stream=True):
+            pass
+        chat = await client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], stream=True,
+            stream_options={"include_usage": True},
+        )  # fmt: skip
+        async for _ in chat:
+            pass
+    assert gw.logs is not None
+    await gw.logs.flush()
+    entries = (await gw.logs.store.search({"sort_by": ["timestamp"], "order": ["asc"]}))["logs"]
+    assert [e["object"] for e in entries] == ["passthrough_stream", "passthrough_stream"]
+    for entry in entries:
+        assert entry["status"] == "success" and entry["usage_estimated"] is False, entry
+        assert entry["input_tokens"] > 0 and entry["output_tokens"] > 0 and entry["cost"] > 0
+
+
+def test_a_multipart_body_names_its_model_in_a_field(gateway: str, upstream: Upstream) -> None:
+    path = f"{gateway}/openai_passthrough/v1/audio/transcriptions"
+    audio = {"file": ("a.wav", b"RIFF" + bytes(32))}
+    missing = httpx.post(path, files=audio, data={"language": "en"})
+    assert missing.status_code == 400 and missing.json()["error"]["message"] == "model is required"
+    # This upstream has no transcription route: its own 404 comes back as it sent it.
+    resp = httpx.post(path, files=audio, data={"model": "whisper-1"})
+    assert resp.status_code == 404 and resp.json()["error"]["message"] == "no route /v1/audio/transcriptions"
+    seen = upstream.state.requests[-1]
+    assert seen.path == "/v1/audio/transcriptions" and seen.headers["content-type"].startswith("multipart/")
+    assert seen.headers["authorization"] == "Bearer " + GATEWAY_KEYS["openai"]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "path", "body", "status"),
+    [
+        ("openai_passthrough", "/v1/chat/completions", b"not json", 400),
+        ("genai_passthrough", "/v1beta/models/gemini-2.5-flash:predict", b"{}", 403),
+        ("genai_passthrough", "/v1beta/models/tuned/x:generateContent", b"{}", 403),
+        ("genai_passthrough", "/v1beta/models/..:generateContent", b"{}", 403),
+    ],
+)
+def test_requests_the_gateway_cannot_place_are_refused(
+    gateway: str, gemini: GeminiUpstream, prefix: str, path: str, body: bytes, status: int
+) -> None:
+    resp = httpx.post(f"{gateway}/{prefix}{path}", content=body, headers={"content-type": "application/json"})
+    assert resp.status_code == status, resp.text
+    assert resp.json()["is_bifrost_error"] is False
+    assert gemini.state.requests == []
+
+
+async def test_a_prefix_without_its_provider_is_a_400(upstream_url: str) -> None:
+    config = {
+        "providers": {"openai": {"keys": [{"value": "sk-x"}], "network_config": {"base_url": upstream_url}}}
+    }
+    mock = {"openai": lambda name, cfg, transport, base: MockProvider(name, cfg)}
+    async with (
+        started(config) as (app, _),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client,
+    ):
+        resp = await client.post("/genai_passthrough/v1beta/models/gemini-2.5-flash:generateContent", json={})
+    assert resp.status_code == 400 and "gemini is not configured" in resp.json()["error"]["message"]
+    app = create_app(GatewayConfig.from_dict(config), providers=mock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+        resp = await client.post(
+            "/openai_passthrough/v1/chat/completions", json={"model": "m", "messages": HI}
+        )
+    assert (
+        resp.status_code == 400
+        and resp.json()["error"]["message"] == "passthrough is not served by provider openai"
+    )
+
+
+def test_a_stream_that_is_not_sse_passes_as_bytes_and_is_aborted_when_cut() -> None:
+    with running(MediaUpstream()) as (_, media_url):
+        config = {
+            "providers": {
+                "openai": {"keys": [{"value": "sk-media"}], "network_config": {"base_url": media_url}}
+            }
+        }
+        live = serve(create_app(GatewayConfig.from_dict(config)))
+        try:
+            path = live.url + "/openai_passthrough/v1/audio/speech"
+            speech = {"model": "tts-1", "input": "Hello", "voice": "alloy", "stream": True}
+            resp = httpx.post(path, json=speech)
+            assert resp.headers["content-type"] == "audio/mpeg" and resp.content == AUDIO
+            with pytest.raises(httpx.RemoteProtocolError):  # cut short: never a finished-looking answer
+                httpx.post(path, json={**speech, "model": "broken-speech"})
+        finally:
+            live.stop()
+
+
+def test_a_stream_keeps_the_upstreams_headers(gateway: str, upstream: Upstream) -> None:
+    body = {"model": "gpt-4o", "messages": HI, "stream": True}
+    resp = httpx.post(f"{gateway}/openai_passthrough/v1/chat/completions", json=body)
+    assert resp.headers["x-bifrost-provider-request-id"] == "req_up1"  # x-request-id is the gateway's
+    assert resp.headers["x-request-id"] != "req_up1"
+    assert resp.text.endswith("data: [DONE]\n\n")
