@@ -78,6 +78,7 @@ from bifrost_asgi.translate.anthropic_citations import (
     search_status,
     web_search_tool,
 )
+from bifrost_asgi.translate.prompt import one_prompt
 from bifrost_asgi.translate.responses_chat import _reject_stateful
 from bifrost_asgi.translate.responses_events import (
     FunctionCallHandle,
@@ -800,14 +801,9 @@ def text_to_messages_request(body: dict[str, Any], model: str, *, stream: bool) 
     [{'type': 'text', 'text': 'Once'}]
     """
     _reject(body, _TEXT_REJECTS)
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1:
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise invalid_request(
-            "prompt must be one string for Anthropic (several prompts or token ids cannot be sent)",
-            param="prompt",
-        )
+    prompt = one_prompt(
+        body, "prompt must be one string for Anthropic (several prompts or token ids cannot be sent)"
+    )
     req: Obj = {"model": model, "max_tokens": _max_tokens(body.get("max_tokens"), "max_tokens")}
     req["messages"] = [{"role": "user", "content": _text_block(prompt) or [{"type": "text", "text": " "}]}]
     _add_sampling(body, req)

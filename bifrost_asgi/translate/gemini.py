@@ -74,6 +74,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from bifrost_asgi.errors import bad_response, invalid_request
+from bifrost_asgi.translate.prompt import one_prompt
 from bifrost_asgi.translate.responses_chat import (
     ChatToResponsesStream,
     _reject_stateful,
@@ -815,14 +816,8 @@ def _chat_config(body: Obj, model: str) -> Obj:
 def text_to_gemini_request(body: dict[str, Any], model: str) -> dict[str, Any]:
     """Build the ``generateContent`` body for a text completion: the prompt is one user message."""
     _check_fields(body, _TEXT_FIELDS)
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1:
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise invalid_request(
-            "prompt must be a single string for gemini models (several prompts would be several completions)",
-            param="prompt",
-        )
+    why = "prompt must be a single string for gemini models (several prompts would be several completions)"
+    prompt = one_prompt(body, why)
     conv = _Conversation()
     conv.add("user", _text_part(prompt, "prompt"))
     config: Obj = {}
