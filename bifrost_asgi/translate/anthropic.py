@@ -79,7 +79,7 @@ from bifrost_asgi.translate.anthropic_citations import (
     web_search_tool,
 )
 from bifrost_asgi.translate.prompt import one_prompt
-from bifrost_asgi.translate.responses_chat import _reject_stateful
+from bifrost_asgi.translate.responses_chat import _reject_stateful, unsendable_item
 from bifrost_asgi.translate.responses_events import (
     FunctionCallHandle,
     ResponsesStreamWriter,
@@ -549,13 +549,8 @@ def _add_item(turns: _Turns, item: Any, where: str) -> None:
         # A search answered earlier (see anthropic_citations): Anthropic only takes results back with
         # their encrypted content, which the item does not carry; the answer's text says what was found.
         return
-    elif kind == "item_reference":
-        raise invalid_request(
-            f"{where}: item_reference points at an item stored by OpenAI, which Anthropic cannot resolve",
-            param=where,
-        )
     else:
-        raise invalid_request(f"{where}: input item type {kind!r} cannot be sent to Anthropic", param=where)
+        raise unsendable_item(kind, where, "Anthropic")
 
 
 def _reasoning_blocks(item: Obj) -> list[Obj]:

@@ -79,6 +79,7 @@ from bifrost_asgi.translate.responses_chat import (
     ChatToResponsesStream,
     _reject_stateful,
     chat_to_responses_response,
+    unsendable_item,
 )
 
 __all__ = [
@@ -718,13 +719,8 @@ def _responses_item(conv: _Conversation, item: Any, where: str) -> None:
         conv.add_result(item.get("call_id"), item.get("output"), where)
     elif kind == "reasoning":
         return  # Gemini reads earlier thoughts only through signatures, which travel in call ids
-    elif kind == "item_reference":
-        raise invalid_request(
-            f"{where}: item_reference points at an item stored by OpenAI, which gemini cannot resolve",
-            param=where,
-        )
     else:
-        raise invalid_request(f"{where}: input item type {kind!r} cannot be sent to gemini", param=where)
+        raise unsendable_item(kind, where, "gemini")
 
 
 def _message(conv: _Conversation, role: Any, content: Any, where: str) -> None:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bifrost_asgi.errors import invalid_request
+from bifrost_asgi.errors import BifrostError, invalid_request
 from bifrost_asgi.translate.responses_events import (
     FunctionCallHandle,
     ResponsesStreamWriter,
@@ -34,7 +34,12 @@ from bifrost_asgi.translate.responses_events import (
     _text_part,
 )
 
-__all__ = ["ChatToResponsesStream", "chat_to_responses_response", "responses_to_chat_request"]
+__all__ = [
+    "ChatToResponsesStream",
+    "chat_to_responses_response",
+    "responses_to_chat_request",
+    "unsendable_item",
+]
 
 Obj = dict[str, Any]
 
@@ -128,6 +133,17 @@ def _reject_stateful(body: Obj) -> None:
         raise invalid_request("background responses are not supported for this provider", param="background")
 
 
+def unsendable_item(kind: Any, where: str, target: str) -> BifrostError:
+    """The 400 for a Responses input item that ``target`` (a provider that keeps no state) cannot take:
+    an ``item_reference`` to an item stored by OpenAI, or a type it has no equivalent for."""
+    if kind == "item_reference":
+        return invalid_request(
+            f"{where}: item_reference points at an item stored by OpenAI, which {target} cannot resolve",
+            param=where,
+        )
+    return invalid_request(f"{where}: input item type {kind!r} cannot be sent to {target}", param=where)
+
+
 def _messages(body: Obj) -> list[Obj]:
     messages: list[Obj] = []
     instructions = body.get("instructions")
@@ -162,15 +178,8 @@ def _append_item(messages: list[Obj], item: Any, where: str) -> None:
         # Chat requests have no field for earlier reasoning, and chat reasoning models are not shown their
         # past reasoning anyway (deepseek documents dropping it between turns), so the model sees the same.
         return
-    elif kind == "item_reference":
-        raise invalid_request(
-            f"{where}: item_reference points at an item stored by OpenAI, which this provider cannot resolve",
-            param=where,
-        )
     else:
-        raise invalid_request(
-            f"{where}: input item type {kind!r} cannot be sent to this provider", param=where
-        )
+        raise unsendable_item(kind, where, "this provider")
 
 
 def _message(item: Obj, where: str) -> Obj:
