@@ -78,8 +78,8 @@ from bifrost_asgi.translate.anthropic_citations import (
     search_status,
     web_search_tool,
 )
-from bifrost_asgi.translate.prompt import one_prompt
-from bifrost_asgi.translate.responses_chat import _reject_stateful, unsendable_item
+from bifrost_asgi.translate.inputs import chat_messages, one_prompt, unsendable_item
+from bifrost_asgi.translate.responses_chat import _reject_stateful
 from bifrost_asgi.translate.responses_events import (
     FunctionCallHandle,
     ResponsesStreamWriter,
@@ -671,12 +671,9 @@ def chat_to_messages_request(body: dict[str, Any], model: str, *, stream: bool) 
     4096
     """
     _reject(body, _CHAT_REJECTS)
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise invalid_request("messages is required for chat completion", param="messages")
     turns = _Turns()
-    for index, message in enumerate(messages):
-        _add_chat_message(turns, message, f"messages[{index}]")
+    for message, where in chat_messages(body):
+        _add_chat_message(turns, message, where)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     req: Obj = {"model": model, "max_tokens": _max_tokens(limit, name)}

@@ -74,12 +74,11 @@ from urllib.parse import urlsplit
 import orjson
 
 from bifrost_asgi.errors import bad_response, invalid_request
-from bifrost_asgi.translate.prompt import one_prompt
+from bifrost_asgi.translate.inputs import chat_messages, one_prompt, unsendable_item
 from bifrost_asgi.translate.responses_chat import (
     ChatToResponsesStream,
     _reject_stateful,
     chat_to_responses_response,
-    unsendable_item,
 )
 
 __all__ = [
@@ -758,12 +757,9 @@ def chat_to_gemini_request(body: dict[str, Any], model: str) -> dict[str, Any]:
     {'contents': [{'role': 'user', 'parts': [{'text': 'hi'}]}]}
     """
     _check_fields(body, _CHAT_FIELDS)
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise invalid_request("messages is required for chat completion", param="messages")
     conv = _Conversation()
-    for index, message in enumerate(messages):
-        _chat_message(conv, message, f"messages[{index}]")
+    for message, where in chat_messages(body):
+        _chat_message(conv, message, where)
     request = _finish_request(conv, _chat_config(body, model), model)
     _add_tools(body, request, _chat_tool)
     return request

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bifrost_asgi.errors import BifrostError, invalid_request
+from bifrost_asgi.errors import invalid_request
+from bifrost_asgi.translate.inputs import unsendable_item
 from bifrost_asgi.translate.responses_events import (
     FunctionCallHandle,
     ResponsesStreamWriter,
@@ -34,12 +35,7 @@ from bifrost_asgi.translate.responses_events import (
     _text_part,
 )
 
-__all__ = [
-    "ChatToResponsesStream",
-    "chat_to_responses_response",
-    "responses_to_chat_request",
-    "unsendable_item",
-]
+__all__ = ["ChatToResponsesStream", "chat_to_responses_response", "responses_to_chat_request"]
 
 Obj = dict[str, Any]
 
@@ -131,17 +127,6 @@ def _reject_stateful(body: Obj) -> None:
             )
     if body.get("background"):
         raise invalid_request("background responses are not supported for this provider", param="background")
-
-
-def unsendable_item(kind: Any, where: str, target: str) -> BifrostError:
-    """The 400 for a Responses input item that ``target`` (a provider that keeps no state) cannot take:
-    an ``item_reference`` to an item stored by OpenAI, or a type it has no equivalent for."""
-    if kind == "item_reference":
-        return invalid_request(
-            f"{where}: item_reference points at an item stored by OpenAI, which {target} cannot resolve",
-            param=where,
-        )
-    return invalid_request(f"{where}: input item type {kind!r} cannot be sent to {target}", param=where)
 
 
 def _messages(body: Obj) -> list[Obj]:
