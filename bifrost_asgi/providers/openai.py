@@ -202,8 +202,7 @@ class OpenAICompatProvider(OpenAIProvider):
         self._check_serves(call.op)
         if call.op is not Op.RESPONSES:
             return await super().open_stream(call, key)
-        content = _chat_body(call, stream=True)
-        resp = await self._open(self._urls[Op.CHAT], content, call, key)
+        resp = await self._open(self._urls[Op.CHAT], _chat_body(call, stream=True), call, key)
         return translate_chat_stream(self._chunks(resp, Op.CHAT, call), call, self.name)
 
     def _check_serves(self, op: Op) -> None:
