@@ -197,8 +197,7 @@ class OpenAICompatProvider(OpenAIProvider):
         self._check_serves(call.op)
         if call.op is not Op.RESPONSES:
             return await super().send(call, key)
-        chat_req = responses_to_chat_request(client_body(call), call.model, stream=False)
-        content = orjson.dumps(chat_req)
+        content = _chat_body(call, stream=False)
         resp = await self._post(self._urls[Op.CHAT], content, call, key)
         chat = check_chat(loads_object(resp.content, self.name), f"provider {self.name}'s answer")
         body = chat_to_responses_response(chat, request=call.body, model=call.model)
@@ -208,9 +207,7 @@ class OpenAICompatProvider(OpenAIProvider):
         self._check_serves(call.op)
         if call.op is not Op.RESPONSES:
             return await super().open_stream(call, key)
-        chat_req = responses_to_chat_request(client_body(call), call.model, stream=True)
-        content = orjson.dumps(chat_req)
-        resp = await self._open(self._urls[Op.CHAT], content, call, key)
+        resp = await self._open(self._urls[Op.CHAT], _chat_body(call, stream=True), call, key)
         return translate_chat_stream(self._chunks(resp, Op.CHAT, call), call, self.name)
 
     def _check_serves(self, op: Op) -> None:
@@ -315,3 +312,8 @@ def _classify(event: str | None, data: bytes, op: Op) -> Chunk:
 
 def _forwarded(headers: httpx.Headers) -> dict[str, str]:
     return forwarded_headers(headers, _FORWARD_PREFIXES)
+
+
+def _chat_body(call: Call, *, stream: bool) -> bytes:
+    """The chat-completions body a compat provider is sent for a Responses ``call``."""
+    return orjson.dumps(responses_to_chat_request(client_body(call), call.model, stream=stream))
