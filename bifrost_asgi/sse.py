@@ -14,7 +14,7 @@ from bifrost_asgi.errors import too_large_answer
 __all__ = ["DEFAULT_MAX_EVENT", "DONE", "SSEEvent", "aiter_sse", "aiter_sse_batches", "frame"]
 
 DONE = b"data: [DONE]\n\n"
-DEFAULT_MAX_EVENT = 4 * 1024 * 1024
+DEFAULT_MAX_EVENT = 4 * 1024 * 1024  # client.max_stream_event_size_mb's default
 
 
 @dataclass(slots=True)
@@ -30,7 +30,7 @@ def frame(event: str | None, data: bytes) -> bytes:
 
 
 async def aiter_sse_batches(
-    chunks: AsyncIterator[bytes], max_event: int = DEFAULT_MAX_EVENT, source: str = "the upstream"
+    chunks: AsyncIterator[bytes], max_event: int, source: str
 ) -> AsyncGenerator[list[SSEEvent], None]:
     """Decode an SSE byte stream into the batches of complete events each read made available;
     comments and keep-alives are skipped, and a read that completes no event yields nothing.
@@ -90,9 +90,7 @@ async def aiter_sse_batches(
             yield [event]
 
 
-async def aiter_sse(
-    chunks: AsyncIterator[bytes], max_event: int = DEFAULT_MAX_EVENT, source: str = "the upstream"
-) -> AsyncIterator[SSEEvent]:
+async def aiter_sse(chunks: AsyncIterator[bytes], max_event: int, source: str) -> AsyncIterator[SSEEvent]:
     """Decode an SSE byte stream into events, one at a time."""
     batches = aiter_sse_batches(chunks, max_event, source)
     try:
