@@ -4,6 +4,8 @@ the produced size for dall-e style models (Bifrost's compute*Cost rules over Lit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from bifrost_asgi.pricing import (
@@ -84,7 +86,7 @@ def test_unknown_media_prices_are_none() -> None:
 # -- each rule on a small catalog written for it: which field prices what, and what it falls back to ---------
 
 
-def priced(entry: dict[str, object], usage: Usage, model: str = "m") -> dict[str, float] | None:
+def priced(entry: Mapping[str, object], usage: Usage, model: str = "m") -> dict[str, float] | None:
     return PricingTable({model: {"litellm_provider": "openai", **entry}}, captured="x").cost(
         "openai", model, usage
     )
