@@ -27,7 +27,7 @@ from bifrost_asgi.errors import BifrostError, configuration_error, vector_store_
 
 try:
     from qdrant_client import AsyncQdrantClient, models
-except ImportError:  # pragma: no cover - the cache extra is installed wherever the tests run
+except ImportError:  # imported when the store is built: a startup error, not a failing request
     raise ConfigError(
         "vector_store.type 'qdrant' needs qdrant-client: pip install 'bifrost-asgi[cache]'"
     ) from None
@@ -151,15 +151,20 @@ class QdrantVectorStore:
         async with self._ready_lock:
             if self._ready:
                 return
-            if await self._client.collection_exists(self.collection):
-                await self._check_existing()
-            else:
+            if not await self._client.collection_exists(self.collection):
                 await self._create()
+            await self._check_existing()
             self._ready = True
 
     async def _create(self) -> None:
         params = models.VectorParams(size=self.dimension, distance=models.Distance.COSINE)
-        await self._client.create_collection(self.collection, vectors_config=params)
+        try:
+            await self._client.create_collection(self.collection, vectors_config=params)
+        except Exception:
+            # Another worker created it between our check and now: theirs serves (checked next).
+            if not await self._client.collection_exists(self.collection):
+                raise
+            return
         if self._server:
             tenant = models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
             await self._client.create_payload_index(self.collection, "namespace", field_schema=tenant)

@@ -19,8 +19,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from bifrost_asgi.cache.vectors import VectorHit, clamped, unit_vector
-from bifrost_asgi.errors import BifrostError, configuration_error, vector_store_unavailable
+from bifrost_asgi.config import ConfigError
+from bifrost_asgi.errors import BifrostError, vector_store_unavailable
 from bifrost_asgi.stores.sqlite import ThreadConnections
+
+try:
+    import sqlean
+    import sqlite_vec
+except ImportError:  # imported when the store is built: a startup error, not a failing request
+    raise ConfigError(
+        "the semantic cache's SQLite vector store needs sqlite-vec and sqlean.py: "
+        "pip install 'bifrost-asgi[cache]'"
+    ) from None
 
 __all__ = ["SQLiteVectorStore"]
 
@@ -108,8 +118,6 @@ class SQLiteVectorStore:
         def call() -> T:
             try:
                 return work(self._connections.get())
-            except BifrostError:
-                raise
             except Exception as exc:  # sqlean's errors are not sqlite3's: both are mapped here
                 raise _mapped(exc) from exc
 
@@ -118,14 +126,6 @@ class SQLiteVectorStore:
 
 def _connect(path: str, **kwargs: Any) -> sqlite3.Connection:
     """A sqlean.py connection with sqlite-vec loaded (it has `sqlite3.Connection`'s API)."""
-    try:
-        import sqlean
-        import sqlite_vec
-    except ImportError:
-        raise configuration_error(
-            "the semantic cache's SQLite vector store needs sqlite-vec and sqlean.py: "
-            "pip install 'bifrost-asgi[cache]'"
-        ) from None
     conn: sqlite3.Connection = sqlean.connect(path, **kwargs)
     conn.enable_load_extension(True)
     sqlite_vec.load(conn)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -118,12 +119,23 @@ async def test_an_entry_is_found_until_it_expires_and_never_after(store: VectorS
 
 
 async def test_expired_entries_are_purged_as_new_ones_arrive(store: VectorStore) -> None:
-    for i in range(20):
+    for i in range(100):
         await store.add(f"ns{i % 3}", f"old{i}", NORTH, b"old", T0 + 10)
     await store.nearest("ns0", NORTH, threshold=0.5, now=T0 + 500)  # the store learns the time
-    await store.add("ns0", "new", NORTH, b"new", T0 + 1000)
+    await store.add("ns0", "new", NORTH, b"new", T0 + 1000)  # each add removes a bounded number
+    await store.add("ns1", "new", NORTH, b"new", T0 + 1000)
 
-    assert await store.clear() == 1  # only the new entry was left to remove
+    assert await store.clear() == 2  # only the new entries were left to remove
+
+
+async def test_a_replaced_entry_lives_by_its_new_expiry(store: VectorStore) -> None:
+    await store.add("ns", "e", NORTH, b"first", T0 + 10)
+    await store.add("ns", "e", NORTH, b"second", T0 + 100)
+    await store.nearest("ns", EAST, threshold=0.5, now=T0 + 50)  # past the first expiry
+    await store.add("ns", "other", EAST, b"other", T0 + 100)  # purges what expired by then
+
+    hit = await store.nearest("ns", NORTH, threshold=0.9, now=T0 + 50)
+    assert hit is not None and hit.payload == b"second"
 
 
 async def test_adding_the_same_id_replaces_the_vector_and_payload(store: VectorStore) -> None:
@@ -426,3 +438,56 @@ def test_the_contract_suite_covers_every_supported_type() -> None:
     from bifrost_asgi.cache.vectors import SUPPORTED_TYPES
 
     assert set(FACTORIES) == set(SUPPORTED_TYPES)
+
+
+async def test_on_a_server_the_namespace_and_expiry_are_indexed(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = AsyncQdrantClient(location=":memory:")
+    indexed: list[tuple[str, Any]] = []
+
+    async def create_payload_index(collection: str, field_name: str, field_schema: Any) -> None:
+        indexed.append((field_name, field_schema))  # local mode has no payload indexes: record the ask
+
+    monkeypatch.setattr(client, "create_payload_index", create_payload_index)
+    store = QdrantVectorStore(client, dimension=DIM, collection="indexed", server=True)
+    await store.add("ns", "e", NORTH, b"x", LATER)
+    await store.add("ns", "f", NORTH, b"x", LATER)  # created once
+    await store.aclose()
+
+    assert [name for name, _ in indexed] == ["namespace", "expires_at"]
+    assert indexed[0][1].is_tenant is True
+    assert indexed[1][1] == models.PayloadSchemaType.FLOAT
+
+
+async def test_a_collection_another_worker_just_created_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    client = AsyncQdrantClient(location=":memory:")
+    first = QdrantVectorStore(client, dimension=DIM, collection="raced", server=False)
+    second = QdrantVectorStore(client, dimension=DIM, collection="raced", server=False)
+    await first.add("ns", "e", NORTH, b"first's", LATER)
+    real, asked = client.collection_exists, []
+
+    async def exists(name: str) -> bool:  # `second` looks before `first` created it, then after
+        asked.append(name)
+        return len(asked) > 1 and await real(name)
+
+    monkeypatch.setattr(client, "collection_exists", exists)
+    hit = await second.nearest("ns", NORTH, threshold=0.9, now=T0)
+    await client.close()
+    assert hit is not None and hit.payload == b"first's"
+    assert len(asked) == 2
+
+
+@pytest.mark.parametrize(
+    ("entry", "missing", "module"),
+    [
+        (None, "sqlite_vec", "bifrost_asgi.cache.vectors_sqlite"),
+        ({"type": "sqlite", "config": {"path": "v.db"}}, "sqlean", "bifrost_asgi.cache.vectors_sqlite"),
+        ({"type": "qdrant"}, "qdrant_client", "bifrost_asgi.cache.vectors_qdrant"),
+    ],
+)
+def test_without_the_cache_extra_building_the_store_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, entry: Any, missing: str, module: str
+) -> None:
+    monkeypatch.setitem(sys.modules, missing, None)  # `import` of it raises ImportError
+    monkeypatch.delitem(sys.modules, module)  # imported afresh, as on a machine without the extra
+    with pytest.raises(ConfigError, match=r"pip install 'bifrost-asgi\[cache\]'"):
+        build_vector_store(entry, dimension=DIM, default_sqlite_path=str(tmp_path / "g.db"))
