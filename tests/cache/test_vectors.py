@@ -25,6 +25,7 @@ from bifrost_asgi.cache.vectors_qdrant import QdrantVectorStore
 from bifrost_asgi.cache.vectors_sqlite import SQLiteVectorStore
 from bifrost_asgi.config import ConfigError
 from bifrost_asgi.errors import BifrostError
+from tests._procs import report_to
 
 DIM = 4
 T0 = 1_000_000.0
@@ -235,10 +236,7 @@ def _child(path: str, results: Queue[Any]) -> None:
         finally:
             await store.aclose()
 
-    try:
-        results.put(asyncio.run(run()))
-    except BaseException as exc:  # reported to the test instead of dying silently
-        results.put(repr(exc))
+    report_to(results, run)
 
 
 async def test_two_processes_share_the_sqlite_file(tmp_path: Path) -> None:
