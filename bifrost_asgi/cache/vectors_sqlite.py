@@ -12,9 +12,9 @@ own SQLite that can. Both ship as wheels (the ``cache`` extra): nothing is fetch
 
 from __future__ import annotations
 
-import array
 import asyncio
 import sqlite3
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -127,14 +127,18 @@ class SQLiteVectorStore:
 def _connect(path: str, **kwargs: Any) -> sqlite3.Connection:
     """A sqlean.py connection with sqlite-vec loaded (it has `sqlite3.Connection`'s API)."""
     conn: sqlite3.Connection = sqlean.connect(path, **kwargs)
-    conn.enable_load_extension(True)
-    sqlite_vec.load(conn)
-    conn.enable_load_extension(False)  # nothing run through this connection may load another
+    try:
+        conn.enable_load_extension(True)
+        sqlite_vec.load(conn)
+        conn.enable_load_extension(False)  # nothing run through this connection may load another
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
 def _blob(vector: tuple[float, ...]) -> bytes:
-    return array.array("f", vector).tobytes()
+    return struct.pack(f"<{len(vector)}f", *vector)  # sqlite-vec's float32 vector: little-endian
 
 
 def _mapped(exc: Exception) -> BifrostError:
