@@ -38,6 +38,7 @@ upstream faults in ``providers/http.py``, store faults in ``stores/``) by callin
     └── the gateway's own faults
         ├── configuration_error (500)
         ├── store_unavailable (503)  governance counters unreachable (fail closed)
+        ├── vector_store_unavailable (503)  the semantic cache's vector store failed
         ├── not_found (404)          a management-API record
         └── internal_error (500)     a bug of ours, never a traceback
 """
@@ -79,6 +80,7 @@ __all__ = [
     "unsupported_operation",
     "upstream",
     "upstream_failed",
+    "vector_store_unavailable",
 ]
 
 
@@ -345,6 +347,11 @@ def store_unavailable(detail: str) -> BifrostError:
     return BifrostError(
         503, f"governance store unavailable: {detail}", error_type="governance_store_unavailable"
     )
+
+
+def vector_store_unavailable(detail: str) -> BifrostError:
+    """The semantic cache's vector store (SQLite file, Qdrant) failed or could not be reached."""
+    return BifrostError(503, f"vector store unavailable: {detail}", error_type="vector_store_unavailable")
 
 
 def not_found(what: str) -> BifrostError:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Coroutine
+from multiprocessing.queues import Queue
+from typing import Any, TypeVar
 
-__all__ = ["die_with_test_run", "stop_process_group"]
+__all__ = ["die_with_test_run", "report_to", "stop_process_group"]
+
+T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
 
@@ -34,3 +40,12 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+def report_to(results: Queue[T | str], main: Callable[[], Coroutine[Any, Any, T]]) -> None:
+    """In a child process of a test: run ``main()`` and put its result on ``results``, or the repr of what
+    it raised, so the test sees the failure instead of the child dying silently."""
+    try:
+        results.put(asyncio.run(main()))
+    except BaseException as exc:
+        results.put(repr(exc))

@@ -99,6 +99,7 @@ PINNED = {
         "unsupported_operation",
         "upstream",
         "upstream_failed",
+        "vector_store_unavailable",
     ],
     "bifrost_asgi.observability": ["BudgetThreshold", "EVENTS", "Event", "Hooks"],
     "bifrost_asgi.governance": [

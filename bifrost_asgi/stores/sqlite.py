@@ -1,31 +1,41 @@
-"""One SQLite connection per worker thread, with the schema created once: shared by the key store and
-the log store (the counter store keeps its own single-thread executor)."""
+"""One SQLite connection per worker thread, with the schema created once: shared by the key store, the
+log store and the semantic cache's vector store (the counter store keeps its own single-thread executor)."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+from collections.abc import Callable
 
-__all__ = ["ThreadConnections"]
+__all__ = ["Connect", "ThreadConnections"]
+
+# Opens a connection the way `sqlite3.connect` does; another DB-API module with the same API (sqlean.py,
+# whose SQLite can load extensions) may stand in for it.
+Connect = Callable[..., sqlite3.Connection]
 
 
 class ThreadConnections:
     """WAL mode so readers never block the one writer; a busy timeout so processes wait their turn."""
 
-    def __init__(self, path: str, schema: str) -> None:
+    def __init__(self, path: str, schema: str, *, connect: Connect = sqlite3.connect) -> None:
         self.path = path
         self._schema = schema
+        self._connect = connect
         self._local = threading.local()
         self._schema_lock = threading.Lock()
         self._ready = False
+        self._opened: list[tuple[int, sqlite3.Connection]] = []  # (pid, connection), for close_all
 
     def get(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            conn = self._connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=10000")
             self._local.conn = conn
+            with self._schema_lock:
+                self._opened.append((os.getpid(), conn))
         if not self._ready:  # checked again under the lock: only the first caller creates the schema
             with self._schema_lock:
                 if not self._ready:
@@ -38,3 +48,13 @@ class ThreadConnections:
         if conn is not None:
             conn.close()
             self._local.conn = None
+
+    def close_all(self) -> None:
+        """Close every connection this process opened (call when no query is running). Connections
+        inherited through fork() are left alone: closing them could drop the parent's file locks."""
+        with self._schema_lock:
+            opened, self._opened = self._opened, []
+            self._local = threading.local()
+        for pid, conn in opened:
+            if pid == os.getpid():
+                conn.close()

@@ -39,6 +39,7 @@ from bifrost_asgi.stores.counters import (
     shielded,
     shielded_admit,
 )
+from tests._procs import report_to
 
 
 def utc(
@@ -347,10 +348,7 @@ def _worker(spec: StoreSpec, start: Barrier, results: Queue[int | str]) -> None:
         finally:
             await store.aclose()
 
-    try:
-        results.put(asyncio.run(run()))
-    except BaseException as exc:  # reported to the test instead of dying silently
-        results.put(repr(exc))
+    report_to(results, run)
 
 
 def test_200_admissions_from_4_processes_admit_exactly_50(shared_spec: StoreSpec) -> None:
