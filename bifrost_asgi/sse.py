@@ -88,10 +88,9 @@ class SSEDecoder:
         return batch
 
     def finish(self) -> list[SSEEvent]:
-        """The last event, when the stream ended without the blank line that closes it."""
-        tail = b"".join(self._pending) + (b"\r" if self._cr else b"")
-        self._pending, self._cr = [], False
-        event = _parse_block(tail) if tail.strip() else None
+        """The last event, when the stream ended without the blank line that closes it: the decoder's last
+        call (a tail of only whitespace parses to no event)."""
+        event = _parse_block(b"".join(self._pending) + (b"\r" if self._cr else b""))
         return [event] if event is not None else []
 
     def _grow(self, size: int) -> None:
