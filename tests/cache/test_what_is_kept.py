@@ -1,0 +1,75 @@
+"""What is never kept: answers that call the client's tools (unless configured), Messages streams that
+failed or were cut off (a native Anthropic upstream)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from tests.anthropic_upstream import AnthropicUpstream
+from tests.cache.conftest import KEY_A, Cached, cached_config
+from tests.conftest import LiveServer, serve
+from tests.test_anthropic_integration import WEATHER
+
+CACHE = {"x-bf-cache-key": "kept"}
+HI: Any = [{"role": "user", "content": "Hi"}]
+
+
+@pytest.fixture(scope="module")
+def claude() -> Iterator[tuple[AnthropicUpstream, LiveServer]]:
+    app = AnthropicUpstream()
+    live = serve(app)
+    yield app, live
+    live.stop()
+
+
+def start(
+    cached_gateway: Any, upstream_url: str, claude: tuple[AnthropicUpstream, LiveServer], **config: Any
+) -> anthropic.Anthropic:
+    claude[0].state.reset()
+    data = cached_config(upstream_url, **config)
+    data["providers"]["anthropic"] = {
+        "keys": [{"value": "sk-ant"}],
+        "network_config": {"base_url": claude[1].url},
+    }
+    gateway: Cached = cached_gateway(data)
+    return anthropic.Anthropic(
+        base_url=gateway.url + "/anthropic", api_key=KEY_A, default_headers=CACHE, max_retries=0
+    )
+
+
+def test_tool_calls_are_not_kept_unless_configured(
+    cached_gateway: Any, upstream_url: str, claude: Any
+) -> None:
+    ant = start(cached_gateway, upstream_url, claude)
+    ask: Any = {"model": "claude-sonnet-4-6", "max_tokens": 50, "messages": HI, "tools": [WEATHER]}
+    for _ in range(2):
+        assert ant.messages.create(**ask).stop_reason == "tool_use"
+        with ant.messages.stream(**ask) as stream:
+            assert stream.get_final_message().stop_reason == "tool_use"
+    assert len(claude[0].state.requests) == 4
+    ant.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=HI)
+    ant.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=HI)
+    assert len(claude[0].state.requests) == 5  # a plain answer is kept
+
+    ant = start(cached_gateway, upstream_url, claude, cache_tool_calls=True)
+    for _ in range(2):
+        ant.messages.create(**ask)
+    assert len(claude[0].state.requests) == 1
+
+
+@pytest.mark.parametrize("model", ["error-mid-stream", "truncated-stream"])
+def test_a_failed_or_cut_off_stream_is_not_kept(
+    cached_gateway: Any, upstream_url: str, claude: Any, model: str
+) -> None:
+    ant = start(cached_gateway, upstream_url, claude)
+    for _ in range(2):
+        with (
+            pytest.raises(anthropic.APIError),
+            ant.messages.stream(model=model, max_tokens=50, messages=HI) as stream,
+        ):
+            stream.get_final_message()
+    assert len(claude[0].state.requests) == 2
