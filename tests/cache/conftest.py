@@ -10,7 +10,7 @@ import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
 from bifrost_asgi.adapters.principal import PRINCIPAL_SCOPE_KEY, Principal
-from bifrost_asgi.cache.runtime import ResponseCache
+from bifrost_asgi.cache.runtime import ResponseCache, VectorIndex
 from bifrost_asgi.gateway import Gateway
 from tests.conftest import LiveServer, serve
 from tests.governance.conftest import redis_url  # noqa: F401  (the fixture: the local Redis server)
@@ -70,8 +70,10 @@ def cached_gateway() -> Iterator[Callable[[dict[str, Any]], Cached]]:
     """Start gateways (behind `HostUsers`) from config dicts; stopped after the test."""
     live: list[LiveServer] = []
 
-    def start(data: dict[str, Any]) -> Cached:
+    def start(data: dict[str, Any], vectors: VectorIndex | None = None) -> Cached:
         app = create_app(GatewayConfig.from_dict(data))
+        if vectors is not None:  # a vector store of the test's own, in place of the configured one
+            app.state.gateway.cache.vectors = vectors
         server = serve(HostUsers(app))
         live.append(server)
         return Cached(server.url, app.state.gateway)
