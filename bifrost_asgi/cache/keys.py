@@ -57,7 +57,6 @@ class CacheState:
     debug: dict[str, Any]  # extra_fields.cache_debug
     vector: list[float] | None = None  # the request's embedding, kept with its answer
     hit_type: str | None = None
-    complete: bool = False  # a captured stream ran to its end
     batches: list[list[list[Any]]] | None = None  # a stream's events as captured (entries.py)
     extra: Headers = field(default_factory=list)
 

@@ -3,8 +3,9 @@
     serve:    plan the request's entry -> direct lookup -> semantic lookup -> on a hit, admission (one
               request, no tokens, no cost) and the answer rendered again by the request's own surface;
               on a miss, the attempts (a stream is captured as it is delivered)
-    remember: after the answer was sent, keep it — a JSON answer as accepted, a stream only when it
-              ran to its end (never one that failed or was cut off), never under x-bf-cache-no-store
+    remember: keep a JSON answer before it is sent, a stream when it ran to its end (before its
+              terminator is sent: a client that has the whole answer finds it cached); never one that
+              failed or was cut off, never under x-bf-cache-no-store
 
 The cache never fails a request: a store or embedding fault is logged and counts as a miss.
 """
@@ -52,17 +53,18 @@ async def serve(
     served = await attempts()
     if served.chunks is not None and not state.no_store:
         state.batches = []
-        served.chunks = _captured(served.chunks, state)
+        served.chunks = _captured(served.chunks, cache, state, served)
     return served
 
 
-async def remember(gw: Gateway, cache: ResponseCache, req: Request, served: Served | None) -> None:
-    """Keep a complete answer the request's plan allows; never raises (the answer is already sent)."""
+async def remember(cache: ResponseCache, req: Request, served: Served) -> None:
+    """Keep a JSON answer the request's plan allows (a stream keeps itself as it ends); never raises."""
     state = req.cache
-    if state is None or served is None or served.cache_hit is not None or state.no_store:
-        return
-    if served.error is not None or (served.chunks is not None and not state.complete):
-        return
+    if state is not None and served.cache_hit is None and not state.no_store and served.reply is not None:
+        await _keep_safely(cache, state, served)
+
+
+async def _keep_safely(cache: ResponseCache, state: CacheState, served: Served) -> None:
     try:
         await _keep(cache, state, served)
     except Exception as exc:  # a store fault costs this entry, never the request
@@ -143,9 +145,11 @@ async def _hit(gw: Gateway, req: Request, surface: Surface, entry: Entry) -> Ser
 # -- keeping ------------------------------------------------------------------------------------------------
 
 
-async def _captured(chunks: ChunkStream, state: CacheState) -> AsyncIterator[list[Chunk]]:
+async def _captured(
+    chunks: ChunkStream, cache: ResponseCache, state: CacheState, served: Served
+) -> AsyncIterator[list[Chunk]]:
     """The provider's stream, passed on batch by batch and copied for the cache as it goes (before
-    encoding adds to the events); ``state.complete`` once it ran to its end."""
+    encoding adds to the events); kept once it ran to its end. A failure ends it before that point."""
     kept = state.batches
     try:
         async for batch in chunks:
@@ -155,7 +159,8 @@ async def _captured(chunks: ChunkStream, state: CacheState) -> AsyncIterator[lis
                 except (UnicodeDecodeError, TypeError):  # not text: this stream is not kept
                     kept = state.batches = None
             yield batch
-        state.complete = kept is not None
+        if kept is not None:
+            await _keep_safely(cache, state, served)
     finally:
         await aclose_stream(chunks)
 

@@ -4,12 +4,12 @@
     -> parse it (the surface: its dialect's required fields; fallbacks)
     -> authorize (virtual key, signed token or the host's user)
     -> resolve the targets once (the surface names the primary; the fallbacks follow)
-    -> cache lookup: a hit is answered from the cache (cache/step.py; only when the plugin is on)
+    -> cache lookup: a hit is answered from the cache, a complete answer is kept (cache/step.py; only
+       when the plugin is on)
     -> attempts: per target the surface's call, admission, provider with retries and key rotation,
        fallbacks on failure                                                  (pipeline/attempts.py)
     -> respond: price the reported usage once, then the surface renders the JSON answer, or its stream
        is pumped                                                             (pipeline/streaming.py)
-    -> keep the answer in the cache (a JSON answer, or a stream that completed)
     -> settle the reservation and write the usage log record                 (pipeline/accounting.py)
     -> metrics and spans: opened at the start, recorded once at the end      (observability/)
 
@@ -87,9 +87,9 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
             if served.chunks is not None:
                 await _stream(gw, surface, req, served, send, receive)
             else:
+                if req.cache is not None and gw.cache is not None:
+                    await remember(gw.cache, req, served)  # before it is sent: the client may ask again
                 await _reply(gw, surface, req, served, send)
-            if req.cache is not None and gw.cache is not None:
-                await remember(gw, gw.cache, req, served)
         finally:
             await finish(gw, req, served, served.error)
     finally:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import anthropic
+import openai
 import pytest
 
 from bifrost_asgi import GatewayConfig, create_app
@@ -56,19 +58,34 @@ class HostUsers:
 
 @dataclass
 class Cached:
+    """A started gateway, and the SDK clients made for it (closed with it)."""
+
     url: str
     gw: Gateway
+    clients: list[Any] = field(default_factory=list)
 
     @property
     def cache(self) -> ResponseCache:
         assert self.gw.cache is not None
         return self.gw.cache
 
+    def openai(self, key: str = KEY_A, **headers: str) -> openai.OpenAI:
+        c = openai.OpenAI(base_url=self.url + "/v1", api_key=key, default_headers=headers, max_retries=0)
+        self.clients.append(c)
+        return c
+
+    def anthropic(self, key: str = KEY_A, **headers: str) -> anthropic.Anthropic:
+        url = self.url + "/anthropic"
+        c = anthropic.Anthropic(base_url=url, api_key=key, default_headers=headers, max_retries=0)
+        self.clients.append(c)
+        return c
+
 
 @pytest.fixture
 def cached_gateway() -> Iterator[Callable[[dict[str, Any]], Cached]]:
     """Start gateways (behind `HostUsers`) from config dicts; stopped after the test."""
     live: list[LiveServer] = []
+    started: list[Cached] = []
 
     def start(data: dict[str, Any], vectors: VectorIndex | None = None) -> Cached:
         app = create_app(GatewayConfig.from_dict(data))
@@ -76,8 +93,12 @@ def cached_gateway() -> Iterator[Callable[[dict[str, Any]], Cached]]:
             app.state.gateway.cache.vectors = vectors
         server = serve(HostUsers(app))
         live.append(server)
-        return Cached(server.url, app.state.gateway)
+        started.append(Cached(server.url, app.state.gateway))
+        return started[-1]
 
     yield start
+    for gateway in started:
+        for c in gateway.clients:
+            c.close()
     for server in live:
         server.stop()

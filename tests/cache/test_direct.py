@@ -14,7 +14,7 @@ QUESTION: Any = [{"role": "user", "content": "What is the capital of France?"}]
 
 
 def client(gateway: Cached, key: str = KEY_A, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, default_headers=headers, max_retries=0)
+    return gateway.openai(key, **headers)
 
 
 def ask(c: openai.OpenAI, **headers: str) -> tuple[dict[str, Any], Any]:

@@ -10,10 +10,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import openai
 import pytest
 
-from tests.cache.conftest import KEY_A, Cached, cached_config
+from tests.cache.conftest import Cached, cached_config
 from tests.media_upstream import running
 from tests.upstream import ANSWER, Upstream
 from tests.upstream_base import Recorded, RecordingState, UpstreamApp, send_json
@@ -114,7 +113,7 @@ def gateway(cached_gateway: Any, upstream_url: str, words: tuple[WordEmbeddings,
 
 
 def ask(gateway: Cached, question: str, **headers: str) -> tuple[dict[str, Any], Any]:
-    c = openai.OpenAI(base_url=gateway.url + "/v1", api_key=KEY_A, max_retries=0)
+    c = gateway.openai()
     raw = c.chat.completions.with_raw_response.create(
         model="openai/gpt-4o-mini",
         messages=[{"role": "user", "content": question}],

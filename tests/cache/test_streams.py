@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import anthropic
 import httpx
-import openai
 import orjson
 import pytest
 
@@ -94,7 +92,7 @@ def test_a_stream_is_replayed_as_it_was_sent(
 
 
 def test_the_sdk_reads_a_replayed_stream(gateway: Cached, upstream: Upstream) -> None:
-    c = openai.OpenAI(base_url=gateway.url + "/v1", api_key=KEY_A, default_headers=CACHE, max_retries=0)
+    c = gateway.openai(**CACHE)
     texts = []
     for _ in range(2):
         stream = c.chat.completions.create(model="openai/gpt-4o-mini", messages=QUESTION, stream=True)
@@ -129,9 +127,7 @@ def _no_id(event: Event) -> Event:
 
 
 def test_anthropic_messages_are_cached_json_and_stream(gateway: Cached, upstream: Upstream) -> None:
-    ant = anthropic.Anthropic(
-        base_url=gateway.url + "/anthropic", api_key=KEY_A, default_headers=CACHE, max_retries=0
-    )
+    ant = gateway.anthropic(**CACHE)
     ask: Any = {"model": "openai/gpt-4o-mini", "max_tokens": 50, "messages": QUESTION}
     first = ant.messages.with_raw_response.create(**ask)
     second = ant.messages.with_raw_response.create(**ask)
@@ -159,7 +155,7 @@ def test_embeddings_are_cached(cached_gateway: Any, upstream_url: str) -> None:
             "network_config": network,
         }
         gateway = cached_gateway(data)
-        c = openai.OpenAI(base_url=gateway.url + "/v1", api_key=KEY_A, default_headers=CACHE, max_retries=0)
+        c = gateway.openai(**CACHE)
         first = c.embeddings.with_raw_response.create(model="media/text-embedding-3-small", input="hello")
         second = c.embeddings.with_raw_response.create(model="media/text-embedding-3-small", input="hello")
         assert len(media.state.requests) == 1

@@ -10,7 +10,7 @@ import anthropic
 import pytest
 
 from tests.anthropic_upstream import AnthropicUpstream
-from tests.cache.conftest import KEY_A, Cached, cached_config
+from tests.cache.conftest import Cached, cached_config
 from tests.conftest import LiveServer, serve
 from tests.test_anthropic_integration import WEATHER
 
@@ -36,9 +36,7 @@ def start(
         "network_config": {"base_url": claude[1].url},
     }
     gateway: Cached = cached_gateway(data)
-    return anthropic.Anthropic(
-        base_url=gateway.url + "/anthropic", api_key=KEY_A, default_headers=CACHE, max_retries=0
-    )
+    return gateway.anthropic(**CACHE)
 
 
 def test_tool_calls_are_not_kept_unless_configured(
