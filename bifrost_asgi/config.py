@@ -237,7 +237,7 @@ class GatewayConfig(_Section):
         # Imported here: the cache's config module builds on this one.
         from bifrost_asgi.cache.config import cache_config
 
-        cache_config(config)  # a bad semantic_cache entry stops the load, naming the field
+        cache_config(config, warn=True)  # a bad semantic_cache entry stops the load, naming the field
         _warn_plugins(config, source)
         return _without_version_suffixes(config)
 

@@ -9,6 +9,7 @@ the cache runs direct-only (exact hash). ``store`` and ``cache_tool_calls`` are 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -19,6 +20,8 @@ from bifrost_asgi.config import ConfigError, GatewayConfig
 from bifrost_asgi.governance.config import ConfigSection
 
 __all__ = ["PLUGIN_NAME", "CacheConfig", "CacheStoreConfig", "cache_config", "parse_duration"]
+
+log = logging.getLogger("bifrost_asgi.config")
 
 PLUGIN_NAME = "semantic_cache"
 # Go's time.ParseDuration units, which Bifrost's "ttl" accepts ("5m", "1h30m", "1.5h", "300ms").
@@ -117,9 +120,9 @@ class CacheConfig(ConfigSection):
         return self.provider is not None
 
 
-def cache_config(config: GatewayConfig) -> CacheConfig | None:
+def cache_config(config: GatewayConfig, *, warn: bool = False) -> CacheConfig | None:
     """The enabled ``semantic_cache`` entry of ``plugins``, parsed; None when there is none. A bad entry
-    is a ConfigError naming the field."""
+    is a ConfigError naming the field; with ``warn``, fields we ignore are logged by name."""
     found: CacheConfig | None = None
     for index, entry in enumerate(config.plugins):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("name"), str):
@@ -128,9 +131,21 @@ def cache_config(config: GatewayConfig) -> CacheConfig | None:
             continue
         if found is not None:
             raise ConfigError(f"plugins[{index}]: semantic_cache is enabled twice")
-        found = _parse(entry.get("config") or {}, f"plugins[{index}].config")
-        _check_provider(found, config, f"plugins[{index}].config")
+        path = f"plugins[{index}].config"
+        found = _parse(entry.get("config") or {}, path)
+        _check_provider(found, config, path)
+        if warn:
+            _warn_ignored(found, path)
     return found
+
+
+def _warn_ignored(cache: CacheConfig, path: str) -> None:
+    for section, where in ((cache, path), (cache.store, f"{path}.store")):
+        for name in section.model_extra or {}:
+            if name in section.bifrost_only:
+                log.warning("%s.%s is Bifrost's; bifrost-asgi does not use it: ignored", where, name)
+            else:
+                log.warning("%s: unknown field %r ignored", where, name)
 
 
 def _parse(data: Any, path: str) -> CacheConfig:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -74,3 +75,11 @@ def test_bad_plugin_lists_are_refused() -> None:
     twice = [{"name": "semantic_cache"}, {"name": "semantic_cache", "config": {"ttl": 5}}]
     with pytest.raises(ConfigError, match=r"plugins\[1\]: semantic_cache is enabled twice"):
         GatewayConfig.from_dict({"plugins": twice})
+
+
+def test_fields_we_do_not_use_are_named(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="bifrost_asgi.config"):
+        config_with({"keys": [{"value": "sk"}], "frobnicate": 1, "store": {"colour": "red"}})
+    assert "plugins[0].config.keys is Bifrost's; bifrost-asgi does not use it: ignored" in caplog.text
+    assert "plugins[0].config: unknown field 'frobnicate' ignored" in caplog.text
+    assert "plugins[0].config.store: unknown field 'colour' ignored" in caplog.text
