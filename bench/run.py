@@ -218,14 +218,16 @@ def _floor_argv(upstream: Server, kind: str, transport: str, port: int) -> list[
     return [PYTHON, str(BENCH / "floor.py"), "--upstream", upstream.base_url, "--port", str(port), *opts]
 
 
-def start_servers(stack: ExitStack, plan: Plan, kinds: Sequence[str]) -> list[Target]:
+def start_servers(
+    stack: ExitStack, plan: Plan, kinds: Sequence[str], transports: Sequence[str] = TRANSPORTS
+) -> list[Target]:
     """The upstream first, then one floor/gateway process per kind and transport; all stopped by ``stack``."""
     port = free_port()
     argv = [PYTHON, str(BENCH / "upstream.py"), "--port", str(port)]
     upstream = stack.enter_context(serving("upstream", argv, port, plan.out, plan.shared_cpus()))
     targets = [Target("direct", None, upstream)]
     for kind in kinds:
-        for transport in TRANSPORTS:
+        for transport in transports:
             port = free_port()
             env = None
             if kind in GATEWAY_KINDS:
@@ -409,6 +411,9 @@ def _parser() -> argparse.ArgumentParser:
         help="which proxies besides direct (also: gateway-cache, direct cache hits; gateway-cache-miss, "
         "caching on and every request another cache key)",
     )
+    parser.add_argument(
+        "--transports", default=",".join(TRANSPORTS), help="http_transport values (aiohttp: the default)"
+    )
     parser.add_argument("--concurrency", default="1,16", help="which of 1 (latency, TTFB) and 16 (RPS)")
     parser.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
@@ -510,7 +515,7 @@ def run(args: argparse.Namespace) -> Path:
         print(f"baseline: bifrost_asgi at {plan.baseline_version}", flush=True)
     with ExitStack() as stack:
         kinds = args.kinds.split(",") + (["gateway-nometrics"] if args.metrics else [])
-        targets = start_servers(stack, plan, kinds)
+        targets = start_servers(stack, plan, kinds, args.transports.split(","))
         for target in targets:
             for scenario in plan.scenarios:
                 check(target, scenario, plan.bodies[scenario.name])
