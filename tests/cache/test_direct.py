@@ -153,3 +153,42 @@ def test_long_conversations_are_not_cached(gateway: Cached, upstream: Upstream) 
     for _ in range(2):
         c.chat.completions.create(model="openai/gpt-4o-mini", messages=turns)
     assert len(upstream.state.requests) == 2
+
+
+def test_token_counts_are_never_cached(gateway: Cached, upstream: Upstream) -> None:
+    c = client(gateway, **{"x-bf-cache-key": "counts"})
+    for _ in range(2):
+        raw = c.responses.input_tokens.with_raw_response.count(model="openai/gpt-4o-mini", input="hi")
+        assert "x-bifrost-cache-hit" not in raw.headers
+        answer: Any = raw.parse().to_dict()
+        assert "cache_debug" not in answer["extra_fields"]
+
+
+def test_the_system_prompt_may_be_left_out_of_the_match(
+    cached_gateway: Any, upstream_url: str, upstream: Upstream
+) -> None:
+    def ask_with(gateway: Cached, system: str) -> Any:
+        c = client(gateway, **{"x-bf-cache-key": "system"})
+        turns: Any = [{"role": "system", "content": system}, *QUESTION]
+        return c.chat.completions.with_raw_response.create(model="openai/gpt-4o-mini", messages=turns).headers
+
+    plain: Cached = cached_gateway(cached_config(upstream_url))
+    ask_with(plain, "Be brief.")
+    assert ask_with(plain, "Be verbose.")["x-bifrost-cache-hit"] == "false"
+    excluding: Cached = cached_gateway(cached_config(upstream_url, exclude_system_prompt=True))
+    ask_with(excluding, "Be brief.")
+    assert ask_with(excluding, "Be verbose.")["x-bifrost-cache-hit"] == "true"
+    assert len(upstream.state.requests) == 3
+
+
+def test_without_cache_by_model_another_model_is_served(
+    cached_gateway: Any, upstream_url: str, upstream: Upstream
+) -> None:
+    gateway: Cached = cached_gateway(cached_config(upstream_url, cache_by_model=False))
+    c = client(gateway, **{"x-bf-cache-key": "models"})
+    c.chat.completions.create(model="openai/gpt-4o-mini", messages=QUESTION)
+    raw = c.chat.completions.with_raw_response.create(model="openai/gpt-4o", messages=QUESTION)
+    assert raw.headers["x-bifrost-cache-hit"] == "true"
+    answer: Any = raw.parse().to_dict()
+    assert answer["extra_fields"]["cache_debug"]["requested_model"] == "gpt-4o"
+    assert len(upstream.state.requests) == 1

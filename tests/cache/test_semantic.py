@@ -181,3 +181,21 @@ def test_an_embedding_failure_is_a_miss_not_an_error(
         assert answer["choices"][0]["message"]["content"] == ANSWER
     # Both served by the provider; the second found the first by its exact wording.
     assert [r.path for r in upstream.state.requests].count("/v1/chat/completions") == 1
+
+
+def test_an_embedding_of_the_wrong_size_is_a_miss(
+    cached_gateway: Any, upstream_url: str, upstream: Upstream, words: tuple[WordEmbeddings, str]
+) -> None:
+    data = cached_config(
+        upstream_url, provider="words", embedding_model="bag-of-words", dimension=DIMENSION + 1
+    )
+    data["providers"]["words"] = {
+        "kind": "openai",
+        "keys": [{"value": "sk"}],
+        "network_config": {"base_url": words[1]},
+    }
+    gateway: Cached = cached_gateway(data, vectors=FakeVectors())
+    ask(gateway, ASKED)
+    _, headers = ask(gateway, PARAPHRASE)
+    assert headers["x-bifrost-cache-hit"] == "false"
+    assert len(upstream.state.requests) == 2

@@ -11,7 +11,8 @@ import pytest
 
 from tests.anthropic_upstream import AnthropicUpstream
 from tests.cache.conftest import Cached, cached_config
-from tests.conftest import LiveServer, serve
+from tests.cache.test_streams import events, framing, sse, without_gateway_fields
+from tests.media_upstream import running
 from tests.test_anthropic_integration import WEATHER
 
 CACHE = {"x-bf-cache-key": "kept"}
@@ -19,24 +20,29 @@ HI: Any = [{"role": "user", "content": "Hi"}]
 
 
 @pytest.fixture(scope="module")
-def claude() -> Iterator[tuple[AnthropicUpstream, LiveServer]]:
-    app = AnthropicUpstream()
-    live = serve(app)
-    yield app, live
-    live.stop()
+def claude() -> Iterator[tuple[AnthropicUpstream, str]]:
+    with running(AnthropicUpstream()) as served:
+        yield served
 
 
 def start(
-    cached_gateway: Any, upstream_url: str, claude: tuple[AnthropicUpstream, LiveServer], **config: Any
+    cached_gateway: Any, upstream_url: str, claude: tuple[AnthropicUpstream, str], **config: Any
 ) -> anthropic.Anthropic:
+    return started(cached_gateway, upstream_url, claude, **config).anthropic(**CACHE)
+
+
+def started(
+    cached_gateway: Any, upstream_url: str, claude: tuple[AnthropicUpstream, str], **config: Any
+) -> Cached:
+    """A caching gateway with the Anthropic upstream as provider ``anthropic``."""
     claude[0].state.reset()
     data = cached_config(upstream_url, **config)
     data["providers"]["anthropic"] = {
         "keys": [{"value": "sk-ant"}],
-        "network_config": {"base_url": claude[1].url},
+        "network_config": {"base_url": claude[1]},
     }
     gateway: Cached = cached_gateway(data)
-    return gateway.anthropic(**CACHE)
+    return gateway
 
 
 def test_tool_calls_are_not_kept_unless_configured(
@@ -71,3 +77,17 @@ def test_a_failed_or_cut_off_stream_is_not_kept(
         ):
             stream.get_final_message()
     assert len(claude[0].state.requests) == 2
+
+
+def test_a_translated_stream_is_replayed_as_it_was_sent(
+    cached_gateway: Any, upstream_url: str, claude: Any
+) -> None:
+    gateway = started(cached_gateway, upstream_url, claude)
+    body = {"model": "anthropic/claude-sonnet-4-6", "input": "Hi", "stream": True}  # Messages -> Responses
+    first, _ = sse(gateway, "/v1/responses", body)
+    second, headers = sse(gateway, "/v1/responses", body)
+    assert headers["x-bifrost-cache-hit"] == "true" and len(claude[0].state.requests) == 1
+    assert framing(second) == framing(first)
+    assert without_gateway_fields(events(second)) == without_gateway_fields(events(first))
+    [done] = [data for name, data in events(second) if name == "response.completed"]
+    assert done["response"]["usage"]["cost"]["total_cost"] == 0  # the replayed usage, free
