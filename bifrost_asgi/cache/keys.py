@@ -88,20 +88,24 @@ def plan(config: CacheConfig, req: Request) -> CacheState | None:
     kind = _kind(hints)
     body = _normalised(req.body, req.op, config.exclude_system_prompt)
     scope = _scope(config, req, cache_key)
-    text_field = _TEXT_FIELD.get(req.op)
-    params = {k: v for k, v in body.items() if k != text_field and k not in _SYSTEM_FIELDS}
     provider, model = req.targets[0]
-    return CacheState(
+    state = CacheState(
         direct_id=_digest(scope, body),
-        namespace=_digest(scope, params),
+        namespace="",
         ttl=_ttl(hints, config.ttl),
         threshold=_threshold(hints, config.threshold),
         direct=kind != "semantic",
         semantic=config.semantic and kind != "direct" and req.op is not Op.EMBEDDINGS,
         no_store=hints.get(b"no-store", b"").lower() == b"true",
-        text=_embedded_text(body, text_field),
+        text="",
         debug={"cache_hit": False, "requested_provider": provider, "requested_model": model},
     )
+    if state.semantic:  # what only a semantic lookup needs: the text, and the neighbourhood to search
+        text_field = _TEXT_FIELD.get(req.op)
+        params = {k: v for k, v in body.items() if k != text_field and k not in _SYSTEM_FIELDS}
+        state.namespace = _digest(scope, params)
+        state.text = _embedded_text(body, text_field)
+    return state
 
 
 def calls_tools(text: str) -> bool:

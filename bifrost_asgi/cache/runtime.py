@@ -22,9 +22,14 @@ log = logging.getLogger("bifrost_asgi.cache")
 class Hit(Protocol):
     """A vector store's nearest entry (``cache.vectors.VectorHit``)."""
 
-    entry_id: str
-    similarity: float
-    payload: bytes
+    @property
+    def entry_id(self) -> str: ...
+
+    @property
+    def similarity(self) -> float: ...
+
+    @property
+    def payload(self) -> bytes: ...
 
 
 class VectorIndex(Protocol):

@@ -16,8 +16,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import orjson
-
 from bifrost_asgi.cache.entries import Entry, dump_entry, freeze_chunk, load_entry, replay
 from bifrost_asgi.cache.keys import CacheState, calls_tools, plan
 from bifrost_asgi.cache.runtime import ResponseCache
@@ -173,11 +171,11 @@ async def _keep(cache: ResponseCache, state: CacheState, served: Served) -> None
     else:
         entry.reply = served.reply
     config = cache.config
-    if not config.cache_tool_calls and _calls_tools(entry):
-        return  # the next turn depends on what the client's tools return
     payload = dump_entry(entry)
     if len(payload) > config.store.max_entry_bytes:
         return
+    if not config.cache_tool_calls and _calls_tools(entry, payload):
+        return  # the next turn depends on what the client's tools return
     if state.direct:
         await cache.entries.put(state.direct_id, payload, state.ttl)
     if state.semantic and state.vector is not None and cache.vectors is not None:
@@ -190,9 +188,9 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message[:200]}" if message else type(exc).__name__
 
 
-def _calls_tools(entry: Entry) -> bool:
-    """Whether the answer calls the client's tools (its events or body say so)."""
+def _calls_tools(entry: Entry, payload: bytes) -> bool:
+    """Whether the answer calls the client's tools: one of its events says so, or its body (which the
+    payload holds as JSON, not as an escaped string)."""
     if entry.batches is not None:
         return any(calls_tools(c[1] or c[2] or "") for batch in entry.batches for c in batch)
-    reply = entry.reply
-    return reply is not None and reply.content is None and calls_tools(orjson.dumps(reply.body).decode())
+    return entry.reply is not None and entry.reply.content is None and calls_tools(payload.decode())
