@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -58,7 +58,6 @@ class CacheState:
     vector: list[float] | None = None  # the request's embedding, kept with its answer
     hit_type: str | None = None
     batches: list[list[list[Any]]] | None = None  # a stream's events as captured (entries.py)
-    extra: Headers = field(default_factory=list)
 
     def headers(self) -> Headers:
         """The ``x-bifrost-cache-*`` answer headers."""
