@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bifrost_asgi import GatewayConfig, create_app
 from bifrost_asgi.gateway import Gateway
@@ -26,7 +27,7 @@ async def used(gw: Gateway, key_id: str) -> dict[str, float]:
 
 
 async def test_a_hit_counts_as_a_request_and_costs_nothing(
-    upstream_url: str, upstream: Upstream, tmp_path: Path
+    upstream_url: str, upstream: Upstream, tmp_path: Path, spans: InMemorySpanExporter
 ) -> None:
     data = cached_config(upstream_url)
     data["governance"]["logs"] = {"path": str(tmp_path / "logs.db"), "flush_interval_ms": 10}
@@ -38,6 +39,10 @@ async def test_a_hit_counts_as_a_request_and_costs_nothing(
             await _check(c, gw, upstream)
     finally:
         await gw.aclose()
+    marked = [
+        dict(span.attributes or {}).get("bifrost.cache.hit_type") for span in spans.get_finished_spans()
+    ]
+    assert marked.count("direct") == 1  # the hit's request span, and no other
 
 
 async def _check(c: httpx.AsyncClient, gw: Gateway, upstream: Upstream) -> None:
