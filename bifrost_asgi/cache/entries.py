@@ -49,7 +49,6 @@ class Entry:
     provider: str
     model: str
     op: Op
-    key_name: str | None
     expires_at: float
     reply: Reply | None = None
     batches: list[list[list[Any]]] | None = None
@@ -60,7 +59,6 @@ def dump_entry(entry: Entry) -> bytes:
         "provider": entry.provider,
         "model": entry.model,
         "op": entry.op.value,
-        "key": entry.key_name,
         "exp": entry.expires_at,
     }
     if entry.reply is not None:
@@ -79,7 +77,7 @@ def dump_entry(entry: Entry) -> bytes:
 def load_entry(payload: bytes) -> Entry:
     """An entry from its bytes; ValueError (or KeyError/TypeError) when they are not one of ours."""
     record = orjson.loads(payload)
-    entry = Entry(record["provider"], record["model"], Op(record["op"]), record["key"], float(record["exp"]))
+    entry = Entry(record["provider"], record["model"], Op(record["op"]), float(record["exp"]))
     if "batches" in record:
         entry.batches = record["batches"]
     else:

@@ -124,7 +124,8 @@ async def _semantic(gw: Gateway, cache: ResponseCache, state: CacheState, now: f
 async def _hit(gw: Gateway, req: Request, surface: Surface, entry: Entry) -> Served:
     """A cached answer as this request's: admitted (it counts as one request against the key's limits,
     and its access rules still apply), costing nothing, rendered by the request's own surface."""
-    served = Served(entry.provider, entry.model, 0, entry.key_name, entry.op, reply=entry.reply)
+    # No provider key was used: the hit names none (in its log record and metrics).
+    served = Served(entry.provider, entry.model, 0, None, entry.op, reply=entry.reply)
     served.cache_hit = req.cache.hit_type if req.cache is not None else None
     served.cost = dict(ZERO_COST)
     provider, model = req.targets[0]
@@ -165,7 +166,7 @@ async def _captured(
 
 async def _keep(cache: ResponseCache, state: CacheState, served: Served) -> None:
     now = cache.clock()
-    entry = Entry(served.provider, served.model, served.op, served.key_name, now + state.ttl)
+    entry = Entry(served.provider, served.model, served.op, now + state.ttl)
     if served.chunks is not None:
         entry.batches = state.batches
     else:
