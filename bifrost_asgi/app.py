@@ -37,6 +37,7 @@ from bifrost_asgi.surfaces.count_tokens import CountTokensSurface
 from bifrost_asgi.surfaces.gemini import GeminiEndpoint
 from bifrost_asgi.surfaces.media import EmbeddingsSurface, ImageEditSurface, ImageGenerationSurface
 from bifrost_asgi.surfaces.openai import OpenAISurface
+from bifrost_asgi.surfaces.passthrough import PASSTHROUGH_PREFIXES, PassthroughSurface
 
 __all__ = ["INTEGRATION_PREFIXES", "create_app"]
 
@@ -160,8 +161,19 @@ def _routes(gw: Gateway) -> list[BaseRoute]:
     routes.append(Route("/anthropic/v1/models", AnthropicModels(gw), methods=["GET"]))
     for integration in ("genai", *FRAMEWORK_PREFIXES):
         routes += _gemini_routes(gw, integration)
+    routes += _passthrough_routes(gw)
     routes.append(Route("/health", _health, methods=["GET"]))
     return routes + observability_routes(gw)
+
+
+def _passthrough_routes(gw: Gateway) -> list[BaseRoute]:
+    """Bifrost's raw passthrough prefixes (surfaces/passthrough.py). Every method reaches the surface,
+    which answers Bifrost's 403 for anything but the POST inference operations."""
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+    return [
+        Route(f"/{prefix}/{{path:path}}", Endpoint(gw, PassthroughSurface(prefix)), methods=methods)
+        for prefix in PASSTHROUGH_PREFIXES
+    ]
 
 
 def _media_endpoints(gw: Gateway, integration: str | None) -> dict[str, Endpoint]:

@@ -27,6 +27,7 @@ upstream faults in ``providers/http.py``, store faults in ``stores/``) by callin
     │                                blocked (403), rate limited (429), budget exceeded (402)
     ├── upstream faults (fallbacks apply)
     │   ├── upstream                 the provider's own status and error body, passed through
+    │   │   └── answered_as_is       ... and, on a raw passthrough prefix, its very bytes and headers
     │   ├── connection_failed (502)  refused, DNS, reset before a response
     │   ├── timed_out (504)
     │   ├── pool_exhausted (503)     no free upstream connection in time
@@ -48,9 +49,12 @@ from typing import Any
 
 import orjson
 
+from bifrost_asgi.types import Headers
+
 __all__ = [
     "BifrostError",
     "MALFORMED",
+    "answered_as_is",
     "bad_response",
     "body_too_large",
     "configuration_error",
@@ -98,6 +102,7 @@ class BifrostError(Exception):
         "rotate_key",
         "dead_key",
         "retry_after",
+        "answer",
     )
 
     def __init__(
@@ -133,6 +138,8 @@ class BifrostError(Exception):
         self.dead_key = dead_key
         # Seconds the upstream asked us to wait before retrying (its Retry-After header), if it said.
         self.retry_after: float | None = None
+        # The upstream's own answer (headers, body) that a raw passthrough prefix sends instead of ours.
+        self.answer: tuple[Headers, bytes] | None = None
 
     def __repr__(self) -> str:
         return f"BifrostError({self.status_code}, {self.message!r}, type={self.error_type!r})"
@@ -248,6 +255,15 @@ def upstream(
         rotate_key=status == 429,
         dead_key=status in _KEY_FAULT,
     )
+
+
+def answered_as_is(err: BifrostError, headers: Headers, body: bytes) -> BifrostError:
+    """An upstream error answer (``err``, already mapped from its status and body) that a raw
+    passthrough prefix hands to the client as it came: neither retried nor falling back (Bifrost's
+    passthrough returns the upstream's status, headers and body whatever they are)."""
+    err.answer = (headers, body)
+    err.retryable = err.rotate_key = err.dead_key = err.allow_fallbacks = False
+    return err
 
 
 def timed_out(timeout_s: float) -> BifrostError:

@@ -41,4 +41,6 @@ class Redactor:
             err.param = self.scrub(err.param)
         if err.code is not None:
             err.code = self.scrub(err.code)
+        if err.answer is not None:  # a passthrough error's own bytes
+            err.answer = (err.answer[0], self.scrub_bytes(err.answer[1]))
         return err

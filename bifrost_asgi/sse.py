@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bifrost_asgi.errors import too_large_answer
 
-__all__ = ["DEFAULT_MAX_EVENT", "DONE", "SSEEvent", "aiter_sse", "aiter_sse_batches", "frame"]
+__all__ = ["DEFAULT_MAX_EVENT", "DONE", "SSEDecoder", "SSEEvent", "aiter_sse", "aiter_sse_batches", "frame"]
 
 DONE = b"data: [DONE]\n\n"
 DEFAULT_MAX_EVENT = 4 * 1024 * 1024
@@ -29,37 +29,42 @@ def frame(event: str | None, data: bytes) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
-async def aiter_sse_batches(
-    chunks: AsyncIterator[bytes], max_event: int = DEFAULT_MAX_EVENT, source: str = "the upstream"
-) -> AsyncGenerator[list[SSEEvent], None]:
-    """Decode an SSE byte stream into the batches of complete events each read made available;
-    comments and keep-alives are skipped, and a read that completes no event yields nothing.
+class SSEDecoder:
+    """An SSE byte stream, decoded as it arrives: `feed` each read, get the events it completed;
+    comments and keep-alives are skipped.
 
     Linear in the stream's size however it is split: an incomplete event is kept as a list of reads and
     joined once, when the read that completes it arrives (re-copying and rescanning a growing buffer on
     every read stalled a worker for seconds on one 30 MB event). An event larger than ``max_event``
     bytes is a 502 ``provider_bad_response`` naming ``source``.
     """
-    pending: list[bytes] = []  # the reads of an incomplete event, none holding a blank line
-    size = 0
-    cr = False  # the previous read ended in "\r", which may start a "\r\n"
-    async for chunk in chunks:
-        if cr:
+
+    __slots__ = ("_cr", "_pending", "_size", "max_event", "source")
+
+    def __init__(self, max_event: int = DEFAULT_MAX_EVENT, source: str = "the upstream") -> None:
+        self.max_event = max_event
+        self.source = source
+        self._pending: list[bytes] = []  # the reads of an incomplete event, none holding a blank line
+        self._size = 0
+        self._cr = False  # the previous read ended in "\r", which may start a "\r\n"
+
+    def feed(self, chunk: bytes) -> list[SSEEvent]:
+        """The events ``chunk`` completed (often none, or all of them at once)."""
+        if self._cr:
             chunk = b"\r" + chunk
-        cr = chunk.endswith(b"\r")
-        if cr:
+        self._cr = chunk.endswith(b"\r")
+        if self._cr:
             chunk = chunk[:-1]
         if not chunk:  # kept as pending, an empty read would hide the blank line the next one completes
-            continue
+            return []
         if b"\r" in chunk:
             chunk = chunk.replace(b"\r\n", b"\n")
+        pending = self._pending
         if pending:
             if b"\n\n" not in chunk and not (chunk.startswith(b"\n") and pending[-1].endswith(b"\n")):
                 pending.append(chunk)
-                size += len(chunk)
-                if size > max_event:
-                    raise too_large_answer(source, "a stream event", max_event)
-                continue
+                self._grow(len(chunk))
+                return []
             pending.append(chunk)
             buf = b"".join(pending)
         else:
@@ -68,26 +73,44 @@ async def aiter_sse_batches(
         batch: list[SSEEvent] = []
         start = 0
         while (end := buf.find(b"\n\n", start)) >= 0:
-            if end - start > max_event:
-                raise too_large_answer(source, "a stream event", max_event)
+            if end - start > self.max_event:
+                raise too_large_answer(self.source, "a stream event", self.max_event)
             event = _parse_block(buf[start:end])
             if event is not None:
                 batch.append(event)
             start = end + 2
         if start < len(buf):
-            pending = [buf[start:] if start else buf]
-            size = len(buf) - start
-            if size > max_event:
-                raise too_large_answer(source, "a stream event", max_event)
+            self._pending = [buf[start:] if start else buf]
+            self._size = 0
+            self._grow(len(buf) - start)
         else:
-            pending = []
-        if batch:
+            self._pending = []
+        return batch
+
+    def finish(self) -> list[SSEEvent]:
+        """The last event, when the stream ended without the blank line that closes it."""
+        tail = b"".join(self._pending) + (b"\r" if self._cr else b"")
+        self._pending, self._cr = [], False
+        event = _parse_block(tail) if tail.strip() else None
+        return [event] if event is not None else []
+
+    def _grow(self, size: int) -> None:
+        self._size += size
+        if self._size > self.max_event:
+            raise too_large_answer(self.source, "a stream event", self.max_event)
+
+
+async def aiter_sse_batches(
+    chunks: AsyncIterator[bytes], max_event: int = DEFAULT_MAX_EVENT, source: str = "the upstream"
+) -> AsyncGenerator[list[SSEEvent], None]:
+    """Decode an SSE byte stream into the batches of complete events each read made available
+    (`SSEDecoder`); a read that completes no event yields nothing."""
+    decoder = SSEDecoder(max_event, source)
+    async for chunk in chunks:
+        if batch := decoder.feed(chunk):
             yield batch
-    tail = b"".join(pending) + (b"\r" if cr else b"")
-    if tail.strip():
-        event = _parse_block(tail)
-        if event is not None:
-            yield [event]
+    if tail := decoder.finish():
+        yield tail
 
 
 async def aiter_sse(

@@ -4,7 +4,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import uvicorn
 
 from bifrost_asgi import GatewayConfig, create_app
+from bifrost_asgi.gateway import Gateway
 from tests.otel import spans  # noqa: F401  (the fixture: an OpenTelemetry SDK for one test)
 from tests.upstream import Upstream
 
@@ -130,3 +132,16 @@ def gateway_url(upstream_url: str) -> Iterator[str]:
     live = serve(app)
     yield live.url
     live.stop()
+
+
+@asynccontextmanager
+async def started(config: dict[str, Any]) -> AsyncIterator[tuple[Any, Gateway]]:
+    """The gateway app for ``config``, started in this event loop (for in-process ASGI clients whose
+    test then reads the gateway's own stores), and closed afterwards: (the app, its gateway)."""
+    app = create_app(GatewayConfig.from_dict(config))
+    gw: Gateway = app.state.gateway
+    await gw.start()
+    try:
+        yield app, gw
+    finally:
+        await gw.aclose()

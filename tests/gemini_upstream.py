@@ -26,6 +26,8 @@ import base64
 from typing import Any
 
 import orjson
+from google import genai
+from google.genai import types
 
 from tests.upstream_base import Obj, Recorded, RecordingState, UpstreamApp, send_json, send_sse
 
@@ -206,3 +208,16 @@ async def _json(send: Any, status: int, body: Obj) -> None:
 
 async def _sse(send: Any, chunks: list[Obj]) -> None:
     await send_sse(send, (b"data: " + orjson.dumps(chunk) + b"\r\n\r\n" for chunk in chunks))
+
+
+_CLIENTS: list[genai.Client] = []  # the SDK closes its connection pool when a Client is collected
+
+
+def genai_client(gateway: str, prefix: str = "/genai", **options: Any) -> genai.Client:
+    """google-genai, unmodified, with its base URL on ``{gateway}{prefix}`` and no retries."""
+    http = types.HttpOptions(
+        base_url=gateway + prefix, retry_options=types.HttpRetryOptions(attempts=1), **options
+    )
+    made = genai.Client(api_key="any-key", http_options=http)
+    _CLIENTS.append(made)
+    return made

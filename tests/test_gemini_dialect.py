@@ -9,18 +9,17 @@ translation, and their answers come back in Gemini's shapes.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import orjson
 import pytest
-from google import genai
 from google.genai import errors, types
 
 from bifrost_asgi import GatewayConfig, create_app
 from tests.anthropic_upstream import TOOL_ANSWER, TOOL_ID, AnthropicUpstream
 from tests.conftest import serve
 from tests.gemini_upstream import ANSWER, USAGE, GeminiUpstream
+from tests.gemini_upstream import genai_client as client
 from tests.upstream import ANSWER as OPENAI_ANSWER
 from tests.upstream import Upstream
 
@@ -68,18 +67,6 @@ def gemini(servers: tuple[str, GeminiUpstream, AnthropicUpstream]) -> GeminiUpst
 def claude(servers: tuple[str, GeminiUpstream, AnthropicUpstream]) -> AnthropicUpstream:
     servers[2].state.reset()
     return servers[2]
-
-
-_CLIENTS: list[genai.Client] = []  # the SDK closes its connection pool when a Client is collected
-
-
-def client(gateway: str, prefix: str = "/genai", **options: Any) -> genai.Client:
-    http = types.HttpOptions(
-        base_url=gateway + prefix, retry_options=types.HttpRetryOptions(attempts=1), **options
-    )
-    made = genai.Client(api_key="any-key", http_options=http)
-    _CLIENTS.append(made)
-    return made
 
 
 # -- gemini models: the body passes through ----------------------------------------------------------------

@@ -74,6 +74,7 @@ PINNED = {
     "bifrost_asgi.errors": [
         "BifrostError",
         "MALFORMED",
+        "answered_as_is",
         "bad_response",
         "body_too_large",
         "configuration_error",

@@ -192,11 +192,19 @@ async def test_broken_responses_stream_ends_with_error_event(gateway_url: str) -
     assert orjson.loads(blocks[-1].split("data: ", 1)[1])["is_bifrost_error"] is True
 
 
-async def test_client_disconnect_cancels_upstream(gateway_url: str, upstream: Upstream) -> None:
+@pytest.mark.parametrize(
+    ("path", "model"),
+    [
+        ("/v1/chat/completions", "openai/slow-stream"),
+        ("/openai_passthrough/v1/chat/completions", "slow-stream"),
+    ],
+)
+async def test_client_disconnect_cancels_upstream(
+    gateway_url: str, upstream: Upstream, path: str, model: str
+) -> None:
+    """The upstream stream is read as the client reads (never buffered whole) and closed when it leaves."""
     async with httpx.AsyncClient(timeout=10) as h:
-        req = h.build_request(
-            "POST", gateway_url + "/v1/chat/completions", json=chat("openai/slow-stream", stream=True)
-        )
+        req = h.build_request("POST", gateway_url + path, json=chat(model, stream=True))
         resp = await h.send(req, stream=True)
         async for _ in resp.aiter_bytes():
             break

@@ -317,12 +317,23 @@ async def _list(args: argparse.Namespace, cfg: GovernanceConfig) -> int:
     return await _with_governance(cfg, work)
 
 
-async def _revoke(args: argparse.Namespace, cfg: GovernanceConfig) -> int:
-    async def work(gov: Governance) -> int:
-        key = await gov.keys.get(args.id)
+async def _with_key(
+    cfg: GovernanceConfig, key_id: str, work: Callable[[Governance, VirtualKey], Awaitable[int]]
+) -> int:
+    """Run ``work`` on the virtual key ``key_id``; exit 1 with a message when there is none."""
+
+    async def find(gov: Governance) -> int:
+        key = await gov.keys.get(key_id)
         if key is None:
-            print(f"bifrost-asgi keys: no virtual key with id {args.id!r}", file=sys.stderr)
+            print(f"bifrost-asgi keys: no virtual key with id {key_id!r}", file=sys.stderr)
             return 1
+        return await work(gov, key)
+
+    return await _with_governance(cfg, find)
+
+
+async def _revoke(args: argparse.Namespace, cfg: GovernanceConfig) -> int:
+    async def work(gov: Governance, key: VirtualKey) -> int:
         if key.revoked_at is not None:  # keep the first revocation time
             print(f"Virtual key {key.id} was already revoked at {_time(key.revoked_at)}.")
             return 0
@@ -330,15 +341,11 @@ async def _revoke(args: argparse.Namespace, cfg: GovernanceConfig) -> int:
         print(f"Revoked virtual key {key.id} ({key.name!r}). Revocation is permanent.")
         return 0
 
-    return await _with_governance(cfg, work)
+    return await _with_key(cfg, args.id, work)
 
 
 async def _usage(args: argparse.Namespace, cfg: GovernanceConfig) -> int:
-    async def work(gov: Governance) -> int:
-        key = await gov.keys.get(args.id)
-        if key is None:
-            print(f"bifrost-asgi keys: no virtual key with id {args.id!r}", file=sys.stderr)
-            return 1
+    async def work(gov: Governance, key: VirtualKey) -> int:
         limits = await gov.usage(key)
         totals = await _month_totals(cfg, key.id, gov.clock.now())
         if args.json:
@@ -347,7 +354,7 @@ async def _usage(args: argparse.Namespace, cfg: GovernanceConfig) -> int:
             _print_usage(key, gov.clock.now(), limits, totals)
         return 0
 
-    return await _with_governance(cfg, work)
+    return await _with_key(cfg, args.id, work)
 
 
 async def _month_totals(cfg: GovernanceConfig, key_id: str, now: float) -> dict[str, Any] | None:

@@ -84,9 +84,12 @@ def _disarm(protocol: Any, *, always: bool = False) -> None:
         setattr(protocol, _DEADLINE, None)
 
 
-class H11Protocol(_H11Protocol):
+class _FirstRequestDeadline(asyncio.Protocol):
+    """Arms the first-request deadline on connect and disarms it on data or close; mixed in before
+    uvicorn's protocol class, so ``super()`` reaches that class's own handlers."""
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
+        super().connection_made(transport)
         _arm(self)
 
     def data_received(self, data: bytes) -> None:
@@ -98,21 +101,15 @@ class H11Protocol(_H11Protocol):
         super().connection_lost(exc)
 
 
+class H11Protocol(_FirstRequestDeadline, _H11Protocol):
+    pass
+
+
 try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _HttpToolsProtocol
 except ImportError:  # pragma: no cover - httptools is a dependency; uvicorn falls back to h11 without it
     HttpToolsProtocol = H11Protocol
 else:
 
-    class HttpToolsProtocol(_HttpToolsProtocol):  # type: ignore[no-redef]
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            super().connection_made(transport)  # type: ignore[arg-type]
-            _arm(self)
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            _disarm(self)
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            _disarm(self, always=True)
-            super().connection_lost(exc)
+    class HttpToolsProtocol(_FirstRequestDeadline, _HttpToolsProtocol):  # type: ignore[no-redef]
+        pass

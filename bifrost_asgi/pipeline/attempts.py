@@ -102,6 +102,7 @@ async def _attempt(gw: Gateway, req: Request, index: int, name: str, call: Call)
     served.ticket = ticket
     served.upstream_ms = int((time.perf_counter() - t0) * 1000)
     served.model_deployment = call.model_deployment
+    served.answer_headers = call.answer_headers
     return served
 
 

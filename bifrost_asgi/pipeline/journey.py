@@ -110,7 +110,9 @@ def _accept(gw: Gateway, surface: Surface, req: Request, served: Served) -> None
 
 
 async def _reply(gw: Gateway, surface: Surface, req: Request, served: Served, send: Any) -> None:
-    await send_bytes(send, 200, served.content, response_headers(req, served, surface.headers(req, served)))
+    status = served.reply.status if served.reply is not None else 200
+    headers = response_headers(req, served, surface.headers(req, served))
+    await send_bytes(send, status, served.content, headers)
 
 
 async def _stream(

@@ -23,7 +23,7 @@ from bifrost_asgi.governance.models import VirtualKey
 from bifrost_asgi.pricing import Usage
 from bifrost_asgi.providers.base import ChunkStream, Op, Reply
 from bifrost_asgi.routing import Target, check_model_string
-from bifrost_asgi.types import Scope
+from bifrost_asgi.types import Headers, Scope
 
 if TYPE_CHECKING:  # the cache builds on this module
     from bifrost_asgi.cache.keys import CacheState
@@ -107,6 +107,7 @@ class Served:
     usage_estimated: bool = False  # ``usage`` is the request's estimate, not the provider's report
     cost: dict[str, float] | None = None
     model_deployment: str | None = None
+    answer_headers: Headers | None = None  # a raw passthrough answer's own headers (Call.answer_headers)
     ticket: Ticket | None = None
     delivered: int = 0  # stream chunks sent to the client
     error: BifrostError | None = None  # a failure after the answer started (mid-stream)

@@ -84,8 +84,8 @@ def response_headers(req: Request, served: Served, base: Headers) -> Headers:
 
 async def send_error(send: Any, err: BifrostError, body: bytes, req: Request | None) -> None:
     """An error answer (``body`` is the surface's rendering of ``err``) with the request's id and the
-    provider that failed, when known."""
-    headers = list(JSON_HEADERS)
+    provider that failed, when known; an upstream answer passed on as it is keeps its own headers."""
+    headers = list(err.answer[0]) if err.answer is not None else list(JSON_HEADERS)
     if req is not None and req.request_id:
         headers.append((b"x-request-id", header_value(req.request_id)))
     provider = err.extra_fields.get("provider")

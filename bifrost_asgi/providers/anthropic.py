@@ -50,6 +50,7 @@ from bifrost_asgi.translate import (
     anthropic_error_status,
     chat_to_messages_request,
     count_tokens_request,
+    merge_stream_usage,
     messages_to_chat_completion,
     messages_to_responses_response,
     messages_to_text_completion,
@@ -79,6 +80,7 @@ class AnthropicProvider(HTTPProvider):
         # Parsed once: the hot path hands these to httpx as they are.
         self._messages_url = httpx.URL(base_url + "/v1/messages")
         self._count_url = httpx.URL(base_url + "/v1/messages/count_tokens")
+        self.raw_base = base_url
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -94,12 +96,16 @@ class AnthropicProvider(HTTPProvider):
         return url, orjson.dumps(_translated(call.op, body, call.model, stream=stream))
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        if call.raw_route is not None:
+            return await self.send_raw(call, key)
         url, content = self._request(call, stream=False)
         resp = await self._post(url, content, call, key)
         answer = _answer(call, loads_object(resp.content, self.name), self.name)
         return Reply(answer, _forwarded(resp.headers), content, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
+        if call.raw_route is not None:
+            return await self.open_raw(call, key)
         url, content = self._request(call, stream=True)
         resp = await self._open(url, content, call, key)
         events = self._events(resp, call)
@@ -190,24 +196,13 @@ async def _native_chunks(events: AsyncIterator[SSEEvent]) -> ChunkStream:
     try:
         async for ev in events:
             chunk = Chunk(ev.event, data=ev.data)
-            if ev.event in ("message_start", "message_delta"):
-                _merge_usage(usage, ev.event, ev.data)
-                if ev.event == "message_delta":
-                    chunk.usage = dict(usage)
+            if ev.event in ("message_start", "message_delta") and merge_stream_usage(
+                usage, ev.event, _loads_event(ev.data)
+            ):
+                chunk.usage = dict(usage)
             yield [chunk]
     finally:
         await aclose_stream(events)
-
-
-def _merge_usage(usage: dict[str, Any], kind: str, data: bytes) -> None:
-    event = _loads_event(data)
-    found = event.get("usage") if kind == "message_delta" else _dict(event.get("message")).get("usage")
-    if isinstance(found, dict):
-        usage.update({k: v for k, v in found.items() if v is not None})
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
 
 def _decode(event: SSEEvent) -> dict[str, Any]:

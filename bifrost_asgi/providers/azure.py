@@ -60,6 +60,7 @@ class AzureProvider(OpenAIProvider):
         self, name: str, config: ProviderConfig, transport: httpx.AsyncBaseTransport, base_url: str
     ) -> None:
         super().__init__(name, config, transport, base_url)
+        self.raw_base = None  # no passthrough prefix speaks Azure's deployment paths
         self._default_endpoint = _endpoint(base_url or None, f"providers.{name}.network_config.base_url")
         self._endpoints = {
             id(k): _endpoint(

@@ -29,6 +29,7 @@ __all__ = [
     "Op",
     "Provider",
     "ProviderFactory",
+    "RawRoute",
     "Reply",
     "Shape",
     "StreamConverter",
@@ -97,6 +98,17 @@ MEDIA_OPS = frozenset(
 TEXT_FORMATS = frozenset({"text", "srt", "vtt"})
 
 
+@dataclass(slots=True, frozen=True)
+class RawRoute:
+    """Where a raw passthrough request goes (``/anthropic_passthrough/...`` and the like): its method,
+    its path below the provider's base URL and its query, all the client's. A call carrying one is sent
+    there as the client's bytes with the provider's key, and answered with the upstream's bytes."""
+
+    method: str
+    path: str
+    query: str
+
+
 @dataclass(slots=True)
 class Call:
     """One attempt at one provider: the client's parsed body plus what routing decided.
@@ -123,6 +135,10 @@ class Call:
     # Set by providers that serve a model through a named deployment (Azure); reported in extra_fields.
     model_deployment: str | None = None
     form: Form | None = None
+    # A raw passthrough request's own route (``op`` then names only the shape its usage is read in),
+    # and, set by the provider once the upstream answered, that answer's headers for the client.
+    raw_route: RawRoute | None = None
+    answer_headers: list[tuple[bytes, bytes]] | None = None
 
 
 @dataclass(slots=True)
@@ -143,6 +159,7 @@ class Reply:
     # count says it is an estimate, and with which tokenizer).
     extra_fields: dict[str, Any] | None = None
     content: bytes | None = None
+    status: int = 200  # a raw passthrough answer's own (2xx) status
 
 
 @dataclass(slots=True)

@@ -81,6 +81,7 @@ class GeminiProvider(HTTPProvider):
         super().__init__(name, config, transport, lambda secret: {"x-goog-api-key": secret})
         self.error = gemini_error
         self._base = base_url.rstrip("/") + "/v1beta/models/"
+        self.raw_base = base_url.rstrip("/")
 
     # -- requests -------------------------------------------------------------------------------
 
@@ -89,6 +90,8 @@ class GeminiProvider(HTTPProvider):
         return self._base + quote(model.removeprefix("models/"), safe="-._~") + ":" + method
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        if call.raw_route is not None:
+            return await self.send_raw(call, key)
         if call.op is Op.COUNT_TOKENS:
             return await self._count_tokens(call, key)
         if call.op is Op.GEMINI_COUNT_TOKENS:
@@ -134,6 +137,8 @@ class GeminiProvider(HTTPProvider):
         return Reply(body, _forwarded(resp.headers), content, resp.content, extra_fields=facts)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
+        if call.raw_route is not None:
+            return await self.open_raw(call, key)
         self._check_serves(call.op)
         native = call.op is Op.GENERATE_CONTENT
         content = _native_content(call) if native else orjson.dumps(_request(call))

@@ -17,15 +17,19 @@ import orjson
 
 from bifrost_asgi.errors import (
     BifrostError,
+    answered_as_is,
     bad_response,
     connection_failed,
     pool_exhausted,
+    stream_cut,
     timed_out,
     too_large_answer,
     upstream,
 )
+from bifrost_asgi.jsonbytes import object_span
 from bifrost_asgi.observability.tracing import trace_headers
-from bifrost_asgi.providers.base import Call
+from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Reply
+from bifrost_asgi.providers.passthrough import StreamUsage, answer_headers
 
 __all__ = [
     "HTTPProvider",
@@ -36,6 +40,7 @@ __all__ = [
     "loads_object",
     "map_transport_error",
     "object_or_none",
+    "object_within",
     "open_stream",
     "request",
     "upstream_error",
@@ -297,6 +302,12 @@ def object_or_none(content: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
+def object_within(content: bytes, key: str) -> dict[str, Any] | None:
+    """The object value of ``key`` in a JSON answer (its usage), found without parsing the answer."""
+    span = object_span(content, key)
+    return object_or_none(content[span[0] : span[1]]) if span is not None else None
+
+
 def loads_object(content: bytes, provider: str, what: str = "a body") -> dict[str, Any]:
     obj = object_or_none(content)
     if obj is None:
@@ -365,3 +376,73 @@ class HTTPProvider:
         return await open_stream(
             self._transport, url, content, headers, provider=self.name, timeout=call.timeout, error=self.error
         )
+
+    # -- raw passthrough (the *_passthrough prefixes; providers.passthrough says what passes) ----------
+
+    # Where raw requests go: the upstream's base URL, for providers whose API a passthrough prefix
+    # speaks (anthropic, openai, gemini); None: not served.
+    raw_base: str | None = None
+
+    def _raw_request(self, call: Call, key: KeyConfig | None) -> tuple[str, dict[str, str]]:
+        route = call.raw_route
+        assert route is not None and self.raw_base is not None
+        url = self.raw_base + route.path + ("?" + route.query if route.query else "")
+        ours = self._key_headers[id(key)] if key is not None else self._anon_headers
+        headers = {**call.headers, **ours}  # the gateway's key and configured headers win
+        if "content-type" in call.headers:
+            headers["content-type"] = call.headers["content-type"]
+        return url, headers
+
+    async def _start_raw(self, call: Call, key: KeyConfig | None) -> httpx.Response:
+        """Send a raw request; an error status is answered as it came (never retried: Bifrost's
+        passthrough returns the upstream's status, headers and body whatever they are)."""
+        url, headers = self._raw_request(call, key)
+        assert call.raw_route is not None
+        try:
+            resp = await _start(self._transport, call.raw_route.method, url, call.raw, headers, call.timeout)
+        except TRANSPORT_ERRORS as exc:
+            raise map_transport_error(exc, self.name, call.timeout) from None
+        if resp.status_code >= 300:
+            body = await self._read_raw(resp, call.max_answer_bytes, call.timeout)
+            err = _refused(resp, body, self.name, self.error)
+            raise answered_as_is(err, answer_headers(resp.headers), body)
+        return resp
+
+    async def _read_raw(self, resp: httpx.Response, limit: int, timeout: float) -> bytes:
+        try:
+            return (await _read_bounded(resp, limit, self.name)).content
+        except TRANSPORT_ERRORS as exc:
+            raise map_transport_error(exc, self.name, timeout) from None
+        finally:
+            await resp.aclose()
+
+    async def send_raw(self, call: Call, key: KeyConfig | None) -> Reply:
+        """A raw request's whole answer (bounded), with the usage it reports in ``call.op``'s shape."""
+        resp = await self._start_raw(call, key)
+        content = await self._read_raw(resp, call.max_answer_bytes, call.timeout)
+        usage = object_within(content, call.op.usage_field)
+        call.answer_headers = answer_headers(resp.headers)
+        return Reply(
+            {call.op.usage_field: usage} if usage is not None else {},
+            content=content,
+            status=resp.status_code,
+        )
+
+    async def open_raw(self, call: Call, key: KeyConfig | None) -> ChunkStream:
+        """A raw request's answer, streamed read by read as it came; its usage read on the way."""
+        resp = await self._start_raw(call, key)
+        call.answer_headers = answer_headers(resp.headers)
+        return self._raw_chunks(resp, call)
+
+    async def _raw_chunks(self, resp: httpx.Response, call: Call) -> ChunkStream:
+        sse = resp.headers.get("content-type", "").startswith("text/event-stream")
+        reader = StreamUsage(call.op if sse else None, call.max_event_bytes, self.name)
+        try:
+            async for data in resp.aiter_bytes():
+                yield [Chunk(None, data=data, usage=reader.feed(data))]
+        except TRANSPORT_ERRORS as exc:
+            raise map_transport_error(exc, self.name, call.timeout) from None
+        finally:
+            await resp.aclose()
+        if not reader.finished:
+            raise stream_cut(self.name, "its final event")

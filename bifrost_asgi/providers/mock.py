@@ -106,14 +106,22 @@ def _usage(call: Call, completion: str) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": out, "total_tokens": prompt + out}
 
 
-def _chat_completion(call: Call) -> dict[str, Any]:
-    text = _reply_text(call)
+def _envelope(call: Call, object_type: str) -> dict[str, Any]:
+    """The fields every OpenAI completion object and chunk opens with; ids as OpenAI prefixes them."""
+    prefix = "cmpl-mock-" if object_type == "text_completion" else "chatcmpl-mock-"
     return {
-        "id": "chatcmpl-mock-" + uuid.uuid4().hex[:24],
-        "object": "chat.completion",
+        "id": prefix + uuid.uuid4().hex[:24],
+        "object": object_type,
         "created": int(time.time()),
         "model": call.model,
         "system_fingerprint": FINGERPRINT,
+    }
+
+
+def _chat_completion(call: Call) -> dict[str, Any]:
+    text = _reply_text(call)
+    return {
+        **_envelope(call, "chat.completion"),
         "choices": [
             {
                 "index": 0,
@@ -129,11 +137,7 @@ def _chat_completion(call: Call) -> dict[str, Any]:
 def _text_completion(call: Call) -> dict[str, Any]:
     text = _reply_text(call)
     return {
-        "id": "cmpl-mock-" + uuid.uuid4().hex[:24],
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": call.model,
-        "system_fingerprint": FINGERPRINT,
+        **_envelope(call, "text_completion"),
         "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
         "usage": _usage(call, text),
     }
@@ -144,13 +148,7 @@ async def _chat_chunks(call: Call) -> ChunkStream:
     text = _reply_text(call)
     words = text.split(" ")
     is_text = call.op is Op.TEXT
-    base = {
-        "id": ("cmpl-mock-" if is_text else "chatcmpl-mock-") + uuid.uuid4().hex[:24],
-        "object": "text_completion" if is_text else "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": call.model,
-        "system_fingerprint": FINGERPRINT,
-    }
+    base = _envelope(call, "text_completion" if is_text else "chat.completion.chunk")
     for i, word in enumerate(words):
         piece = word if i == 0 else " " + word
         if is_text:

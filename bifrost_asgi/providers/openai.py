@@ -19,7 +19,6 @@ import orjson
 
 from bifrost_asgi.config import KeyConfig, ProviderConfig
 from bifrost_asgi.errors import MALFORMED, bad_response, stream_cut, unreadable, unsupported_operation
-from bifrost_asgi.jsonbytes import object_span
 from bifrost_asgi.providers.base import (
     FORM_GATEWAY_FIELDS,
     MEDIA_OPS,
@@ -46,6 +45,7 @@ from bifrost_asgi.providers.http import (
     loads_object,
     map_transport_error,
     object_or_none,
+    object_within,
     request,
 )
 from bifrost_asgi.sse import aiter_sse_batches
@@ -86,6 +86,7 @@ class OpenAIProvider(HTTPProvider):
         # Parsed once: the hot path hands these to httpx as they are.
         self._urls = {op: httpx.URL(base_url + path) for op, path in _PATHS.items()}
         self._models_url = httpx.URL(base_url + "/v1/models")
+        self.raw_base = base_url
 
     @staticmethod
     def _credential(secret: str) -> dict[str, str]:
@@ -111,6 +112,8 @@ class OpenAIProvider(HTTPProvider):
         return self._body(call)
 
     async def send(self, call: Call, key: KeyConfig | None) -> Reply:
+        if call.raw_route is not None:
+            return await self.send_raw(call, key)
         return await self._send(self._urls[call.op], call, key)
 
     async def _send(self, url: URL, call: Call, key: KeyConfig | None) -> Reply:
@@ -122,6 +125,8 @@ class OpenAIProvider(HTTPProvider):
         return Reply(loads_object(resp.content, self.name), _forwarded(resp.headers), sent, resp.content)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
+        if call.raw_route is not None:
+            return await self.open_raw(call, key)
         return await self._stream(self._urls[call.op], call, key)
 
     async def _stream(self, url: URL, call: Call, key: KeyConfig | None) -> ChunkStream:
@@ -192,8 +197,7 @@ class OpenAICompatProvider(OpenAIProvider):
         self._check_serves(call.op)
         if call.op is not Op.RESPONSES:
             return await super().send(call, key)
-        chat_req = responses_to_chat_request(client_body(call), call.model, stream=False)
-        content = orjson.dumps(chat_req)
+        content = _chat_body(call, stream=False)
         resp = await self._post(self._urls[Op.CHAT], content, call, key)
         chat = check_chat(loads_object(resp.content, self.name), f"provider {self.name}'s answer")
         body = chat_to_responses_response(chat, request=call.body, model=call.model)
@@ -203,9 +207,7 @@ class OpenAICompatProvider(OpenAIProvider):
         self._check_serves(call.op)
         if call.op is not Op.RESPONSES:
             return await super().open_stream(call, key)
-        chat_req = responses_to_chat_request(client_body(call), call.model, stream=True)
-        content = orjson.dumps(chat_req)
-        resp = await self._open(self._urls[Op.CHAT], content, call, key)
+        resp = await self._open(self._urls[Op.CHAT], _chat_body(call, stream=True), call, key)
         return translate_chat_stream(self._chunks(resp, Op.CHAT, call), call, self.name)
 
     def _check_serves(self, op: Op) -> None:
@@ -222,8 +224,7 @@ def media_reply(call: Call, resp: httpx.Response, sent: bytes | None, provider: 
         stripped = content.strip()
         if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
             raise bad_response(f"provider {provider} returned a body that is not a JSON object")
-        span = object_span(content, "usage")
-        usage = object_or_none(content[span[0] : span[1]]) if span is not None else None
+        usage = object_within(content, "usage")
         if usage is not None:
             body["usage"] = usage
     return Reply(body, _forwarded(resp.headers), sent, content, content=content)
@@ -311,3 +312,8 @@ def _classify(event: str | None, data: bytes, op: Op) -> Chunk:
 
 def _forwarded(headers: httpx.Headers) -> dict[str, str]:
     return forwarded_headers(headers, _FORWARD_PREFIXES)
+
+
+def _chat_body(call: Call, *, stream: bool) -> bytes:
+    """The chat-completions body a compat provider is sent for a Responses ``call``."""
+    return orjson.dumps(responses_to_chat_request(client_body(call), call.model, stream=stream))

@@ -10,6 +10,7 @@ dialect's provider).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -77,8 +78,9 @@ def gemini_models(gw: Gateway, entries: list[dict[str, Any]], query: dict[str, s
     return body
 
 
-class _DialectList:
-    """A model list endpoint; a caller who may not list models is refused in the dialect's error shape."""
+class _DialectList(ABC):
+    """A model list endpoint: the dialect renders the models the caller may list; a caller who may not,
+    or a model that is not listed, is answered in the dialect's error shape."""
 
     __slots__ = ("gw",)
     error_body: Callable[[BifrostError], bytes]
@@ -86,12 +88,17 @@ class _DialectList:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
 
-    async def _entries(self, scope: Scope, send: Any) -> list[dict[str, Any]] | None:
+    @abstractmethod
+    def render(self, scope: Scope, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        """The dialect's answer listing ``entries``; a BifrostError is answered in the error shape."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
-            return await listed_models(self.gw, scope)
+            body = self.render(scope, await listed_models(self.gw, scope))
         except BifrostError as err:
             await send_bytes(send, err.status_code, self.error_body(err), JSON_HEADERS)
-            return None
+            return
+        await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)
 
 
 class AnthropicModels(_DialectList):
@@ -100,12 +107,8 @@ class AnthropicModels(_DialectList):
     __slots__ = ()
     error_body = staticmethod(anthropic_error_body)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        entries = await self._entries(scope, send)
-        if entries is None:
-            return
-        body = anthropic_models(self.gw, entries, _query(scope))
-        await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)
+    def render(self, scope: Scope, entries: list[dict[str, Any]]) -> dict[str, Any]:
+        return anthropic_models(self.gw, entries, _query(scope))
 
 
 class GeminiModels(_DialectList):
@@ -115,18 +118,11 @@ class GeminiModels(_DialectList):
     __slots__ = ()
     error_body = staticmethod(google_error_body)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        entries = await self._entries(scope, send)
-        if entries is None:
-            return
+    def render(self, scope: Scope, entries: list[dict[str, Any]]) -> dict[str, Any]:
         wanted = scope.get("path_params", {}).get("target")
         if wanted is None:
-            body = gemini_models(self.gw, entries, _query(scope))
-            await send_bytes(send, 200, orjson.dumps(body), JSON_HEADERS)
-            return
+            return gemini_models(self.gw, entries, _query(scope))
         name = str(wanted).removeprefix("models/")
         if name not in {_own_id(self.gw, entry, "gemini") for entry in entries}:
-            missing = not_found(f"models/{name} is not found")
-            await send_bytes(send, 404, google_error_body(missing), JSON_HEADERS)
-            return
-        await send_bytes(send, 200, orjson.dumps(gemini_model(name)), JSON_HEADERS)
+            raise not_found(f"models/{name} is not found")
+        return gemini_model(name)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -102,10 +102,7 @@ class GovernanceAPI:
     # -- virtual keys --------------------------------------------------------------------------------
 
     async def _key(self, gov: Governance, request: Request) -> VirtualKey:
-        key = await gov.keys.get(request.path_params["key_id"])
-        if key is None:
-            raise not_found("Virtual key not found")
-        return key
+        return _found(await gov.keys.get(request.path_params["key_id"]), "Virtual key")
 
     async def _show_key(self, gov: Governance, key: VirtualKey) -> dict[str, Any]:
         team = await gov.keys.team(key.team_id) if key.team_id else None
@@ -158,8 +155,7 @@ class GovernanceAPI:
             current = {"provider_configs": key.provider_configs, "budgets": key.budgets,
                        "rate_limit": key.rate_limit}  # fmt: skip
             changes = body.fields(current)
-            # Validated again as a whole, so the merged record obeys every rule a new one does.
-            updated = VirtualKey.model_validate({**key.model_dump(), **changes})
+            updated = _merged(key, changes)
             await self._check_owners(gov, updated.team_id, updated.customer_id)
             await gov.keys.put(updated)
             gov.forget(updated)  # this process applies the change at once; others within the cache TTL
@@ -187,10 +183,7 @@ class GovernanceAPI:
     # -- teams ---------------------------------------------------------------------------------------
 
     async def _team(self, gov: Governance, request: Request) -> Team:
-        team = await gov.keys.team(request.path_params["team_id"])
-        if team is None:
-            raise not_found("Team not found")
-        return team
+        return _found(await gov.keys.team(request.path_params["team_id"]), "Team")
 
     async def _show_team(self, gov: Governance, team: Team) -> dict[str, Any]:
         keys = [k for k in await gov.keys.list_keys() if k.team_id == team.id]
@@ -209,9 +202,7 @@ class GovernanceAPI:
         presenter = await self._presenter(gov, [*shown, *directory.keys, *directory.customers.values()])
         customer = directory.customers.get
         rendered = [presenter.team(t, directory.keys, customer(t.customer_id or "")) for t in shown]
-        if memory:  # Bifrost's in-memory view is a map by id
-            return json_response(window.answer("teams", {t["id"]: t for t in rendered}, total))
-        return json_response(window.answer("teams", rendered, total))
+        return json_response(window.answer("teams", _by_id_if(memory, rendered), total))
 
     async def create_team(self, request: Request) -> Response:
         gov = await self.ctx.governance()
@@ -238,7 +229,7 @@ class GovernanceAPI:
             if "customer_id" in body.model_fields_set:
                 changes["customer_id"] = body.customer_id or None  # "" detaches, as in Bifrost
                 await self._check_owners(gov, None, changes["customer_id"])
-            updated = Team.model_validate({**team.model_dump(), **changes})
+            updated = _merged(team, changes)
             await gov.keys.put_team(updated)
             gov.forget_record("team", team.id)
         log.info("team updated: id=%s fields=%s", team.id, sorted(body.model_fields_set))
@@ -251,11 +242,7 @@ class GovernanceAPI:
         gov = await self.ctx.governance()
         async with self.ctx.write_lock:
             team = await self._team(gov, request)
-            for key in await gov.keys.list_keys():
-                if key.team_id == team.id:
-                    detached = key.model_copy(update={"team_id": None})
-                    await gov.keys.put(detached)
-                    gov.forget(detached)
+            await _detach_keys(gov, "team_id", team.id)
             await gov.keys.delete_team(team.id)
             gov.forget_record("team", team.id)
         log.info("team deleted: id=%s", team.id)
@@ -264,10 +251,7 @@ class GovernanceAPI:
     # -- customers -----------------------------------------------------------------------------------
 
     async def _customer(self, gov: Governance, request: Request) -> Customer:
-        customer = await gov.keys.customer(request.path_params["customer_id"])
-        if customer is None:
-            raise not_found("Customer not found")
-        return customer
+        return _found(await gov.keys.customer(request.path_params["customer_id"]), "Customer")
 
     async def _show_customer(self, gov: Governance, customer: Customer) -> dict[str, Any]:
         directory = await _Directory.read(gov)
@@ -286,9 +270,7 @@ class GovernanceAPI:
         presenter = await self._presenter(gov, records)
         teams = list(directory.teams.values())
         rendered = [presenter.customer(c, teams, directory.keys) for c in shown]
-        if memory:  # Bifrost's in-memory view is a map by id
-            return json_response(window.answer("customers", {c["id"]: c for c in rendered}, total))
-        return json_response(window.answer("customers", rendered, total))
+        return json_response(window.answer("customers", _by_id_if(memory, rendered), total))
 
     async def create_customer(self, request: Request) -> Response:
         gov = await self.ctx.governance()
@@ -312,7 +294,7 @@ class GovernanceAPI:
             customer = await self._customer(gov, request)
             limits = body.limits(customer.budgets, customer.rate_limit)
             changes = {**body.named("Customer", required=False), **limits}
-            updated = Customer.model_validate({**customer.model_dump(), **changes})
+            updated = _merged(customer, changes)
             await gov.keys.put_customer(updated)
             gov.forget_record("customer", customer.id)
         log.info("customer updated: id=%s fields=%s", customer.id, sorted(body.model_fields_set))
@@ -328,11 +310,7 @@ class GovernanceAPI:
                 if team.customer_id == customer.id:
                     await gov.keys.put_team(team.model_copy(update={"customer_id": None}))
                     gov.forget_record("team", team.id)
-            for key in await gov.keys.list_keys():
-                if key.customer_id == customer.id:
-                    detached = key.model_copy(update={"customer_id": None})
-                    await gov.keys.put(detached)
-                    gov.forget(detached)
+            await _detach_keys(gov, "customer_id", customer.id)
             await gov.keys.delete_customer(customer.id)
             gov.forget_record("customer", customer.id)
         log.info("customer deleted: id=%s", customer.id)
@@ -355,9 +333,7 @@ class GovernanceAPI:
             owner = _owner_field(record)
             for i, (scope, owned, _) in enumerate(scopes_of(record)):
                 budgets += presenter.budgets(scope, owned, {"provider_config_id": i} if i else owner)
-        if from_memory(request):  # Bifrost's in-memory view is a map by id
-            return json_response({"budgets": {b["id"]: b for b in budgets}, "count": len(budgets)})
-        return json_response({"budgets": budgets, "count": len(budgets)})
+        return json_response({"budgets": _by_id_if(from_memory(request), budgets), "count": len(budgets)})
 
     async def list_rate_limits(self, request: Request) -> Response:
         gov = await self.ctx.governance()
@@ -368,9 +344,7 @@ class GovernanceAPI:
             for scope, _, rate_limit in scopes_of(record)
             if (shown := presenter.rate_limit(scope, rate_limit)) is not None
         ]
-        if from_memory(request):
-            return json_response({"rate_limits": {r["id"]: r for r in limits}, "count": len(limits)})
-        return json_response({"rate_limits": limits, "count": len(limits)})
+        return json_response({"rate_limits": _by_id_if(from_memory(request), limits), "count": len(limits)})
 
     # -- provider-level limits -----------------------------------------------------------------------
 
@@ -400,7 +374,7 @@ class GovernanceAPI:
         async with self.ctx.write_lock:
             governed = await self._provider(gov, request)
             changes = body.limits(governed.budgets, governed.rate_limit)
-            updated = ProviderGovernance.model_validate({**governed.model_dump(), **changes})
+            updated = _merged(governed, changes)
             await gov.keys.put_provider_governance(updated)
             gov.forget_record("provider", updated.provider)
         log.info("provider governance updated: provider=%s", updated.provider)
@@ -427,3 +401,37 @@ def _owner_field(record: VirtualKey | Team | Customer | ProviderGovernance) -> d
     if isinstance(record, Customer):
         return {"customer_id": record.id}
     return {"provider": record.provider}
+
+
+_Record = TypeVar("_Record", VirtualKey, Team, Customer, ProviderGovernance)
+
+
+def _found(record: _Record | None, what: str) -> _Record:
+    """``record``, or Bifrost's 404 (``"<what> not found"``) when the store has none."""
+    if record is None:
+        raise not_found(f"{what} not found")
+    return record
+
+
+def _merged(record: _Record, changes: dict[str, Any]) -> _Record:
+    """``record`` with ``changes`` applied, validated again as a whole, so an updated record obeys every
+    rule a new one does."""
+    return type(record).model_validate({**record.model_dump(), **changes})
+
+
+def _by_id_if(memory: bool, shown: list[dict[str, Any]]) -> list[dict[str, Any]] | dict[str, Any]:
+    """``shown`` as a list, or as Bifrost's in-memory view (``from_memory=true``) answers it: a map by id."""
+    return {item["id"]: item for item in shown} if memory else shown
+
+
+_Owner = Literal["team_id", "customer_id"]
+
+
+async def _detach_keys(gov: Governance, owner_field: _Owner, owner_id: str) -> None:
+    """Detach every key owned through ``owner_field`` by a deleted team or customer (the keys keep working,
+    without that owner's limits), as Bifrost's foreign keys do."""
+    for key in await gov.keys.list_keys():
+        if getattr(key, owner_field) == owner_id:
+            detached = key.model_copy(update={owner_field: None})
+            await gov.keys.put(detached)
+            gov.forget(detached)

@@ -23,7 +23,15 @@ from bifrost_asgi.providers.openai import check_response
 from bifrost_asgi.routing import Target
 from bifrost_asgi.types import Headers, Scope
 
-__all__ = ["Surface", "dialect_primary", "make_call", "render_answer", "standard_headers", "translate_event"]
+__all__ = [
+    "Surface",
+    "dialect_primary",
+    "first_of_kind",
+    "make_call",
+    "render_answer",
+    "standard_headers",
+    "translate_event",
+]
 
 
 class Surface(Protocol):
@@ -108,10 +116,17 @@ def dialect_primary(gw: Gateway, model: str, kind: str, *, own_prefix: bool) -> 
     if gw.resolver.split(model)[0] is None:
         if not own_prefix and gw.resolver.candidates(model):
             return gw.resolver.resolve(model, kind)
-        names = [n for n in gw.config.providers if gw.config.provider_kind(n) == kind]
-        if names:
-            return min(names, key=lambda n: (n != kind, n)), model
+        name = first_of_kind(gw, kind)
+        if name is not None:
+            return name, model
     return gw.resolver.resolve(model)
+
+
+def first_of_kind(gw: Gateway, kind: str) -> str | None:
+    """The provider a dialect's own requests go to: the one named like its ``kind``, else the first (by
+    name) configured with that kind; None when there is none."""
+    names = [n for n in gw.config.providers if gw.config.provider_kind(n) == kind]
+    return min(names, key=lambda n: (n != kind, n)) if names else None
 
 
 def translate_event(

@@ -1,12 +1,14 @@
 """The Gemini dialect: ``POST /genai/v1beta/models/{model}:generateContent``, ``:streamGenerateContent``,
-``:countTokens``, and ``GET /genai/v1beta/models`` (also under ``/litellm``, ``/langchain`` and
-``/pydanticai``).
+``:countTokens``, ``:embedContent``, ``:batchEmbedContents``, and ``GET /genai/v1beta/models`` (also under
+``/litellm``, ``/langchain`` and ``/pydanticai``).
 
 Google's ``google-genai`` SDK works unmodified against ``{gateway}/genai``. The model is the path's (the
 SDK sends ``models/<model>``; ``models/openai/gpt-4o`` reaches another provider). A bare model goes to the
 gemini provider and its body passes through natively (``Op.GENERATE_CONTENT``); ``provider/model`` goes
 to that provider through the reverse translation (Gemini → Responses, and the answer back as a
-``GenerateContentResponse`` or its SSE chunks; ``translate/gemini_responses.py`` says how).
+``GenerateContentResponse`` or its SSE chunks; ``translate/gemini_responses.py`` says how). Embeddings
+go to every provider, gemini included, as the embeddings surface's OpenAI body and back
+(``translate/gemini_embeddings.py``).
 
 On this prefix everything on the wire is Google's: answers, SSE framing (``data: <chunk>`` only, no
 terminator) and errors (``{"error": {"code", "message", "status"}}``, also as the last stream event).
@@ -26,6 +28,7 @@ from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
 from bifrost_asgi.pipeline.journey import handle
 from bifrost_asgi.pipeline.request import Request, Served, parse_body
 from bifrost_asgi.providers.base import Call, Chunk, Op
+from bifrost_asgi.providers.http import loads_object
 from bifrost_asgi.routing import Target, check_model_string
 from bifrost_asgi.sse import frame
 from bifrost_asgi.surfaces.base import (
@@ -36,6 +39,12 @@ from bifrost_asgi.surfaces.base import (
     standard_headers,
     translate_event,
 )
+from bifrost_asgi.surfaces.media import embeddings_request
+from bifrost_asgi.translate.gemini_embeddings import (
+    EMBED_METHODS,
+    embeddings_to_gemini_response,
+    gemini_to_embeddings_request,
+)
 from bifrost_asgi.translate.gemini_responses import (
     ResponsesToGeminiStream,
     gemini_count_to_responses_request,
@@ -44,10 +53,12 @@ from bifrost_asgi.translate.gemini_responses import (
 )
 from bifrost_asgi.types import Headers, Scope
 
-__all__ = ["GeminiCountSurface", "GeminiEndpoint", "GeminiSurface", "google_error_body"]
+__all__ = ["GeminiCountSurface", "GeminiEmbedSurface", "GeminiEndpoint", "GeminiSurface", "google_error_body"]
 
 # Where the dispatcher leaves the path's model for the surface (a scope key nobody else uses).
 MODEL_SCOPE_KEY = "bifrost_asgi.gemini_model"
+# Gemini's embedding options that only a gemini provider reads (OpenAI refuses unknown parameters).
+_GEMINI_ONLY_OPTIONS = ("task_type", "title")
 # Google's canonical codes (google.rpc.Code) by HTTP status.
 _GOOGLE_STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
@@ -168,6 +179,45 @@ class GeminiCountSurface(_GeminiDialect):
         raise AssertionError("token counts are never streamed")  # parse sets stream=False
 
 
+class GeminiEmbedSurface(_GeminiDialect):
+    """``:embedContent`` (one content) and ``:batchEmbedContents`` (several): the embeddings surface's
+    request (``Op.EMBEDDINGS``, its checks, estimate and pricing) for any provider, answered in Google's
+    shape (``{"embedding": {"values"}}`` / ``{"embeddings": [...]}``)."""
+
+    request_type = Op.EMBEDDINGS.value
+
+    def __init__(self, method: str, integration: str = "genai") -> None:
+        super().__init__(integration)
+        self.method = method
+
+    def parse(self, gw: Gateway, raw: bytes, scope: Scope, started: float) -> Request:
+        body = parse_body(raw)
+        model = check_model_string(str(scope[MODEL_SCOPE_KEY]), "model")
+        bridged = gemini_to_embeddings_request(body, self.method, model)
+        if "fallbacks" in body:
+            bridged["fallbacks"] = body["fallbacks"]
+        return embeddings_request(gw, bridged, raw, model, started)
+
+    def call_for(self, gw: Gateway, req: Request, provider: str, model: str) -> Call:
+        body = {**req.body, "model": model}
+        if gw.config.provider_kind(provider) != "gemini":
+            for name in _GEMINI_ONLY_OPTIONS:
+                body.pop(name, None)
+        return make_call(gw, req, provider, model, body=body, raw=orjson.dumps(body))
+
+    def render(self, gw: Gateway, req: Request, served: Served) -> bytes:
+        reply = served.reply
+        assert reply is not None
+        # An OpenAI-family provider hands its answer over as bytes (Reply.content); gemini's is parsed.
+        answer = reply.body if reply.content is None else loads_object(reply.content, served.provider)
+        inputs = req.body["input"]
+        count = len(inputs) if isinstance(inputs, list) else 1
+        return orjson.dumps(embeddings_to_gemini_response(answer, self.method, count, served.provider))
+
+    def encoder(self, gw: Gateway, req: Request, served: Served) -> GeminiStreamEncoder:
+        raise AssertionError("embeddings are never streamed")  # embeddings_request sets stream=False
+
+
 class GeminiStreamEncoder:
     """Gemini SSE: native chunks pass through as bytes; Responses events are translated."""
 
@@ -201,6 +251,7 @@ class GeminiEndpoint:
             "generateContent": GeminiSurface(False, integration),
             "streamGenerateContent": GeminiSurface(True, integration),
             "countTokens": GeminiCountSurface(integration),
+            **{method: GeminiEmbedSurface(method, integration) for method in EMBED_METHODS},
         }
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:

@@ -33,6 +33,8 @@ __all__ = [
     "ImageGenerationSurface",
     "MediaSurface",
     "check_embedding_input",
+    "check_embedding_options",
+    "embeddings_request",
     "form_of",
     "form_request",
     "image_estimate",
@@ -95,13 +97,18 @@ class EmbeddingsSurface(MediaSurface):
 
     def parse(self, gw: Gateway, raw: bytes, scope: Scope, started: float) -> Request:
         body = parse_body(raw)
-        model = require_model(body)
-        check_embedding_input(body.get("input"))
-        _check_embedding_options(body)
-        req = Request(Op.EMBEDDINGS, body, raw, False, model, self.request_type, started)
-        req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
-        req.estimate = Usage(input_tokens=max(1, len(raw) // 4))
-        return req
+        return embeddings_request(gw, body, raw, require_model(body), started)
+
+
+def embeddings_request(gw: Gateway, body: dict[str, Any], raw: bytes, model: str, started: float) -> Request:
+    """An embeddings request from an OpenAI-shaped ``body`` (the client's, or a dialect's translation of
+    its ``raw`` bytes): checked, with its fallbacks and the usage its size implies."""
+    check_embedding_input(body.get("input"))
+    check_embedding_options(body)
+    req = Request(Op.EMBEDDINGS, body, raw, False, model, Op.EMBEDDINGS.value, started)
+    req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
+    req.estimate = Usage(input_tokens=max(1, len(raw) // 4))
+    return req
 
 
 def check_embedding_input(value: object) -> None:
@@ -144,7 +151,7 @@ def _is_token(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _check_embedding_options(body: dict[str, Any]) -> None:
+def check_embedding_options(body: dict[str, Any]) -> None:
     encoding = body.get("encoding_format")
     if encoding is not None and encoding not in _ENCODINGS:
         raise invalid_request('encoding_format must be "float" or "base64"', param="encoding_format")

@@ -78,6 +78,7 @@ from bifrost_asgi.translate.anthropic_citations import (
     search_status,
     web_search_tool,
 )
+from bifrost_asgi.translate.inputs import chat_messages, one_prompt, unsendable_item
 from bifrost_asgi.translate.responses_chat import _reject_stateful
 from bifrost_asgi.translate.responses_events import (
     FunctionCallHandle,
@@ -548,13 +549,8 @@ def _add_item(turns: _Turns, item: Any, where: str) -> None:
         # A search answered earlier (see anthropic_citations): Anthropic only takes results back with
         # their encrypted content, which the item does not carry; the answer's text says what was found.
         return
-    elif kind == "item_reference":
-        raise invalid_request(
-            f"{where}: item_reference points at an item stored by OpenAI, which Anthropic cannot resolve",
-            param=where,
-        )
     else:
-        raise invalid_request(f"{where}: input item type {kind!r} cannot be sent to Anthropic", param=where)
+        raise unsendable_item(kind, where, "Anthropic")
 
 
 def _reasoning_blocks(item: Obj) -> list[Obj]:
@@ -675,12 +671,9 @@ def chat_to_messages_request(body: dict[str, Any], model: str, *, stream: bool) 
     4096
     """
     _reject(body, _CHAT_REJECTS)
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise invalid_request("messages is required for chat completion", param="messages")
     turns = _Turns()
-    for index, message in enumerate(messages):
-        _add_chat_message(turns, message, f"messages[{index}]")
+    for message, where in chat_messages(body):
+        _add_chat_message(turns, message, where)
     limit = body.get("max_completion_tokens", body.get("max_tokens"))
     name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     req: Obj = {"model": model, "max_tokens": _max_tokens(limit, name)}
@@ -800,14 +793,9 @@ def text_to_messages_request(body: dict[str, Any], model: str, *, stream: bool) 
     [{'type': 'text', 'text': 'Once'}]
     """
     _reject(body, _TEXT_REJECTS)
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1:
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise invalid_request(
-            "prompt must be one string for Anthropic (several prompts or token ids cannot be sent)",
-            param="prompt",
-        )
+    prompt = one_prompt(
+        body, "prompt must be one string for Anthropic (several prompts or token ids cannot be sent)"
+    )
     req: Obj = {"model": model, "max_tokens": _max_tokens(body.get("max_tokens"), "max_tokens")}
     req["messages"] = [{"role": "user", "content": _text_block(prompt) or [{"type": "text", "text": " "}]}]
     _add_sampling(body, req)
@@ -879,6 +867,19 @@ def messages_usage_to_responses(usage: Any) -> dict[str, Any]:
         "output_tokens_details": {"reasoning_tokens": c.reasoning},
         "total_tokens": c.input + c.output,
     }
+
+
+def merge_stream_usage(usage: dict[str, Any], kind: str | None, event: Any) -> bool:
+    """Fold one Messages stream event's usage into ``usage``: it arrives in two halves (input on
+    ``message_start``, output on ``message_delta``). True on ``message_delta``, whose merged usage is
+    the stream's whole."""
+    if kind not in ("message_start", "message_delta") or not isinstance(event, dict):
+        return False
+    inner = event.get("message") if kind == "message_start" else event
+    found = inner.get("usage") if isinstance(inner, dict) else None
+    if isinstance(found, dict):
+        usage.update({k: v for k, v in found.items() if v is not None})
+    return kind == "message_delta"
 
 
 def messages_usage_to_chat(usage: Any) -> dict[str, Any]:

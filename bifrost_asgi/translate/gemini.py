@@ -74,6 +74,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from bifrost_asgi.errors import bad_response, invalid_request
+from bifrost_asgi.translate.inputs import chat_messages, one_prompt, unsendable_item
 from bifrost_asgi.translate.responses_chat import (
     ChatToResponsesStream,
     _reject_stateful,
@@ -717,13 +718,8 @@ def _responses_item(conv: _Conversation, item: Any, where: str) -> None:
         conv.add_result(item.get("call_id"), item.get("output"), where)
     elif kind == "reasoning":
         return  # Gemini reads earlier thoughts only through signatures, which travel in call ids
-    elif kind == "item_reference":
-        raise invalid_request(
-            f"{where}: item_reference points at an item stored by OpenAI, which gemini cannot resolve",
-            param=where,
-        )
     else:
-        raise invalid_request(f"{where}: input item type {kind!r} cannot be sent to gemini", param=where)
+        raise unsendable_item(kind, where, "gemini")
 
 
 def _message(conv: _Conversation, role: Any, content: Any, where: str) -> None:
@@ -761,12 +757,9 @@ def chat_to_gemini_request(body: dict[str, Any], model: str) -> dict[str, Any]:
     {'contents': [{'role': 'user', 'parts': [{'text': 'hi'}]}]}
     """
     _check_fields(body, _CHAT_FIELDS)
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise invalid_request("messages is required for chat completion", param="messages")
     conv = _Conversation()
-    for index, message in enumerate(messages):
-        _chat_message(conv, message, f"messages[{index}]")
+    for message, where in chat_messages(body):
+        _chat_message(conv, message, where)
     request = _finish_request(conv, _chat_config(body, model), model)
     _add_tools(body, request, _chat_tool)
     return request
@@ -815,14 +808,8 @@ def _chat_config(body: Obj, model: str) -> Obj:
 def text_to_gemini_request(body: dict[str, Any], model: str) -> dict[str, Any]:
     """Build the ``generateContent`` body for a text completion: the prompt is one user message."""
     _check_fields(body, _TEXT_FIELDS)
-    prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1:
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise invalid_request(
-            "prompt must be a single string for gemini models (several prompts would be several completions)",
-            param="prompt",
-        )
+    why = "prompt must be a single string for gemini models (several prompts would be several completions)"
+    prompt = one_prompt(body, why)
     conv = _Conversation()
     conv.add("user", _text_part(prompt, "prompt"))
     config: Obj = {}

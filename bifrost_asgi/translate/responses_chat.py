@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bifrost_asgi.errors import invalid_request
+from bifrost_asgi.translate.inputs import unsendable_item
 from bifrost_asgi.translate.responses_events import (
     FunctionCallHandle,
     ResponsesStreamWriter,
@@ -162,15 +163,8 @@ def _append_item(messages: list[Obj], item: Any, where: str) -> None:
         # Chat requests have no field for earlier reasoning, and chat reasoning models are not shown their
         # past reasoning anyway (deepseek documents dropping it between turns), so the model sees the same.
         return
-    elif kind == "item_reference":
-        raise invalid_request(
-            f"{where}: item_reference points at an item stored by OpenAI, which this provider cannot resolve",
-            param=where,
-        )
     else:
-        raise invalid_request(
-            f"{where}: input item type {kind!r} cannot be sent to this provider", param=where
-        )
+        raise unsendable_item(kind, where, "this provider")
 
 
 def _message(item: Obj, where: str) -> Obj:

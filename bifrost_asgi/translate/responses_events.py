@@ -119,37 +119,36 @@ def _given(value: Any, default: Any) -> Any:
 
 
 @dataclass(slots=True)
-class _OpenMessage:
+class _OpenItem:
+    """An output item the writer has announced (``output_item.added``) and not yet closed."""
+
     item_id: str
-    output_index: int
+    output_index: int  # its place in ``response.output``
+
+
+@dataclass(slots=True)
+class _OpenMessage(_OpenItem):
     parts: list[Obj] = field(default_factory=list)
     part_open: bool = False
 
 
 @dataclass(slots=True)
-class _OpenReasoning:
-    item_id: str
-    output_index: int
+class _OpenReasoning(_OpenItem):
     text: str = ""
 
 
 @dataclass(slots=True)
-class FunctionCallHandle:
+class FunctionCallHandle(_OpenItem):
     """An open function-call item; pass it back to the writer to add arguments or close it."""
 
-    item_id: str
-    output_index: int
     call_id: str
     name: str
     arguments: str = ""
 
 
 @dataclass(slots=True)
-class SearchHandle:
+class SearchHandle(_OpenItem):
     """An open ``web_search_call`` item; pass it back to the writer to report progress or close it."""
-
-    item_id: str
-    output_index: int
 
 
 class ResponsesStreamWriter:

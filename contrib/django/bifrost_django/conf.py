@@ -1,4 +1,4 @@
-"""``settings.BIFROST``: the app's whole configuration in one dict, read lazily, one property per setting
+"""``settings.BIFROST``: the app's whole configuration in one dict, read lazily, one attribute per setting
 (django-cors-headers' ``conf.py``), and translated into the core's `GatewayConfig`.
 
 ::
@@ -18,6 +18,7 @@ should the checks not run, by a `ConfigError` on the first request.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,30 +34,29 @@ COUNTER_BACKENDS = ("orm", "redis")
 # The parts of config.json's `governance` section that still mean something here: keys, teams and
 # customers live in the database (the admin, /api/...), counters are chosen with COUNTERS.
 GOVERNANCE_OPTIONS = frozenset({"default_max_output_tokens", "key_cache_ttl_seconds", "logs"})
-KNOWN_SETTINGS = frozenset(
-    {
-        "PROVIDERS",
-        "CLIENT",
-        "GOVERNANCE",
-        "COUNT_TOKENS",
-        "PRICING_OVERRIDES",
-        "HTTP_TRANSPORT",
-        "MAX_CONNECTIONS",
-        "DEFAULT_KEY",
-        "COUNTERS",
-        "REDIS_URL",
-        "REDIS_PREFIX",
-        "REDIS_FAIL_OPEN",
-        "DB_THREADS",
-        "TEAM_MODEL",
-        "TEAM_MEMBERS",
-    }
-)
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
+class _Setting:
+    """One key of ``settings.BIFROST``, read each time it is used (so ``override_settings`` applies), or a
+    fresh copy of its default when the key is absent."""
+
+    def __init__(self, default: Any) -> None:
+        self.default = default
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, settings_: Settings | None, owner: type | None = None) -> Any:
+        if settings_ is None:  # read on the class: the descriptor itself
+            return self
+        bifrost = settings_.BIFROST
+        return bifrost[self.name] if self.name in bifrost else copy.deepcopy(self.default)
+
+
 class Settings:
-    """Each property reads ``settings.BIFROST`` when used.
+    """Each setting (a `_Setting`) reads ``settings.BIFROST`` when used.
 
     >>> from bifrost_django.conf import conf
     >>> conf.COUNTERS
@@ -68,76 +68,29 @@ class Settings:
         value = getattr(settings, "BIFROST", None)
         return value if isinstance(value, Mapping) else {}
 
-    def _get(self, name: str, default: Any) -> Any:
-        return self.BIFROST.get(name, default)
-
-    @property
-    def PROVIDERS(self) -> Any:
-        return self._get("PROVIDERS", {})
-
-    @property
-    def CLIENT(self) -> Any:
-        return self._get("CLIENT", {})
-
-    @property
-    def GOVERNANCE(self) -> Any:
-        return self._get("GOVERNANCE", {})
-
-    @property
-    def COUNT_TOKENS(self) -> Any:
-        return self._get("COUNT_TOKENS", {})
-
-    @property
-    def PRICING_OVERRIDES(self) -> Any:
-        return self._get("PRICING_OVERRIDES", {})
-
-    @property
-    def HTTP_TRANSPORT(self) -> Any:
-        return self._get("HTTP_TRANSPORT", "httpx")
-
-    @property
-    def MAX_CONNECTIONS(self) -> Any:
-        return self._get("MAX_CONNECTIONS", 1000)
-
-    @property
-    def DEFAULT_KEY(self) -> Any:
-        # What a user's default key (created on their first session call) and the keys they create
-        # themselves allow. The safe default is every configured provider with no limits: the host
-        # already decided who may sign in; budgets are an opt-in, as in Bifrost.
-        return self._get("DEFAULT_KEY", {"allow_all_providers": True})
-
-    @property
-    def COUNTERS(self) -> Any:
-        # The database by default: exact across every worker and host that share it, with no extra service.
-        return self._get("COUNTERS", "orm")
-
-    @property
-    def REDIS_URL(self) -> Any:
-        return self._get("REDIS_URL", None)
-
-    @property
-    def REDIS_PREFIX(self) -> Any:
-        return self._get("REDIS_PREFIX", "bifrost:")
-
-    @property
-    def REDIS_FAIL_OPEN(self) -> Any:
-        # Closed by default: with Redis unreachable, refusing (503) is safer than spending without limits.
-        return self._get("REDIS_FAIL_OPEN", False)
-
-    @property
-    def DB_THREADS(self) -> Any:
-        # Threads (so database connections) per process for the gateway's own queries: enough for
-        # admission, settlement and log writes to overlap, few enough to leave the pool to the site.
-        return self._get("DB_THREADS", 8)
-
-    @property
-    def TEAM_MODEL(self) -> Any:
-        # The host's own team/organisation model, whose members' keys belong to its team (host_teams.py).
-        return self._get("TEAM_MODEL", None)
-
-    @property
-    def TEAM_MEMBERS(self) -> Any:
-        return self._get("TEAM_MEMBERS", None)
+    PROVIDERS = _Setting({})
+    CLIENT = _Setting({})
+    GOVERNANCE = _Setting({})
+    COUNT_TOKENS = _Setting({})
+    PRICING_OVERRIDES = _Setting({})
+    HTTP_TRANSPORT = _Setting("httpx")
+    MAX_CONNECTIONS = _Setting(1000)
+    # What a user's default key (created on their first session call) and the keys they create
+    # themselves allow. The safe default is every configured provider with no limits: the host
+    # already decided who may sign in; budgets are an opt-in, as in Bifrost.
+    DEFAULT_KEY = _Setting({"allow_all_providers": True})
+    # The database by default: exact across every worker and host that share it, with no extra service.
+    COUNTERS = _Setting("orm")
+    REDIS_URL = _Setting(None)
+    REDIS_PREFIX = _Setting("bifrost:")
+    # Closed by default: with Redis unreachable, refusing (503) is safer than spending without limits.
+    REDIS_FAIL_OPEN = _Setting(False)
+    # Threads (so database connections) per process for the gateway's own queries: enough for
+    # admission, settlement and log writes to overlap, few enough to leave the pool to the site.
+    DB_THREADS = _Setting(8)
+    # The host's own team/organisation model, whose members' keys belong to its team (host_teams.py).
+    TEAM_MODEL = _Setting(None)
+    TEAM_MEMBERS = _Setting(None)
 
     # -- validation: each returns a message naming the setting, or None ------------------------------
 
@@ -207,5 +160,8 @@ class Settings:
                 raise ConfigError(problem)
         return GatewayConfig.from_dict(self.gateway_dict(), source="settings.BIFROST")
 
+
+# Every setting the app reads: the ones `Settings` declares (anything else in BIFROST is a typo).
+KNOWN_SETTINGS = frozenset(name for name, value in vars(Settings).items() if isinstance(value, _Setting))
 
 conf = Settings()
