@@ -28,6 +28,8 @@ __all__ = ["CACHED_OPS", "CacheState", "calls_tools", "plan"]
 
 # The request families whose answers are cached: not token counts, uploads, images or audio.
 CACHED_OPS = frozenset({Op.RESPONSES, Op.CHAT, Op.TEXT, Op.EMBEDDINGS, Op.MESSAGES})
+# The raw passthrough prefixes answer with the upstream's own status and headers: never cached.
+_PASSTHROUGH = frozenset({"passthrough", "passthrough_stream"})
 # Fields that say how to deliver the answer, not what it is; never part of an entry's identity.
 _DELIVERY = frozenset({*GATEWAY_FIELDS, "model", "stream", "stream_options"})
 # Where each family keeps the conversation (what is embedded, and counted against the history threshold).
@@ -78,7 +80,7 @@ class CacheState:
 def plan(config: CacheConfig, req: Request) -> CacheState | None:
     """How this request is cached; None when it is not (no cache key, a family that is not cached, a
     conversation past the history threshold). A malformed ``x-bf-cache-*`` header is a 400 naming it."""
-    if req.op not in CACHED_OPS:
+    if req.op not in CACHED_OPS or req.request_type in _PASSTHROUGH:
         return None
     hints = req.cache_hints or {}
     cache_key = _text_hint(hints, b"key") or config.default_cache_key

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -192,3 +193,15 @@ def test_without_cache_by_model_another_model_is_served(
     answer: Any = raw.parse().to_dict()
     assert answer["extra_fields"]["cache_debug"]["requested_model"] == "gpt-4o"
     assert len(upstream.state.requests) == 1
+
+
+def test_the_raw_passthrough_is_never_cached(gateway: Cached, upstream: Upstream) -> None:
+    body = {"model": "gpt-4o-mini", "messages": QUESTION}
+    for _ in range(2):
+        r = httpx.post(
+            gateway.url + "/openai_passthrough/v1/chat/completions",
+            json=body,
+            headers={"x-bf-vk": KEY_A, "x-bf-cache-key": "raw"},
+        )
+        assert r.status_code == 200 and "x-bifrost-cache-hit" not in r.headers
+    assert len(upstream.state.requests) == 2
