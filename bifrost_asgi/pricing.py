@@ -480,7 +480,7 @@ def _pixels(size: str) -> int:
 def _image_keys(model: str, media: Media) -> Iterator[str]:
     """Catalog names of the per-size (and per-quality) entries of an image model, best first:
     ``hd/1024-x-1024/dall-e-3``, ``1024-x-1024/gpt-image-1.5``."""
-    if not media.size or _pixels(media.size) == 0:
+    if not _pixels(media.size):  # no size, or not WxH: no catalog entry is named by it
         return
     size = media.size.replace("x", "-x-")
     yield f"{media.quality or 'standard'}/{size}/{model}"
@@ -531,8 +531,9 @@ class PricingTable:
                     f"pricing override {key!r} must be a mapping of fields, got {type(fields).__name__}"
                 )
             prefix = key.partition("/")[0]
-            if prefix in providers and prefix not in _CATALOG_PROVIDERS and "litellm_provider" not in fields:
-                fields = {"litellm_provider": prefix, **fields}  # a model of the deployment's own provider
+            if prefix in providers and prefix not in _CATALOG_PROVIDERS:
+                # A model of the deployment's own provider (a `litellm_provider` in the override still wins).
+                fields = {"litellm_provider": prefix, **fields}
             slot = _slot(key, self._entries.get(key, fields))
             # The key that owns the slot, so "openai/gpt-4o" amends the catalog's "gpt-4o"; a new name starts
             # from the entry its undated form resolves to, so a partial override still has every other price.

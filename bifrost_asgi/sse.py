@@ -14,7 +14,7 @@ from bifrost_asgi.errors import too_large_answer
 __all__ = ["DEFAULT_MAX_EVENT", "DONE", "SSEDecoder", "SSEEvent", "aiter_sse", "aiter_sse_batches", "frame"]
 
 DONE = b"data: [DONE]\n\n"
-DEFAULT_MAX_EVENT = 4 * 1024 * 1024
+DEFAULT_MAX_EVENT = 4 * 1024 * 1024  # client.max_stream_event_size_mb's default
 
 
 @dataclass(slots=True)
@@ -41,7 +41,7 @@ class SSEDecoder:
 
     __slots__ = ("_cr", "_pending", "_size", "max_event", "source")
 
-    def __init__(self, max_event: int = DEFAULT_MAX_EVENT, source: str = "the upstream") -> None:
+    def __init__(self, max_event: int, source: str) -> None:
         self.max_event = max_event
         self.source = source
         self._pending: list[bytes] = []  # the reads of an incomplete event, none holding a blank line
@@ -101,7 +101,7 @@ class SSEDecoder:
 
 
 async def aiter_sse_batches(
-    chunks: AsyncIterator[bytes], max_event: int = DEFAULT_MAX_EVENT, source: str = "the upstream"
+    chunks: AsyncIterator[bytes], max_event: int, source: str
 ) -> AsyncGenerator[list[SSEEvent], None]:
     """Decode an SSE byte stream into the batches of complete events each read made available
     (`SSEDecoder`); a read that completes no event yields nothing."""
@@ -113,9 +113,7 @@ async def aiter_sse_batches(
         yield tail
 
 
-async def aiter_sse(
-    chunks: AsyncIterator[bytes], max_event: int = DEFAULT_MAX_EVENT, source: str = "the upstream"
-) -> AsyncIterator[SSEEvent]:
+async def aiter_sse(chunks: AsyncIterator[bytes], max_event: int, source: str) -> AsyncIterator[SSEEvent]:
     """Decode an SSE byte stream into events, one at a time."""
     batches = aiter_sse_batches(chunks, max_event, source)
     try:

@@ -347,6 +347,41 @@ TEXT_CASES: list[tuple[str, str, Body, list[str], list[str], int]] = [
         26,
     ),
     (
+        # p50k encodes "assistant" in two tokens, "tool" and "system" in one: the role an item gets counts.
+        "other-items-roles",
+        "text-davinci-003",
+        {
+            "input": [
+                {"type": "web_search_call", "id": "w1", "action": {"query": "news"}},
+                {"type": "shell_call_output", "call_id": "s1", "output": "done"},
+                {"type": "note", "role": "system", "text": "kept"},
+            ]
+        },
+        ["news", "done", "system", "kept"],
+        ["assistant", "tool", "system"],
+        20,
+    ),
+    (
+        "object-custom-tool-output",
+        "gpt-4o",
+        {"input": [{"type": "custom_tool_call_output", "call_id": "c1", "output": {"t": 18}}]},
+        ['{"t":18}'],
+        ["tool"],
+        12,
+    ),
+    (
+        "unknown-content-part",
+        "gpt-4o",
+        {
+            "messages": [
+                {"role": "assistant", "content": [{"type": "output_audio", "id": "a1", "transcript": "Hi"}]}
+            ]
+        },
+        ["Hi"],
+        ["assistant"],
+        8,
+    ),
+    (
         "chat-tool-calls",
         "gpt-4o",
         {
@@ -975,8 +1010,16 @@ def _nested(depth: int) -> dict[str, Any]:
     return schema
 
 
-def test_hostile_schema_depth_neither_crashes_nor_recurses_forever() -> None:
-    tool = {"type": "function", "name": "f", "parameters": _nested(2_000)}
+def _nested_items(depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(depth):  # an array of objects at each level, as list-valued tool arguments are written
+        schema = {"type": "object", "properties": {"p": {"type": "array", "items": schema}}}
+    return schema
+
+
+@pytest.mark.parametrize("nested", [_nested, _nested_items], ids=["properties", "array-items"])
+def test_hostile_schema_depth_neither_crashes_nor_recurses_forever(nested: Callable[[int], Any]) -> None:
+    tool = {"type": "function", "name": "f", "parameters": nested(2_000)}
     result = count({"input": "hi", "tools": [tool]})
     walked = _count_tokens._MAX_SCHEMA_DEPTH + 1  # depths 0..cap each add PROP_INIT + one PROP_KEY
     assert result.framing_tokens == (
@@ -986,6 +1029,15 @@ def test_hostile_schema_depth_neither_crashes_nor_recurses_forever() -> None:
         + message_framing("o200k_base", "user")
         + 3
     )
+
+
+def test_a_function_without_a_name_counts_its_description_alone() -> None:
+    for unnamed in (
+        {"type": "function", "description": "Look it up."},
+        {"name": 5, "description": "Look it up"},
+    ):
+        result = count({"input": "hi", "tools": [unnamed]})
+        assert result.tokens == ref_tokens("o200k_base", ":Look it up", "hi")
 
 
 @pytest.mark.parametrize(

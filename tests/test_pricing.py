@@ -12,12 +12,22 @@ from typing import Any
 
 import pytest
 
+from bifrost_asgi import pricing
 from bifrost_asgi.pricing import PricingTable, Usage, usage_from_chat, usage_from_responses
 
 
 @pytest.fixture(scope="module")
 def table() -> PricingTable:
     return PricingTable.default()
+
+
+@pytest.fixture(autouse=True)
+def cold_caches() -> None:
+    """Each test prices from scratch: the process-wide caches (rates per entry, lookups of the shared default
+    table) would otherwise answer from an earlier test, and a broken rule could pass unseen."""
+    pricing._RATES_CACHE.clear()
+    pricing._rate_fields.cache_clear()
+    PricingTable.default()._resolved.clear()
 
 
 def assert_costs(actual: Mapping[str, float] | None, **expected: float) -> None:
@@ -369,6 +379,40 @@ def test_override_of_an_undated_alias_keeps_the_dated_prices(table: PricingTable
     assert (entry["input_cost_per_token"], entry["output_cost_per_token"]) == (1e-07, 6e-07)
 
 
+def test_an_override_prefixed_by_a_configured_custom_provider_prices_its_models() -> None:
+    custom = one({}).with_overrides(
+        {
+            "mycorp/meta-llama/llama-3": {"input_cost_per_token": 2.0},
+            "mycorp/tuned": {"litellm_provider": "openai", "input_cost_per_token": 3.0},  # its own word wins
+            "elsewhere/m": {"input_cost_per_token": 4.0},  # not a configured provider: part of the name
+        },
+        providers=["mycorp", "other"],
+    )
+    assert price_of(custom, "mycorp", "meta-llama/llama-3") == 2.0
+    assert price_of(custom, "openai", "meta-llama/llama-3") is None  # priced for mycorp only
+    assert (price_of(custom, "openai", "mycorp/tuned"), price_of(custom, "mycorp", "tuned")) == (3.0, None)
+    assert (price_of(custom, "vllm", "elsewhere/m"), price_of(custom, "elsewhere", "m")) == (4.0, None)
+    # Only a catalog provider's name in a model id borrows that provider's price (OpenRouter-style): a
+    # custom provider's name there is part of another host's own id.
+    assert price_of(custom, "together", "mycorp/meta-llama/llama-3") is None
+
+
+def test_overrides_by_either_name_of_a_collision_amend_the_entry_that_won_it() -> None:
+    plain = {"litellm_provider": "deepseek", "input_cost_per_token": 1.0}
+    prefixed = {"litellm_provider": "deepseek", "input_cost_per_token": 2.0, "output_cost_per_token": 3.0}
+    table = one({"deepseek-chat": plain, "deepseek/deepseek-chat": prefixed})
+    custom = table.with_overrides({"deepseek-chat": {"output_cost_per_token": 4.0}})
+    assert custom.lookup("deepseek", "deepseek-chat") == {**prefixed, "output_cost_per_token": 4.0}
+    both = table.with_overrides(
+        {
+            "deepseek-chat": {"output_cost_per_token": 4.0},
+            "deepseek/deepseek-chat": {"input_cost_per_token": 5.0},
+        }
+    )
+    assert both.lookup("deepseek", "deepseek-chat") == {**prefixed, "input_cost_per_token": 5.0,
+                                                        "output_cost_per_token": 4.0}  # fmt: skip
+
+
 def test_override_must_be_a_mapping(table: PricingTable) -> None:
     bad: Any = {"gpt-4o": 1e-06}
     with pytest.raises(TypeError) as caught:
@@ -436,6 +480,7 @@ def test_lookup_fallbacks_in_order() -> None:
             "h": {"litellm_provider": "openai", "input_cost_per_token": 2.0},
             "anthropic/k": {"litellm_provider": "anthropic", "input_cost_per_token": 3.0},
             "any-model": {"input_cost_per_token": 4.0},
+            "meta/l": {"litellm_provider": "vertex_ai", "input_cost_per_token": 6.0},
         }
     )
     assert price_of(table, "gemini", "g") == 1.0  # the sibling
@@ -447,6 +492,7 @@ def test_lookup_fallbacks_in_order() -> None:
     assert price_of(table, "vllm", "any-model") == 4.0  # priced for any provider
     assert price_of(table, "vllm", "any-model-20250101") == 4.0
     assert price_of(table, "openrouter", "nobody/k") is None
+    assert price_of(table, "openrouter", "vertex_ai/meta/l") == 6.0  # the prefix's provider; the rest whole
     assert price_of(table, "groq", "g") is None  # siblings are only gemini and vertex
     assert price_of(table, "fireworks_ai", "h") is None
     # Answers are remembered, and the same after a lookup of another name.
@@ -460,6 +506,37 @@ def test_remembered_lookups_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None
         table.lookup("gemini", model)
     assert len(table._resolved) == 2  # cleared when full, so it never holds more than the bound
     assert price_of(table, "gemini", "g") == 1.0
+
+
+def test_an_admission_estimate_prices_like_the_cost_it_reserves_for() -> None:
+    entry = {"litellm_provider": "openai", "input_cost_per_token": 1.0, "output_cost_per_token": 2.0,
+             "input_cost_per_token_above_200k_tokens": 3.0, "output_cost_per_token_above_200k_tokens": 4.0,
+             "input_cost_per_request": 0.5}  # fmt: skip
+    table = one({"m": entry, "n": {"litellm_provider": "openai", "input_cost_per_token": 1.0}})
+    assert table.estimate("openai", "m", 10, 5) == 10 * 1.0 + 5 * 2.0 + 0.5
+    assert table.estimate("openai", "m", 200_001, 5) == 200_001 * 3.0 + 5 * 4.0 + 0.5  # the long-context tier
+    cost = table.cost("openai", "m", Usage(input_tokens=200_001, output_tokens=5))
+    assert cost is not None and cost["total_cost"] == table.estimate("openai", "m", 200_001, 5)
+    assert table.estimate("openai", "n", 10, 5) == 10.0  # no request fee, no output price
+    assert table.estimate("openai", "unknown", 10, 5) == 0.0  # nothing to reserve without a price
+
+
+def test_remembered_rates_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bifrost_asgi.pricing._MAX_REPORTED_MISSES", 2)
+    table = one({m: {"litellm_provider": "openai", "input_cost_per_token": 1.0} for m in ("a", "b", "c")})
+    for model in ("a", "b", "c"):
+        assert_costs(table.cost("openai", model, Usage(input_tokens=2)), **costs(2.0, 0.0))
+    assert len(pricing._RATES_CACHE) <= 2  # cleared when full, so it never holds more than the bound
+
+
+def test_remembered_rates_of_a_collected_entry_are_never_served() -> None:
+    table = one({"m": {"litellm_provider": "openai", "input_cost_per_token": 1.0}})
+    entry = table.lookup("openai", "m")
+    assert entry is not None
+    # As if an entry priced earlier had lived at this address: ids are reused once an object is collected.
+    gone = {"input_cost_per_token": 9.0}
+    pricing._RATES_CACHE[(id(entry), (), "")] = (gone, pricing._find_rates(gone, (), ""))
+    assert_costs(table.cost("openai", "m", Usage(input_tokens=2)), **costs(2.0, 0.0))
 
 
 def test_rates_fall_back_field_by_field() -> None:

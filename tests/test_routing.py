@@ -45,6 +45,13 @@ def test_a_bare_model_goes_to_the_first_catalog_candidate_unless_the_preferred_o
     assert resolver().resolve("llama-3", "openai") == ("groq", "llama-3")  # openai does not serve it
 
 
+def test_the_candidates_for_a_bare_model_are_its_catalog_providers_in_order() -> None:
+    # What a bare model's admission estimate and the integration routes consult (none: not a catalog model).
+    assert resolver().candidates("gpt-4o") == ("azure", "openai")
+    assert resolver().candidates("new-model") == ()
+    assert resolver().candidates("openai/gpt-4o") == ()  # a prefixed model string is not a bare model
+
+
 def test_forcing_the_preferred_provider() -> None:
     assert resolver().resolve("llama-3", "openai", force=True) == ("openai", "llama-3")
     assert resolver().resolve("new-model", "openai", force=True) == ("openai", "new-model")

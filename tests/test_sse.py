@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from bifrost_asgi.sse import DONE, aiter_sse, aiter_sse_batches, frame
+import pytest
+
+from bifrost_asgi.errors import BifrostError
+from bifrost_asgi.sse import DEFAULT_MAX_EVENT, DONE, aiter_sse, aiter_sse_batches, frame
 
 
 async def _reads(*parts: bytes) -> AsyncIterator[bytes]:
@@ -17,12 +20,13 @@ async def _reads(*parts: bytes) -> AsyncIterator[bytes]:
         yield part
 
 
-async def _batches(*parts: bytes) -> list[list[tuple[str | None, bytes]]]:
-    return [[(e.event, e.data) for e in batch] async for batch in aiter_sse_batches(_reads(*parts))]
+async def _batches(*parts: bytes, limit: int = DEFAULT_MAX_EVENT) -> list[list[tuple[str | None, bytes]]]:
+    batches = aiter_sse_batches(_reads(*parts), limit, "openai")
+    return [[(e.event, e.data) for e in batch] async for batch in batches]
 
 
-async def _events(*parts: bytes) -> list[tuple[str | None, bytes]]:
-    return [(e.event, e.data) async for e in aiter_sse(_reads(*parts))]
+async def _events(*parts: bytes, limit: int = DEFAULT_MAX_EVENT) -> list[tuple[str | None, bytes]]:
+    return [(e.event, e.data) async for e in aiter_sse(_reads(*parts), limit, "anthropic")]
 
 
 async def test_events_are_batched_by_the_read_that_completed_them() -> None:
@@ -101,3 +105,49 @@ def test_framing() -> None:
     assert frame(None, b'{"a":1}') == b'data: {"a":1}\n\n'
     assert frame("response.created", b"{}") == b"event: response.created\ndata: {}\n\n"
     assert DONE == b"data: [DONE]\n\n"
+
+
+async def test_a_lone_cr_is_data_even_at_the_very_end_of_the_stream() -> None:
+    # A "\r" ending a read is held back in case the next read starts with "\n"; when the stream ends
+    # there, it is data like a lone "\r" anywhere else, not dropped.
+    assert await _batches(b"data: a\rb\r") == [[(None, b"a\rb\r")]]
+    assert await _batches(b"data: a", b"\r") == [[(None, b"a\r")]]
+
+
+async def test_an_unterminated_last_event_split_across_reads_is_joined_whole() -> None:
+    assert await _batches(b"data: 1\n\nevent: e\n", b"data: 2", b"3") == [[(None, b"1")], [("e", b"23")]]
+
+
+# The size limit (client.max_stream_event_size_mb) holds at each place an event can grow: whole in one read,
+# left over at the end of a read, and added to read by read. "data: 1234" is 10 bytes.
+
+
+async def test_an_event_of_exactly_the_size_limit_passes_however_it_arrives() -> None:
+    # Whole, after another event in the same read.
+    assert await _batches(b"data: 1\n\ndata: 1234\n\n", limit=10) == [[(None, b"1"), (None, b"1234")]]
+    # Left over after another event, then completed by the next read, or by the stream's end.
+    assert await _batches(b"data: 1\n\ndata: 1234", b"\n\n", limit=10) == [[(None, b"1")], [(None, b"1234")]]
+    assert await _batches(b"data: 1\n\ndata: 1234", limit=10) == [[(None, b"1")], [(None, b"1234")]]
+    # Grown read by read up to the limit, then completed.
+    assert await _batches(b"data: 1", b"23", b"4", b"\n\n", limit=10) == [[(None, b"1234")]]
+    assert await _events(b"data: 1", b"23", b"4", limit=10) == [(None, b"1234")]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        (b"data: 1\n\ndata: 12345\n\n",),  # whole in one read
+        (b"data: 1\n\ndata: 12345",),  # left over at the end of a read (and of the stream)
+        (b"data: 12", b"34", b"5"),  # grown read by read, never completed
+    ],
+    ids=["whole", "left-over", "grown"],
+)
+async def test_an_event_one_byte_over_the_size_limit_is_a_502_naming_the_provider(
+    parts: tuple[bytes, ...],
+) -> None:
+    for decode, provider in ((_batches, "openai"), (_events, "anthropic")):
+        with pytest.raises(BifrostError) as caught:
+            await decode(*parts, limit=10)
+        error = caught.value
+        assert (error.status_code, error.error_type) == (502, "provider_bad_response")
+        assert error.message == f"provider {provider} sent a stream event larger than 10 bytes"

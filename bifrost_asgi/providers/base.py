@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import httpx
 
 from bifrost_asgi.errors import MALFORMED, bad_response, unreadable
+from bifrost_asgi.sse import DEFAULT_MAX_EVENT
 
 if TYPE_CHECKING:  # config imports the provider catalog, which imports this package
     from bifrost_asgi.config import KeyConfig, ProviderConfig
@@ -131,7 +132,7 @@ class Call:
     # Bounds on what the upstream may send back (client.max_upstream_response_size_mb and
     # max_stream_event_size_mb): a whole answer, and one stream event.
     max_answer_bytes: int = 100 * 1024 * 1024
-    max_event_bytes: int = 4 * 1024 * 1024
+    max_event_bytes: int = DEFAULT_MAX_EVENT
     # Set by providers that serve a model through a named deployment (Azure); reported in extra_fields.
     model_deployment: str | None = None
     form: Form | None = None

@@ -229,7 +229,8 @@ def read_states(
     out = []
     for limit in limits:
         s = _current(states, limit, now, ttl)
-        out.append(CounterState(s.used, s.reserved, s.start, s.end, dict(s.held)))
+        # What was used and reserved; how reservations are held is the store's own (Redis never reports it).
+        out.append(CounterState(s.used, s.reserved, s.start, s.end))
     return out
 
 

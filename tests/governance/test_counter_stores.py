@@ -25,6 +25,7 @@ from bifrost_asgi.errors import BifrostError
 from bifrost_asgi.governance.windows import parse_duration
 from bifrost_asgi.stores import counters as counters_module
 from bifrost_asgi.stores.counters import (
+    RESERVATION_TTL,
     Admission,
     Claim,
     CounterState,
@@ -32,6 +33,9 @@ from bifrost_asgi.stores.counters import (
     Kind,
     Limit,
     MemoryCounterStore,
+    admit_states,
+    apply_rule,
+    read_states,
     shielded,
     shielded_admit,
 )
@@ -60,16 +64,17 @@ class StoreSpec:
     kind: str
     target: str = ""  # the SQLite path or the Redis URL
     prefix: str = ""
+    ttl: float = RESERVATION_TTL  # counters.reservation_ttl_seconds (the shared stores take it)
 
     def make(self) -> CounterStore:
         if self.kind == "sqlite":
             from bifrost_asgi.stores.sqlite_counters import SQLiteCounterStore
 
-            return SQLiteCounterStore(self.target)
+            return SQLiteCounterStore(self.target, reservation_ttl=self.ttl)
         if self.kind == "redis":
             from bifrost_asgi.stores.redis_counters import RedisCounterStore
 
-            return RedisCounterStore(self.target, prefix=self.prefix)
+            return RedisCounterStore(self.target, prefix=self.prefix, reservation_ttl=self.ttl)
         return MemoryCounterStore()
 
 
@@ -409,7 +414,7 @@ async def test_a_cancelled_admission_leaves_no_reservation(shared_store: Counter
         if state.reserved == finished:
             break
         await asyncio.sleep(0.01)
-    assert state.reserved == finished
+    assert (state.used, state.reserved) == (0, finished)  # released, never charged: nothing was served
 
 
 # -- a caller cancelled mid-operation (the helpers stores that work outside the caller's task use) ---------
@@ -489,6 +494,20 @@ async def test_an_admission_granted_to_a_cancelled_caller_is_released(
     assert counters_module._releases == set()  # the reference is dropped once the release is done
 
 
+def test_apply_rule_reports_exactly_the_counters_a_rule_changed() -> None:
+    """What a database store saves (`TransactionalCounterStore`): changed rows, held slots included."""
+    lim, other = limit("budget", 10, "1d"), limit("tokens", 1000, "1d")
+    states: dict[str, CounterState] = {}
+    # A model without a price: its budget claim reserves $0, yet holds a slot like any other.
+    admission, changed = apply_rule(states, lambda st: admit_states(st, [Claim(lim, 0.0, at=T0)], T0))
+    assert admission.ok and list(changed) == [lim.key]
+    _, changed = apply_rule(states, lambda st: read_states(st, [lim], T0 + 1))
+    assert changed == {}  # a read inside the window changes nothing: nothing to save
+    _, changed = apply_rule(states, lambda st: read_states(st, [lim, other], T0 + RESERVATION_TTL * 2))
+    assert list(changed) == [lim.key, other.key]  # the expired slot is gone; the other counter is new
+    assert states[lim.key].held == {}
+
+
 # -- every store computes exactly what the memory store computes -------------------------------------------
 
 POOL = [
@@ -517,7 +536,9 @@ async def _replay(store: CounterStore, seed: int) -> list[object]:
         now += rng.choice(STEPS)
         op = rng.random()
         if op < 0.55:
-            claims = [Claim(lim, _amount(rng, lim)) for lim in rng.choices(POOL, k=rng.randint(1, 3))]
+            # Tracked (held by admission time, so they can expire) or untracked, as stores may be given both.
+            at = now if rng.random() < 0.5 else 0.0
+            claims = [Claim(lim, _amount(rng, lim), at) for lim in rng.choices(POOL, k=rng.randint(1, 3))]
             admission = await store.admit(claims, now)
             outcomes.append(admission)
             if admission.ok:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,8 @@ from bifrost_asgi.stores.batching import BatchingCounterStore
 from bifrost_asgi.stores.counters import RESERVATION_TTL, SLOTS, Claim, CounterStore
 from tests._procs import die_with_test_run, stop_process_group
 from tests.governance.test_counter_stores import T0, StoreSpec, limit
-from tests.governance.test_counter_stores import spec as spec  # noqa: F401  (the store fixtures)
+from tests.governance.test_counter_stores import shared_spec as shared_spec  # noqa: F401  (store fixtures)
+from tests.governance.test_counter_stores import spec as spec  # noqa: F401
 from tests.governance.test_multiprocess import _free_port
 
 SLOT = RESERVATION_TTL / SLOTS
@@ -65,6 +67,58 @@ async def test_a_settled_reservation_is_released_in_its_own_slot(store: CounterS
     # The first slot expires now; only the second request's reservation is left, and it is not released.
     [state] = await store.read([lim], T0 + RESERVATION_TTL + SLOT)
     assert (state.used, state.reserved) == (90, 40)
+
+
+async def test_a_reservation_held_across_a_window_reset_is_released_when_settled(store: CounterStore) -> None:
+    lim = limit("tokens", 1000, "1m")
+    claim = Claim(lim, 100, at=T0)
+    assert (await store.admit([claim], T0)).ok
+    await store.settle([claim], [70], T0 + 90)  # a long request: its window ended meanwhile
+    [state] = await store.read([lim], T0 + 90)
+    assert (state.used, state.reserved) == (70, 0)
+
+
+async def test_a_request_that_outlived_its_reservation_is_charged_on_every_limit(store: CounterStore) -> None:
+    key, team = limit("tokens", 1000, "1d"), limit("tokens", 5000, "1d")
+    claims = [Claim(key, 100, at=T0), Claim(team, 100, at=T0)]
+    assert (await store.admit(claims, T0)).ok
+    later = T0 + RESERVATION_TTL + SLOT  # both reservations expired; the request still finished
+    await store.settle(claims, [80, 80], later)
+    assert [(s.used, s.reserved) for s in await store.read([key, team], later)] == [(80, 0), (80, 0)]
+
+
+async def test_budget_reservations_under_a_dollar_in_one_slot_are_each_released(store: CounterStore) -> None:
+    lim = limit("budget", 10, "1d")
+    first, second = Claim(lim, 0.5, at=T0), Claim(lim, 0.25, at=T0 + 1)  # the same slot
+    assert (await store.admit([first], T0)).ok
+    assert (await store.admit([second], T0 + 1)).ok
+    await store.settle([first], [0.125], T0 + 2)
+    [state] = await store.read([lim], T0 + 2)
+    assert (state.used, state.reserved) == (0.125, 0.25)
+    await store.settle([second], [0.0625], T0 + 3)
+    [state] = await store.read([lim], T0 + 3)
+    assert (state.used, state.reserved) == (0.1875, 0)
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["direct", "batched"])
+async def test_a_configured_ttl_holds_settles_and_expires_reservations(
+    shared_spec: StoreSpec,  # noqa: F811
+    batched: bool,
+) -> None:
+    made = replace(shared_spec, ttl=60).make()  # counters.reservation_ttl_seconds: 60, so slots of 4 s
+    store: CounterStore = BatchingCounterStore(made) if batched else made  # type: ignore[arg-type]
+    try:
+        lim = limit("tokens", 1000, "1d")
+        settled, gone = Claim(lim, 100, at=T0), Claim(lim, 300, at=T0)
+        assert (await store.admit([settled], T0)).ok
+        assert (await store.admit([gone], T0)).ok
+        await store.settle([settled], [80], T0 + 1)  # released from the slot it was held in
+        [state] = await store.read([lim], T0 + 63)  # held until its slot is a whole ttl old
+        assert (state.used, state.reserved) == (80, 300)
+        [state] = await store.read([lim], T0 + 64)
+        assert (state.used, state.reserved) == (80, 0)  # the unsettled one expired after 60 s, not 900
+    finally:
+        await store.aclose()
 
 
 # -- a real worker, killed mid-request --------------------------------------------------------------------
