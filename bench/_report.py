@@ -20,7 +20,10 @@ PACKAGES = ("bifrost-asgi", "uvicorn", "starlette", "httpx", "httpcore", "h11", 
             "orjson", "uvloop", "httptools")  # fmt: skip
 # A cell during which other processes used more CPU than this is "disturbed" (see run.py's --quiet-limit).
 DISTURBED_CPUS = 0.2
-KIND_ORDER = ("direct", "floor-raw", "floor", "baseline", "gateway-nometrics", "gateway")
+KIND_ORDER = (
+    "direct", "floor-raw", "floor", "baseline", "gateway-nometrics", "gateway", "gateway-cache-miss",
+    "gateway-cache",
+)  # fmt: skip
 
 
 class ScenarioLike(Protocol):
@@ -264,6 +267,20 @@ def metrics_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[s
     return ["### Prometheus metrics on vs off (same tree, same run)", "", *_table(header, body), ""]
 
 
+def cache_table(summary: Summary, scenarios: Sequence[ScenarioLike]) -> list[str]:
+    """The uncached gateway against a cache miss and a direct hit (kinds gateway-cache-miss and
+    gateway-cache). Targets (issue 14): a hit serves ≥ 3× the RPS at c=16; a miss adds ≤ 0.1 ms at c=1."""
+    lines: list[str] = []
+    header = ["scenario", "transport", "p50 c=1 uncached", "p50 c=1 cached", "cached − uncached",
+              "RPS c=16 uncached", "RPS c=16 cached", "cached / uncached", "CPU/req uncached",
+              "CPU/req cached"]  # fmt: skip
+    for kind, title in (("gateway-cache-miss", "every request a miss"), ("gateway-cache", "direct hits")):
+        body = _pairs(summary, scenarios, "gateway", kind)
+        if body:
+            lines += [f"### Response cache: {title} vs uncached (same run)", "", *_table(header, body), ""]
+    return lines
+
+
 def markdown(summary: Summary, scenarios: Sequence[ScenarioLike]) -> str:
     lines: list[str] = []
     for scenario in scenarios:
@@ -272,6 +289,7 @@ def markdown(summary: Summary, scenarios: Sequence[ScenarioLike]) -> str:
     lines += transport_table(summary, scenarios)
     lines += baseline_table(summary, scenarios)
     lines += metrics_table(summary, scenarios)
+    lines += cache_table(summary, scenarios)
     errors = sum(r.errors for r in summary.rows.values())
     lines.append(f"Errors (non-2xx, socket errors, timeouts) over the whole run: {errors}.")
     if summary.background:

@@ -39,15 +39,32 @@ class BadResponse(Exception):
     """A non-2xx status or a response we cannot frame."""
 
 
-def build_request(url: str, body: bytes) -> tuple[str, int, bytes]:
+def build_request(url: str, body: bytes, extra: str = "") -> tuple[str, int, bytes]:
+    """The request's bytes; ``extra`` is more header lines (each ending in CRLF)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     head = (
         f"POST {parts.path or '/'} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         "Content-Type: application/json\r\nAuthorization: Bearer sk-bench\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{extra}Content-Length: {len(body)}\r\n\r\n"
     )
     return host, port, head.encode() + body
+
+
+class Requests:
+    """The same request every time, or with ``vary`` naming a header whose value changes per request
+    (a cache key: every request a cache miss)."""
+
+    def __init__(self, url: str, body: bytes, vary: str | None) -> None:
+        self.url, self.body, self.vary = url, body, vary
+        self.host, self.port, self.fixed = build_request(url, body)
+        self.count = 0
+
+    def next(self) -> bytes:
+        if self.vary is None:
+            return self.fixed
+        self.count += 1
+        return build_request(self.url, self.body, f"{self.vary}: bench-{self.count}\r\n")[2]
 
 
 async def read_head(reader: asyncio.StreamReader) -> dict[bytes, bytes]:
@@ -81,11 +98,11 @@ async def read_body(reader: asyncio.StreamReader, headers: dict[bytes, bytes]) -
             first = time.perf_counter()
 
 
-async def connection(host: str, port: int, request: bytes, start: float, stop: float, tally: Tally) -> None:
-    reader, writer = await asyncio.open_connection(host, port)
+async def connection(requests: Requests, start: float, stop: float, tally: Tally) -> None:
+    reader, writer = await asyncio.open_connection(requests.host, requests.port)
     try:
         while (t0 := time.perf_counter()) < stop:
-            writer.write(request)
+            writer.write(requests.next())
             try:
                 first = await read_body(reader, await read_head(reader))
             except BadResponse:
@@ -128,12 +145,14 @@ def summarise(tally: Tally, duration: float) -> dict[str, object]:
     }
 
 
-async def run(url: str, body: bytes, concurrency: int, duration: float, warmup: float) -> dict[str, object]:
-    host, port, request = build_request(url, body)
+async def run(
+    url: str, body: bytes, concurrency: int, duration: float, warmup: float, vary: str | None = None
+) -> dict[str, object]:
+    requests = Requests(url, body, vary)
     tally = Tally()
     start = time.perf_counter() + warmup
     stop = start + duration
-    await asyncio.gather(*(connection(host, port, request, start, stop, tally) for _ in range(concurrency)))
+    await asyncio.gather(*(connection(requests, start, stop, tally) for _ in range(concurrency)))
     return summarise(tally, duration)
 
 
@@ -153,10 +172,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--vary-header", help="send this header with another value on every request")
     args = parser.parse_args()
     with open(args.body_file, "rb") as f:
         body = f.read()
-    result = _runner()(run(args.url, body, args.concurrency, args.duration, args.warmup))
+    result = _runner()(run(args.url, body, args.concurrency, args.duration, args.warmup, args.vary_header))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
 

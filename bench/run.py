@@ -175,16 +175,28 @@ class Plan:
 # -- servers ----------------------------------------------------------------------------------------
 
 
-def _gateway_config(plan: Plan, upstream: Server, transport: str, *, metrics: bool = True) -> Path:
-    config = {
+# The kinds served by bifrost-asgi itself (the working tree, or --gateway-ref / --baseline-ref).
+GATEWAY_KINDS = ("gateway", "baseline", "gateway-nometrics", "gateway-cache", "gateway-cache-miss")
+# Kind "gateway-cache-miss": every request names another cache key with this header, so each one looks
+# its entry up, misses, calls the upstream and keeps the answer.
+VARY_HEADER = "x-bf-cache-key"
+
+
+def _gateway_config(plan: Plan, upstream: Server, transport: str, kind: str) -> Path:
+    config: dict[str, Any] = {
         "providers": {
             "openai": {"keys": [{"value": "sk-bench"}], "network_config": {"base_url": upstream.base_url}}
         },
         "http_transport": transport,
         # Prometheus metrics are on by default; kind "gateway-nometrics" measures the same tree without.
-        "telemetry": {"metrics": metrics},
+        "telemetry": {"metrics": kind != "gateway-nometrics"},
     }
-    path = plan.out / f"gateway-{transport}{'' if metrics else '-nometrics'}.json"
+    if kind.startswith("gateway-cache"):
+        # Kind "gateway-cache": the same body every time, so every request after the first is a direct
+        # hit (no header needed: the default key applies).
+        cache = {"ttl": "1h", "default_cache_key": "bench"}
+        config["plugins"] = [{"name": "semantic_cache", "enabled": True, "config": cache}]
+    path = plan.out / f"{kind}-{transport}.json"
     path.write_text(json.dumps(config, indent=2))
     return path
 
@@ -218,8 +230,8 @@ def start_servers(
         for transport in transports:
             port = free_port()
             env = None
-            if kind in ("gateway", "baseline", "gateway-nometrics"):
-                config = _gateway_config(plan, upstream, transport, metrics=kind != "gateway-nometrics")
+            if kind in GATEWAY_KINDS:
+                config = _gateway_config(plan, upstream, transport, kind)
                 argv = _gateway_argv(config, port)
                 env = _gateway_env(plan.baseline_src if kind == "baseline" else plan.gateway_src)
             else:
@@ -246,18 +258,26 @@ def _run_json(argv: list[str], cpus: set[int] | None, env: dict[str, str] | None
     raise RuntimeError(f"{argv[0]} failed ({done.returncode}): {done.stdout[-500:]} {done.stderr[-500:]}")
 
 
-def wrk(url: str, body: Path, concurrency: int, seconds: float, cpus: set[int] | None) -> dict[str, Any]:
+def wrk(
+    url: str, body: Path, concurrency: int, seconds: float, cpus: set[int] | None, vary: str | None = None
+) -> dict[str, Any]:
     argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s"]
     argv += ["-s", str(BENCH / "wrk_post.lua"), url]
-    raw = _run_json(argv, cpus, env={**os.environ, "BENCH_BODY_FILE": str(body)})
+    env = {**os.environ, "BENCH_BODY_FILE": str(body)}
+    if vary is not None:
+        env["BENCH_VARY_HEADER"] = vary
+    raw = _run_json(argv, cpus, env=env)
     errors = sum(raw["errors"].values())
     seconds_run = raw["duration_us"] / 1e6
     return {"requests": raw["requests"], "errors": errors, "duration_s": seconds_run,
             "rps": raw["requests"] / seconds_run, "latency_us": raw["latency_us"], "raw": raw}  # fmt: skip
 
 
-def loadgen(plan: Plan, url: str, body: Path, concurrency: int, cpus: set[int] | None) -> dict[str, Any]:
+def loadgen(
+    plan: Plan, url: str, body: Path, concurrency: int, cpus: set[int] | None, vary: str | None = None
+) -> dict[str, Any]:
     argv = [PYTHON, str(BENCH / "loadgen.py"), "--url", url, "--body-file", str(body)]
+    argv += ["--vary-header", vary] if vary is not None else []
     argv += [
         "--concurrency",
         str(concurrency),
@@ -278,14 +298,15 @@ def _load(plan: Plan, target: Target, scenario: Scenario, concurrency: int) -> M
     body = plan.bodies[scenario.name]
     cpus = plan.load_cpus(target)
     use_wrk = plan.use_wrk and not (scenario.stream and concurrency == 1)  # wrk cannot see stream TTFB
+    vary = VARY_HEADER if target.kind == "gateway-cache-miss" else None
     if use_wrk:
-        wrk(url, body, concurrency, plan.warmup, cpus)
+        wrk(url, body, concurrency, plan.warmup, cpus, vary)
     pids = [s.proc.pid for s in (target.server, target.upstream) if s is not None]
     before = CpuSnapshot.take(pids)
     if use_wrk:
-        result = wrk(url, body, concurrency, plan.duration, cpus)
+        result = wrk(url, body, concurrency, plan.duration, cpus, vary)
     else:
-        result = loadgen(plan, url, body, concurrency, cpus)
+        result = loadgen(plan, url, body, concurrency, cpus, vary)
     return ("wrk" if use_wrk else "loadgen"), result, CpuUse.between(before, CpuSnapshot.take(pids))
 
 
@@ -384,7 +405,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds of warm-up before each cell")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
     parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS), help=f"of {', '.join(SCENARIOS)}")
-    parser.add_argument("--kinds", default="floor,floor-raw,gateway", help="which proxies besides direct")
+    parser.add_argument(
+        "--kinds",
+        default="floor,floor-raw,gateway",
+        help="which proxies besides direct (also: gateway-cache, direct cache hits; gateway-cache-miss, "
+        "caching on and every request another cache key)",
+    )
     parser.add_argument(
         "--transports", default=",".join(TRANSPORTS), help="http_transport values (aiohttp: the default)"
     )

@@ -9,6 +9,18 @@ file:close()
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer sk-bench"
 
+-- $BENCH_VARY_HEADER: send that header with another value on every request (a cache key: every
+-- request a cache miss).
+local vary = os.getenv("BENCH_VARY_HEADER")
+if vary then
+   local count = 0
+   function request()
+      count = count + 1
+      wrk.headers[vary] = "bench-" .. tostring(count) .. "-" .. tostring(math.random(1000000000))
+      return wrk.format()
+   end
+end
+
 function done(summary, latency, requests)
    local e = summary.errors
    io.write(string.format(

@@ -218,6 +218,11 @@ class GatewayConfig(_Section):
     governance: GovernanceConfig | None = None
     max_connections: int = Field(default=1000, gt=0)
     telemetry: TelemetryConfig = TelemetryConfig()
+    # Bifrost's plugin entries; ``semantic_cache`` is the one we run (bifrost_asgi/cache/config.py parses
+    # it). Others are kept and ignored.
+    plugins: list[dict[str, Any]] = Field(default_factory=list)
+    # Bifrost's vector store entry: where semantic-cache vectors live (None: the gateway's SQLite file).
+    vector_store: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "config") -> GatewayConfig:
@@ -229,6 +234,11 @@ class GatewayConfig(_Section):
             raise ConfigError(str(exc)) from None
         _check_unknown(config, source)
         _check_providers(config)
+        # Imported here: the cache's config module builds on this one.
+        from bifrost_asgi.cache.config import cache_config
+
+        cache_config(config, warn=True)  # a bad semantic_cache entry stops the load, naming the field
+        _warn_plugins(config, source)
         return _without_version_suffixes(config)
 
     @classmethod
@@ -308,6 +318,17 @@ def _check_unknown(config: GatewayConfig, source: str) -> None:
         raise ConfigError(f"invalid configuration in {source}:\n" + "\n".join(f"  {e}" for e in errors))
     for name in config.model_extra or {}:
         log.warning("%s: unknown field %r ignored", source, name)
+
+
+def _warn_plugins(config: GatewayConfig, source: str) -> None:
+    for index, entry in enumerate(config.plugins):
+        if entry.get("name") != "semantic_cache":
+            log.warning(
+                "%s: plugins[%d]: plugin %r is not run by bifrost-asgi, ignored",
+                source,
+                index,
+                entry.get("name"),
+            )
 
 
 def _top_level_error(name: str) -> str | None:

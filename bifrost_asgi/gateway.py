@@ -11,6 +11,8 @@ import httpx
 from opentelemetry.trace import TracerProvider
 
 from bifrost_asgi.adapters.principal import OwnerDirectory
+from bifrost_asgi.cache.config import cache_config
+from bifrost_asgi.cache.runtime import ResponseCache
 from bifrost_asgi.config import ConfigError, GatewayConfig, ProviderConfig
 from bifrost_asgi.governance.build import build_governance, build_log_writer, seed
 from bifrost_asgi.governance.config import GovernanceConfig
@@ -96,6 +98,9 @@ class Gateway:
                 self.content = ContentLog(gov_cfg.logs, self.redactor, redact_content)
         self.telemetry = Telemetry(config, hooks=hooks, tracer_provider=tracer_provider)
         self._observe_governance(self.telemetry.hooks)
+        cache = cache_config(config)
+        # The response cache (the semantic_cache plugin); None when it is off, and the journey skips it.
+        self.cache: ResponseCache | None = ResponseCache(cache, config) if cache is not None else None
         self.max_body = int(config.client.max_request_body_size_mb * 1024 * 1024)
         answer_mb = config.client.max_upstream_response_size_mb or config.client.max_request_body_size_mb
         self.max_answer = int(answer_mb * 1024 * 1024)
@@ -118,6 +123,8 @@ class Gateway:
                 for name, pc in self.config.providers.items()
             }
             self.counters = {name: _make_counter(self.config, p) for name, p in self.providers.items()}
+            if self.cache is not None:
+                await self.cache.start()
             self.transport = transport
 
     def executor(self, provider: str, op: Op) -> Provider:
@@ -147,6 +154,8 @@ class Gateway:
                 await self.logs.aclose()  # flush: nothing submitted is lost on shutdown
             if self.governance is not None:
                 await self.governance.aclose()
+            if self.cache is not None:
+                await self.cache.aclose()
             if self.telemetry.metrics is not None:
                 await self.telemetry.metrics.flush()  # the last figures, for the workers still serving
 

@@ -34,9 +34,11 @@ def test_loads_bifrost_shape_and_env_values(monkeypatch: pytest.MonkeyPatch, tmp
 
 def test_unknown_fields_warn_by_name(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="bifrost_asgi.config"):
-        GatewayConfig.from_dict({"providers": {"mock": {"frobnicate": 1}}, "plugins": []})
+        plugins = [{"name": "telemetry", "enabled": True}]
+        GatewayConfig.from_dict({"providers": {"mock": {"frobnicate": 1}}, "mcp": {}, "plugins": plugins})
     text = caplog.text
-    assert "'plugins'" in text
+    assert "'mcp'" in text
+    assert "plugins[0]: plugin 'telemetry' is not run by bifrost-asgi, ignored" in text
     assert "config.providers.mock: unknown field 'frobnicate'" in text
 
 
@@ -122,14 +124,14 @@ def test_bifrost_client_options_we_do_not_implement_still_load(caplog: pytest.Lo
     data = {
         "client": {"initial_pool_size": 300, "allowed_origins": ["*"], "enable_logging": True},
         "governance": {"store": {"type": "memory"}, "routing_rules": []},
-        "plugins": [],
+        "plugins": [{"name": "maxim", "enabled": True, "config": {}}],
         "config_store": {"enabled": False},
     }
     with caplog.at_level(logging.WARNING, logger="bifrost_asgi.config"):
         GatewayConfig.from_dict(data)
     for name in ("client.initial_pool_size", "client.allowed_origins", "governance.routing_rules"):
         assert f"{name} is Bifrost's; bifrost-asgi does not implement it" in caplog.text
-    assert "'plugins'" in caplog.text and "'config_store'" in caplog.text
+    assert "plugin 'maxim' is not run" in caplog.text and "'config_store'" in caplog.text
 
 
 @pytest.mark.parametrize("alias", ["enforce_governance_header", "enforce_scim_auth"])

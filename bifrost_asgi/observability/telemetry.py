@@ -302,7 +302,10 @@ def _record(
         cells.upstream[0] += 1
         observe(cells.latency_failed, Metrics.LATENCY, target.spent)
         _count_error(metrics, last, dims, target.error, from_upstream=True)
-    if served is not None:
+    if served is not None and served.cache_hit is not None:  # no upstream call: a hit, by its type
+        last = _base(req, metrics, served.provider, served.model, served.index, served.key_name)
+        metrics.cell("bifrost_cache_hits_total", last + (served.cache_hit,) + dims)[0] += 1
+    elif served is not None:
         last = _base(req, metrics, served.provider, served.model, served.index, served.key_name)
         _served(metrics, metrics.upstream(last, dims), last, dims, probe, served)
     elif error is not None and not any(t.error is error for t in probe.targets):
@@ -396,6 +399,8 @@ def _served_attributes(served: Served) -> dict[str, Any]:
         "gen_ai.response.model": served.model,
         "bifrost.fallback_index": served.index,
     }
+    if served.cache_hit is not None:
+        attributes["bifrost.cache.hit_type"] = served.cache_hit
     if served.reply is not None:
         body = served.reply.body
         model = body.get("model")

@@ -161,6 +161,8 @@ def price(gw: Gateway, served: Served, usage: Mapping[str, Any], tier: object) -
     Returns the ``usage.cost`` object to show (zeros when the price is unknown); ``served.cost`` stays
     None then, so no header claims a known price.
     """
+    if served.cache_hit is not None:
+        return dict(ZERO_COST)  # a cached answer costs nothing, whatever usage it reports
     parsed = _parse_usage(served.op, usage)
     served.usage = parsed
     if parsed is None:
@@ -218,7 +220,7 @@ def _usage(req: Request, served: Served) -> tuple[Usage | None, bool]:
     """Reported usage; else the request's own estimate (media); else — for a stream that ended before
     reporting it — an estimate from what was delivered: request bytes / 4 for input and one token per
     delivered chunk (providers stream about a token per chunk)."""
-    if served.usage is not None:
+    if served.usage is not None or served.cache_hit is not None:
         return served.usage, served.usage_estimated
     if req.estimate is not None:
         return req.estimate, True
@@ -278,6 +280,7 @@ def _record(
         record.provider, record.model = served.provider, served.model
         record.selected_key_name = served.key_name
         record.fallback_index = served.index
+        record.cache_hit = served.cache_hit
     elif error is not None:
         record.provider = error.extra_fields.get("provider")
         record.model = error.extra_fields.get("model_requested")

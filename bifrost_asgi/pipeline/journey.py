@@ -4,7 +4,8 @@
     -> parse it (the surface: its dialect's required fields; fallbacks)
     -> authorize (virtual key, signed token or the host's user)
     -> resolve the targets once (the surface names the primary; the fallbacks follow)
-    -> [cache lookup: a later step]
+    -> cache lookup: a hit is answered from the cache, a complete answer is kept (cache/step.py; only
+       when the plugin is on)
     -> attempts: per target the surface's call, admission, provider with retries and key rotation,
        fallbacks on failure                                                  (pipeline/attempts.py)
     -> respond: price the reported usage once, then the surface renders the JSON answer, or its stream
@@ -22,6 +23,7 @@ import logging
 import time
 from typing import Any
 
+from bifrost_asgi.cache.step import remember, serve
 from bifrost_asgi.errors import BifrostError, internal_error
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.accounting import authorize, finish, price_reply
@@ -66,7 +68,10 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
             read_headers(req, scope)
             await authorize(gw, req)
             req.targets = [surface.primary(gw, req), *req.fallbacks]
-            served = await run_attempts(gw, req, surface, lambda s: _accept(gw, surface, req, s))
+            if gw.cache is None:
+                served = await run_attempts(gw, req, surface, lambda s: _accept(gw, surface, req, s))
+            else:  # 5 the response cache: a hit answers here, a miss runs the attempts
+                served = await serve(gw, gw.cache, req, surface, lambda: _attempts(gw, surface, req))
         except ClientDisconnected:
             return
         except BifrostError as err:
@@ -82,12 +87,18 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
             if served.chunks is not None:
                 await _stream(gw, surface, req, served, send, receive)
             else:
+                if req.cache is not None and gw.cache is not None:
+                    await remember(gw.cache, req, served)  # before it is sent: the client may ask again
                 await _reply(gw, surface, req, served, send)
         finally:
             await finish(gw, req, served, served.error)
     finally:
         if probe is not None:
             probe.end(req, served, error)  # 9 metrics and spans: what the request did, once
+
+
+async def _attempts(gw: Gateway, surface: Surface, req: Request) -> Served:
+    return await run_attempts(gw, req, surface, lambda s: _accept(gw, surface, req, s))
 
 
 def _accept(gw: Gateway, surface: Surface, req: Request, served: Served) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -25,6 +25,9 @@ from bifrost_asgi.providers.base import ChunkStream, Op, Reply
 from bifrost_asgi.routing import Target, check_model_string
 from bifrost_asgi.types import Headers, Scope
 
+if TYPE_CHECKING:  # the cache builds on this module
+    from bifrost_asgi.cache.keys import CacheState
+
 __all__ = [
     "Request",
     "Served",
@@ -37,6 +40,7 @@ __all__ = [
 
 _VK_HEADER_NAMES = frozenset({b"x-bf-vk", b"authorization", b"x-api-key", b"x-goog-api-key", b"api-key"})
 _EH_PREFIX = b"x-bf-eh-"
+_CACHE_PREFIX = b"x-bf-cache-"
 _MAX_REQUEST_ID = 128
 # Never forwarded even when asked for with x-bf-eh-* (spec §10).
 _EH_DENY = frozenset(
@@ -80,6 +84,10 @@ class Request:
     # what is charged (as an estimate) when the answer reports no usage of its own.
     estimate: Usage | None = None
     wall_start: float = field(default_factory=time.time)
+    # x-bf-cache-* headers, by the name after the prefix ("key", "ttl", ...); None when there are none.
+    cache_hints: dict[bytes, bytes] | None = None
+    # What the response cache decided for this request; None when it does not apply (cache/keys.py).
+    cache: CacheState | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +111,7 @@ class Served:
     ticket: Ticket | None = None
     delivered: int = 0  # stream chunks sent to the client
     error: BifrostError | None = None  # a failure after the answer started (mid-stream)
+    cache_hit: str | None = None  # "direct" or "semantic" when the answer came from the response cache
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -142,6 +151,10 @@ def read_headers(req: Request, scope: Scope) -> None:
             target = name[len(_EH_PREFIX) :].decode("latin-1")
             if target not in _EH_DENY:
                 req.forward_headers[target] = value.decode("latin-1")
+        elif name.startswith(_CACHE_PREFIX):
+            if req.cache_hints is None:
+                req.cache_hints = {}
+            req.cache_hints[name[len(_CACHE_PREFIX) :]] = value
         elif name == b"x-bf-send-back-raw-response":
             req.raw_response = value.lower() == b"true"
         elif name == b"x-bf-send-back-raw-request":

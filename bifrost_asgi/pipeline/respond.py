@@ -48,6 +48,8 @@ def extra_fields(req: Request, served: Served) -> dict[str, Any]:
     }
     if served.model_deployment is not None:
         fields["model_deployment"] = served.model_deployment
+    if req.cache is not None:
+        fields["cache_debug"] = req.cache.debug
     return fields
 
 
@@ -75,6 +77,8 @@ def response_headers(req: Request, served: Served, base: Headers) -> Headers:
         headers.append((b"x-bifrost-cost-usd", f"{served.cost['total_cost']:.10f}".encode()))
     if served.reply is not None:
         headers += [(header_value(k), header_value(v)) for k, v in served.reply.headers.items()]
+    if req.cache is not None:
+        headers += req.cache.headers()
     return headers
 
 

@@ -62,6 +62,8 @@ _LIST_FILTERS = {
     "customer_ids": "customer_id",
     # Bifrost filters on the provider key's id; we only ever record its name.
     "selected_key_ids": "selected_key_name",
+    # Ours: answers served by the response cache, by hit type ("direct", "semantic").
+    "cache_hits": "cache_hit",
 }
 # Query parameter -> (field, comparison, integer-valued).
 _RANGE_FILTERS: dict[str, tuple[str, Literal[">=", "<="], bool]] = {

@@ -55,6 +55,7 @@ class LogRecord:
     cost: float | None = None
     latency: int = 0  # ms
     usage_estimated: bool = False  # the gateway's estimate: a cut-off stream, or media that reported none
+    cache_hit: str | None = None  # "direct" or "semantic": answered by the response cache, at no cost
     # The prompt and answer, as JSON text, only where content logging is on (observability/content.py);
     # never shown by the log search.
     content: str | None = None

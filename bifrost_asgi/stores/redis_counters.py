@@ -41,7 +41,7 @@ from bifrost_asgi.stores.counters import (
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
-__all__ = ["RedisCounterStore"]
+__all__ = ["RedisCounterStore", "connect_redis"]
 
 log = logging.getLogger("bifrost_asgi.governance")
 
@@ -246,7 +246,7 @@ class RedisCounterStore:
         max_connections: int = 64,
         reservation_ttl: float = RESERVATION_TTL,
     ) -> None:
-        self._redis, self._unavailable = _connect(url, timeout_s, max_connections)
+        self._redis, self._unavailable = connect_redis(url, timeout_s, max_connections)
         self.reservation_ttl = reservation_ttl
         self._prefix = prefix
         self._fail_open = fail_open
@@ -366,7 +366,9 @@ class RedisCounterStore:
             log.warning("governance store unavailable, %s not metered (fail_open): %s", what, reason)
 
 
-def _connect(url: str, timeout_s: float, max_connections: int) -> tuple[Redis, tuple[type[Exception], ...]]:
+def connect_redis(
+    url: str, timeout_s: float, max_connections: int
+) -> tuple[Redis, tuple[type[Exception], ...]]:
     """A client on a bounded pool, and the errors that mean Redis is down or too slow to answer (as
     opposed to a bug: a script error is not hidden by fail_open)."""
     try:
@@ -376,7 +378,9 @@ def _connect(url: str, timeout_s: float, max_connections: int) -> tuple[Redis, t
         from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import TimeoutError as RedisTimeoutError
     except ImportError as exc:  # pragma: no cover - exercised only without the extra installed
-        raise ImportError("RedisCounterStore needs redis-py: pip install 'bifrost-asgi[redis]'") from exc
+        raise ImportError(
+            "Redis (counters, the response cache) needs redis-py: pip install 'bifrost-asgi[redis]'"
+        ) from exc
     # One retry, and only for a failed connection: a pooled connection may have died with a Redis
     # restart. Timeouts are not retried, since the script may already have run.
     retry = Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))

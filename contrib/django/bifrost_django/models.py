@@ -325,6 +325,9 @@ class UsageLog(models.Model):
     content: models.TextField[str | None, str | None] = models.TextField(
         null=True, blank=True, help_text="The prompt and answer, where content logging is on (JSON)."
     )
+    cache_hit: models.CharField[str | None, str | None] = models.CharField(
+        max_length=16, null=True, blank=True, help_text="direct or semantic: answered by the response cache."
+    )
     owner_id: Any  # the foreign keys' columns, for the type checker
     virtual_key_id: str | None
 
