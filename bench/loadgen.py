@@ -18,6 +18,7 @@ import json
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -59,12 +60,13 @@ class Requests:
         self.url, self.body, self.vary = url, body, vary
         self.host, self.port, self.fixed = build_request(url, body)
         self.count = 0
+        self.run = uuid.uuid4().hex  # values unique to this run: an earlier run's would be cache hits
 
     def next(self) -> bytes:
         if self.vary is None:
             return self.fixed
         self.count += 1
-        return build_request(self.url, self.body, f"{self.vary}: bench-{self.count}\r\n")[2]
+        return build_request(self.url, self.body, f"{self.vary}: bench-{self.run}-{self.count}\r\n")[2]
 
 
 async def read_head(reader: asyncio.StreamReader) -> dict[bytes, bytes]:

@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
@@ -266,6 +267,7 @@ def wrk(
     env = {**os.environ, "BENCH_BODY_FILE": str(body)}
     if vary is not None:
         env["BENCH_VARY_HEADER"] = vary
+        env["BENCH_VARY_RUN"] = uuid.uuid4().hex  # no value may repeat an earlier run's (a cache hit)
     raw = _run_json(argv, cpus, env=env)
     errors = sum(raw["errors"].values())
     seconds_run = raw["duration_us"] / 1e6

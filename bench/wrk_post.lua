@@ -10,13 +10,15 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer sk-bench"
 
 -- $BENCH_VARY_HEADER: send that header with another value on every request (a cache key: every
--- request a cache miss).
+-- request a cache miss). $BENCH_VARY_RUN makes the values unique to this run: Lua's unseeded random
+-- numbers repeat from run to run, so a warm-up's keys came back as hits in the measured run.
 local vary = os.getenv("BENCH_VARY_HEADER")
 if vary then
+   local run = assert(os.getenv("BENCH_VARY_RUN"), "set BENCH_VARY_RUN with BENCH_VARY_HEADER")
    local count = 0
    function request()
       count = count + 1
-      wrk.headers[vary] = "bench-" .. tostring(count) .. "-" .. tostring(math.random(1000000000))
+      wrk.headers[vary] = "bench-" .. run .. "-" .. tostring(count)
       return wrk.format()
    end
 end
