@@ -37,6 +37,7 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from bifrost_asgi.config import ConfigError
+from bifrost_asgi.config import _resolve_env as resolve_env  # the gateway config's env.VAR rule
 from bifrost_asgi.errors import bad_response, configuration_error
 
 __all__ = [
@@ -310,10 +311,7 @@ def _resolve_env(options: Mapping[str, Any]) -> Mapping[str, Any]:
     key = options.get("api_key")
     if not (isinstance(key, str) and key.startswith("env.")):
         return options
-    value = os.environ.get(key[4:])
-    if value is None:
-        raise ConfigError(f"vector_store.config.api_key: environment variable {key[4:]} is not set")
-    return {**options, "api_key": value}
+    return {**options, "api_key": resolve_env(key, "vector_store.config.api_key")}
 
 
 def _sqlite(path: str, dimension: int) -> VectorStore:
