@@ -15,6 +15,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 import orjson
@@ -116,6 +117,7 @@ def _vector(seed: bytes, size: int) -> list[float]:
 # -- images -------------------------------------------------------------------------------------------
 
 
+@cache  # the mock answers every image request with it: built once
 def tiny_png() -> bytes:
     """A valid 1×1 PNG (one grey pixel)."""
 
@@ -163,6 +165,7 @@ _AUDIO: dict[str, Callable[[], bytes]] = {
 }
 
 
+@cache  # built once per format, not per speech request
 def silent_audio(audio_format: str) -> bytes:
     return _AUDIO[audio_format]()
 

@@ -27,6 +27,7 @@ from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import frame
 from bifrost_asgi.surfaces.base import (
     dialect_primary,
+    json_request,
     make_call,
     render_answer,
     standard_headers,
@@ -79,8 +80,9 @@ class _MessagesDialect:
         stream = require_stream_flag(body) if self.native_op is Op.MESSAGES else False
         counting = self.native_op is Op.MESSAGES_COUNT_TOKENS
         request_type = self.request_type if counting else Op.RESPONSES.request_type(stream)
-        req = Request(self.native_op, body, raw, stream, model, request_type, started, metered=not counting)
-        req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
+        req = json_request(
+            gw, self.native_op, body, raw, stream, model, request_type, started, metered=not counting
+        )
         req.state["native_headers"] = {
             name.decode("latin-1"): value.decode("latin-1")
             for name, value in scope["headers"]

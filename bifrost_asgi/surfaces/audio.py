@@ -22,7 +22,7 @@ from bifrost_asgi.pipeline.request import Request, Served, parse_body, require_m
 from bifrost_asgi.pipeline.streaming import StreamEncoder
 from bifrost_asgi.pricing import Media, Usage
 from bifrost_asgi.providers.base import TEXT_FORMATS, Chunk, Op
-from bifrost_asgi.surfaces.base import standard_headers
+from bifrost_asgi.surfaces.base import json_request, standard_headers
 from bifrost_asgi.surfaces.media import MediaSurface, form_of, form_request, read_request_form, required_text
 from bifrost_asgi.types import Headers, Scope
 
@@ -73,8 +73,7 @@ class SpeechSurface(MediaSurface):
         if not isinstance(audio_format, str):
             raise invalid_request("response_format must be a string", param="response_format")
         sse = is_sse_speech(body)
-        req = Request(Op.SPEECH, body, raw, True, model, Op.SPEECH.request_type(sse), started)
-        req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
+        req = json_request(gw, Op.SPEECH, body, raw, True, model, Op.SPEECH.request_type(sse), started)
         req.estimate = Usage(
             input_tokens=len(text.encode()) // 4, media=Media("speech", characters=len(text))
         )

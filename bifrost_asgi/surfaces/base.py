@@ -27,6 +27,7 @@ __all__ = [
     "Surface",
     "dialect_primary",
     "first_of_kind",
+    "json_request",
     "make_call",
     "render_answer",
     "standard_headers",
@@ -73,6 +74,24 @@ class Surface(Protocol):
 def standard_headers(served: Served) -> Headers:
     """JSON for an answer, SSE (no caching, no proxy buffering) for a stream."""
     return SSE_HEADERS if served.chunks is not None else JSON_HEADERS
+
+
+def json_request(
+    gw: Gateway,
+    op: Op,
+    body: dict[str, Any],
+    raw: bytes,
+    stream: bool,
+    model: str,
+    request_type: str,
+    started: float,
+    *,
+    metered: bool = True,
+) -> Request:
+    """A request parsed from a JSON body, with the ``fallbacks`` it names resolved."""
+    req = Request(op, body, raw, stream, model, request_type, started, metered=metered)
+    req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
+    return req
 
 
 def make_call(

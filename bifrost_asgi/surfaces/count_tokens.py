@@ -20,7 +20,7 @@ from bifrost_asgi.pipeline.respond import extra_fields, ms_since
 from bifrost_asgi.pipeline.streaming import StreamEncoder
 from bifrost_asgi.providers.base import Call, Op
 from bifrost_asgi.routing import Target
-from bifrost_asgi.surfaces.base import make_call, standard_headers
+from bifrost_asgi.surfaces.base import json_request, make_call, standard_headers
 from bifrost_asgi.types import Headers, Scope
 
 __all__ = ["CountTokensSurface"]
@@ -42,9 +42,9 @@ class CountTokensSurface:
         flag = body.get("return_tokens", gw.config.count_tokens.return_tokens)
         if not isinstance(flag, bool):
             raise invalid_request("return_tokens must be a boolean", param="return_tokens")
-        req = Request(Op.COUNT_TOKENS, body, raw, False, model, self.request_type, started, metered=False)
-        req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
-        return req
+        return json_request(
+            gw, Op.COUNT_TOKENS, body, raw, False, model, self.request_type, started, metered=False
+        )
 
     def primary(self, gw: Gateway, req: Request) -> Target:
         return gw.resolver.resolve_under(req.model, self.integration)

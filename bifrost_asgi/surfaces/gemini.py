@@ -34,6 +34,7 @@ from bifrost_asgi.sse import frame
 from bifrost_asgi.surfaces.base import (
     Surface,
     dialect_primary,
+    json_request,
     make_call,
     render_answer,
     standard_headers,
@@ -91,9 +92,9 @@ class _GeminiDialect:
         model = check_model_string(str(scope[MODEL_SCOPE_KEY]), "model")
         counting = self.native_op is Op.GEMINI_COUNT_TOKENS
         request_type = self.request_type if counting else Op.RESPONSES.request_type(stream)
-        req = Request(self.native_op, body, raw, stream, model, request_type, started, metered=not counting)
-        req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
-        return req
+        return json_request(
+            gw, self.native_op, body, raw, stream, model, request_type, started, metered=not counting
+        )
 
     def primary(self, gw: Gateway, req: Request) -> Target:
         return dialect_primary(gw, req.model, "gemini", own_prefix=self.integration == "genai")

@@ -22,7 +22,7 @@ from bifrost_asgi.pipeline.accounting import ZERO_COST
 from bifrost_asgi.pipeline.request import Request, Served, parse_body, require_model
 from bifrost_asgi.pricing import Media, Usage
 from bifrost_asgi.providers.base import FORM_GATEWAY_FIELDS, Call, Op
-from bifrost_asgi.surfaces.base import make_call
+from bifrost_asgi.surfaces.base import json_request, make_call
 from bifrost_asgi.surfaces.openai import OpenAISurface
 from bifrost_asgi.types import Scope
 
@@ -105,8 +105,7 @@ def embeddings_request(gw: Gateway, body: dict[str, Any], raw: bytes, model: str
     its ``raw`` bytes): checked, with its fallbacks and the usage its size implies."""
     check_embedding_input(body.get("input"))
     check_embedding_options(body)
-    req = Request(Op.EMBEDDINGS, body, raw, False, model, Op.EMBEDDINGS.value, started)
-    req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
+    req = json_request(gw, Op.EMBEDDINGS, body, raw, False, model, Op.EMBEDDINGS.value, started)
     req.estimate = Usage(input_tokens=max(1, len(raw) // 4))
     return req
 
@@ -175,8 +174,7 @@ class ImageGenerationSurface(MediaSurface):
         model = require_model(body)
         prompt = required_text(body, "prompt", "prompt cannot be empty")
         _refuse_stream(body.get("stream"))
-        req = Request(Op.IMAGE_GENERATION, body, raw, False, model, self.request_type, started)
-        req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
+        req = json_request(gw, Op.IMAGE_GENERATION, body, raw, False, model, self.request_type, started)
         req.estimate = image_estimate(prompt, body.get("n"), body.get("size"), body.get("quality"))
         return req
 

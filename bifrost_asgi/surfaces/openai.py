@@ -24,7 +24,7 @@ from bifrost_asgi.providers.base import Call, Chunk, Op, Reply
 from bifrost_asgi.providers.http import object_or_none
 from bifrost_asgi.routing import Target
 from bifrost_asgi.sse import DONE, frame
-from bifrost_asgi.surfaces.base import make_call, standard_headers
+from bifrost_asgi.surfaces.base import json_request, make_call, standard_headers
 from bifrost_asgi.types import Headers, Scope
 
 __all__ = ["OpenAISurface"]
@@ -54,9 +54,7 @@ class OpenAISurface:
         model = require_model(body)
         _check_required(self.op, body)
         stream = require_stream_flag(body)
-        req = Request(self.op, body, raw, stream, model, self.op.request_type(stream), started)
-        req.fallbacks = gw.resolver.fallbacks(body.get("fallbacks"))
-        return req
+        return json_request(gw, self.op, body, raw, stream, model, self.op.request_type(stream), started)
 
     def primary(self, gw: Gateway, req: Request) -> Target:
         # On the unified routes a key's provider weights choose for a bare model; under an integration

@@ -29,8 +29,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
-
 from bifrost_asgi.errors import (
     BifrostError,
     forbidden,
@@ -42,7 +40,7 @@ from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.multipart import read_form
 from bifrost_asgi.pipeline.request import Request, Served
 from bifrost_asgi.providers.base import Call, Chunk, Op, RawRoute
-from bifrost_asgi.providers.http import HTTPProvider
+from bifrost_asgi.providers.http import HTTPProvider, object_or_none
 from bifrost_asgi.providers.passthrough import client_headers, upstream_query
 from bifrost_asgi.routing import Target, check_model_string
 from bifrost_asgi.sse import frame
@@ -170,11 +168,8 @@ def _fields(raw: bytes, content_type: str) -> tuple[dict[str, Any], dict[str, An
     if content_type.startswith("multipart/"):
         form = read_form(raw, content_type)
         return {}, {name: values[0] for name, values in form.texts.items()}
-    try:
-        body = orjson.loads(raw) if raw else None
-    except orjson.JSONDecodeError:
-        body = None
-    return (body, body) if isinstance(body, dict) else ({}, {})
+    body = object_or_none(raw) if raw else None
+    return (body, body) if body is not None else ({}, {})
 
 
 def _model(fields: dict[str, Any]) -> str:
