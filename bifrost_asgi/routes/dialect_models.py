@@ -13,14 +13,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 
 from bifrost_asgi.errors import BifrostError, not_found
 from bifrost_asgi.gateway import Gateway
 from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
-from bifrost_asgi.routes.models import listed_models
+from bifrost_asgi.routes.models import listed_models, query_params
 from bifrost_asgi.surfaces.anthropic import anthropic_error_body
 from bifrost_asgi.surfaces.gemini import google_error_body
 from bifrost_asgi.types import Scope
@@ -30,11 +29,6 @@ __all__ = ["AnthropicModels", "GeminiModels", "anthropic_models", "gemini_models
 _EPOCH = "1970-01-01T00:00:00Z"  # no upstream says when a model was made; Anthropic's field is required
 _GEMINI_METHODS = ["generateContent", "streamGenerateContent", "countTokens"]
 _MAX_PAGE = 1000
-
-
-def _query(scope: Scope) -> dict[str, str]:
-    parsed = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    return {name: values[0] for name, values in parsed.items()}
 
 
 def _page_size(value: str | None, default: int) -> int:
@@ -108,7 +102,7 @@ class AnthropicModels(_DialectList):
     error_body = staticmethod(anthropic_error_body)
 
     def render(self, scope: Scope, entries: list[dict[str, Any]]) -> dict[str, Any]:
-        return anthropic_models(self.gw, entries, _query(scope))
+        return anthropic_models(self.gw, entries, query_params(scope))
 
 
 class GeminiModels(_DialectList):
@@ -121,7 +115,7 @@ class GeminiModels(_DialectList):
     def render(self, scope: Scope, entries: list[dict[str, Any]]) -> dict[str, Any]:
         wanted = scope.get("path_params", {}).get("target")
         if wanted is None:
-            return gemini_models(self.gw, entries, _query(scope))
+            return gemini_models(self.gw, entries, query_params(scope))
         name = str(wanted).removeprefix("models/")
         if name not in {_own_id(self.gw, entry, "gemini") for entry in entries}:
             raise not_found(f"models/{name} is not found")

@@ -23,7 +23,7 @@ from bifrost_asgi.pipeline.io import JSON_HEADERS, send_bytes
 from bifrost_asgi.providers.openai import OpenAIProvider
 from bifrost_asgi.types import Scope
 
-__all__ = ["handle_list_models", "listed_models"]
+__all__ = ["handle_list_models", "listed_models", "query_params"]
 
 log = logging.getLogger("bifrost_asgi")
 
@@ -73,14 +73,19 @@ def _entry(gw: Gateway, provider: str, model: str) -> dict[str, Any]:
     return entry
 
 
+def query_params(scope: Scope) -> dict[str, str]:
+    """The request's query string, first value of each parameter."""
+    parsed = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return {name: values[0] for name, values in parsed.items()}
+
+
 async def listed_models(gw: Gateway, scope: Scope) -> list[dict[str, Any]]:
     """The models this request may see (a BifrostError when it may not list them), in Bifrost's entry
     shape; the dialects' lists reshape them."""
     if not gw.started:
         await gw.start()
     key = await authorize_scope(gw, scope, "list_models")
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    wanted = query.get("provider", [None])[0]
+    wanted = query_params(scope).get("provider")
     names = [n for n in gw.providers if wanted is None or n == wanted]
     results = await asyncio.gather(*(_provider_models(gw, n, key) for n in names))
     return [m for models in results for m in models]

@@ -245,8 +245,9 @@ class VirtualKey(models.Model):
         adding, was_revoked = self._state.adding, self.revoked_at is not None
         if not adding:
             stored = type(self)._default_manager.filter(pk=self.pk).values_list("revoked_at", flat=True)
-            was_revoked = stored.first() is not None
-            self.revoked_at = self.revoked_at or stored.first()
+            previous = stored.first()  # one query: a queryset's first() is not cached
+            was_revoked = previous is not None
+            self.revoked_at = self.revoked_at or previous
         if self.revoked_at is not None:
             self.is_active = False
         super().save(*args, **kwargs)
