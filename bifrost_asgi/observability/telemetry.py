@@ -88,8 +88,8 @@ class Telemetry:
         """``executor`` as the attempt loop should call it for target ``index``: itself when this request
         is not observed, else wrapped to time each call and give it a span."""
         probe = _PROBE.get()
-        if probe is None:
-            return executor
+        if probe is None or (probe.span is None and self.metrics is None):
+            return executor  # nothing reads a call's time or span (only budget alerts are on, say)
         watched = WatchedProvider(probe, executor, index)
         probe.targets.append(watched)
         return watched
