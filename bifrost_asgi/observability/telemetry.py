@@ -88,8 +88,8 @@ class Telemetry:
         """``executor`` as the attempt loop should call it for target ``index``: itself when this request
         is not observed, else wrapped to time each call and give it a span."""
         probe = _PROBE.get()
-        if probe is None:
-            return executor
+        if probe is None or (probe.span is None and self.metrics is None):
+            return executor  # nothing reads a call's time or span (only budget alerts are on, say)
         watched = WatchedProvider(probe, executor, index)
         probe.targets.append(watched)
         return watched
@@ -294,20 +294,22 @@ def _record(
 ) -> None:
     dims = probe.telemetry.dims(probe.scope)
     last: tuple[str, ...] | None = None  # the labels of the request's outcome, for its overhead
+    cells: UpstreamCells | None = None  # their cells, when the served answer looked them up
     for target in probe.targets:
         if not target.calls or target.error is None or (served is not None and target.index == served.index):
             continue
         last = _base(req, metrics, target.name, target.model, target.index, None)
-        cells = metrics.upstream(last, dims)
-        cells.upstream[0] += 1
-        observe(cells.latency_failed, Metrics.LATENCY, target.spent)
+        failed = metrics.upstream(last, dims)
+        failed.upstream[0] += 1
+        observe(failed.latency_failed, Metrics.LATENCY, target.spent)
         _count_error(metrics, last, dims, target.error, from_upstream=True)
     if served is not None and served.cache_hit is not None:  # no upstream call: a hit, by its type
         last = _base(req, metrics, served.provider, served.model, served.index, served.key_name)
         metrics.cell("bifrost_cache_hits_total", last + (served.cache_hit,) + dims)[0] += 1
     elif served is not None:
         last = _base(req, metrics, served.provider, served.model, served.index, served.key_name)
-        _served(metrics, metrics.upstream(last, dims), last, dims, probe, served)
+        cells = metrics.upstream(last, dims)
+        _served(metrics, cells, last, dims, probe, served)
     elif error is not None and not any(t.error is error for t in probe.targets):
         # Refused before reaching a provider (authorization, limits, a bad request): an error, no upstream.
         provider = str(error.extra_fields.get("provider") or (req.targets[0][0] if req.targets else ""))
@@ -315,8 +317,10 @@ def _record(
         last = _base(req, metrics, provider, model, 0, None)
         _count_error(metrics, last, dims, error, from_upstream=False)
     if last is not None:
+        if cells is None:
+            cells = metrics.upstream(last, dims)
         overhead = time.perf_counter() - probe.started - probe.wait
-        observe(metrics.upstream(last, dims).overhead, Metrics.OVERHEAD, max(overhead, 0.0))
+        observe(cells.overhead, Metrics.OVERHEAD, max(overhead, 0.0))
     metrics.touched()
 
 
