@@ -38,7 +38,7 @@ _Section = ConfigSection
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 
 
-def _resolve_env(value: str, field: str) -> str:
+def resolve_env(value: str, field: str) -> str:
     """Bifrost's ``env.VAR`` indirection: the value is read from the environment at load time."""
     if not value.startswith("env."):
         return value
@@ -284,7 +284,7 @@ def _resolve_secrets(data: Mapping[str, Any]) -> dict[str, Any]:
 def _resolve_key(key: Any, field: str) -> Any:
     if isinstance(key, Mapping) and isinstance(key.get("value"), str):
         key = dict(key)
-        key["value"] = _resolve_env(key["value"], f"{field}.value")
+        key["value"] = resolve_env(key["value"], f"{field}.value")
     return key
 
 

@@ -36,8 +36,7 @@ from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from bifrost_asgi.config import ConfigError
-from bifrost_asgi.config import _resolve_env as resolve_env  # the gateway config's env.VAR rule
+from bifrost_asgi.config import ConfigError, resolve_env
 from bifrost_asgi.errors import bad_response, configuration_error
 
 __all__ = [
