@@ -84,6 +84,7 @@ def serving(
     cpus: set[int] | None = None,
     env: dict[str, str] | None = None,
     health: str = "/health",
+    startup_timeout: float = 30.0,
 ) -> Iterator[Server]:
     """Start ``argv`` (which must listen on ``port`` and answer ``GET {health}``); stop it on exit."""
     log = (log_dir / f"{name}.log").open("wb")
@@ -96,7 +97,7 @@ def serving(
         start_new_session=True,
     )
     try:
-        _wait_ready(name, proc, f"http://{LOOPBACK}:{port}{health}", timeout=30.0)
+        _wait_ready(name, proc, f"http://{LOOPBACK}:{port}{health}", timeout=startup_timeout)
         yield Server(name, proc, port)
     finally:
         stop(proc)

@@ -86,7 +86,8 @@ def _gateway(name: str, config: dict[str, Any], out: Path, src: Path | None) -> 
     port = free_port()
     argv = [sys.executable, "-m", "bifrost_asgi", "serve", "--config", str(path), "--host", LOOPBACK,
             "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else None
+    # PYTHONSAFEPATH: else ``python -m`` puts the working directory (the repository) ahead of PYTHONPATH.
+    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONSAFEPATH": "1"} if src is not None else None
     with serving(name, argv, port, out, {0}, env) as server:
         yield server.base_url
 

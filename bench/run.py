@@ -211,7 +211,9 @@ def _gateway_argv(config: Path, port: int) -> list[str]:
 def _gateway_env(src: Path | None) -> dict[str, str] | None:
     if src is None:
         return None
-    return {**os.environ, "PYTHONPATH": str(src)}
+    # PYTHONSAFEPATH: ``python -m`` would otherwise put the working directory (the repository, when run
+    # from there) ahead of PYTHONPATH, and the "baseline" would quietly be the current tree.
+    return {**os.environ, "PYTHONPATH": str(src), "PYTHONSAFEPATH": "1"}
 
 
 def _floor_argv(upstream: Server, kind: str, transport: str, port: int) -> list[str]:
