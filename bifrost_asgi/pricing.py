@@ -318,6 +318,8 @@ def _rate(entry: Entry, bases: tuple[str, ...], tiers: tuple[str, ...], service:
 
 
 def _tiers(input_tokens: int) -> tuple[str, ...]:
+    if input_tokens <= _TIERS[-1][0]:  # most prompts: below every long-context tier
+        return ()
     return tuple(suffix for threshold, suffix in _TIERS if input_tokens > threshold)
 
 

@@ -108,7 +108,7 @@ class Governance:
         self._default_locks: dict[str, asyncio.Lock] = {}
         self.default_template: dict[str, Any] = {"allow_all_providers": True}
         self.tokens: TokenVerifier | None = None
-        self._limit_cache: dict[tuple[int, ...], tuple[tuple[object, ...], tuple[Limit, ...]]] = {}
+        self._limit_cache: dict[tuple[int, ...], tuple[tuple[object, ...], tuple[Limit, ...], bool]] = {}
         # Teams, customers and provider limits, cached as briefly as keys: every request reads them.
         self._records: dict[str, tuple[float, _Record | None]] = {}
         # (id(key), provider) -> (expiry, key, owners); the key object guards against a reused id.
@@ -246,11 +246,13 @@ class Governance:
         owners = await self.owners(key, provider)
         if key is None and owners.provider is None:
             return Ticket(key, provider, model, (), tokens)
-        cost = self._estimate_cost(provider, model, raw_size, tokens, estimate)
-        now = self.clock.now()
-        claims = self._claims_for(key, rule, owners, tokens, cost, now)
-        if not claims:
+        limits, priced = self._limits_for(key, rule, owners)
+        if not limits:
             return Ticket(key, provider, model, (), tokens)
+        # Only a budget reserves dollars: a request that touches none skips the price lookup.
+        cost = self._estimate_cost(provider, model, raw_size, tokens, estimate) if priced else 0.0
+        now = self.clock.now()
+        claims = tuple(Claim(limit, _amount(limit, tokens, cost), now) for limit in limits)
         admission = await self.counters.admit(claims, now)
         if not admission.ok:
             raise _refusal(admission)
@@ -267,17 +269,12 @@ class Governance:
         cost = self.pricing.cost(provider, model, estimate)
         return cost["total_cost"] if cost else 0.0
 
-    def _claims_for(
-        self,
-        key: VirtualKey | None,
-        rule: ProviderRule | None,
-        owners: Owners,
-        tokens: int,
-        cost: float,
-        now: float,
-    ) -> tuple[Claim, ...]:
-        """The request's claims; the limits themselves depend only on the records, so they are built once
-        per record version (records are immutable and replaced on change) and only the amounts vary."""
+    def _limits_for(
+        self, key: VirtualKey | None, rule: ProviderRule | None, owners: Owners
+    ) -> tuple[tuple[Limit, ...], bool]:
+        """The limits a request touches, and whether any is a budget. They depend only on the records, so
+        they are built once per record version (records are immutable and replaced on change); only the
+        amounts claimed vary per request."""
         records = (key, rule, owners.team, owners.customer, owners.provider)
         cache_key = tuple(id(r) for r in records)
         cached = self._limit_cache.get(cache_key)
@@ -286,9 +283,9 @@ class Governance:
             if len(self._limit_cache) >= _CACHE_MAX:
                 self._limit_cache.clear()
             limits = tuple(_limits(key, rule, owners))
-            cached = (records, limits)
+            cached = (records, limits, any(limit.kind == "budget" for limit in limits))
             self._limit_cache[cache_key] = cached
-        return tuple(Claim(limit, _amount(limit, tokens, cost), now) for limit in cached[1])
+        return cached[1], cached[2]
 
     async def owners(self, key: VirtualKey | None, provider: str | None = None) -> Owners:
         """The key's team and customer (a team's customer when the key names none), and the provider's

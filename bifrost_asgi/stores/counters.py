@@ -118,11 +118,16 @@ def slot(at: float, ttl: float) -> int:
 
 def expire_reservations(state: CounterState, now: float, ttl: float) -> None:
     """Release the reservations held in slots that ended more than ``ttl`` before ``now``."""
-    if not state.held:
-        return
-    cutoff = slot(now - ttl, ttl)
-    for old in [s for s in state.held if s < cutoff]:
-        state.reserved = max(0.0, state.reserved - state.held.pop(old))
+    if state.held:
+        _expire_before(state, slot(now - ttl, ttl))
+
+
+def _expire_before(state: CounterState, cutoff: int) -> None:
+    """Release the reservations held in slots before ``cutoff`` (the rules compute it once per call)."""
+    held = state.held
+    if held and min(held) < cutoff:  # a few slots at most; usually none has expired
+        for old in [s for s in held if s < cutoff]:
+            state.reserved = max(0.0, state.reserved - held.pop(old))
 
 
 # Counters keyed by ``Limit.key``: what the rules below read and update.
@@ -175,18 +180,26 @@ def roll_window(state: CounterState, limit: Limit, now: float) -> CounterState:
     return state
 
 
-def _current(states: States, limit: Limit, now: float, ttl: float) -> CounterState:
+def _current(states: States, limit: Limit, now: float, cutoff: int) -> CounterState:
+    """The counter as seen at ``now``, reservations held before slot ``cutoff`` released."""
     state = states.get(limit.key)
-    state = states[limit.key] = roll_window(state if state is not None else CounterState(), limit, now)
-    expire_reservations(state, now, ttl)
-    return state
+    rolled = roll_window(state if state is not None else CounterState(), limit, now)
+    if rolled is not state:
+        states[limit.key] = rolled
+    _expire_before(rolled, cutoff)
+    return rolled
+
+
+# The rules below run on every request (twice: admission and settlement), so they compute the expiry
+# cutoff and a claim's slot once per call rather than per counter.
 
 
 def admit_states(
     states: States, claims: Sequence[Claim], now: float, ttl: float = RESERVATION_TTL
 ) -> Admission:
     """The admission rule over counters keyed by ``Limit.key``; each store runs it in one atomic step."""
-    current = [_current(states, c.limit, now, ttl) for c in claims]
+    cutoff = slot(now - ttl, ttl)
+    current = [_current(states, c.limit, now, cutoff) for c in claims]
     blocked = tuple(
         c
         for c, s in zip(claims, current, strict=True)
@@ -194,10 +207,12 @@ def admit_states(
     )
     if blocked:
         return Admission(False, tuple(claims), blocked)
+    at, held = 0.0, 0
     for c, s in zip(claims, current, strict=True):
         s.reserved += c.amount
         if c.at:
-            held = slot(c.at, ttl)
+            if c.at != at:  # a request's claims share one admission time
+                at, held = c.at, slot(c.at, ttl)
             s.held[held] = s.held.get(held, 0.0) + c.amount
     return Admission(True, tuple(claims))
 
@@ -205,18 +220,22 @@ def admit_states(
 def settle_states(
     states: States, claims: Sequence[Claim], actual: Sequence[float], now: float, ttl: float = RESERVATION_TTL
 ) -> None:
+    cutoff = slot(now - ttl, ttl)
+    at, held = 0.0, 0
     for c, used in zip(claims, actual, strict=True):
-        s = _current(states, c.limit, now, ttl)
+        s = _current(states, c.limit, now, cutoff)
         s.used += used
         if not c.at:  # untracked: released from the total
             s.reserved = max(0.0, s.reserved - c.amount)
             continue
-        held = slot(c.at, ttl)
-        if held not in s.held:
+        if c.at != at:
+            at, held = c.at, slot(c.at, ttl)
+        holding = s.held.get(held)
+        if holding is None:
             continue  # it expired already: nothing left to release
-        release = min(c.amount, s.held[held])
+        release = min(c.amount, holding)
         s.reserved = max(0.0, s.reserved - release)
-        left = s.held[held] - release
+        left = holding - release
         if left > 1e-12:
             s.held[held] = left
         else:
@@ -227,8 +246,9 @@ def read_states(
     states: States, limits: Sequence[Limit], now: float, ttl: float = RESERVATION_TTL
 ) -> list[CounterState]:
     out = []
+    cutoff = slot(now - ttl, ttl)
     for limit in limits:
-        s = _current(states, limit, now, ttl)
+        s = _current(states, limit, now, cutoff)
         # What was used and reserved; how reservations are held is the store's own (Redis never reports it).
         out.append(CounterState(s.used, s.reserved, s.start, s.end))
     return out
