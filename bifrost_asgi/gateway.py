@@ -152,6 +152,7 @@ class Gateway:
                 await transport.aclose()
             if self.logs is not None:
                 await self.logs.aclose()  # flush: nothing submitted is lost on shutdown
+                await self.logs.store.aclose()
             if self.governance is not None:
                 await self.governance.aclose()
             if self.cache is not None:

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
+import operator
+import os
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from bifrost_asgi.stores.log_query import (
@@ -31,6 +36,65 @@ __all__ = ["SCHEMA", "SQLiteLogStore", "search_logs"]
 
 _SQL_TYPES = (("bool", "INTEGER"), ("int", "INTEGER"), ("float", "REAL"), ("str", "TEXT"))
 _TERMINAL = f"status IN ({', '.join(repr(s) for s in TERMINAL_STATUSES)})"
+_ROW = operator.attrgetter(*COLUMNS)  # a record's values in column order, in one C call
+_NONES = (None,) * len(COLUMNS)
+# sqlite3 binds only exact ints, floats and strings directly; anything else (a bool, None) goes through its
+# adapter lookup first, which cost more than the value's own binding. Flags are written as 0/1 ints.
+_FLAGS = tuple(i for i, name in enumerate(COLUMNS) if str(LogRecord.__annotations__[name]) == "bool")
+
+
+# Rows per INSERT statement: a batch is written as a few multi-row statements of these sizes (at most
+# three distinct statements per shape to cache). One statement per row would hand the GIL back and forth
+# with the event loop at every row (sqlite3 releases it while a statement runs), which cost more than
+# the rows themselves; per statement, the loop runs undisturbed while SQLite inserts the whole chunk.
+_CHUNKS = (100, 10, 1)
+
+
+@functools.cache
+def _columns(shape: tuple[bool, ...]) -> tuple[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
+    """The columns a row of this shape sets, and what picks their values from a full row.
+
+    A record's None columns are left out rather than bound as NULL (a column nobody sets is NULL): binding
+    None goes through sqlite3's adapter lookup. Records come in a few shapes (success, error, cache hit).
+    """
+    names = tuple(name for name, present in zip(COLUMNS, shape, strict=True) if present)
+    picks = [i for i, present in enumerate(shape) if present]
+    pick = operator.itemgetter(*picks)
+    return names, (pick if len(picks) > 1 else lambda row: (pick(row),))
+
+
+@functools.cache
+def _insert(names: tuple[str, ...], rows: int) -> str:
+    values = f"({', '.join('?' for _ in names)})"
+    return f"INSERT INTO bifrost_logs ({', '.join(names)}) VALUES {', '.join([values] * rows)}"
+
+
+def _insert_rows(conn: sqlite3.Connection, shape: tuple[bool, ...], rows: list[tuple[Any, ...]]) -> None:
+    names, pick = _columns(shape)
+    done = 0
+    for size in _CHUNKS:
+        while len(rows) - done >= size:
+            chunk = rows[done : done + size]
+            conn.execute(_insert(names, size), list(itertools.chain.from_iterable(map(pick, chunk))))
+            done += size
+
+
+def _runs(records: Sequence[LogRecord]) -> Iterator[tuple[tuple[bool, ...], list[tuple[Any, ...]]]]:
+    """The batch's rows, in order (``seq`` orders the log), as runs of rows that set the same columns."""
+    shape: tuple[bool, ...] = ()
+    run: list[tuple[Any, ...]] = []
+    for values in map(_ROW, records):
+        row = list(values)
+        for i in _FLAGS:
+            row[i] = int(row[i])
+        this = tuple(map(operator.is_not, row, _NONES))
+        if this != shape and run:
+            yield shape, run
+            run = []
+        shape = this
+        run.append(tuple(row))
+    if run:
+        yield shape, run
 
 
 def _column_sql(name: str) -> str:
@@ -61,6 +125,10 @@ class SQLiteLogStore:
         self.path = path
         self._connections = ThreadConnections(path, SCHEMA)
         self._columns_checked = False
+        # Batches are written by one thread of their own: one connection with its statement cached and
+        # warm, rather than whichever of the loop's default threads is free.
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_pid = 0
 
     def connection(self) -> sqlite3.Connection:
         conn = self._connections.get()
@@ -71,17 +139,20 @@ class SQLiteLogStore:
 
     def _write(self, records: Sequence[LogRecord]) -> None:
         conn = self.connection()
-        sql = f"INSERT INTO bifrost_logs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
         conn.execute("BEGIN")
         try:
-            conn.executemany(sql, [tuple(getattr(r, c) for c in COLUMNS) for r in records])
+            for shape, rows in _runs(records):
+                _insert_rows(conn, shape, rows)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
 
     async def write(self, records: Sequence[LogRecord]) -> None:
-        await asyncio.to_thread(self._write, records)
+        if self._writer is None or self._writer_pid != os.getpid():  # a thread does not survive a fork
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="bifrost-logs")
+            self._writer_pid = os.getpid()
+        await asyncio.get_running_loop().run_in_executor(self._writer, self._write, records)
 
     async def search(self, query: dict[str, list[str]]) -> dict[str, Any]:
         return await asyncio.to_thread(search_logs, self.connection, query)
@@ -120,7 +191,9 @@ class SQLiteLogStore:
         return await asyncio.to_thread(self._update_costs, costs)
 
     async def aclose(self) -> None:
-        return None
+        writer, self._writer = self._writer, None
+        if writer is not None and self._writer_pid == os.getpid():
+            writer.shutdown(wait=False)  # LogWriter flushed before closing the store: nothing is queued
 
 
 def _add_missing_columns(conn: sqlite3.Connection) -> None:

@@ -307,3 +307,45 @@ async def test_month_usage_counts_one_key_from_the_first_of_the_month(tmp_path: 
     ])  # fmt: skip
     totals = await month_usage(store, "vk1", T0)
     assert totals == {"since": "2025-03-01T00:00:00.000Z", "requests": 2, "tokens": 30, "cost": 0.75}
+
+
+async def test_a_large_batch_of_mixed_records_is_stored_whole_and_in_order(tmp_path: Path) -> None:
+    """A batch goes in as multi-row statements of runs of records that set the same columns: every value
+    (flags, None, text) comes back as written, and `seq` keeps the order the records were submitted in."""
+    store = SQLiteLogStore(str(tmp_path / "logs.db"))
+    shapes = [
+        {"provider": "openai", "cost": 0.5, "stream": True, "input_tokens": 3},
+        {"status": "error", "status_code": 429, "error_type": "rate_limited", "error_message": "slow down"},
+        {"cache_hit": "direct", "usage_estimated": True, "owner": "alice"},
+    ]
+    # Runs of 1 to 150 rows of one shape: every chunk size (100, 10, 1) and every change of shape.
+    written = [
+        record(f"r{len(shapes) * 150 * run + i}", **shapes[run % len(shapes)])
+        for run, size in enumerate((150, 1, 23, 7, 111, 2))
+        for i in range(size)
+    ]
+    await store.write(written)
+    conn = sqlite3.connect(store.path)
+    names = ", ".join(("id", "provider", "cost", "stream", "input_tokens", "status", "status_code",
+                       "error_type", "error_message", "cache_hit", "usage_estimated", "owner"))  # fmt: skip
+    stored = conn.execute(f"SELECT {names} FROM bifrost_logs ORDER BY seq").fetchall()
+    conn.close()
+    assert stored == [
+        (
+            r.id,
+            r.provider,
+            r.cost,
+            int(r.stream),
+            r.input_tokens,
+            r.status,
+            r.status_code,
+            r.error_type,
+            r.error_message,
+            r.cache_hit,
+            int(r.usage_estimated),
+            r.owner,
+        )  # fmt: skip
+        for r in written
+    ]
+    assert len(stored) == 294
+    await store.aclose()
