@@ -81,12 +81,23 @@ class _GatewayApp(Starlette):
             for method in route.methods or ()
             if method != "HEAD"
         }
+        # The journey's endpoints record their own http_* metrics (the probe they open sees the status and
+        # both sizes), so on the fast path they skip the wrapper that would see them a message at a time.
+        self._journeys: dict[tuple[str, str], Endpoint] = {
+            key: handler for key, handler in self._direct.items() if isinstance(handler, Endpoint)
+        }
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            await self._serve(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+            return
+        if not self.user_middleware:
+            journey = self._journeys.get((scope["method"], _route_path(scope)))
+            if journey is not None:
+                scope["app"] = self
+                await journey(scope, receive, send)
+                return
+        await self._serve(scope, receive, send)
 
     async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
         if not self.user_middleware:

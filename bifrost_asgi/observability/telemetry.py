@@ -6,6 +6,8 @@
     journey.handle   probe.end(req, served, error)           bifrost_* metrics, span attributes, budget
                                                               alerts; the request span ends
     app              telemetry.http_app(...)                  http_* metrics around every gateway request
+                                                              (a journey's own probe records them for
+                                                              the endpoints the app reaches directly)
 
 The probe of the request being served travels in a context variable (as OpenTelemetry's current span
 does), so the attempt loop finds it without a field on every request. When metrics, tracing and budget
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +50,7 @@ _PROBE: ContextVar[Probe | None] = ContextVar("bifrost_asgi.probe", default=None
 _DIMS_KEY = "bifrost.dims"  # the request's custom label values, read from its headers once
 _DIM_PREFIX = b"x-bf-dim-"
 _PROM_PREFIX = b"x-bf-prom-"
+_HTTP_SEEN = "bifrost.http_metrics"  # in the scope: HTTPMetrics records this request's http_* metrics
 ASGIApp = Callable[[Any, Any, Any], Awaitable[None]]
 
 
@@ -77,6 +80,7 @@ class Telemetry:
         # x-bf-dim-<label> wins over the older x-bf-prom-<label> (Bifrost's rule).
         self._dim_headers = {_DIM_PREFIX + n.encode(): (i, True) for i, n in enumerate(self.custom)}
         self._dim_headers |= {_PROM_PREFIX + n.encode(): (i, False) for i, n in enumerate(self.custom)}
+        self.template: Callable[[Scope], str] = _unmatched  # the app's route template (http_app sets it)
 
     def begin(self, scope: Scope) -> Probe | None:
         tracer = self.tracing.tracer() if self.tracing is not None else None
@@ -119,13 +123,19 @@ class Telemetry:
         route a request matched (a bounded ``path`` label)."""
         if self.metrics is None:
             return None
+        self.template = template
         return HTTPMetrics(self, app, template)
+
+
+def _unmatched(scope: Scope) -> str:
+    return "unmatched"
 
 
 class Probe:
     """One request under observation: its span, the time it waited on upstreams, the targets it tried."""
 
-    __slots__ = ("telemetry", "scope", "started", "span", "wait", "targets", "_token", "_context")
+    __slots__ = ("telemetry", "scope", "started", "span", "wait", "targets", "_token", "_context", "http",
+                 "status", "received", "sent", "_send")  # fmt: skip
 
     def __init__(self, telemetry: Telemetry, scope: Scope, tracer: Tracer | None) -> None:
         self.telemetry = telemetry
@@ -133,6 +143,13 @@ class Probe:
         self.started = time.perf_counter()
         self.wait = 0.0  # seconds spent waiting on upstreams (calls, retries' backoff, stream reads)
         self.targets: list[WatchedProvider] = []
+        # This request's http_* metrics, when no HTTPMetrics wrapper around the app records them: the
+        # journey passes its body's size, and its answer goes out through `sender`.
+        self.http = telemetry.metrics is not None and _HTTP_SEEN not in scope
+        self.status = 500  # an answer never started: the server answers 500 (as HTTPMetrics counts it)
+        self.received = 0
+        self.sent = 0
+        self._send: Any = None
         self.span: Span | None = None
         self._context: Token[Context] | None = None
         if tracer is not None:
@@ -141,13 +158,30 @@ class Probe:
             self._context = otel_context.attach(trace.set_span_in_context(self.span))
         self._token: Token[Probe | None] = _PROBE.set(self)
 
+    def sender(self, send: Any) -> Any:
+        """``send``, counting the answer's status and size for the http_* metrics."""
+        self._send = send
+        return self._counted
+
+    def _counted(self, message: Any) -> Any:
+        # A plain function handing back the server's awaitable: no coroutine of its own per message.
+        kind = message["type"]
+        if kind == "http.response.body":
+            self.sent += len(message.get("body", b""))
+        elif kind == "http.response.start":
+            self.status = message["status"]
+        return self._send(message)
+
     def end(self, req: Request | None, served: Served | None, error: BifrostError | None) -> None:
         """Record what the request did, once, after its answer and its log record."""
         _PROBE.reset(self._token)
         try:
+            metrics = self.telemetry.metrics
+            if metrics is not None and self.http:
+                _record_http(self, metrics)
             if req is not None:
-                if self.telemetry.metrics is not None:
-                    _record(self, self.telemetry.metrics, req, served, error)
+                if metrics is not None:
+                    _record(self, metrics, req, served, error)
                 if self.telemetry.budgets is not None and served is not None and served.ticket is not None:
                     ticket = served.ticket
                     key_id = req.vk.id if req.vk is not None else None
@@ -186,9 +220,9 @@ class WatchedProvider:
     def models(self) -> list[str]:
         return self.inner.models()
 
-    async def send(self, call: Call, key: KeyConfig | None) -> Reply:
-        reply: Reply = await self._call(self.inner.send, call, key)
-        return reply
+    def send(self, call: Call, key: KeyConfig | None) -> Coroutine[Any, Any, Reply]:
+        # The timed call's own coroutine, handed back as it is: one coroutine fewer per upstream call.
+        return self._call(self.inner.send, call, key)
 
     async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
         chunks = await self._call(self.inner.open_stream, call, key)
@@ -449,6 +483,7 @@ class HTTPMetrics:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         started = time.perf_counter()
+        scope[_HTTP_SEEN] = True  # a journey's probe under this wrapper leaves them to it
         exchange = _Exchange(receive, send)
         try:
             await self.app(scope, exchange.receive, exchange.send)
@@ -456,12 +491,25 @@ class HTTPMetrics:
             values = (self.template(scope), scope["method"], str(exchange.status)) + self.telemetry.dims(
                 scope
             )
-            cells = self.metrics.http(values)
-            cells.requests[0] += 1
-            observe(cells.duration, Metrics.LATENCY, time.perf_counter() - started)
-            observe(cells.request_size, Metrics.SIZES, exchange.received)
-            observe(cells.response_size, Metrics.SIZES, exchange.sent)
-            self.metrics.touched()
+            _observe_http(self.metrics, values, started, exchange.received, exchange.sent)
+
+
+def _record_http(probe: Probe, metrics: Metrics) -> None:
+    scope = probe.scope
+    telemetry = probe.telemetry
+    values = (telemetry.template(scope), scope["method"], str(probe.status)) + telemetry.dims(scope)
+    _observe_http(metrics, values, probe.started, probe.received, probe.sent)
+
+
+def _observe_http(
+    metrics: Metrics, values: tuple[str, ...], started: float, received: int, sent: int
+) -> None:
+    cells = metrics.http(values)
+    cells.requests[0] += 1
+    observe(cells.duration, Metrics.LATENCY, time.perf_counter() - started)
+    observe(cells.request_size, Metrics.SIZES, received)
+    observe(cells.response_size, Metrics.SIZES, sent)
+    metrics.touched()
 
 
 class _Exchange:

@@ -58,12 +58,16 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
     if not gw.started:
         await gw.start()
     probe = gw.telemetry.begin(scope)  # 9 metrics and spans (observability/): the request span opens
+    if probe is not None and probe.http:
+        send = probe.sender(send)  # the answer's status and size, for the http_* metrics
     req: Request | None = None
     served: Served | None = None
     error: BifrostError | None = None
     try:
         try:
             raw = await read_body(scope, receive, gw.max_body)
+            if probe is not None:
+                probe.received = len(raw)
             req = surface.parse(gw, raw, scope, started)
             read_headers(req, scope)
             await authorize(gw, req)

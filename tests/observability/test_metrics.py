@@ -202,3 +202,41 @@ def test_two_workers_report_the_same_totals_whichever_answers_the_scrape(
         time.sleep(0.05)
     # With the directory given, both workers (they served requests or scrapes) left their figures there.
     assert len(list((tmp_path / "metrics").glob("bifrost-metrics-*.json"))) in (0, 2)
+
+
+def test_http_sizes_are_the_bytes_exchanged_for_json_and_streams_and_counted_once(
+    upstream_url: str, upstream: Upstream
+) -> None:
+    """The journey's endpoints record their own http_* figures (no wrapper on their fast path); a host
+    middleware puts the app on Starlette's path, where the wrapper records them instead — never both."""
+    from starlette.middleware import Middleware
+    from starlette.types import ASGIApp, Receive, Scope, Send
+
+    class Passing:
+        def __init__(self, app: ASGIApp) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            await self.app(scope, receive, send)
+
+    for middleware in ([], [Middleware(Passing)]):
+        app = create_app(GatewayConfig.from_dict(gateway_config(upstream_url)))
+        app.user_middleware = middleware
+        live = serve(app)
+        try:
+            with httpx.Client(base_url=live.url, timeout=10) as client:
+                body = json.dumps({"model": "openai/gpt-4o-mini", "messages": HELLO}).encode()
+                plain = client.post(CHAT, content=body, headers={"content-type": "application/json"})
+                streamed = json.dumps({"model": "openai/gpt-4o-mini", "messages": HELLO, "stream": True})
+                with client.stream("POST", CHAT, content=streamed.encode()) as stream:
+                    received = b"".join(stream.iter_bytes())
+                refused = client.post(CHAT, content=b"{not json")
+                found = samples(client.get("/metrics").text)
+        finally:
+            live.stop()
+        assert plain.status_code == 200 and refused.status_code == 400 and b"[DONE]" in received
+        assert total(found, "http_requests_total", path=CHAT) == 3, middleware
+        assert total(found, "http_request_size_bytes_sum", path=CHAT) == len(body) + len(streamed) + 9
+        sent = len(plain.content) + len(received)
+        assert total(found, "http_response_size_bytes_sum", path=CHAT, status="200") == sent
+        assert total(found, "http_response_size_bytes_sum", path=CHAT, status="400") == len(refused.content)
