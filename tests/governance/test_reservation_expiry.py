@@ -124,13 +124,18 @@ async def test_a_configured_ttl_holds_settles_and_expires_reservations(
 # -- a real worker, killed mid-request --------------------------------------------------------------------
 
 
+# Long enough that the second server is up before the dead worker's reservation lapses, even on a loaded
+# machine (a 3 s ttl raced a slow start under load).
+TTL = 8
+
+
 @pytest.fixture
 def killable(tmp_path: Path, upstream_url: str) -> Iterator[Path]:
     config = {
         "providers": {"openai": {"keys": [{"value": "sk-t"}], "network_config": {"base_url": upstream_url}}},
         "governance": {
             "store": {"type": "sqlite", "path": str(tmp_path / "g.db")},
-            "counters": {"type": "sqlite", "reservation_ttl_seconds": 3},
+            "counters": {"type": "sqlite", "reservation_ttl_seconds": TTL},
             "virtual_keys": [
                 {"id": "vk", "name": "vk", "value": "sk-bf-" + "k" * 43, "allow_all_providers": True,
                  "rate_limit_id": "one"}
@@ -179,7 +184,7 @@ def test_a_killed_workers_reservation_expires(killable: Path) -> None:
     try:
         quick = {**chat, "model": "openai/gpt-4o-mini", "stream": False}
         assert httpx.post(url + "/v1/chat/completions", json=quick, headers=key).status_code == 429
-        time.sleep(3 + 3 / 15 + 0.5)  # the reservation's ttl (and one slot) later
+        time.sleep(TTL + TTL / 15 + 0.5)  # the reservation's ttl (and one slot) later
         assert httpx.post(url + "/v1/chat/completions", json=quick, headers=key).status_code == 200
     finally:
         stop_process_group(second)
