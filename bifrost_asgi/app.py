@@ -72,8 +72,6 @@ class _GatewayApp(Starlette):
     def __init__(self, *, routes: list[BaseRoute], gw: Gateway, **kwargs: Any) -> None:
         super().__init__(routes=routes, **kwargs)
         _refuse_duplicates(routes)
-        # Every request, with the http_* metrics around it when they are on.
-        self._serve: Handler = gw.telemetry.http_app(self._dispatch, self._template) or self._dispatch
         self._direct: dict[tuple[str, str], Handler] = {
             (method, route.path): route.app
             for route in routes
@@ -81,31 +79,29 @@ class _GatewayApp(Starlette):
             for method in route.methods or ()
             if method != "HEAD"
         }
-        # The journey's endpoints record their own http_* metrics (the probe they open sees the status and
-        # both sizes), so on the fast path they skip the wrapper that would see them a message at a time.
-        self._journeys: dict[tuple[str, str], Endpoint] = {
-            key: handler for key, handler in self._direct.items() if isinstance(handler, Endpoint)
+        metered = gw.telemetry.http_app  # a handler with the http_* metrics around it (None when off)
+        # What one lookup on the fast path calls: a journey endpoint as it is (the probe it opens records
+        # the http_* metrics, seeing status and sizes without a wrapper around every message), any other
+        # endpoint inside the metrics wrapper. Everything else takes Starlette's path, inside it too.
+        self._fast: dict[tuple[str, str], Handler] = {
+            key: handler if isinstance(handler, Endpoint) else metered(handler, self._template) or handler
+            for key, handler in self._direct.items()
         }
+        self._routed: Handler = metered(self._starlette, self._template) or self._starlette
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
         if not self.user_middleware:
-            journey = self._journeys.get((scope["method"], _route_path(scope)))
-            if journey is not None:
+            handler = self._fast.get((scope["method"], _route_path(scope)))
+            if handler is not None:
                 scope["app"] = self
-                await journey(scope, receive, send)
+                await handler(scope, receive, send)
                 return
-        await self._serve(scope, receive, send)
+        await self._routed(scope, receive, send)
 
-    async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
-        if not self.user_middleware:
-            endpoint = self._direct.get((scope["method"], _route_path(scope)))
-            if endpoint is not None:
-                scope["app"] = self
-                await endpoint(scope, receive, send)
-                return
+    async def _starlette(self, scope: Any, receive: Any, send: Any) -> None:
         await super().__call__(scope, receive, send)
 
     def _template(self, scope: Any) -> str:

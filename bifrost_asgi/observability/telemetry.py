@@ -177,8 +177,8 @@ class Probe:
         _PROBE.reset(self._token)
         try:
             metrics = self.telemetry.metrics
-            if metrics is not None and self.http:
-                _record_http(self, metrics)
+            if self.http:  # set only when metrics are on
+                _record_http(self)
             if req is not None:
                 if metrics is not None:
                     _record(self, metrics, req, served, error)
@@ -488,22 +488,32 @@ class HTTPMetrics:
         try:
             await self.app(scope, exchange.receive, exchange.send)
         finally:
-            values = (self.template(scope), scope["method"], str(exchange.status)) + self.telemetry.dims(
-                scope
+            _observe_http(
+                self.telemetry,
+                self.template,
+                scope,
+                exchange.status,
+                started,
+                exchange.received,
+                exchange.sent,
             )
-            _observe_http(self.metrics, values, started, exchange.received, exchange.sent)
 
 
-def _record_http(probe: Probe, metrics: Metrics) -> None:
-    scope = probe.scope
+def _record_http(probe: Probe) -> None:
     telemetry = probe.telemetry
-    values = (telemetry.template(scope), scope["method"], str(probe.status)) + telemetry.dims(scope)
-    _observe_http(metrics, values, probe.started, probe.received, probe.sent)
+    _observe_http(
+        telemetry, telemetry.template, probe.scope, probe.status, probe.started, probe.received, probe.sent
+    )
 
 
 def _observe_http(
-    metrics: Metrics, values: tuple[str, ...], started: float, received: int, sent: int
-) -> None:
+    telemetry: Telemetry, template: Callable[[Scope], str], scope: Scope, status: int, started: float,
+    received: int, sent: int,
+) -> None:  # fmt: skip
+    """One request's http_* figures, whoever watched its messages (HTTPMetrics, or the journey's probe)."""
+    metrics = telemetry.metrics
+    assert metrics is not None
+    values = (template(scope), scope["method"], str(status)) + telemetry.dims(scope)
     cells = metrics.http(values)
     cells.requests[0] += 1
     observe(cells.duration, Metrics.LATENCY, time.perf_counter() - started)
