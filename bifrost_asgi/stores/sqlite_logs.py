@@ -52,15 +52,14 @@ _CHUNKS = (100, 10, 1)
 
 @functools.cache
 def _columns(shape: tuple[bool, ...]) -> tuple[tuple[str, ...], Callable[[tuple[Any, ...]], tuple[Any, ...]]]:
-    """The columns a row of this shape sets, and what picks their values from a full row.
+    """The columns a row of this shape sets, and what picks their values from a full row (a tuple: every
+    record sets at least its id, timestamp and object).
 
     A record's None columns are left out rather than bound as NULL (a column nobody sets is NULL): binding
     None goes through sqlite3's adapter lookup. Records come in a few shapes (success, error, cache hit).
     """
     names = tuple(name for name, present in zip(COLUMNS, shape, strict=True) if present)
-    picks = [i for i, present in enumerate(shape) if present]
-    pick = operator.itemgetter(*picks)
-    return names, (pick if len(picks) > 1 else lambda row: (pick(row),))
+    return names, operator.itemgetter(*(i for i, present in enumerate(shape) if present))
 
 
 @functools.cache
