@@ -41,6 +41,16 @@ def free_port() -> int:
         return port
 
 
+def source_env(src: Path | None) -> dict[str, str] | None:
+    """The environment that makes ``python -m bifrost_asgi`` run the package in ``src`` (an extracted
+    baseline); None: the installed tree. PYTHONSAFEPATH: ``python -m`` would otherwise put the working
+    directory (the repository, when a bench runs from there) ahead of PYTHONPATH, and the "baseline"
+    would quietly be the current tree."""
+    if src is None:
+        return None
+    return {**os.environ, "PYTHONPATH": str(src), "PYTHONSAFEPATH": "1"}
+
+
 def pinned(cpus: set[int] | None) -> Callable[[], None] | None:
     """A ``preexec_fn`` that pins the child to ``cpus`` (None: leave scheduling to the kernel)."""
     if not cpus:

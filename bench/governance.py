@@ -33,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _procs import LOOPBACK, free_port, pinned, serving  # noqa: E402
+from _procs import LOOPBACK, free_port, pinned, serving, source_env  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -86,9 +86,7 @@ def _gateway(name: str, config: dict[str, Any], out: Path, src: Path | None) -> 
     port = free_port()
     argv = [sys.executable, "-m", "bifrost_asgi", "serve", "--config", str(path), "--host", LOOPBACK,
             "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    # PYTHONSAFEPATH: else ``python -m`` puts the working directory (the repository) ahead of PYTHONPATH.
-    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONSAFEPATH": "1"} if src is not None else None
-    with serving(name, argv, port, out, {0}, env) as server:
+    with serving(name, argv, port, out, {0}, source_env(src)) as server:
         yield server.base_url
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -39,7 +38,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _procs import LOOPBACK, free_port, serving, stop  # noqa: E402
+from _procs import LOOPBACK, free_port, serving, source_env, stop  # noqa: E402
 from governance import BODY, KEY, LIMITS, _extract  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
@@ -112,9 +111,7 @@ def measure(
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", sys.executable, "-m",
             "bifrost_asgi", "serve", "--config", str(config), "--host", LOOPBACK, "--port", str(port),
             "--log-level", "warning"]  # fmt: skip
-    env = {**os.environ, "PYTHONSAFEPATH": "1"}  # the working directory must not shadow PYTHONPATH
-    if src is not None:
-        env["PYTHONPATH"] = str(src)
+    env = source_env(src)
     url = f"http://{LOOPBACK}:{port}/v1/responses"
     headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
     if CASES[case][0] is not None:

@@ -37,7 +37,17 @@ from pathlib import Path
 from typing import Any
 
 import _report
-from _procs import LOOPBACK, CpuSnapshot, CpuUse, Server, free_port, pinned, serving, wait_for_quiet
+from _procs import (
+    LOOPBACK,
+    CpuSnapshot,
+    CpuUse,
+    Server,
+    free_port,
+    pinned,
+    serving,
+    source_env,
+    wait_for_quiet,
+)
 from _report import Summary
 
 BENCH = Path(__file__).resolve().parent
@@ -208,14 +218,6 @@ def _gateway_argv(config: Path, port: int) -> list[str]:
     return [PYTHON, "-m", "bifrost_asgi", "serve", "--config", str(config), *host, "--log-level", "warning"]
 
 
-def _gateway_env(src: Path | None) -> dict[str, str] | None:
-    if src is None:
-        return None
-    # PYTHONSAFEPATH: ``python -m`` would otherwise put the working directory (the repository, when run
-    # from there) ahead of PYTHONPATH, and the "baseline" would quietly be the current tree.
-    return {**os.environ, "PYTHONPATH": str(src), "PYTHONSAFEPATH": "1"}
-
-
 def _floor_argv(upstream: Server, kind: str, transport: str, port: int) -> list[str]:
     opts = ["--kind", "raw" if kind == "floor-raw" else "starlette", "--transport", transport]
     return [PYTHON, str(BENCH / "floor.py"), "--upstream", upstream.base_url, "--port", str(port), *opts]
@@ -236,7 +238,7 @@ def start_servers(
             if kind in GATEWAY_KINDS:
                 config = _gateway_config(plan, upstream, transport, kind)
                 argv = _gateway_argv(config, port)
-                env = _gateway_env(plan.baseline_src if kind == "baseline" else plan.gateway_src)
+                env = source_env(plan.baseline_src if kind == "baseline" else plan.gateway_src)
             else:
                 argv = _floor_argv(upstream, kind, transport, port)
             name = f"{kind}-{transport}"
