@@ -292,9 +292,16 @@ class RedisCounterStore:
         an applied one's admissions (their callers got a 503) are released, an unapplied one is cancelled
         for good and its settlements go again — so an outage leaks no reservation and counts nothing twice.
         """
-        extras = await self._resolve()
-        todo = [*extras, *ops]
         batch = uuid.uuid4().hex
+        try:
+            extras = await self._resolve()
+        except Exception:
+            # Still down: this batch was never sent. Kept as lost, it is resolved like one whose answer
+            # was (never applied, so its settlements go again) — else a settlement queued during an
+            # outage, a lease given back say, would be forgotten.
+            self._unresolved.append((batch, list(ops)))
+            raise
+        todo = [*extras, *ops]
         keys: dict[str, int] = {self._marker("done", batch): 1, self._marker("cancelled", batch): 2}
         args: list[Any] = [now, _TTL_GRACE_S, self._cutoff(now), len(todo)]
         for op in todo:

@@ -194,3 +194,32 @@ async def test_a_cancelled_batch_is_never_applied_late(redis_url: str) -> None:
         assert (state.used, state.reserved) == (0, 0)
     finally:
         await store.aclose()
+
+
+async def test_a_settlement_queued_while_redis_is_still_down_is_not_forgotten(redis_url: str) -> None:
+    """A batch that cannot even start (an earlier lost batch cannot be resolved yet) is kept like a lost
+    one: its settlements reach Redis once it is back (a worker's lease given back during an outage)."""
+    import redis.exceptions
+
+    store = RedisCounterStore(redis_url, prefix=f"down:{uuid.uuid4().hex}:")
+    try:
+        lim = limit("tokens", 1000, "1h")
+        held = (await store.admit([Claim(lim, 100)], T0)).claims
+        _lossy(store, apply=False)  # Redis goes away: this admission's answer is lost
+        with pytest.raises(BifrostError):
+            await store.run_batch([AdmitOp((Claim(lim, 5),))], T0)
+        real = store._resolve_script
+
+        async def down(*args: Any, **kwargs: Any) -> Any:
+            raise redis.exceptions.ConnectionError("Connection refused")
+
+        store._resolve_script = down  # type: ignore[assignment]
+        with pytest.raises(BifrostError) as err:  # still down: the settlement cannot be sent
+            await store.run_batch([SettleOp.of(held, [70.0])], T0 + 1)
+        assert err.value.status_code == 503
+        store._resolve_script = real  # back
+        await store.run_batch([], T0 + 2)
+        [state] = await store.read([lim], T0 + 2)
+        assert (state.used, state.reserved) == (70, 0)
+    finally:
+        await store.aclose()
