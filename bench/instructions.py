@@ -52,11 +52,20 @@ CASES: dict[str, tuple[dict[str, Any] | None, dict[str, Any]]] = {
     "memory-nologs": ({"type": "memory"}, {"logs": False}),
     "sqlite": ({"type": "sqlite"}, {}),
     "redis": ({"type": "redis", "url": "redis://127.0.0.1:6379/0"}, {}),
+    # Every request asks the shared store (no leases: stores/leases.py); this tree only.
+    "sqlite-noleases": ({"type": "sqlite", "leases": False}, {}),
+    "redis-noleases": ({"type": "redis", "url": "redis://127.0.0.1:6379/0", "leases": False}, {}),
 }
+# Under callgrind a request takes ~50x as long: a lease lives as many requests as it does at full speed
+# when its time is stretched as much (0.25 s, the default, x 50). Set for this tree only: the baseline's
+# config may not know leases.
+LEASE_SECONDS_UNDER_CALLGRIND = 12.5
 
 
-def _config(case: str, upstream: str, out: Path) -> dict[str, Any]:
+def _config(case: str, upstream: str, out: Path, *, current: bool) -> dict[str, Any]:
     counters, extra = CASES[case]
+    if counters is not None and current and counters["type"] != "memory":
+        counters = {"lease_seconds": LEASE_SECONDS_UNDER_CALLGRIND, **counters}
     config: dict[str, Any] = {
         "providers": {"openai": {"keys": [{"value": "sk-bench"}], "network_config": {"base_url": upstream}}}
     }
@@ -105,7 +114,7 @@ def measure(
 ) -> dict[str, Any]:
     label = f"{'baseline-' if src else ''}{case}"
     config = out / f"{label}.json"
-    config.write_text(json.dumps(_config(case, upstream, out)))
+    config.write_text(json.dumps(_config(case, upstream, out, current=src is None)))
     port = free_port()
     dump = out / f"{label}.callgrind"
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dump}", sys.executable, "-m",

@@ -33,6 +33,7 @@ from bifrost_asgi.stores import (
 )
 from bifrost_asgi.stores.batching import BatchCounterStore, BatchingCounterStore
 from bifrost_asgi.stores.counters import TransactionalCounterStore
+from bifrost_asgi.stores.leases import LeasingCounterStore
 
 __all__ = ["build_governance", "build_log_writer", "seed"]
 
@@ -81,6 +82,8 @@ def build_governance(
     if isinstance(counters, BatchCounterStore):
         # A shared store: admissions and settlements in flight together share one round trip.
         counters = BatchingCounterStore(counters)
+        if cfg.counters.leases:
+            counters = LeasingCounterStore(counters, lease_seconds=cfg.counters.lease_seconds)
     gov = Governance(
         key_store or _key_store(cfg),
         counters,

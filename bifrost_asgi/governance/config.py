@@ -59,6 +59,11 @@ class CountersConfig(ConfigSection):
     # A reservation nobody settled (its worker was killed mid-request) is released this many seconds
     # after its admission. Longer than any request runs; see RESERVATION_TTL in stores/counters.py.
     reservation_ttl_seconds: float = Field(default=900.0, gt=0)
+    # Shared counters (SQLite, Redis, Django ORM): far from a limit, each worker reserves a slice of it and
+    # admits from that without a round trip (stores/leases.py). A worker's usage reaches the shared
+    # counters within lease_seconds; limits stay exact. false: every request asks the store.
+    leases: bool = True
+    lease_seconds: float = Field(default=0.25, gt=0, le=60)
 
 
 class LogsConfig(ConfigSection):

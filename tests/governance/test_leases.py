@@ -1,0 +1,198 @@
+"""Adaptive leases (stores/leases.py): a worker far from its limits admits from a slice it reserved, with no
+store round trip, and limits stay exact — across workers sharing one SQLite file or one Redis server.
+
+Each "worker" here is what `build_governance` makes in a worker process: its own connection to the shared
+store, its own batcher and its own leases; the workers run in one event loop so a test can interleave
+them at will (test_multiprocess and test_hierarchy_multiprocess run the real `serve --workers 4`)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
+
+import pytest
+
+from bifrost_asgi.stores.batching import BatchingCounterStore
+from bifrost_asgi.stores.counters import Admission, Claim, CounterStore, Limit
+from bifrost_asgi.stores.leases import LeasingCounterStore
+from tests.governance.test_counter_stores import T0, StoreSpec, limit
+from tests.governance.test_counter_stores import shared_spec as shared_spec  # noqa: F401  (store fixtures)
+
+LEASE = 0.05  # seconds: short, so that a test sees leases come back
+
+
+class Counted:
+    """A shared store that counts its round trips (batches)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.batches = 0
+
+    async def run_batch(self, ops: Sequence[Any], now: float) -> list[Admission | None]:
+        self.batches += 1
+        result: list[Admission | None] = await self.store.run_batch(ops, now)
+        return result
+
+    async def read(self, limits: Sequence[Limit], now: float) -> Any:
+        return await self.store.read(limits, now)
+
+    async def aclose(self) -> None:
+        await self.store.aclose()
+
+    @property
+    def owns_retries(self) -> bool:
+        return bool(getattr(self.store, "owns_retries", False))
+
+
+@pytest.fixture
+async def workers(shared_spec: StoreSpec) -> AsyncIterator[Callable[[int], list[LeasingCounterStore]]]:  # noqa: F811
+    made: list[LeasingCounterStore] = []
+
+    def make(count: int) -> list[LeasingCounterStore]:
+        for _ in range(count):
+            made.append(LeasingCounterStore(BatchingCounterStore(Counted(shared_spec.make())), LEASE))
+        return made[-count:]
+
+    yield make
+    for store in made:
+        await store.aclose()
+
+
+def batches(store: LeasingCounterStore) -> int:
+    inner = store.store
+    assert isinstance(inner, BatchingCounterStore) and isinstance(inner.store, Counted)
+    return inner.store.batches
+
+
+async def request(store: CounterStore, claims: list[Claim], actual: list[float], *, ok: bool = True) -> bool:
+    """One request: admitted, runs a moment (other requests interleave), settled."""
+    admission = await store.admit(claims, T0)
+    if admission.ok:
+        await asyncio.sleep(random.random() * 0.002)
+        await store.settle(admission.claims, actual if ok else [0.0] * len(actual), T0)
+    return admission.ok
+
+
+async def test_far_from_its_limits_a_worker_admits_without_round_trips(
+    workers: Callable[[int], list[LeasingCounterStore]],
+) -> None:
+    [store] = workers(1)
+    claims = [Claim(limit("requests", 10**9), 1), Claim(limit("tokens", 10**12), 900, T0)]
+    for _ in range(20):  # the first requests go to the store; leases are asked for beside them
+        assert await request(store, claims, [1, 700])
+    await asyncio.sleep(0.01)
+    before = batches(store)
+    admitted = await asyncio.gather(*(request(store, claims, [1, 700]) for _ in range(300)))
+    assert all(admitted)
+    # Leases grow as they run out; a few round trips renew them, against 300 without leases.
+    assert batches(store) - before < 60
+
+
+async def test_usage_reaches_the_shared_counters_when_a_lease_comes_back(
+    workers: Callable[[int], list[LeasingCounterStore]],
+    shared_spec: StoreSpec,  # noqa: F811
+) -> None:
+    [store] = workers(1)
+    requests, tokens = limit("requests", 10**9), limit("tokens", 10**12)
+    claims = [Claim(requests, 1, T0), Claim(tokens, 900, T0)]
+    for ok in [True] * 30 + [False] * 10:
+        assert await request(store, claims, [1, 700], ok=ok)
+    # Seen by this worker at once: its leases' use counted, their unused part not shown as reserved.
+    mine = await store.read([requests, tokens], T0)
+    assert [(s.used, s.reserved) for s in mine] == [(30, 0), (30 * 700, 0)]
+    # Seen by another worker once the leases are back (lease_seconds, and a batch).
+    await asyncio.sleep(LEASE * 3)
+    other = shared_spec.make()
+    try:
+        theirs = await other.read([requests, tokens], T0)
+    finally:
+        await other.aclose()
+    assert [(s.used, s.reserved) for s in theirs] == [(30, 0), (30 * 700, 0)]
+
+
+@pytest.mark.parametrize("kind", ["requests", "budget"])
+async def test_200_concurrent_requests_on_4_workers_admit_exactly_50(
+    workers: Callable[[int], list[LeasingCounterStore]], kind: str
+) -> None:
+    cost = 1 / 64  # exact in binary, so a budget worth 50 requests admits exactly 50
+    lim = limit("requests", 50) if kind == "requests" else limit("budget", 50 * cost)
+    amount = 1.0 if kind == "requests" else cost
+    stores = workers(4)
+    claims = [Claim(lim, amount, T0)]
+    admitted = await asyncio.gather(*(request(stores[i % 4], claims, [amount]) for i in range(200)))
+    assert sum(admitted) == 50
+    [state] = await stores[0].read([lim], T0)
+    assert state.used == 50 * amount
+
+
+async def test_a_refusal_waits_for_other_workers_leases_to_come_back(
+    workers: Callable[[int], list[LeasingCounterStore]],
+) -> None:
+    lim = limit("requests", 64)
+    first, second = workers(2)
+    claims = [Claim(lim, 1, T0)]
+    for _ in range(8):  # the first worker takes a lease and then goes quiet, holding its unused part
+        assert await request(first, claims, [1])
+    await asyncio.sleep(0.001)
+    held = first._limits[lim.key].lease
+    assert held is not None and held.left > 0
+    # The second worker uses the rest; every request the limit has room for is admitted, even those that
+    # the store first refused because of the first worker's lease.
+    outcomes = [await request(second, claims, [1]) for _ in range(64 - 8 + 5)]
+    assert outcomes == [True] * (64 - 8) + [False] * 5
+    [state] = await second.read([lim], T0)
+    assert (state.used, state.reserved) == (64, 0)
+
+
+async def test_a_limit_too_small_to_lease_always_asks_the_store(
+    workers: Callable[[int], list[LeasingCounterStore]],
+) -> None:
+    [store] = workers(1)
+    claims = [Claim(limit("requests", 20), 1, T0)]  # 1/16 of it is one request: not worth leasing
+    before = batches(store)
+    assert [await request(store, claims, [1]) for _ in range(25)] == [True] * 20 + [False] * 5
+    assert store._limits[claims[0].limit.key].lease is None
+    assert batches(store) - before >= 25
+
+
+async def test_shutdown_gives_every_lease_back(
+    workers: Callable[[int], list[LeasingCounterStore]],
+    shared_spec: StoreSpec,  # noqa: F811
+) -> None:
+    lim = limit("tokens", 10**9)
+    [store] = workers(1)
+    for _ in range(10):
+        assert await request(store, [Claim(lim, 100, T0)], [60])
+    await asyncio.sleep(0.005)
+    assert store._limits[lim.key].lease is not None
+    await store.aclose()
+    other = shared_spec.make()
+    try:
+        [state] = await other.read([lim], T0)
+    finally:
+        await other.aclose()
+    assert (state.used, state.reserved) == (600, 0)
+
+
+async def test_keys_sharing_a_budget_share_its_lease_and_give_it_back(
+    workers: Callable[[int], list[LeasingCounterStore]],
+    shared_spec: StoreSpec,  # noqa: F811
+) -> None:
+    # Each key of a team builds its own (equal) Limit object for the team's budget.
+    budgets = [limit("budget", 100.0), limit("budget", 100.0)]
+    assert budgets[0] == budgets[1] and budgets[0] is not budgets[1]
+    [store] = workers(1)
+    for i in range(40):
+        assert await request(store, [Claim(budgets[i % 2], 0.5, T0)], [0.25])
+    await asyncio.sleep(LEASE * 3)  # every lease back, none lost on the way
+    other = shared_spec.make()
+    try:
+        [state] = await other.read([budgets[0]], T0)
+        [leased] = await other.read(
+            [Limit(budgets[0].key + ":leased", "requests", 1e300, budgets[0].window)], T0
+        )
+    finally:
+        await other.aclose()
+    assert (state.used, state.reserved, leased.reserved) == (10.0, 0, 0)
