@@ -50,6 +50,8 @@ _SHARE = 1 / 16
 # A first lease holds this many requests' claims; later ones adapt to how fast the last one was used.
 _FIRST = 8
 _MIN = 2
+# Limits remembered per worker; beyond this, those with no lease out are forgotten (keys come and go).
+_REMEMBERED = 100_000
 # A huge maximum: the marker counter never refuses a lease, it only records it (Lua reads no "inf").
 _UNLIMITED = 1e300
 
@@ -182,6 +184,8 @@ class LeasingCounterStore:
             if held is None or held.limit != claim.limit:
                 if held is not None and held.lease is not None:
                     self._spawn(self._give_back(held, now))
+                if len(self._limits) >= _REMEMBERED:
+                    self._forget_idle()
                 least = _MIN * claim.amount
                 held = _Limited(claim.limit, _first_size(claim.limit, claim.amount, least), least)
                 self._limits[claim.limit.key] = held
@@ -193,6 +197,9 @@ class LeasingCounterStore:
                 self._spawn(self._give_back(held, now, grow=lease.until > clock))
             if clock >= held.not_before:
                 self._ask(held, claim.limit, now)
+
+    def _forget_idle(self) -> None:
+        self._limits = {k: h for k, h in self._limits.items() if h.lease is not None or h.asking}
 
     def _ask(self, held: _Limited, limit: Limit, now: float) -> None:
         if not held.asking and held.size > 0.0:

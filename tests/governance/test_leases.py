@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bifrost_asgi.stores import leases
 from bifrost_asgi.stores.batching import BatchingCounterStore
 from bifrost_asgi.stores.counters import Admission, Claim, CounterStore, Limit
 from bifrost_asgi.stores.leases import LeasingCounterStore
@@ -196,3 +197,17 @@ async def test_keys_sharing_a_budget_share_its_lease_and_give_it_back(
     finally:
         await other.aclose()
     assert (state.used, state.reserved, leased.reserved) == (10.0, 0, 0)
+
+
+async def test_a_worker_forgets_limits_it_holds_no_lease_on_when_it_has_seen_too_many(
+    workers: Callable[[int], list[LeasingCounterStore]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(leases, "_REMEMBERED", 3)
+    [store] = workers(1)
+    small = [limit("requests", 20 + i) for i in range(3)]  # never leased: remembered as such
+    for lim in small:
+        assert await request(store, [Claim(lim, 1, T0)], [1])
+    assert len(store._limits) == 3
+    big = limit("tokens", 10**9)
+    assert await request(store, [Claim(big, 10, T0)], [10])
+    assert set(store._limits) == {big.key}  # the idle ones went; the new one is kept
