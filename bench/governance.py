@@ -174,8 +174,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             src = out / "baseline-src"
             _extract(args.baseline_ref, src)
             sources.append(("baseline ", src))
+        # Leases off (every request asks the store), for the same-run effect of leases: this tree only,
+        # since an older one's config may not know the setting.
+        shared = [(n, c) for n, c in stores if n in ("sqlite", "redis") and c is not None]
+        without_leases = [(f"{n}-noleases", {**c, "leases": False}) for n, c in shared]
         for label, src in sources:
-            for name, counters in stores:
+            for name, counters in stores + (without_leases if src is None else []):
                 config = _config(upstream, counters, out / f"{label.strip() or 'now'}-{name}.db")
                 url = stack.enter_context(_gateway(f"{label}{name}".replace(" ", "-"), config, out, src))
                 headers = {"x-bf-vk": KEY} if counters is not None else {}
