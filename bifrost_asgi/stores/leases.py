@@ -68,6 +68,9 @@ class _Lease:
     running: float = 0.0  # reserved by admitted requests not yet settled
     used: float = 0.0  # what settled requests really used, reported when the lease goes back
     open: bool = True
+    # The lease that took over this one's running requests when it was renewed (their reservations
+    # moved into it), so they settle there.
+    successor: _Lease | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +121,7 @@ class LeasingCounterStore:
             return None
         clock = time.monotonic()
         taken: list[LeasedClaim] = []
+        due = False
         for claim in claims:
             held = self._limits.get(claim.limit.key)
             lease = held.lease if held is not None else None
@@ -129,21 +133,43 @@ class LeasingCounterStore:
                 return None
             lease.left -= claim.amount
             lease.running += claim.amount
+            due = due or lease.until - clock < self.lease_seconds / 4 or lease.left < lease.size / 4
             taken.append(LeasedClaim(claim.limit, claim.amount, lease.at, lease))
+        if due:
+            self._renew_early(taken, clock)
         return Admission(True, tuple(taken))
+
+    def _renew_early(self, taken: Sequence[LeasedClaim], clock: float) -> None:
+        """A lease of this request is nearly spent: ask now for the next one of every lease of the request
+        past half its time or size, together (one batch), so that no request waits for a lease. Each new
+        lease replaces its predecessor when granted."""
+        for claim in taken:
+            lease = claim.lease
+            held = self._limits.get(claim.limit.key)
+            if lease is None or held is None or held.lease is not lease or clock < held.not_before:
+                continue
+            if lease.until - clock < self.lease_seconds / 2 or lease.left < lease.size / 2:
+                self._ask(held, lease.limit, self._now)
 
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
         rest: list[Claim] = []
         rest_actual: list[float] = []
         for claim, used in zip(claims, actual, strict=True):
             lease = claim.lease if isinstance(claim, LeasedClaim) else None
-            if lease is not None and lease.open:
+            if lease is None:
+                rest.append(claim)
+                rest_actual.append(used)
+                continue
+            while lease.successor is not None:
+                lease = lease.successor
+            if lease.open:
                 lease.running -= claim.amount
                 lease.left += claim.amount - used
                 lease.used += used
                 continue
-            # The lease went back while this request ran: its own reservation is still in the store.
-            rest.append(Claim(claim.limit, claim.amount, claim.at) if lease is not None else claim)
+            # The lease went back while this request ran: its reservation is still in the store, held
+            # under that lease's admission time.
+            rest.append(Claim(claim.limit, claim.amount, lease.at))
             rest_actual.append(used)
         if rest:
             await self.store.settle(rest, rest_actual, now)
@@ -220,10 +246,17 @@ class LeasingCounterStore:
             held.not_before = time.monotonic() + self.lease_seconds
             return
         lease = _Lease(limit, size, now, time.monotonic() + self.lease_seconds, size)
-        if held.lease is not None or self._limits.get(limit.key) is not held:
-            # The limit changed meanwhile (or, which cannot happen, a lease is already out): give it back.
+        if self._limits.get(limit.key) is not held:  # the limit changed meanwhile: give it back
             await self._give_back(_Limited(limit, size, held.least, lease), now)
             return
+        old = held.lease
+        if old is not None:  # renewed early: the new one takes over the old one's running requests
+            grow = old.left < old.size / 4
+            if lease.left >= old.running:
+                lease.left -= old.running
+                lease.running, old.running = old.running, 0.0
+                old.successor = lease
+            self._spawn(self._give_back(held, now, grow=grow))
         held.lease = lease
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(self.lease_seconds, self._sweep)
@@ -239,7 +272,7 @@ class LeasingCounterStore:
         lease.open = False
         if grow:
             held.size = min(lease.limit.max * _SHARE, held.size * 2)
-        elif lease.left > lease.size / 2:
+        elif lease.left > lease.size * 3 / 4:  # mostly unused: the next one is smaller
             held.size = max(held.least, held.size / 2)
         if lease.limit.kind == "requests":
             held.size = math.floor(held.size)

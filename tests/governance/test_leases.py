@@ -211,3 +211,32 @@ async def test_a_worker_forgets_limits_it_holds_no_lease_on_when_it_has_seen_too
     big = limit("tokens", 10**9)
     assert await request(store, [Claim(big, 10, T0)], [10])
     assert set(store._limits) == {big.key}  # the idle ones went; the new one is kept
+
+
+async def test_a_request_running_when_its_lease_is_renewed_settles_in_the_next_one(
+    workers: Callable[[int], list[LeasingCounterStore]],
+    shared_spec: StoreSpec,  # noqa: F811
+) -> None:
+    lim = limit("tokens", 10**9)
+    [store] = workers(1)
+    for _ in range(3):
+        assert await request(store, [Claim(lim, 100, T0)], [100])
+    await asyncio.sleep(0.005)  # the first lease is out
+    first = store._limits[lim.key].lease
+    assert first is not None
+    long_running = await store.admit([Claim(lim, 100, T0)], T0)  # admitted from it, settled much later
+    served = 3
+    while store._limits[lim.key].lease is first:  # others use the lease up: a new one replaces it
+        assert await request(store, [Claim(lim, 100, T0)], [100])
+        served += 1
+        await asyncio.sleep(0)
+    assert first.successor is store._limits[lim.key].lease
+    await store.settle(long_running.claims, [40], T0)
+    await asyncio.sleep(LEASE * 3)
+    other = shared_spec.make()
+    try:
+        [state] = await other.read([lim], T0)
+        [leased] = await other.read([Limit(lim.key + ":leased", "requests", 1e300, lim.window)], T0)
+    finally:
+        await other.aclose()
+    assert (state.used, state.reserved, leased.reserved) == (100 * served + 40, 0, 0)  # counted once
