@@ -100,7 +100,10 @@ def _django(upstream: str, out: Path) -> Iterator[tuple[str, str]]:
         conn.execute(f"CREATE DATABASE {name}".encode())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BIFROST_", "DJTEST_"))}
     env |= {"DJANGO_SETTINGS_MODULE": "tests.contrib_django.settings", "DJTEST_DB": f"postgres:{name}",
-            "DJTEST_UPSTREAM": upstream, "PYTHONPATH": str(ROOT)}  # fmt: skip
+            "DJTEST_UPSTREAM": upstream, "PYTHONPATH": str(ROOT),
+            # The test settings flush usage logs every 50 ms (tests read them at once); a deployment
+            # flushes at the default (logs.flush_interval_ms), as the gateway cases here do.
+            "DJTEST_FLUSH_MS": "500"}  # fmt: skip
     try:
         subprocess.run([sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
                        env=env, check=True)  # fmt: skip

@@ -33,6 +33,7 @@ from bifrost_asgi.governance.models import (
     Team,
     VirtualKey,
 )
+from bifrost_asgi.governance.refresh import Refreshing
 from bifrost_asgi.governance.windows import Clock, SystemClock, parse_duration
 from bifrost_asgi.pricing import PricingTable, Usage
 from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
@@ -62,7 +63,6 @@ class Ticket:
 
 @dataclass(slots=True)
 class _Cached:
-    expires: float
     keys: list[VirtualKey] = field(default_factory=list)
     # Values already verified against these records (lives and dies with this entry): a key is hashed
     # once per cache period, not on every request.
@@ -103,14 +103,14 @@ class Governance:
         # Key lookups are cached briefly per process: revocations made elsewhere apply within the TTL;
         # revocations through this engine apply at once.
         self.cache_ttl = cache_ttl
-        self._cache: dict[str, _Cached] = {}
+        self._prefixes: Refreshing[_Cached] = Refreshing(cache_ttl, self._load_prefix)
         self._defaults: dict[str, tuple[float, VirtualKey]] = {}
         self._default_locks: dict[str, asyncio.Lock] = {}
         self.default_template: dict[str, Any] = {"allow_all_providers": True}
         self.tokens: TokenVerifier | None = None
         self._limit_cache: dict[tuple[int, ...], tuple[tuple[object, ...], tuple[Limit, ...], bool]] = {}
         # Teams, customers and provider limits, cached as briefly as keys: every request reads them.
-        self._records: dict[str, tuple[float, _Record | None]] = {}
+        self._records: Refreshing[_Record | None] = Refreshing(cache_ttl, self._load_record)
         # (id(key), provider) -> (expiry, key, owners); the key object guards against a reused id.
         self._owners: dict[tuple[int, str | None], tuple[float, VirtualKey | None, Owners]] = {}
         self.clock = clock or SystemClock()
@@ -137,15 +137,11 @@ class Governance:
             raise governance_error(403, "virtual_key_blocked", "Virtual key has expired")
         return key
 
+    async def _load_prefix(self, prefix: str) -> _Cached:
+        return _Cached(await self.keys.by_prefix(prefix))
+
     async def _find(self, value: str) -> VirtualKey | None:
-        prefix = key_lookup_prefix(value)
-        now = time.monotonic()
-        cached = self._cache.get(prefix)
-        if cached is None or cached.expires <= now:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            cached = _Cached(now + self.cache_ttl, await self.keys.by_prefix(prefix))
-            self._cache[prefix] = cached
+        cached = await self._prefixes.get(key_lookup_prefix(value))
         found = cached.verified.get(value)
         if found is None:
             found = next((k for k in cached.keys if verify_key(value, k.key_hash)), None)
@@ -166,13 +162,13 @@ class Governance:
         return self.check_usable(key)
 
     def forget(self, key: VirtualKey) -> None:
-        self._cache.pop(key.key_prefix, None)
+        self._prefixes.forget(key.key_prefix)
         if key.owner is not None:
             self._defaults.pop(key.owner, None)
 
     def forget_record(self, kind: str, record_id: str) -> None:
         """Apply a change to a team, customer or provider's limits in this process at once."""
-        self._records.pop(f"{kind}:{record_id}", None)
+        self._records.forget(f"{kind}:{record_id}")
         self._owners.clear()  # any key's owners may name this record
 
     async def default_key_for(self, owner: str) -> VirtualKey:
@@ -315,22 +311,15 @@ class Governance:
         )
 
     async def _record(self, kind: str, record_id: str) -> _Record | None:
-        cache_key = f"{kind}:{record_id}"
-        now = time.monotonic()
-        cached = self._records.get(cache_key)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        found: _Record | None
+        return await self._records.get(f"{kind}:{record_id}")
+
+    async def _load_record(self, cache_key: str) -> _Record | None:
+        kind, _, record_id = cache_key.partition(":")
         if kind == "team":
-            found = await self.keys.team(record_id)
-        elif kind == "customer":
-            found = await self.keys.customer(record_id)
-        else:
-            found = await self.keys.provider_governance(record_id)
-        if len(self._records) >= _CACHE_MAX:
-            self._records.clear()
-        self._records[cache_key] = (now + self.cache_ttl, found)
-        return found
+            return await self.keys.team(record_id)
+        if kind == "customer":
+            return await self.keys.customer(record_id)
+        return await self.keys.provider_governance(record_id)
 
     async def settle(self, ticket: Ticket, *, ok: bool, tokens: int, cost: float) -> None:
         """Charge real usage (tokens and cost are charged even on errors that consumed them)."""
