@@ -101,10 +101,17 @@ class LeasingCounterStore:
     _limits: dict[str, _Limited] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _sweeper: asyncio.TimerHandle | None = None
-    _now: float = 0.0  # the latest governance time seen: what a lease returned by the timer is dated
+    # The latest governance time seen, and when (monotonic): what a lease given back by the timer is
+    # dated, moved on by the time since (an old date could roll a calendar window back).
+    _seen: tuple[float, float] = (0.0, 0.0)
+    _closed: bool = False
+
+    def _now(self) -> float:
+        now, at = self._seen
+        return now + (time.monotonic() - at) if now else now
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
-        self._now = now
+        self._seen = (now, time.monotonic())
         local = self._admit_locally(claims)
         if local is not None:
             return local
@@ -125,7 +132,14 @@ class LeasingCounterStore:
         for claim in claims:
             held = self._limits.get(claim.limit.key)
             lease = held.lease if held is not None else None
-            if lease is None or lease.left < claim.amount or lease.until <= clock:
+            if (
+                lease is None
+                or lease.left < claim.amount
+                or lease.until <= clock
+                # A changed limit (a lowered maximum, say) goes to the store, which swaps the lease
+                # (compared by value only when not the same object: each key builds its own).
+                or (held is not None and held.limit is not claim.limit and held.limit != claim.limit)
+            ):
                 for undo in taken:  # all or nothing
                     assert undo.lease is not None
                     undo.lease.left += undo.amount
@@ -149,7 +163,7 @@ class LeasingCounterStore:
             if lease is None or held is None or held.lease is not lease or clock < held.not_before:
                 continue
             if lease.until - clock < self.lease_seconds / 2 or lease.left < lease.size / 2:
-                self._ask(held, lease.limit, self._now)
+                self._ask(held, held.limit, self._now())
 
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
         rest: list[Claim] = []
@@ -166,6 +180,11 @@ class LeasingCounterStore:
                 lease.running -= claim.amount
                 lease.left += claim.amount - used
                 lease.used += used
+                held = self._limits.get(claim.limit.key)
+                if lease.left < 0 and held is not None and held.lease is lease:
+                    # It cost more than its estimate: the store must see the overspend now, not when
+                    # the lease runs out (other workers admit against it meanwhile).
+                    self._spawn(self._give_back(held, now))
                 continue
             # The lease went back while this request ran: its reservation is still in the store, held
             # under that lease's admission time.
@@ -193,10 +212,11 @@ class LeasingCounterStore:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        self._closed = True  # no more leases asked for
         while self._tasks:  # lease requests on their way first: what they are granted goes back too
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for held in self._limits.values():
-            await self._give_back(held, self._now)
+            await self._give_back(held, self._now())
         await self.store.aclose()
 
     # -- getting and returning leases ----------------------------------------------------------------
@@ -228,7 +248,7 @@ class LeasingCounterStore:
         self._limits = {k: h for k, h in self._limits.items() if h.lease is not None or h.asking}
 
     def _ask(self, held: _Limited, limit: Limit, now: float) -> None:
-        if not held.asking and held.size > 0.0:
+        if not held.asking and held.size > 0.0 and not self._closed:
             held.asking = True
             self._spawn(self._lease(held, limit, now))
 
@@ -252,7 +272,7 @@ class LeasingCounterStore:
         old = held.lease
         if old is not None:  # renewed early: the new one takes over the old one's running requests
             grow = old.left < old.size / 4
-            if lease.left >= old.running:
+            if old.running and lease.left >= old.running:
                 lease.left -= old.running
                 lease.running, old.running = old.running, 0.0
                 old.successor = lease
@@ -271,11 +291,9 @@ class LeasingCounterStore:
         held.lease = None
         lease.open = False
         if grow:
-            held.size = min(lease.limit.max * _SHARE, held.size * 2)
+            held.size = _exact(min(lease.limit.max * _SHARE, held.size * 2))
         elif lease.left > lease.size * 3 / 4:  # mostly unused: the next one is smaller
-            held.size = max(held.least, held.size / 2)
-        if lease.limit.kind == "requests":
-            held.size = math.floor(held.size)
+            held.size = _exact(max(held.least, held.size / 2))
         claims = (
             Claim(lease.limit, lease.size - lease.running, lease.at),
             Claim(_marker(lease.limit), lease.size, lease.at),
@@ -285,14 +303,14 @@ class LeasingCounterStore:
     def _sweep(self) -> None:
         """Return the leases whose time is up (an idle worker must not sit on headroom others need)."""
         self._sweeper = None
-        clock, now = time.monotonic(), self._now
+        clock, now = time.monotonic(), self._now()
         for held in self._limits.values():
             lease = held.lease
             if lease is not None and lease.until <= clock:
                 self._spawn(self._give_back(held, now))
                 if lease.used or lease.running:  # in use: the next one is asked for now, not on a miss
-                    self._ask(held, lease.limit, now)
-        if any(held.lease is not None for held in self._limits.values()):
+                    self._ask(held, held.limit, now)
+        if not self._closed and any(held.lease is not None for held in self._limits.values()):
             self._sweeper = asyncio.get_running_loop().call_later(self.lease_seconds, self._sweep)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
@@ -309,6 +327,7 @@ class LeasingCounterStore:
         # rest is slack for a loaded machine.
         deadline = time.monotonic() + 4 * self.lease_seconds + 0.25
         while True:
+            now = max(now, self._now())
             blocked = [c.limit for c in admission.blocked]
             for limit in blocked:
                 held = self._limits.get(limit.key)
@@ -328,10 +347,17 @@ async def _nothing() -> None:
 
 def _first_size(limit: Limit, amount: float, least: float) -> float:
     """A new limit's first lease: a few requests' worth, within its share; 0 if it is too small."""
-    size = min(limit.max * _SHARE, _FIRST * amount)
-    if limit.kind == "requests":
-        size = math.floor(size)
+    size = _exact(min(limit.max * _SHARE, _FIRST * amount))
     return size if amount > 0 and size >= least else 0.0
+
+
+def _exact(size: float) -> float:
+    """``size`` rounded down to a whole number, or below 1 to a multiple of 2**-40: leases of such sizes
+    add and subtract exactly on the marker counter, which must read exactly 0 when none is out (the
+    probe). Budgets are dollars: 0.1 + 0.2 - 0.1 - 0.2 is not 0 in floating point."""
+    if size >= 1:
+        return float(math.floor(size))
+    return math.ldexp(math.floor(math.ldexp(size, 40)), -40)
 
 
 def _strict(limit: Limit, size: float) -> Limit:
@@ -346,5 +372,6 @@ def _marker(limit: Limit) -> Limit:
 
 
 def _probe(limit: Limit) -> Limit:
-    """The marker with a maximum of 0: a claim of 0 on it is refused exactly when a lease is out."""
-    return Limit(f"{limit.key}:leased", "requests", 0.0, limit.window, limit.calendar_aligned)
+    """The marker with a maximum of (about) 0: a claim of 0 on it is refused exactly when a lease is out.
+    Lease sizes add exactly (`_exact`); the tolerance is for rounding in a store's own arithmetic."""
+    return Limit(f"{limit.key}:leased", "requests", limit.max * 1e-12, limit.window, limit.calendar_aligned)

@@ -240,3 +240,47 @@ async def test_a_request_running_when_its_lease_is_renewed_settles_in_the_next_o
     finally:
         await other.aclose()
     assert (state.used, state.reserved, leased.reserved) == (100 * served + 40, 0, 0)  # counted once
+
+
+async def test_a_lowered_limit_applies_at_once_to_a_worker_holding_a_lease(
+    workers: Callable[[int], list[LeasingCounterStore]],
+) -> None:
+    [store] = workers(1)
+    generous = limit("requests", 10**6)
+    for _ in range(10):
+        assert await request(store, [Claim(generous, 1, T0)], [1])
+    await asyncio.sleep(0.005)
+    assert store._limits[generous.key].lease is not None
+    # The key's record is updated: the same counter, now 15 a window (10 used already).
+    lowered = Limit(generous.key, "requests", 15, generous.window)
+    outcomes = [await request(store, [Claim(lowered, 1, T0)], [1]) for _ in range(20)]
+    assert outcomes == [True] * 5 + [False] * 15
+    [state] = await store.read([lowered], T0)
+    assert (state.used, state.reserved) == (15, 0)
+
+
+async def test_budget_leases_in_any_amounts_leave_nothing_on_the_marker(
+    workers: Callable[[int], list[LeasingCounterStore]],
+    shared_spec: StoreSpec,  # noqa: F811
+) -> None:
+    # Costs that are not exact in binary: 0.1 + 0.2 - 0.1 - 0.2 is not 0 in floating point. A marker
+    # left at 3e-17 would make every later refusal wait for a lease that is not out.
+    budget = limit("budget", 1000.0)
+    stores = workers(2)
+    rng = random.Random(7)
+    costs = [rng.choice([0.1, 0.2, 0.0125, 0.025, 0.3, 0.07]) for _ in range(400)]
+    for start in range(0, 400, 40):  # bursts: leases overlap, are renewed early and shrink or grow
+        batch = costs[start : start + 40]
+        done = await asyncio.gather(
+            *(request(stores[i % 2], [Claim(budget, c, T0)], [c]) for i, c in enumerate(batch))
+        )
+        assert all(done)
+    await asyncio.sleep(LEASE * 3)
+    other = shared_spec.make()
+    try:
+        [leased] = await other.read([Limit(budget.key + ":leased", "requests", 1e300, budget.window)], T0)
+        [state] = await other.read([budget], T0)
+    finally:
+        await other.aclose()
+    assert leased.reserved == 0.0  # exactly
+    assert state.used == pytest.approx(sum(costs))
