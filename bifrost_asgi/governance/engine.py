@@ -113,6 +113,7 @@ class Governance:
         self._records: Refreshing[_Record | None] = Refreshing(cache_ttl, self._load_record)
         # (id(key), provider) -> (expiry, key, owners); the key object guards against a reused id.
         self._owners: dict[tuple[int, str | None], tuple[float, VirtualKey | None, Owners]] = {}
+        self._owners_version = 0
         self.clock = clock or SystemClock()
         self.hooks: Hooks | None = None  # the host's key_created / key_revoked callbacks
 
@@ -170,6 +171,7 @@ class Governance:
         """Apply a change to a team, customer or provider's limits in this process at once."""
         self._records.forget(f"{kind}:{record_id}")
         self._owners.clear()  # any key's owners may name this record
+        self._owners_version += 1  # and one being looked up now may have read the old one
 
     async def default_key_for(self, owner: str) -> VirtualKey:
         """The key a host user's session calls are charged to; created on first use, never shown.
@@ -291,7 +293,10 @@ class Governance:
         hit = self._owners.get(cache_key)
         if hit is not None and hit[0] > now and hit[1] is key:
             return hit[2]
+        version = self._owners_version
         owners = await self._find_owners(key, provider)
+        if version != self._owners_version:
+            return owners  # a record changed while these were read: used once, not kept
         if len(self._owners) >= _CACHE_MAX:
             self._owners.clear()
         self._owners[cache_key] = (now + self.cache_ttl, key, owners)
@@ -332,6 +337,8 @@ class Governance:
         await self.counters.settle(ticket.claims, actual, self.clock.now())
 
     async def aclose(self) -> None:
+        await self._prefixes.aclose()
+        await self._records.aclose()
         await self.counters.aclose()
         await self.keys.aclose()
 

@@ -38,8 +38,11 @@ class Refreshing(Generic[V]):
         self._load = load
         self._entries: dict[str, tuple[float, V]] = {}  # key -> (loaded at, value)
         self._loading: dict[str, asyncio.Task[V]] = {}
-        # Bumped by `forget`: a load that started before a change must not store what it read.
-        self._generation = 0
+        self._tasks: set[asyncio.Task[V]] = set()  # every load until it ends, forgotten ones too
+        # Bumped by `forget` (per key, or for all): a load that started before a change must not store
+        # what it read.
+        self._epoch = 0
+        self._generations: dict[str, int] = {}
 
     async def get(self, key: str) -> V:
         hit = self._entries.get(key)
@@ -54,31 +57,45 @@ class Refreshing(Generic[V]):
 
     def forget(self, key: str | None = None) -> None:
         """Drop one entry (or all): the next read loads it, and loads in flight do not store theirs."""
-        self._generation += 1
         if key is None:
+            self._epoch += 1
             self._entries.clear()
-        else:
-            self._entries.pop(key, None)
-        self._loading.clear()
+            self._generations.clear()
+            self._loading.clear()
+            return
+        self._generations[key] = self._generations.get(key, 0) + 1
+        self._entries.pop(key, None)
+        self._loading.pop(key, None)
+
+    async def aclose(self) -> None:
+        """Stop the loads still running (at shutdown, before the store they read closes)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _version(self, key: str) -> tuple[int, int]:
+        return self._epoch, self._generations.get(key, 0)
 
     def _start(self, key: str) -> asyncio.Task[V]:
         task = self._loading.get(key)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._fetch(key, self._generation))
+            task = asyncio.get_running_loop().create_task(self._fetch(key, self._version(key)))
             self._loading[key] = task
+            self._tasks.add(task)
             task.add_done_callback(lambda done: self._done(key, done))
         return task
 
-    async def _fetch(self, key: str, generation: int) -> V:
+    async def _fetch(self, key: str, version: tuple[int, int]) -> V:
         loaded_at = time.monotonic()
         value = await self._load(key)
-        if generation == self._generation:
+        if version == self._version(key):
             if len(self._entries) >= _MAX_ENTRIES:
                 self._entries.clear()
             self._entries[key] = (loaded_at, value)
         return value
 
     def _done(self, key: str, task: asyncio.Task[V]) -> None:
+        self._tasks.discard(task)
         if self._loading.get(key) is task:
             del self._loading[key]
         if not task.cancelled() and task.exception() is not None:
