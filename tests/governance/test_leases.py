@@ -16,7 +16,7 @@ import pytest
 
 from bifrost_asgi.stores import leases
 from bifrost_asgi.stores.batching import BatchingCounterStore
-from bifrost_asgi.stores.counters import Admission, Claim, CounterStore, Limit
+from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
 from bifrost_asgi.stores.leases import LeasingCounterStore
 from tests.governance.test_counter_stores import T0, StoreSpec, limit
 from tests.governance.test_counter_stores import shared_spec as shared_spec  # noqa: F401  (store fixtures)
@@ -59,6 +59,20 @@ async def workers(shared_spec: StoreSpec) -> AsyncIterator[Callable[[int], list[
     yield make
     for store in made:
         await store.aclose()
+
+
+async def seen_by_another_worker(spec: StoreSpec, *limits: Limit) -> list[CounterState]:  # noqa: F811
+    """The counters as a worker without leases reads them straight from the shared store."""
+    other = spec.make()
+    try:
+        return await other.read(limits, T0)
+    finally:
+        await other.aclose()
+
+
+def marker(lim: Limit) -> Limit:
+    """The counter that records how much of ``lim`` is out on lease."""
+    return Limit(lim.key + ":leased", "requests", 1e300, lim.window)
 
 
 def batches(store: LeasingCounterStore) -> int:
@@ -105,11 +119,7 @@ async def test_usage_reaches_the_shared_counters_when_a_lease_comes_back(
     assert [(s.used, s.reserved) for s in mine] == [(30, 0), (30 * 700, 0)]
     # Seen by another worker once the leases are back (lease_seconds, and a batch).
     await asyncio.sleep(LEASE * 3)
-    other = shared_spec.make()
-    try:
-        theirs = await other.read([requests, tokens], T0)
-    finally:
-        await other.aclose()
+    theirs = await seen_by_another_worker(shared_spec, requests, tokens)
     assert [(s.used, s.reserved) for s in theirs] == [(30, 0), (30 * 700, 0)]
 
 
@@ -169,11 +179,7 @@ async def test_shutdown_gives_every_lease_back(
     await asyncio.sleep(0.005)
     assert store._limits[lim.key].lease is not None
     await store.aclose()
-    other = shared_spec.make()
-    try:
-        [state] = await other.read([lim], T0)
-    finally:
-        await other.aclose()
+    [state] = await seen_by_another_worker(shared_spec, lim)
     assert (state.used, state.reserved) == (600, 0)
 
 
@@ -188,14 +194,7 @@ async def test_keys_sharing_a_budget_share_its_lease_and_give_it_back(
     for i in range(40):
         assert await request(store, [Claim(budgets[i % 2], 0.5, T0)], [0.25])
     await asyncio.sleep(LEASE * 3)  # every lease back, none lost on the way
-    other = shared_spec.make()
-    try:
-        [state] = await other.read([budgets[0]], T0)
-        [leased] = await other.read(
-            [Limit(budgets[0].key + ":leased", "requests", 1e300, budgets[0].window)], T0
-        )
-    finally:
-        await other.aclose()
+    state, leased = await seen_by_another_worker(shared_spec, budgets[0], marker(budgets[0]))
     assert (state.used, state.reserved, leased.reserved) == (10.0, 0, 0)
 
 
@@ -233,12 +232,7 @@ async def test_a_request_running_when_its_lease_is_renewed_settles_in_the_next_o
     assert first.successor is store._limits[lim.key].lease
     await store.settle(long_running.claims, [40], T0)
     await asyncio.sleep(LEASE * 3)
-    other = shared_spec.make()
-    try:
-        [state] = await other.read([lim], T0)
-        [leased] = await other.read([Limit(lim.key + ":leased", "requests", 1e300, lim.window)], T0)
-    finally:
-        await other.aclose()
+    state, leased = await seen_by_another_worker(shared_spec, lim, marker(lim))
     assert (state.used, state.reserved, leased.reserved) == (100 * served + 40, 0, 0)  # counted once
 
 
@@ -276,11 +270,6 @@ async def test_budget_leases_in_any_amounts_leave_nothing_on_the_marker(
         )
         assert all(done)
     await asyncio.sleep(LEASE * 3)
-    other = shared_spec.make()
-    try:
-        [leased] = await other.read([Limit(budget.key + ":leased", "requests", 1e300, budget.window)], T0)
-        [state] = await other.read([budget], T0)
-    finally:
-        await other.aclose()
+    state, leased = await seen_by_another_worker(shared_spec, budget, marker(budget))
     assert leased.reserved == 0.0  # exactly
     assert state.used == pytest.approx(sum(costs))
