@@ -320,12 +320,18 @@ class LeasingCounterStore:
 
     # -- refusals ----------------------------------------------------------------------------------
 
+    def _holds(self, limit: Limit) -> bool:
+        held = self._limits.get(limit.key)
+        return held is not None and held.lease is not None
+
     async def _refused(self, claims: Sequence[Claim], now: float, admission: Admission) -> Admission:
         """Refuse only once no lease holds room on the limits that refused: give back this worker's own,
         then ask again together with whether other workers' are still out, until they are back."""
         # Every lease is back within two lease periods of its grant (the timer runs once a period); the
         # rest is slack for a loaded machine.
         deadline = time.monotonic() + 4 * self.lease_seconds + 0.25
+        if all(_never_leased(c.limit) and not self._holds(c.limit) for c in admission.blocked):
+            return admission  # no worker leases these (a small request limit): the refusal is final
         while True:
             now = max(now, self._now())
             blocked = [c.limit for c in admission.blocked]
@@ -358,6 +364,12 @@ def _exact(size: float) -> float:
     if size >= 1:
         return float(math.floor(size))
     return math.ldexp(math.floor(math.ldexp(size, 40)), -40)
+
+
+def _never_leased(limit: Limit) -> bool:
+    """A request limit too small for any worker to lease (a request claims exactly 1 of it). Token and
+    budget claims vary by request, so another worker may lease those."""
+    return limit.kind == "requests" and _first_size(limit, 1.0, _MIN) == 0.0
 
 
 def _strict(limit: Limit, size: float) -> Limit:
