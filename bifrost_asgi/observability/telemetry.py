@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from bifrost_asgi.observability.tracing import (
     propagating,
     stop_propagating,
 )
-from bifrost_asgi.providers.base import Call, Chunk, ChunkStream, Provider, Reply
+from bifrost_asgi.providers.base import Call, ChunkStream, Provider, Reply
 
 if TYPE_CHECKING:
     from bifrost_asgi.config import GatewayConfig, KeyConfig
@@ -224,9 +224,10 @@ class WatchedProvider:
         # The timed call's own coroutine, handed back as it is: one coroutine fewer per upstream call.
         return self._call(self.inner.send, call, key)
 
-    async def open_stream(self, call: Call, key: KeyConfig | None) -> ChunkStream:
-        chunks = await self._call(self.inner.open_stream, call, key)
-        return TimedChunks(chunks, self.probe)
+    def open_stream(self, call: Call, key: KeyConfig | None) -> Coroutine[Any, Any, ChunkStream]:
+        # The stream's own reads are timed by the pump (`pipeline.streaming.pump`), which adds them to
+        # the probe's wait: a wrapper here cost a coroutine per chunk batch.
+        return self._call(self.inner.open_stream, call, key)
 
     async def _call(self, method: Callable[[Call, Any], Awaitable[Any]], call: Call, key: Any) -> Any:
         self.model = call.model
@@ -274,30 +275,9 @@ class WatchedProvider:
         return span, (ctx, propagating(True))
 
 
-class TimedChunks:
-    """A stream's chunk batches, counting the time spent waiting for each into the request's upstream
-    wait; closes the provider's stream when closed."""
-
-    __slots__ = ("_chunks", "_probe")
-
-    def __init__(self, chunks: ChunkStream, probe: Probe) -> None:
-        self._chunks = chunks
-        self._probe = probe
-
-    def __aiter__(self) -> AsyncIterator[list[Chunk]]:
-        return self
-
-    async def __anext__(self) -> list[Chunk]:
-        t0 = time.perf_counter()
-        try:
-            return await self._chunks.__anext__()
-        finally:
-            self._probe.wait += time.perf_counter() - t0
-
-    async def aclose(self) -> None:
-        aclose = getattr(self._chunks, "aclose", None)
-        if aclose is not None:
-            await aclose()
+def current_probe() -> Probe | None:
+    """The probe of the request being handled in this task, if it is observed."""
+    return _PROBE.get()
 
 
 # -- metrics at the end of a request ---------------------------------------------------------------------

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from typing import Any, Protocol
 
 from bifrost_asgi.errors import BifrostError, internal_error
 from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.observability.telemetry import current_probe
 from bifrost_asgi.pipeline.accounting import price
 from bifrost_asgi.pipeline.attempts import error_fields
 from bifrost_asgi.pipeline.request import Request, Served
@@ -54,10 +56,22 @@ async def pump(
     gw: Gateway, req: Request, served: Served, chunks: ChunkStream, encoder: StreamEncoder, send: Any
 ) -> None:
     """Write every batch as one send; a failure mid-stream becomes the dialect's error event and is
-    recorded on ``served`` (so it is settled and logged as an error)."""
+    recorded on ``served`` (so it is settled and logged as an error). The time spent waiting for the
+    upstream's batches is added to the request's probe (the gateway's overhead excludes it)."""
     encode = encoder.encode
+    probe = current_probe()
+    clock = time.perf_counter
+    waited = 0.0
+    upstream = chunks.__aiter__()
     try:
-        async for batch in chunks:
+        while True:
+            started = clock()
+            try:
+                batch = await upstream.__anext__()
+            except StopAsyncIteration:
+                break
+            finally:
+                waited += clock() - started
             for chunk in batch:
                 if chunk.usage is not None:
                     price(gw, served, chunk.usage, _tier(chunk))
@@ -72,6 +86,9 @@ async def pump(
         tail = _failed(req, served, encoder, internal_error(f"stream failed: {type(exc).__name__}"))
     else:
         tail = encoder.end()
+    finally:
+        if probe is not None and served.cache_hit is None:  # a replayed answer waited on nobody
+            probe.wait += waited
     if tail is None:
         raise StreamAborted(f"stream failed after it started (request {req.request_id})")
     await send({"type": "http.response.body", "body": tail})

@@ -101,6 +101,31 @@ def test_known_traffic_is_counted_under_bifrosts_names_and_labels(metered_url: s
     assert not [n for n, _, _ in found if n.startswith("bifrost_cache_hits")]  # no cache yet: no series
 
 
+def test_a_streams_waits_on_its_upstream_are_not_gateway_overhead(metered_url: str) -> None:
+    body = {"model": "openai/slow-stream", "messages": HELLO, "stream": True}  # a chunk every 100 ms
+    with httpx.Client(base_url=metered_url, timeout=10) as client:
+        started = time.perf_counter()
+        with client.stream("POST", CHAT, json=body) as answer:
+            events = 0
+            for line in answer.iter_lines():
+                events += line.startswith("data:")
+                if events == 5:
+                    break
+        streamed = time.perf_counter() - started
+        deadline = time.monotonic() + 5
+        while True:  # the gateway notices the client left and ends the request
+            found = samples(client.get("/metrics").text)
+            if total(found, "bifrost_gateway_overhead_seconds_count", model="slow-stream") or (
+                time.monotonic() > deadline
+            ):
+                break
+            time.sleep(0.05)
+    assert total(found, "bifrost_gateway_overhead_seconds_count", model="slow-stream") == 1
+    # The stream spent ~0.4 s waiting for its upstream's chunks; the gateway's own share is a sliver.
+    assert streamed > 0.3
+    assert total(found, "bifrost_gateway_overhead_seconds_sum", model="slow-stream") < streamed / 4
+
+
 def test_metrics_need_the_admin_credentials_when_auth_is_on(tmp_path: Path) -> None:
     config = {
         "providers": {"mock": {}},
