@@ -99,6 +99,8 @@ class LeasingCounterStore:
     store: CounterStore
     lease_seconds: float = LEASE_SECONDS
     _limits: dict[str, _Limited] = field(default_factory=dict)
+    # The limits with a lease out (by identity): what the timer looks at, not every limit remembered.
+    _out: dict[int, _Limited] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _sweeper: asyncio.TimerHandle | None = None
     # The latest governance time seen, and when (monotonic): what a lease given back by the timer is
@@ -215,7 +217,7 @@ class LeasingCounterStore:
         self._closed = True  # no more leases asked for
         while self._tasks:  # lease requests on their way first: what they are granted goes back too
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for held in self._limits.values():
+        for held in list(self._out.values()):
             await self._give_back(held, self._now())
         await self.store.aclose()
 
@@ -278,6 +280,7 @@ class LeasingCounterStore:
                 old.successor = lease
             self._spawn(self._give_back(held, now, grow=grow))
         held.lease = lease
+        self._out[id(held)] = held
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(self.lease_seconds, self._sweep)
 
@@ -289,6 +292,7 @@ class LeasingCounterStore:
         if lease is None:
             return _nothing()
         held.lease = None
+        self._out.pop(id(held), None)
         lease.open = False
         if grow:
             held.size = _exact(min(lease.limit.max * _SHARE, held.size * 2))
@@ -304,13 +308,13 @@ class LeasingCounterStore:
         """Return the leases whose time is up (an idle worker must not sit on headroom others need)."""
         self._sweeper = None
         clock, now = time.monotonic(), self._now()
-        for held in self._limits.values():
+        for held in list(self._out.values()):
             lease = held.lease
             if lease is not None and lease.until <= clock:
                 self._spawn(self._give_back(held, now))
                 if lease.used or lease.running:  # in use: the next one is asked for now, not on a miss
                     self._ask(held, held.limit, now)
-        if not self._closed and any(held.lease is not None for held in self._limits.values()):
+        if not self._closed and self._out:
             self._sweeper = asyncio.get_running_loop().call_later(self.lease_seconds, self._sweep)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
