@@ -33,7 +33,7 @@ from bifrost_asgi.governance.models import (
     Team,
     VirtualKey,
 )
-from bifrost_asgi.governance.refresh import Refreshing
+from bifrost_asgi.governance.refresh import MAX_ENTRIES, Refreshing
 from bifrost_asgi.governance.windows import Clock, SystemClock, parse_duration
 from bifrost_asgi.pricing import PricingTable, Usage
 from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Governance", "Owners", "Ticket", "budget_limit", "rate_limits"]
 
-_CACHE_MAX = 10_000
+_CACHE_MAX = MAX_ENTRIES
 DEFAULT_KEY_NAME = "default"
 
 

@@ -18,14 +18,15 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-__all__ = ["Refreshing"]
+__all__ = ["MAX_ENTRIES", "Refreshing"]
 
 log = logging.getLogger("bifrost_asgi.governance")
 
 V = TypeVar("V")
 
-# Entries kept at most; beyond it the cache starts again (keys come and go).
-_MAX_ENTRIES = 10_000
+# Entries kept at most by each of governance's per-process caches; beyond it a cache starts again (keys
+# come and go).
+MAX_ENTRIES = 10_000
 # An entry this far into its life is refreshed in the background by the next request that reads it.
 _EARLY = 0.75
 
@@ -89,7 +90,7 @@ class Refreshing(Generic[V]):
         loaded_at = time.monotonic()
         value = await self._load(key)
         if version == self._version(key):
-            if len(self._entries) >= _MAX_ENTRIES:
+            if len(self._entries) >= MAX_ENTRIES:
                 self._entries.clear()
             self._entries[key] = (loaded_at, value)
         return value

@@ -9,13 +9,14 @@ each has room for the request's whole claim, so a lease never crosses a limit. S
 their reservation back to the lease and add what they used; the lease goes back to the store — what was
 used counted, the rest released — when it runs out, after ``lease_seconds``, or at shutdown. A lease
 returned while requests admitted from it are still running keeps exactly their reservations, which they
-release themselves when they settle.
+release themselves when they settle; a lease renewed early hands its running requests to its successor.
 
 Exactness ("exactly N of M concurrent requests admitted, across workers"): a request the store refuses
 may have been refused only because other workers hold leases with room left. So a refusal is final only
 once no lease is out on the limits that refused it: every lease is also recorded on a marker counter
 (``<limit>:leased``), which the refused request asks about; while leases are out it waits for them to
-come back (each is back within ``lease_seconds``; none is granted near a limit) and asks again. Without
+come back (each is back within two lease periods; none is granted near a limit) and asks again. A
+refusal by a request limit too small for anyone to lease is final at once; on other limits, without
 leases anywhere, a refusal costs one more round trip than before and nothing else.
 
 Leases carry the store's reservation expiry like every reservation (a killed worker's lease lapses with
@@ -182,11 +183,12 @@ class LeasingCounterStore:
                 lease.running -= claim.amount
                 lease.left += claim.amount - used
                 lease.used += used
-                held = self._limits.get(claim.limit.key)
-                if lease.left < 0 and held is not None and held.lease is lease:
+                if lease.left < 0:
                     # It cost more than its estimate: the store must see the overspend now, not when
                     # the lease runs out (other workers admit against it meanwhile).
-                    self._spawn(self._give_back(held, now))
+                    held = self._limits.get(claim.limit.key)
+                    if held is not None and held.lease is lease:
+                        self._spawn(self._give_back(held, now))
                 continue
             # The lease went back while this request ran: its reservation is still in the store, held
             # under that lease's admission time.
@@ -331,11 +333,11 @@ class LeasingCounterStore:
     async def _refused(self, claims: Sequence[Claim], now: float, admission: Admission) -> Admission:
         """Refuse only once no lease holds room on the limits that refused: give back this worker's own,
         then ask again together with whether other workers' are still out, until they are back."""
+        if all(_never_leased(c.limit) and not self._holds(c.limit) for c in admission.blocked):
+            return admission  # no worker leases these (a small request limit): the refusal is final
         # Every lease is back within two lease periods of its grant (the timer runs once a period); the
         # rest is slack for a loaded machine.
         deadline = time.monotonic() + 4 * self.lease_seconds + 0.25
-        if all(_never_leased(c.limit) and not self._holds(c.limit) for c in admission.blocked):
-            return admission  # no worker leases these (a small request limit): the refusal is final
         while True:
             now = max(now, self._now())
             blocked = [c.limit for c in admission.blocked]
