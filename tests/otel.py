@@ -16,6 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util._once import Once
 
+from bifrost_asgi.observability.tracing import look_again
+
 
 def _reset_globals() -> None:
     trace._TRACER_PROVIDER_SET_ONCE = Once()
@@ -29,6 +31,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     _reset_globals()
     trace.set_tracer_provider(provider)
+    look_again()  # a gateway that served untraced requests a moment ago sees the SDK at once
     try:
         yield exporter
     finally:

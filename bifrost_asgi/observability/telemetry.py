@@ -73,6 +73,7 @@ class Telemetry:
                 directory=tc.metrics_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None,
                 flush_seconds=tc.metrics_flush_seconds,
                 max_label_values=tc.max_label_values,
+                apply=lambda metrics, facts: _apply(self, metrics, facts),
             )
         self.tracing = Tracing(tracer_provider) if tc.tracing else None
         self.hooks = hooks or Hooks()
@@ -90,10 +91,10 @@ class Telemetry:
 
     def watch(self, index: int, executor: Provider) -> Provider:
         """``executor`` as the attempt loop should call it for target ``index``: itself when this request
-        is not observed, else wrapped to time each call and give it a span."""
+        has no span, else wrapped to give each call a span (the loop times the calls itself)."""
         probe = _PROBE.get()
-        if probe is None or (probe.span is None and self.metrics is None):
-            return executor  # nothing reads a call's time or span (only budget alerts are on, say)
+        if probe is None or probe.span is None:
+            return executor
         watched = WatchedProvider(probe, executor, index)
         probe.targets.append(watched)
         return watched
@@ -124,7 +125,7 @@ class Telemetry:
         if self.metrics is None:
             return None
         self.template = template
-        return HTTPMetrics(self, app, template)
+        return HTTPMetrics(self.metrics, app)
 
 
 def _unmatched(scope: Scope) -> str:
@@ -132,17 +133,20 @@ def _unmatched(scope: Scope) -> str:
 
 
 class Probe:
-    """One request under observation: its span, the time it waited on upstreams, the targets it tried."""
+    """One request under observation: its span, the time it waited on upstreams, the attempts that
+    failed, and (for its http_* metrics) its answer's status and sizes."""
 
-    __slots__ = ("telemetry", "scope", "started", "span", "wait", "targets", "_token", "_context", "http",
-                 "status", "received", "sent", "_send")  # fmt: skip
+    __slots__ = ("telemetry", "scope", "started", "span", "wait", "latency", "failed", "targets", "_token",
+                 "_context", "http", "status", "received", "sent", "_send")  # fmt: skip
 
     def __init__(self, telemetry: Telemetry, scope: Scope, tracer: Tracer | None) -> None:
         self.telemetry = telemetry
         self.scope = scope
         self.started = time.perf_counter()
-        self.wait = 0.0  # seconds spent waiting on upstreams (calls, retries' backoff, stream reads)
-        self.targets: list[WatchedProvider] = []
+        self.wait = 0.0  # seconds spent waiting on upstreams (attempts with their retries, stream reads)
+        self.latency = 0.0  # seconds the attempt that answered took (its retries included)
+        self.failed: list[tuple[int, str, str, float, BifrostError]] | None = None  # attempts that failed
+        self.targets: list[WatchedProvider] = []  # the traced targets (only when the request has a span)
         # This request's http_* metrics, when no HTTPMetrics wrapper around the app records them: the
         # journey passes its body's size, and its answer goes out through `sender`.
         self.http = telemetry.metrics is not None and _HTTP_SEEN not in scope
@@ -157,6 +161,19 @@ class Probe:
             self.span = tracer.start_span("bifrost.request", kind=SpanKind.INTERNAL)
             self._context = otel_context.attach(trace.set_span_in_context(self.span))
         self._token: Token[Probe | None] = _PROBE.set(self)
+
+    def attempted(
+        self, index: int, provider: str, model: str, seconds: float, error: BaseException | None
+    ) -> None:
+        """The attempt loop's report of one target: how long it took (retries and their backoff
+        included) and, when it failed with an error of ours, why."""
+        self.wait += seconds
+        if error is None:
+            self.latency = seconds
+        elif isinstance(error, BifrostError):
+            if self.failed is None:
+                self.failed = []
+            self.failed.append((index, provider, model, seconds, error))
 
     def sender(self, send: Any) -> Any:
         """``send``, counting the answer's status and size for the http_* metrics."""
@@ -177,16 +194,12 @@ class Probe:
         _PROBE.reset(self._token)
         try:
             metrics = self.telemetry.metrics
-            if self.http:  # set only when metrics are on
-                _record_http(self)
-            if req is not None:
-                if metrics is not None:
-                    _record(self, metrics, req, served, error)
-                if self.telemetry.budgets is not None and served is not None and served.ticket is not None:
-                    ticket = served.ticket
-                    key_id = req.vk.id if req.vk is not None else None
-                    limits = [claim.limit for claim in ticket.claims]
-                    self.telemetry.budgets.check(limits, key_id, time.time())
+            if metrics is not None:
+                metrics.defer(_facts(self, req, served, error))
+            budgets = self.telemetry.budgets
+            if budgets is not None and req is not None and served is not None and served.ticket is not None:
+                key_id = req.vk.id if req.vk is not None else None
+                budgets.check([claim.limit for claim in served.ticket.claims], key_id, time.time())
         finally:
             if self.span is not None:
                 _end_spans(self, req, served, error)
@@ -195,14 +208,14 @@ class Probe:
             # The targets point back at this probe: break the cycle, so a request's objects (its scope,
             # its answer) are freed now by reference counting rather than later by the cycle collector.
             self.targets.clear()
+            self.failed = None
 
 
 class WatchedProvider:
-    """A provider as one target of the attempt loop sees it: each call (the first and each retry) gets a
+    """A provider as one target of a traced request sees it: each call (the first and each retry) gets a
     CLIENT span that is current while the call is made, so `trace_headers` sends its traceparent."""
 
-    __slots__ = ("inner", "probe", "index", "name", "uses_keys", "calls", "spent", "error", "span", "model",
-                 "key_name")  # fmt: skip
+    __slots__ = ("inner", "probe", "index", "name", "uses_keys", "calls", "span")
 
     def __init__(self, probe: Probe, inner: Provider, index: int) -> None:
         self.inner = inner
@@ -211,46 +224,31 @@ class WatchedProvider:
         self.name = inner.name
         self.uses_keys = inner.uses_keys
         self.calls = 0
-        self.spent = 0.0
-        self.error: BifrostError | None = None
         self.span: Span | None = None
-        self.model = ""
-        self.key_name: str | None = None
 
     def models(self) -> list[str]:
         return self.inner.models()
 
     def send(self, call: Call, key: KeyConfig | None) -> Coroutine[Any, Any, Reply]:
-        # The timed call's own coroutine, handed back as it is: one coroutine fewer per upstream call.
         return self._call(self.inner.send, call, key)
 
     def open_stream(self, call: Call, key: KeyConfig | None) -> Coroutine[Any, Any, ChunkStream]:
-        # The stream's own reads are timed by the pump (`pipeline.streaming.pump`), which adds them to
-        # the probe's wait: a wrapper here cost a coroutine per chunk batch.
         return self._call(self.inner.open_stream, call, key)
 
     async def _call(self, method: Callable[[Call, Any], Awaitable[Any]], call: Call, key: Any) -> Any:
-        self.model = call.model
-        self.key_name = key.name if key is not None else None
         span, token = self._start_span(call, key)
-        t0 = time.perf_counter()
         try:
             result = await method(call, key)
         except BaseException as exc:
-            self.error = exc if isinstance(exc, BifrostError) else None
             if span is not None:
                 _fail_span(span, exc)
                 span.end()
             raise
         finally:
-            spent = time.perf_counter() - t0
-            self.spent += spent
-            self.probe.wait += spent
             self.calls += 1
             if token is not None:
                 otel_context.detach(token[0])
                 stop_propagating(token[1])
-        self.error = None
         self.span = span  # ended with the request, once the answer's usage is known
         return result
 
@@ -281,16 +279,110 @@ def current_probe() -> Probe | None:
 
 
 # -- metrics at the end of a request ---------------------------------------------------------------------
+#
+# A request only notes its figures (`_facts`, plain values: nothing that holds its body); `Metrics` adds a
+# batch of them to its cells at once (`_apply`). Measured in the request, the adding cost several times
+# what it costs in a batch: its code and the cells were no longer in the CPU's caches by the time a
+# request ended (BENCHMARKS.md, "Prometheus metrics on vs off").
+
+# One failed attempt: (provider, model, index, seconds, status code, error_type); an error answered
+# before any attempt is one with no seconds. A served answer: (provider, model, index, selected key,
+# cache hit type, seconds, (status, error_type) of a failure after it started or None, input tokens,
+# output tokens, cost).
+_Failure = tuple[str, str, int, float, int, str]
+_Answer = tuple[str, str, int, str | None, str | None, float, tuple[int, str] | None, int, int, float]
+
+
+def _facts(
+    probe: Probe, req: Request | None, served: Served | None, error: BifrostError | None
+) -> tuple[Any, ...]:
+    """What the metrics need of a finished request: (scope, its (http status, body size in, out) or None
+    when an HTTPMetrics wrapper counts them, seconds in the gateway, its (type, virtual key) or None when
+    it could not be read, failed attempts, answer or None, refusal or None, overhead seconds)."""
+    now = time.perf_counter()
+    http = (probe.status, probe.received, probe.sent) if probe.http else None
+    if req is None:
+        return (probe.scope, http, now - probe.started, None, (), None, None, 0.0)
+    failures: list[_Failure] = []
+    if probe.failed is not None:
+        for index, provider, model, seconds, err in probe.failed:
+            if served is None or index != served.index:
+                failures.append(
+                    (provider, model, index, seconds, err.status_code, error_kind(err, from_upstream=True))
+                )
+    answer: _Answer | None = None
+    refused: _Failure | None = None
+    if served is not None:
+        late = served.error
+        usage = served.usage
+        answer = (
+            served.provider, served.model, served.index, served.key_name, served.cache_hit,
+            probe.latency or served.upstream_ms / 1000,
+            None if late is None else (late.status_code, error_kind(late, from_upstream=True)),
+            usage.input_tokens if usage is not None else 0, usage.output_tokens if usage is not None else 0,
+            served.cost["total_cost"] if served.cost is not None else 0.0,
+        )  # fmt: skip
+    elif error is not None and (probe.failed is None or all(f[4] is not error for f in probe.failed)):
+        # Refused before reaching a provider (authorization, limits, a bad request): an error, no upstream.
+        provider = str(error.extra_fields.get("provider") or (req.targets[0][0] if req.targets else ""))
+        model = str(error.extra_fields.get("model_requested") or req.model)
+        refused = (provider, model, 0, 0.0, error.status_code, error_kind(error))
+    overhead = now - probe.started - probe.wait
+    request = (req.request_type, req.vk)
+    return (probe.scope, http, now - probe.started, request, failures, answer, refused, overhead)
+
+
+def _apply(telemetry: Telemetry, metrics: Metrics, facts: tuple[Any, ...]) -> None:
+    """Add one request's figures (`_facts`) to the cells: run by `Metrics.settle` over a batch."""
+    scope, http, seconds, request, failures, answer, refused, overhead = facts
+    dims = telemetry.dims(scope)
+    if http is not None:
+        _add_http(telemetry, metrics, scope, http[0], seconds, http[1], http[2], dims)
+    if request is None:
+        return
+    request_type, vk = request
+    last: tuple[str, ...] | None = None  # the labels of the request's outcome, for its overhead
+    cells: UpstreamCells | None = None  # their cells, when the answer looked them up
+    for provider, model, index, spent, status, kind in failures:
+        last = _base(metrics, request_type, vk, provider, model, index, None)
+        failed = metrics.upstream(last, dims)
+        failed.upstream[0] += 1
+        observe(failed.latency_failed, Metrics.LATENCY, spent)
+        _count_error(metrics, last, dims, status, kind)
+    if refused is not None:
+        provider, model, index, _, status, kind = refused
+        last = _base(metrics, request_type, vk, provider, model, index, None)
+        _count_error(metrics, last, dims, status, kind)
+    if answer is not None:
+        provider, model, index, key, hit, latency, late, tokens_in, tokens_out, cost = answer
+        last = _base(metrics, request_type, vk, provider, model, index, key)
+        if hit is not None:  # no upstream call: a hit, by its type
+            metrics.cell("bifrost_cache_hits_total", last + (hit,) + dims)[0] += 1
+        else:
+            cells = metrics.upstream(last, dims)
+            cells.upstream[0] += 1
+            if late is None:
+                cells.success[0] += 1
+                observe(cells.latency_ok, Metrics.LATENCY, latency)
+            else:
+                observe(cells.latency_failed, Metrics.LATENCY, latency)
+                _count_error(metrics, last, dims, late[0], late[1])
+            cells.input_tokens[0] += tokens_in
+            cells.output_tokens[0] += tokens_out
+            cells.cost[0] += cost
+    if last is not None:
+        if cells is None:
+            cells = metrics.upstream(last, dims)
+        observe(cells.overhead, Metrics.OVERHEAD, max(overhead, 0.0))
 
 
 def _base(
-    req: Request, metrics: Metrics, provider: str, model: str, index: int, key: str | None
+    metrics: Metrics, request_type: str, vk: Any, provider: str, model: str, index: int, key: str | None
 ) -> tuple[str, ...]:
-    vk = req.vk
     return (
         provider,
         metrics.bounded("model", model),
-        req.request_type,
+        request_type,
         vk.id if vk is not None else "",
         vk.name if vk is not None else "",
         key or "",
@@ -303,71 +395,10 @@ def _base(
     )
 
 
-def _record(
-    probe: Probe, metrics: Metrics, req: Request, served: Served | None, error: BifrostError | None
-) -> None:
-    dims = probe.telemetry.dims(probe.scope)
-    last: tuple[str, ...] | None = None  # the labels of the request's outcome, for its overhead
-    cells: UpstreamCells | None = None  # their cells, when the served answer looked them up
-    for target in probe.targets:
-        if not target.calls or target.error is None or (served is not None and target.index == served.index):
-            continue
-        last = _base(req, metrics, target.name, target.model, target.index, None)
-        failed = metrics.upstream(last, dims)
-        failed.upstream[0] += 1
-        observe(failed.latency_failed, Metrics.LATENCY, target.spent)
-        _count_error(metrics, last, dims, target.error, from_upstream=True)
-    if served is not None and served.cache_hit is not None:  # no upstream call: a hit, by its type
-        last = _base(req, metrics, served.provider, served.model, served.index, served.key_name)
-        metrics.cell("bifrost_cache_hits_total", last + (served.cache_hit,) + dims)[0] += 1
-    elif served is not None:
-        last = _base(req, metrics, served.provider, served.model, served.index, served.key_name)
-        cells = metrics.upstream(last, dims)
-        _served(metrics, cells, last, dims, probe, served)
-    elif error is not None and not any(t.error is error for t in probe.targets):
-        # Refused before reaching a provider (authorization, limits, a bad request): an error, no upstream.
-        provider = str(error.extra_fields.get("provider") or (req.targets[0][0] if req.targets else ""))
-        model = str(error.extra_fields.get("model_requested") or req.model)
-        last = _base(req, metrics, provider, model, 0, None)
-        _count_error(metrics, last, dims, error, from_upstream=False)
-    if last is not None:
-        if cells is None:
-            cells = metrics.upstream(last, dims)
-        overhead = time.perf_counter() - probe.started - probe.wait
-        observe(cells.overhead, Metrics.OVERHEAD, max(overhead, 0.0))
-    metrics.touched()
-
-
-def _served(
-    metrics: Metrics,
-    cells: UpstreamCells,
-    base: tuple[str, ...],
-    dims: tuple[str, ...],
-    probe: Probe,
-    served: Served,
-) -> None:
-    cells.upstream[0] += 1
-    target = next((t for t in probe.targets if t.index == served.index), None)
-    latency = target.spent if target is not None else served.upstream_ms / 1000
-    if served.error is None:
-        cells.success[0] += 1
-        observe(cells.latency_ok, Metrics.LATENCY, latency)
-    else:
-        observe(cells.latency_failed, Metrics.LATENCY, latency)
-        _count_error(metrics, base, dims, served.error, from_upstream=True)
-    usage = served.usage
-    if usage is not None:
-        cells.input_tokens[0] += usage.input_tokens
-        cells.output_tokens[0] += usage.output_tokens
-    if served.cost is not None:
-        cells.cost[0] += served.cost["total_cost"]
-
-
 def _count_error(
-    metrics: Metrics, base: tuple[str, ...], dims: tuple[str, ...], err: BifrostError, *, from_upstream: bool
+    metrics: Metrics, base: tuple[str, ...], dims: tuple[str, ...], status: int, kind: str
 ) -> None:
-    values = base + (str(err.status_code), error_kind(err, from_upstream=from_upstream)) + dims
-    metrics.cell("bifrost_error_requests_total", values)[0] += 1
+    metrics.cell("bifrost_error_requests_total", base + (str(status), kind) + dims)[0] += 1
 
 
 # -- spans at the end of a request -----------------------------------------------------------------------
@@ -452,14 +483,11 @@ class HTTPMetrics:
     """http_requests_total, http_request_duration_seconds, http_request_size_bytes and
     http_response_size_bytes, labelled by route template, method and status."""
 
-    __slots__ = ("telemetry", "metrics", "app", "template")
+    __slots__ = ("metrics", "app")
 
-    def __init__(self, telemetry: Telemetry, app: ASGIApp, template: Callable[[Scope], str]) -> None:
-        self.telemetry = telemetry
-        assert telemetry.metrics is not None
-        self.metrics = telemetry.metrics
+    def __init__(self, metrics: Metrics, app: ASGIApp) -> None:
+        self.metrics = metrics
         self.app = app
-        self.template = template
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         started = time.perf_counter()
@@ -468,38 +496,22 @@ class HTTPMetrics:
         try:
             await self.app(scope, exchange.receive, exchange.send)
         finally:
-            _observe_http(
-                self.telemetry,
-                self.template,
-                scope,
-                exchange.status,
-                started,
-                exchange.received,
-                exchange.sent,
-            )
+            seconds = time.perf_counter() - started
+            http = (exchange.status, exchange.received, exchange.sent)
+            self.metrics.defer((scope, http, seconds, None, (), None, None, 0.0))  # as `_facts` has them
 
 
-def _record_http(probe: Probe) -> None:
-    telemetry = probe.telemetry
-    _observe_http(
-        telemetry, telemetry.template, probe.scope, probe.status, probe.started, probe.received, probe.sent
-    )
-
-
-def _observe_http(
-    telemetry: Telemetry, template: Callable[[Scope], str], scope: Scope, status: int, started: float,
-    received: int, sent: int,
+def _add_http(
+    telemetry: Telemetry, metrics: Metrics, scope: Scope, status: int, seconds: float, received: int,
+    sent: int, dims: tuple[str, ...],
 ) -> None:  # fmt: skip
     """One request's http_* figures, whoever watched its messages (HTTPMetrics, or the journey's probe)."""
-    metrics = telemetry.metrics
-    assert metrics is not None
-    values = (template(scope), scope["method"], str(status)) + telemetry.dims(scope)
+    values = (telemetry.template(scope), scope["method"], str(status)) + dims
     cells = metrics.http(values)
     cells.requests[0] += 1
-    observe(cells.duration, Metrics.LATENCY, time.perf_counter() - started)
+    observe(cells.duration, Metrics.LATENCY, seconds)
     observe(cells.request_size, Metrics.SIZES, received)
     observe(cells.response_size, Metrics.SIZES, sent)
-    metrics.touched()
 
 
 class _Exchange:

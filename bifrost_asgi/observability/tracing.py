@@ -7,11 +7,12 @@
 
 Only ``opentelemetry-api`` is needed: without an SDK the global tracer provider is a proxy with nothing
 behind it, and then no span is even started (`Tracing.tracer` answers None), so a host that does not trace
-pays one isinstance check per request. Exporters are the host's choice.
+pays one clock read per request (it looks for an SDK again each second). Exporters are the host's choice.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any
@@ -20,7 +21,7 @@ from opentelemetry import trace
 from opentelemetry.propagate import inject
 from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider, Tracer, TracerProvider
 
-__all__ = ["Tracing", "finish_reasons", "operation_name", "trace_headers"]
+__all__ = ["Tracing", "finish_reasons", "look_again", "operation_name", "trace_headers"]
 
 # Set while an upstream call's span is current: only then is traceparent added to the upstream request.
 _PROPAGATE: ContextVar[bool] = ContextVar("bifrost_asgi.propagate", default=False)
@@ -38,13 +39,34 @@ class Tracing:
     def tracer(self) -> Tracer | None:
         if self._fixed is not None:
             return self._fixed
+        if self._global is None and time.monotonic() < _untraced_until:
+            return None  # no SDK when last looked, under a second ago
         provider = trace.get_tracer_provider()
         if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
+            _no_sdk_seen()
             return None  # no SDK configured: no spans, no cost
         cached = self._global
         if cached is None or cached[0] is not provider:
             cached = self._global = (provider, provider.get_tracer(_SCOPE))
         return cached[1]
+
+
+# Without an SDK, asking OpenTelemetry for the global provider reads the environment each time (~2-3 µs of
+# a request, measured in place: BENCHMARKS.md); the answer "no SDK" is kept for a second instead, so a
+# host that configures its SDK after the gateway has started is traced within a second.
+_LOOK_AGAIN_SECONDS = 1.0
+_untraced_until = 0.0
+
+
+def _no_sdk_seen() -> None:
+    global _untraced_until
+    _untraced_until = time.monotonic() + _LOOK_AGAIN_SECONDS
+
+
+def look_again() -> None:
+    """Look for the global tracer provider on the next request (after the host has just set one)."""
+    global _untraced_until
+    _untraced_until = 0.0
 
 
 def propagating(on: bool) -> Any:

@@ -27,6 +27,7 @@ from bifrost_asgi.errors import (
     unreadable,
 )
 from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.observability.telemetry import current_probe
 from bifrost_asgi.pipeline.accounting import admit, release
 from bifrost_asgi.pipeline.request import Request, Served
 from bifrost_asgi.providers.base import Call, Provider
@@ -88,6 +89,7 @@ async def _attempt(gw: Gateway, req: Request, index: int, name: str, call: Call)
     keys = _keys(executor, pc.keys, name, call.model)
     ticket = await admit(gw, req, name, call.model)
     net = pc.network_config
+    probe = current_probe()  # 9 metrics: how long this target took, and why it failed
     t0 = time.perf_counter()
     try:
         if call.stream:
@@ -96,11 +98,16 @@ async def _attempt(gw: Gateway, req: Request, index: int, name: str, call: Call)
         else:
             reply, key = await _with_retries(name, net, keys, lambda k: executor.send(call, k))
             served = Served(name, call.model, index, _key_name(pc.keys, key), call.op, reply=reply)
-    except BaseException:
+    except BaseException as exc:
+        if probe is not None:
+            probe.attempted(index, name, call.model, time.perf_counter() - t0, exc)
         await release(gw, ticket)
         raise
+    spent = time.perf_counter() - t0
+    if probe is not None:
+        probe.attempted(index, name, call.model, spent, None)
     served.ticket = ticket
-    served.upstream_ms = int((time.perf_counter() - t0) * 1000)
+    served.upstream_ms = int(spent * 1000)
     served.model_deployment = call.model_deployment
     served.answer_headers = call.answer_headers
     return served
