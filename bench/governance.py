@@ -1,6 +1,7 @@
 """Governance at full speed (issue 16): governed against ungoverned throughput and latency, same run.
 
     .venv/bin/python bench/governance.py [--rounds 3] [--seconds 5] [--baseline-ref REF] [--no-django]
+                                           [--cases memory,sqlite,redis,memory-nologs,sqlite-noleases,...]
 
 ``bifrost-asgi serve`` (one worker) in front of bench/upstream.py, ``POST /v1/responses``. Ungoverned
 ("off"), then with a virtual key, a request limit, a token limit, a budget and usage logs on, with the
@@ -70,10 +71,12 @@ def _config(upstream: str, counters: dict[str, Any] | None, db: Path) -> dict[st
         "providers": {"openai": {"keys": [{"value": "sk-bench"}], "network_config": {"base_url": upstream}}}
     }
     if counters is not None:
+        counters = dict(counters)
+        logs = counters.pop("logs", True)  # a bench-only switch: the usage log's share of the cost
         config["governance"] = {
             "store": {"type": "sqlite", "path": str(db)},
             "counters": counters,
-            "logs": {"enabled": True},
+            "logs": {"enabled": logs},
             **LIMITS,
         }
     return config
@@ -102,8 +105,10 @@ def _django(upstream: str, out: Path) -> Iterator[tuple[str, str]]:
     env |= {"DJANGO_SETTINGS_MODULE": "tests.contrib_django.settings", "DJTEST_DB": f"postgres:{name}",
             "DJTEST_UPSTREAM": upstream, "PYTHONPATH": str(ROOT),
             # The test settings flush usage logs every 50 ms (tests read them at once); a deployment
-            # flushes at the default (logs.flush_interval_ms), as the gateway cases here do.
-            "DJTEST_FLUSH_MS": "500"}  # fmt: skip
+            # flushes at the default (logs.flush_interval_ms), as the gateway cases here do,
+            "DJTEST_FLUSH_MS": "500",
+            # and keeps key lookups for the default 2 s, not the test settings' 0.5 s.
+            "DJTEST_KEY_TTL": "2"}  # fmt: skip
     try:
         subprocess.run([sys.executable, "-m", "django", "migrate", "--noinput", "-v", "0"], cwd=ROOT,
                        env=env, check=True)  # fmt: skip
@@ -166,6 +171,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     redis = {"type": "redis", "url": args.redis, "prefix": f"bench-{time.time_ns()}:"}
     stores: list[tuple[str, dict[str, Any] | None]] = [
         ("off", None), ("memory", {"type": "memory"}), ("sqlite", {"type": "sqlite"}), ("redis", redis),
+        ("memory-nologs", {"type": "memory", "logs": False}),
     ]  # fmt: skip
     cases: list[Case] = []
     with ExitStack() as stack:
@@ -181,8 +187,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # since an older one's config may not know the setting.
         shared = [(n, c) for n, c in stores if n in ("sqlite", "redis") and c is not None]
         without_leases = [(f"{n}-noleases", {**c, "leases": False}) for n, c in shared]
+        wanted = set(args.cases.split(",")) if args.cases else None
         for label, src in sources:
             for name, counters in stores + (without_leases if src is None else []):
+                if wanted is not None and name not in wanted and name != "off":
+                    continue
                 config = _config(upstream, counters, out / f"{label.strip() or 'now'}-{name}.db")
                 url = stack.enter_context(_gateway(f"{label}{name}".replace(" ", "-"), config, out, src))
                 headers = {"x-bf-vk": KEY} if counters is not None else {}
@@ -240,6 +249,7 @@ def main() -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--baseline-ref", help="also run the gateway cases at this commit (before/after)")
     parser.add_argument("--no-django", dest="django", action="store_false")
+    parser.add_argument("--cases", help="only these gateway cases besides off (memory,sqlite,redis,...)")
     parser.add_argument("--report", help="print the tables of an earlier results.json")
     args = parser.parse_args()
     results = json.loads(Path(args.report).read_text()) if args.report else run(args)

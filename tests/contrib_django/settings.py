@@ -7,6 +7,7 @@ Used in-process by pytest-django and by the live uvicorn/gunicorn servers, which
 - ``DJTEST_UPSTREAM``: the base URL of the upstream-shaped test server, for the ``openai`` provider;
 - ``DJTEST_COUNTERS``: ``orm`` (default) or ``redis:<url>``;
 - ``DJTEST_FLUSH_MS``: how long usage logs wait before they are written (default 50 ms);
+- ``DJTEST_KEY_TTL``: ``key_cache_ttl_seconds`` (default 0.5: tests see a changed key quickly);
 - ``DJTEST_ENFORCE_AUTH``: ``1`` requires a virtual key (or a session) on every inference call.
 """
 
@@ -108,7 +109,7 @@ BIFROST: dict[str, Any] = {
     # Flushed often, so tests see a request's usage log row quickly.
     "GOVERNANCE": {
         "logs": {"flush_interval_ms": int(os.environ.get("DJTEST_FLUSH_MS", "50"))},
-        "key_cache_ttl_seconds": 0.5,
+        "key_cache_ttl_seconds": float(os.environ.get("DJTEST_KEY_TTL", "0.5")),
     },
     # Every user key gets a budget and rate limits, so each call moves counters the tests can read.
     "DEFAULT_KEY": {
