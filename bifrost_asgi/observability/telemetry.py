@@ -180,6 +180,13 @@ class Probe:
         self._send = send
         return self._counted
 
+    def direct(self, send: Any) -> tuple[Any, bool]:
+        """The server's own ``send`` when ``send`` is this probe's counting one, and whether the caller must
+        add the bytes it sends to `sent` itself: a stream's pump does, one call fewer per body message."""
+        if self.http and send == self._counted:
+            return self._send, True
+        return send, False
+
     def _counted(self, message: Any) -> Any:
         # A plain function handing back the server's awaitable: no coroutine of its own per message.
         kind = message["type"]
