@@ -2,9 +2,11 @@
 
     journey.handle   probe = telemetry.begin(scope)          the request span opens and becomes current
     attempts._attempt executor = telemetry.watch(index, ...)  each upstream call: a child span (retry n),
-                                                              traceparent upstream, time spent waiting
-    journey.handle   probe.end(req, served, error)           bifrost_* metrics, span attributes, budget
-                                                              alerts; the request span ends
+                                                              traceparent upstream (traced requests only)
+                      probe.attempted(index, ..., seconds)    each target's time waiting, and its failure
+    journey.handle   probe.end(req, served, error)           the request's figures noted for the metrics
+                                                              (added in batches: `Metrics.defer`), span
+                                                              attributes, budget alerts; the span ends
     app              telemetry.http_app(...)                  http_* metrics around every gateway request
                                                               (a journey's own probe records them for
                                                               the endpoints the app reaches directly)
