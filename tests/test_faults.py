@@ -17,11 +17,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+from prometheus_client.parser import text_string_to_metric_families
 
 from bifrost_asgi import GatewayConfig, create_app
 from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.providers import Call, ChunkStream, Reply
 from tests.conftest import LiveServer, serve
 from tests.fault_upstream import FaultUpstream
+from tests.otel import finished
 
 KEYS = {
     "openai": "sk-proj-LIVEOPENAIKEY0123456789abcdef",
@@ -152,6 +157,62 @@ async def test_a_malformed_answer_falls_back(
     r = await client.post(path, json=body)
     assert r.status_code == 200, r.text
     assert r.headers["x-bifrost-provider"] == "mock"
+
+
+class GarbledProvider:
+    """A host's provider whose call succeeds with an answer the gateway cannot read (a list, where every
+    answer is an object): only the step after the call, pricing and rendering it, finds that out."""
+
+    uses_keys = False
+
+    def __init__(self, name: str, config: Any, transport: Any, base_url: str) -> None:
+        self.name = name
+
+    def models(self) -> list[str]:
+        return ["garbled-1"]
+
+    async def send(self, call: Call, key: Any) -> Reply:
+        return Reply(["not", "an", "object"])  # type: ignore[arg-type]
+
+    async def open_stream(self, call: Call, key: Any) -> ChunkStream:
+        raise AssertionError("not streamed here")
+
+
+async def test_an_answer_that_cannot_be_read_is_a_failed_attempt_in_metrics_and_spans(
+    spans: InMemorySpanExporter,
+) -> None:
+    """The call succeeded, its answer could not be rendered: the fallback answers, and the first target
+    counts as a failed upstream request, its span ended as an error (not left open, never exported)."""
+    config = {
+        "providers": {"garbled": {"network_config": {"base_url": "http://garbled.invalid"}}, "mock": {}}
+    }
+    app = create_app(GatewayConfig.from_dict(config), providers={"garbled": GarbledProvider})
+    await app.state.gateway.start()
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as client:
+            # The answer is read (priced, translated into Anthropic's dialect) only after the call.
+            body = {**_messages("garbled/garbled-1"), "fallbacks": ["mock/mock-1"]}
+            r = await client.post("/anthropic/v1/messages", json=body)
+            assert r.status_code == 200 and r.headers["x-bifrost-provider"] == "mock", r.text
+            scraped = (await client.get("/metrics")).text
+    finally:
+        await app.state.gateway.aclose()
+    found = finished(spans, "responses garbled/garbled-1", "responses garbled-1", "responses mock-1")
+    (attempt,) = found["responses garbled-1"]  # one call: it succeeded, so it was not retried
+    assert attempt.status.status_code is StatusCode.ERROR
+    assert attempt.attributes["http.response.status_code"] == 502  # type: ignore[index]
+    (served,) = found["responses mock-1"]
+    assert served.status.status_code is StatusCode.UNSET
+
+    metrics = {
+        (s.name, s.labels.get("provider"), s.labels.get("error_type")): s.value
+        for family in text_string_to_metric_families(scraped)
+        for s in family.samples
+    }
+    assert metrics[("bifrost_upstream_requests_total", "garbled", None)] == 1
+    assert metrics[("bifrost_error_requests_total", "garbled", "provider_server_error")] == 1
+    assert metrics[("bifrost_success_requests_total", "mock", None)] == 1
+    assert ("bifrost_success_requests_total", "garbled", None) not in metrics
 
 
 @pytest.mark.parametrize(("path", "build", "prefix"), ROUTES, ids=IDS)

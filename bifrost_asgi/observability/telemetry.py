@@ -177,6 +177,13 @@ class Probe:
                 self.failed = []
             self.failed.append((index, provider, model, seconds, error))
 
+    def rejected(self, index: int, provider: str, model: str, error: BifrostError) -> None:
+        """Target ``index`` answered, but its answer could not be read: a failed attempt (its time was
+        reported by `attempted` already)."""
+        if self.failed is None:
+            self.failed = []
+        self.failed.append((index, provider, model, self.latency, error))
+
     def sender(self, send: Any) -> Any:
         """``send``, counting the answer's status and size for the http_* metrics."""
         self._send = send
@@ -420,6 +427,12 @@ def _end_spans(probe: Probe, req: Request | None, served: Served | None, error: 
         op = operation_name(req.request_type)
         span.update_name(f"{op} {req.model}")
         span.set_attributes(_request_attributes(req, op))
+    for tried in probe.targets:  # a call that went well but whose answer could not be read
+        if tried.span is not None and (served is None or tried.index != served.index):
+            why = next((f[4] for f in probe.failed or () if f[0] == tried.index), None)
+            if why is not None:
+                _fail_span(tried.span, why)
+            tried.span.end()
     if served is not None:
         attributes = _served_attributes(served)
         span.set_attributes(attributes)

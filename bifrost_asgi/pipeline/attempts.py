@@ -120,7 +120,10 @@ async def _accepted(gw: Gateway, served: Served, accept: Callable[[Served], None
         except MALFORMED as exc:
             log.warning("provider %s: could not read its answer", served.provider, exc_info=True)
             raise unreadable(served.provider, exc) from None
-    except BifrostError:
+    except BifrostError as err:
+        probe = current_probe()
+        if probe is not None:  # 9 the call went well, its answer did not: a failed attempt all the same
+            probe.rejected(served.index, served.provider, served.model, err)
         await release(gw, served.ticket)
         raise
 
