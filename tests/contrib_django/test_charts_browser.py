@@ -22,9 +22,8 @@ from bifrost_django.models import Counter, UsageLog, VirtualKey
 
 pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import TimeoutException  # noqa: E402
+from selenium.common.exceptions import TimeoutException, WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -106,11 +105,14 @@ def _sign_in(driver: Any, url: str, username: str) -> None:
     driver.get(url + "/accounts/login/")
     driver.find_element(By.NAME, "username").send_keys(username)
     driver.find_element(By.NAME, "password").send_keys("pw")
-    submit = driver.find_element(By.CSS_SELECTOR, "input[type=submit]")
-    submit.click()
+    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     # click() does not wait for the login's redirect: a driver.get() issued before it lands is overtaken by
-    # it (the page became the redirect's 404 under load).
-    WebDriverWait(driver, 60).until(expected_conditions.staleness_of(submit))
+    # it (the page became the redirect's 404 under load). Wait until the browser has left the login page.
+    # (Waiting for the old submit button to go stale raced the navigation: Chromium's driver answered
+    # "Node with given id does not belong to the document", an error, instead of "stale".)
+    WebDriverWait(driver, 60, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: "/accounts/login/" not in d.current_url
+    )
 
 
 def _drawn(driver: Any, page: str, shot: str) -> dict[str, dict[str, Any]]:
