@@ -489,7 +489,12 @@ def responses_to_message(response: dict[str, Any], *, model: str) -> dict[str, A
     >>> responses_to_message(resp, model="openai/gpt-4o")["content"]
     [{'type': 'text', 'text': 'hi'}]
     """
-    output = [item for item in response.get("output") or [] if isinstance(item, dict)]
+    listed = response.get("output")
+    if not isinstance(listed, list):
+        # Every Responses answer lists its output (empty when there is none): without it, an empty
+        # message would report an answer that never came as complete.
+        raise bad_response("the provider returned a Responses answer without an output list")
+    output = [item for item in listed if isinstance(item, dict)]
     content = [block for item in output for block in _content_blocks(item)]
     saw_tool_call = any(item.get("type") == "function_call" for item in output)
     return {

@@ -1735,6 +1735,17 @@ def test_responses_status_to_stop_reason(status: str, details: Obj | None, stop:
     assert message["content"] == [_text("No.")]
 
 
+@pytest.mark.parametrize("output", [None, "text", {"type": "message"}])
+def test_a_responses_answer_without_an_output_list_is_a_502_not_an_empty_message(output: Any) -> None:
+    answer = {**_responses_answer([]), "output": output}
+    if output is None:
+        del answer["output"]
+    with pytest.raises(BifrostError) as info:
+        responses_to_message(answer, model="m")
+    assert info.value.status_code == 502 and info.value.error_type == "provider_bad_response"
+    assert responses_to_message(_responses_answer([]), model="m")["content"] == []  # listed, empty: fine
+
+
 def test_invalid_tool_arguments_from_a_provider_are_a_502() -> None:
     output = [{"type": "function_call", "call_id": "c", "name": "f", "arguments": "not json"}]
     with pytest.raises(BifrostError) as info:
