@@ -211,7 +211,10 @@ class Metrics:
         apply = self._apply
         if apply is not None:
             for facts in pending:
-                apply(self, facts)
+                try:
+                    apply(self, facts)
+                except Exception:  # a bug of ours costs one request's figures, never a request or a batch
+                    log.exception("metrics: could not add a request's figures")
 
     def cell(self, family: str, values: tuple[str, ...]) -> list[float]:
         series = self.series[family]

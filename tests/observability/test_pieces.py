@@ -202,3 +202,19 @@ def test_serve_exports_spans_only_when_asked_and_says_what_to_install() -> None:
         pytest.skip("the otlp extra is installed here")
     with pytest.raises(SystemExit, match=r"bifrost-asgi\[otlp\]"):
         _export_spans("http://127.0.0.1:4318/v1/traces")  # the exporter is an optional extra
+
+
+def test_figures_that_cannot_be_added_cost_only_themselves(caplog: pytest.LogCaptureFixture) -> None:
+    added: list[int] = []
+
+    def apply(metrics: Metrics, facts: Any) -> None:
+        if facts == "bad":
+            raise KeyError("a bug in the adding")
+        added.append(facts)
+
+    metrics = Metrics(apply=apply)
+    for facts in (1, "bad", 2):
+        metrics.defer(facts)
+    metrics.settle()
+    assert added == [1, 2]
+    assert "could not add a request's figures" in caplog.text
