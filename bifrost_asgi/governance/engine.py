@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Governance", "Owners", "Ticket", "budget_limit", "rate_limits"]
 
-_CACHE_MAX = MAX_ENTRIES
 DEFAULT_KEY_NAME = "default"
 
 
@@ -278,7 +277,7 @@ class Governance:
         cached = self._limit_cache.get(cache_key)
         # The entry keeps its records alive and is checked by identity, so a reused id cannot match.
         if cached is None or any(a is not b for a, b in zip(cached[0], records, strict=True)):
-            if len(self._limit_cache) >= _CACHE_MAX:
+            if len(self._limit_cache) >= MAX_ENTRIES:
                 self._limit_cache.clear()
             limits = tuple(_limits(key, rule, owners))
             cached = (records, limits, any(limit.kind == "budget" for limit in limits))
@@ -297,7 +296,7 @@ class Governance:
         owners = await self._find_owners(key, provider)
         if version != self._owners_version:
             return owners  # a record changed while these were read: used once, not kept
-        if len(self._owners) >= _CACHE_MAX:
+        if len(self._owners) >= MAX_ENTRIES:
             self._owners.clear()
         self._owners[cache_key] = (now + self.cache_ttl, key, owners)
         return owners

@@ -173,16 +173,17 @@ class Probe:
         if error is None:
             self.latency = seconds
         elif isinstance(error, BifrostError):
-            if self.failed is None:
-                self.failed = []
-            self.failed.append((index, provider, model, seconds, error))
+            self._failed(index, provider, model, seconds, error)
 
     def rejected(self, index: int, provider: str, model: str, error: BifrostError) -> None:
         """Target ``index`` answered, but its answer could not be read: a failed attempt (its time was
         reported by `attempted` already)."""
+        self._failed(index, provider, model, self.latency, error)
+
+    def _failed(self, index: int, provider: str, model: str, seconds: float, error: BifrostError) -> None:
         if self.failed is None:
             self.failed = []
-        self.failed.append((index, provider, model, self.latency, error))
+        self.failed.append((index, provider, model, seconds, error))
 
     def sender(self, send: Any) -> Any:
         """``send``, counting the answer's status and size for the http_* metrics."""
@@ -318,7 +319,7 @@ def _facts(
     now = time.perf_counter()
     http = (probe.status, probe.received, probe.sent) if probe.http else None
     if req is None:
-        return (probe.scope, http, now - probe.started, None, (), None, None, 0.0)
+        return _http_facts(probe.scope, http, now - probe.started)
     failures: list[_Failure] = []
     if probe.failed is not None:
         for index, provider, model, seconds, err in probe.failed:
@@ -333,7 +334,7 @@ def _facts(
         usage = served.usage
         answer = (
             served.provider, served.model, served.index, served.key_name, served.cache_hit,
-            probe.latency or served.upstream_ms / 1000,
+            probe.latency,
             None if late is None else (late.status_code, error_kind(late, from_upstream=True)),
             usage.input_tokens if usage is not None else 0, usage.output_tokens if usage is not None else 0,
             served.cost["total_cost"] if served.cost is not None else 0.0,
@@ -346,6 +347,11 @@ def _facts(
     overhead = now - probe.started - probe.wait
     request = (req.request_type, req.vk)
     return (probe.scope, http, now - probe.started, request, failures, answer, refused, overhead)
+
+
+def _http_facts(scope: Scope, http: tuple[int, int, int] | None, seconds: float) -> tuple[Any, ...]:
+    """`_facts` of a request that has only its http_* figures (unread, or outside the journey)."""
+    return (scope, http, seconds, None, (), None, None, 0.0)
 
 
 def _apply(telemetry: Telemetry, metrics: Metrics, facts: tuple[Any, ...]) -> None:
@@ -520,7 +526,7 @@ class HTTPMetrics:
         finally:
             seconds = time.perf_counter() - started
             http = (exchange.status, exchange.received, exchange.sent)
-            self.metrics.defer((scope, http, seconds, None, (), None, None, 0.0))  # as `_facts` has them
+            self.metrics.defer(_http_facts(scope, http, seconds))
 
 
 def _add_http(
