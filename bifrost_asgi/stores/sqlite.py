@@ -16,10 +16,18 @@ Connect = Callable[..., sqlite3.Connection]
 
 
 class ThreadConnections:
-    """WAL mode so readers never block the one writer; a busy timeout so processes wait their turn."""
+    """WAL mode so readers never block the one writer; a busy timeout so processes wait their turn.
 
-    def __init__(self, path: str, schema: str, *, connect: Connect = sqlite3.connect) -> None:
+    ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL``): an application crash
+    loses nothing and the file is never corrupted, but a power cut may lose the last moments of writes.
+    For records that are many and cheap to lose (usage logs), not for keys that were handed out.
+    """
+
+    def __init__(
+        self, path: str, schema: str, *, connect: Connect = sqlite3.connect, durable: bool = True
+    ) -> None:
         self.path = path
+        self._durable = durable
         self._schema = schema
         self._connect = connect
         self._local = threading.local()
@@ -30,12 +38,19 @@ class ThreadConnections:
     def get(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn = self.open()
             self._local.conn = conn
-            with self._schema_lock:
-                self._opened.append((os.getpid(), conn))
+        return conn
+
+    def open(self, *, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
+        """A connection of its own (not this thread's), with the schema in place; closed by `close_all`."""
+        conn = self._connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        if not self._durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        with self._schema_lock:
+            self._opened.append((os.getpid(), conn))
         if not self._ready:  # checked again under the lock: only the first caller creates the schema
             with self._schema_lock:
                 if not self._ready:

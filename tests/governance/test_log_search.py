@@ -349,3 +349,53 @@ async def test_a_large_batch_of_mixed_records_is_stored_whole_and_in_order(tmp_p
     ]
     assert len(stored) == 294
     await store.aclose()
+
+
+async def test_a_batch_waits_its_turn_when_another_process_is_writing(tmp_path: Path) -> None:
+    """A batch is written on the event loop only when the file is free; while another connection (another
+    worker) holds the write lock it waits in the writer thread — the loop keeps serving — and is written
+    whole once the lock is released."""
+    import asyncio
+    import threading
+
+    path = str(tmp_path / "logs.db")
+    made = SQLiteLogStore(path)
+    await made.write(SEED[:1])  # the schema exists; the loop's connection is open
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await made.write(SEED[1:])
+    finally:
+        ticker.cancel()
+    assert ticks >= 10  # the loop ran while the batch waited for the lock
+    assert sorted(ids(await search(made))) == ["a", "b", "c", "d", "e", "f"]
+    other.close()
+    await made.aclose()
+
+
+async def test_batches_written_on_the_loop_are_checkpointed_out_of_the_wal(tmp_path: Path) -> None:
+    """The loop's connection never checkpoints (a checkpoint syncs the file); the writer thread does,
+    so the WAL does not grow without end."""
+    import asyncio
+
+    path = tmp_path / "logs.db"
+    made = SQLiteLogStore(str(path))
+    await made.write([record(f"r{i}", content="x" * 2000) for i in range(500)])
+    try:
+        for _ in range(100):  # the checkpoint runs in the background; the store stays open meanwhile
+            if path.stat().st_size > 500 * 2000:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size > 500 * 2000  # the rows reached the database file, not only the WAL
+    finally:
+        await made.aclose()
