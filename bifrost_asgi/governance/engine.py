@@ -36,7 +36,14 @@ from bifrost_asgi.governance.models import (
 from bifrost_asgi.governance.refresh import MAX_ENTRIES, Refreshing
 from bifrost_asgi.governance.windows import Clock, SystemClock, parse_duration
 from bifrost_asgi.pricing import PricingTable, Usage
-from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
+from bifrost_asgi.stores.counters import (
+    Admission,
+    Claim,
+    CounterState,
+    CounterStore,
+    Limit,
+    LocalCounters,
+)
 from bifrost_asgi.stores.keys import KeyStore
 
 if TYPE_CHECKING:
@@ -80,6 +87,19 @@ class Owners:
 _Record = Team | Customer | ProviderGovernance
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What admitting a key's requests to one provider and model needs, from the records alone (the
+    key, the records above it): built once, not per request. ``key`` is kept to be compared by identity
+    (the cache is keyed by its id); ``version`` and ``until`` say when the records may have changed."""
+
+    key: VirtualKey | None
+    limits: tuple[Limit, ...]
+    priced: bool  # a budget among the limits: the request's cost is estimated and reserved
+    until: float
+    version: int
+
+
 class Governance:
     """Virtual keys, budgets and rate limits over a `KeyStore` and a `CounterStore`."""
 
@@ -107,12 +127,15 @@ class Governance:
         self._default_locks: dict[str, asyncio.Lock] = {}
         self.default_template: dict[str, Any] = {"allow_all_providers": True}
         self.tokens: TokenVerifier | None = None
-        self._limit_cache: dict[tuple[int, ...], tuple[tuple[object, ...], tuple[Limit, ...], bool]] = {}
         # Teams, customers and provider limits, cached as briefly as keys: every request reads them.
         self._records: Refreshing[_Record | None] = Refreshing(cache_ttl, self._load_record)
         # (id(key), provider) -> (expiry, key, owners); the key object guards against a reused id.
         self._owners: dict[tuple[int, str | None], tuple[float, VirtualKey | None, Owners]] = {}
         self._owners_version = 0
+        # (id(key), provider, model) -> what admitting such a request needs (`_plan`).
+        self._plans: dict[tuple[int, str, str], _Plan] = {}
+        # The counter store's way of admitting and settling without awaiting, where it has one.
+        self._local = counters if isinstance(counters, LocalCounters) else None
         self.clock = clock or SystemClock()
         self.hooks: Hooks | None = None  # the host's key_created / key_revoked callbacks
 
@@ -234,28 +257,55 @@ class Governance:
     ) -> Ticket:
         """Access rules, then a reservation on every limit the request counts against. Without a key only
         the provider's own limits apply (as Bifrost checks them before any key). ``estimate``, when the
-        request carries one (media), is what is reserved instead of the size-based guess."""
-        rule = self.check_access(key, provider, model) if key is not None else None
+        request carries one (media), is what is reserved instead of the size-based guess.
+
+        The common case awaits nothing: the plan is cached and the counter store admits locally (in
+        memory, or from a lease)."""
+        plan = self._plans.get((id(key), provider, model))
+        if (
+            plan is None
+            or plan.key is not key
+            or plan.until <= time.monotonic()
+            or plan.version != self._owners_version
+        ):
+            plan = await self._plan(key, provider, model)
         if estimate is not None:
             tokens = estimate.total
         else:
             tokens = estimate_tokens(body, raw_size, self.default_max_output_tokens)
-        owners = await self.owners(key, provider)
-        if key is None and owners.provider is None:
-            return Ticket(key, provider, model, (), tokens)
-        limits, priced = self._limits_for(key, rule, owners)
-        if not limits:
+        if not plan.limits:
             return Ticket(key, provider, model, (), tokens)
         # Only a budget reserves dollars: a request that touches none skips the price lookup.
-        cost = self._estimate_cost(provider, model, raw_size, tokens, estimate) if priced else 0.0
+        cost = self._estimate_cost(provider, model, raw_size, tokens, estimate) if plan.priced else 0.0
         now = self.clock.now()
-        claims = tuple(Claim(limit, _amount(limit, tokens, cost), now) for limit in limits)
-        admission = await self.counters.admit(claims, now)
+        claims = tuple([Claim(limit, _amount(limit, tokens, cost), now) for limit in plan.limits])
+        admission = self._local.admit_now(claims, now) if self._local is not None else None
+        if admission is None:
+            admission = await self.counters.admit(claims, now)
         if not admission.ok:
             raise _refusal(admission)
         # Settle what the store says it reserved: a fail-open store reserves nothing, and settling the
         # requested claims would release reservations that were never made.
         return Ticket(key, provider, model, admission.claims, tokens)
+
+    async def _plan(self, key: VirtualKey | None, provider: str, model: str) -> _Plan:
+        """What admission of ``key``'s requests to ``provider``/``model`` needs that depends only on the
+        records: access checked, their limits. Kept until the records it read run out of the cache (or one
+        changes in this process); access refused is not kept."""
+        rule = self.check_access(key, provider, model) if key is not None else None
+        version = self._owners_version
+        until, owners = await self._owners_entry(key, provider)
+        if key is None and owners.provider is None:
+            limits: tuple[Limit, ...] = ()
+            priced = False
+        else:
+            limits, priced = self._limits_for(key, rule, owners)
+        plan = _Plan(key, limits, priced, until, version)
+        if version == self._owners_version:  # a record changed while this was built: used once
+            if len(self._plans) >= MAX_ENTRIES:
+                self._plans.clear()
+            self._plans[(id(key), provider, model)] = plan
+        return plan
 
     def _estimate_cost(
         self, provider: str, model: str, raw_size: int, tokens: int, estimate: Usage | None = None
@@ -266,40 +316,35 @@ class Governance:
         cost = self.pricing.cost(provider, model, estimate)
         return cost["total_cost"] if cost else 0.0
 
+    @staticmethod
     def _limits_for(
-        self, key: VirtualKey | None, rule: ProviderRule | None, owners: Owners
+        key: VirtualKey | None, rule: ProviderRule | None, owners: Owners
     ) -> tuple[tuple[Limit, ...], bool]:
-        """The limits a request touches, and whether any is a budget. They depend only on the records, so
-        they are built once per record version (records are immutable and replaced on change); only the
-        amounts claimed vary per request."""
-        records = (key, rule, owners.team, owners.customer, owners.provider)
-        cache_key = tuple(id(r) for r in records)
-        cached = self._limit_cache.get(cache_key)
-        # The entry keeps its records alive and is checked by identity, so a reused id cannot match.
-        if cached is None or any(a is not b for a, b in zip(cached[0], records, strict=True)):
-            if len(self._limit_cache) >= MAX_ENTRIES:
-                self._limit_cache.clear()
-            limits = tuple(_limits(key, rule, owners))
-            cached = (records, limits, any(limit.kind == "budget" for limit in limits))
-            self._limit_cache[cache_key] = cached
-        return cached[1], cached[2]
+        """The limits a request touches, and whether any is a budget."""
+        limits = tuple(_limits(key, rule, owners))
+        return limits, any(limit.kind == "budget" for limit in limits)
 
     async def owners(self, key: VirtualKey | None, provider: str | None = None) -> Owners:
         """The key's team and customer (a team's customer when the key names none), and the provider's
         own limits; cached as briefly as the records themselves (one lookup per request, not three)."""
+        return (await self._owners_entry(key, provider))[1]
+
+    async def _owners_entry(self, key: VirtualKey | None, provider: str | None) -> tuple[float, Owners]:
+        """`owners` and until when (monotonic) they may be used."""
         now = time.monotonic()
         cache_key = (id(key), provider)
         hit = self._owners.get(cache_key)
         if hit is not None and hit[0] > now and hit[1] is key:
-            return hit[2]
+            return hit[0], hit[2]
         version = self._owners_version
         owners = await self._find_owners(key, provider)
         if version != self._owners_version:
-            return owners  # a record changed while these were read: used once, not kept
+            return now, owners  # a record changed while these were read: used once, not kept
         if len(self._owners) >= MAX_ENTRIES:
             self._owners.clear()
-        self._owners[cache_key] = (now + self.cache_ttl, key, owners)
-        return owners
+        until = now + self.cache_ttl
+        self._owners[cache_key] = (until, key, owners)
+        return until, owners
 
     async def _find_owners(self, key: VirtualKey | None, provider: str | None) -> Owners:
         team = await self._record("team", key.team_id) if key is not None and key.team_id else None
@@ -330,10 +375,16 @@ class Governance:
         if ticket.settled:
             return
         ticket.settled = True
-        if not ticket.claims:
+        claims: Sequence[Claim] = ticket.claims
+        if not claims:
             return
-        actual = [_actual(c, ok, tokens, cost) for c in ticket.claims]
-        await self.counters.settle(ticket.claims, actual, self.clock.now())
+        actual: Sequence[float] = [_actual(c, ok, tokens, cost) for c in claims]
+        now = self.clock.now()
+        if self._local is not None:  # what can be settled at once is; the rest goes to the store
+            claims, actual = self._local.settle_now(claims, actual, now)
+            if not claims:
+                return
+        await self.counters.settle(claims, actual, now)
 
     async def aclose(self) -> None:
         await self._prefixes.aclose()

@@ -22,7 +22,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from bifrost_asgi.governance.windows import Window, window_bounds
 
@@ -32,6 +32,7 @@ __all__ = [
     "CounterState",
     "CounterStore",
     "Limit",
+    "LocalCounters",
     "MemoryCounterStore",
     "RESERVATION_TTL",
     "States",
@@ -67,7 +68,9 @@ class Limit:
     alerts: tuple[float, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, though never changed once made: admission builds a few per request, and a frozen dataclass
+# costs three times as much to build.
+@dataclass(slots=True)
 class Claim:
     """``amount`` of ``limit`` that one request reserves (1 request; an estimate of tokens or dollars).
 
@@ -160,6 +163,23 @@ class CounterStore(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class LocalCounters(Protocol):
+    """What a `CounterStore` offers when it can often answer without awaiting (in memory; from a lease):
+    governance tries these first, and awaits ``admit`` / ``settle`` only for what they leave.
+
+    Both must keep the store's own guarantees: ``admit_now`` reserves every claim or none, and answers
+    None (having done nothing) when only ``admit`` can decide; ``settle_now`` settles what it can and
+    returns the claims (and their actual amounts) it left for ``settle``.
+    """
+
+    def admit_now(self, claims: Sequence[Claim], now: float) -> Admission | None: ...
+
+    def settle_now(
+        self, claims: Sequence[Claim], actual: Sequence[float], now: float
+    ) -> tuple[Sequence[Claim], Sequence[float]]: ...
 
 
 def fresh_window(limit: Limit, now: float) -> tuple[float, float]:
@@ -380,8 +400,17 @@ class MemoryCounterStore:
     async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
         return admit_states(self._state, claims, now)
 
+    def admit_now(self, claims: Sequence[Claim], now: float) -> Admission:
+        return admit_states(self._state, claims, now)
+
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
         settle_states(self._state, claims, actual, now)
+
+    def settle_now(
+        self, claims: Sequence[Claim], actual: Sequence[float], now: float
+    ) -> tuple[Sequence[Claim], Sequence[float]]:
+        settle_states(self._state, claims, actual, now)
+        return (), ()
 
     async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
         return read_states(self._state, limits, now)

@@ -74,7 +74,7 @@ class _Lease:
     successor: _Lease | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LeasedClaim(Claim):
     """A claim admitted from a lease: settled locally while the lease is out, in the store after."""
 
@@ -114,8 +114,7 @@ class LeasingCounterStore:
         return now + (time.monotonic() - at) if now else now
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
-        self._seen = (now, time.monotonic())
-        local = self._admit_locally(claims)
+        local = self.admit_now(claims, now)
         if local is not None:
             return local
         admission = await self.store.admit(claims, now)
@@ -168,7 +167,20 @@ class LeasingCounterStore:
             if lease.until - clock < self.lease_seconds / 2 or lease.left < lease.size / 2:
                 self._ask(held, held.limit, self._now())
 
+    def admit_now(self, claims: Sequence[Claim], now: float) -> Admission | None:
+        """From the leases alone (`LocalCounters`): None when one has no room, and `admit` must ask."""
+        self._seen = (now, time.monotonic())
+        return self._admit_locally(claims)
+
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
+        rest, rest_actual = self.settle_now(claims, actual, now)
+        if rest:
+            await self.store.settle(rest, rest_actual, now)
+
+    def settle_now(
+        self, claims: Sequence[Claim], actual: Sequence[float], now: float
+    ) -> tuple[Sequence[Claim], Sequence[float]]:
+        """Settle the claims whose lease is still out (`LocalCounters`); the rest is for the store."""
         rest: list[Claim] = []
         rest_actual: list[float] = []
         for claim, used in zip(claims, actual, strict=True):
@@ -194,8 +206,7 @@ class LeasingCounterStore:
             # under that lease's admission time.
             rest.append(Claim(claim.limit, claim.amount, lease.at))
             rest_actual.append(used)
-        if rest:
-            await self.store.settle(rest, rest_actual, now)
+        return rest, rest_actual
 
     async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
         """The store's counters as a user means them: ``reserved`` is what requests in flight hold, not the
