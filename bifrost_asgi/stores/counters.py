@@ -203,11 +203,14 @@ def roll_window(state: CounterState, limit: Limit, now: float) -> CounterState:
 def _current(states: States, limit: Limit, now: float, cutoff: int) -> CounterState:
     """The counter as seen at ``now``, reservations held before slot ``cutoff`` released."""
     state = states.get(limit.key)
-    rolled = roll_window(state if state is not None else CounterState(), limit, now)
-    if rolled is not state:
-        states[limit.key] = rolled
-    _expire_before(rolled, cutoff)
-    return rolled
+    # `roll_window`'s test, written out: this runs for every counter of every request, and nearly always
+    # finds the window current and nothing expired.
+    if state is None or state.end == 0.0 or now >= state.end or limit.calendar_aligned and now < state.start:
+        state = roll_window(state if state is not None else CounterState(), limit, now)
+        states[limit.key] = state
+    if state.held and min(state.held) < cutoff:
+        _expire_before(state, cutoff)
+    return state
 
 
 # The rules below run on every request (twice: admission and settlement), so they compute the expiry
@@ -220,13 +223,13 @@ def admit_states(
     """The admission rule over counters keyed by ``Limit.key``; each store runs it in one atomic step."""
     cutoff = slot(now - ttl, ttl)
     current = [_current(states, c.limit, now, cutoff) for c in claims]
-    blocked = tuple(
+    blocked = [
         c
         for c, s in zip(claims, current, strict=True)
         if blocks(c.limit.kind, s.used, s.reserved, c.amount, c.limit.max)
-    )
+    ]
     if blocked:
-        return Admission(False, tuple(claims), blocked)
+        return Admission(False, tuple(claims), tuple(blocked))
     at, held = 0.0, 0
     for c, s in zip(claims, current, strict=True):
         s.reserved += c.amount
