@@ -4,6 +4,7 @@ first request (issue 11)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import threading
@@ -15,7 +16,7 @@ import pytest
 import uvicorn
 
 from bifrost_asgi import GatewayConfig, create_app
-from bifrost_asgi.cli.main import _server_options, app_factory
+from bifrost_asgi.cli.main import _server_options, app_factory, main
 from bifrost_asgi.cli.server import (
     H11Protocol,
     HttpToolsProtocol,
@@ -58,7 +59,23 @@ def test_serve_options_wire_the_protocol_limits_and_log_config() -> None:
     assert options["timeout_keep_alive"] == 2.5 and options["limit_concurrency"] == 7
     assert options["http"].startswith("bifrost_asgi.cli.server:")
     assert options["log_config"]["filters"]["redact_query"]
-    assert app_factory().state.gateway.config.providers.keys() == {"mock"}  # no config: the mock only
+    try:
+        assert app_factory().state.gateway.config.providers.keys() == {"mock"}  # no config: the mock only
+        assert gc.get_freeze_count() > 10_000  # each worker keeps its startup heap out of full collections
+    finally:
+        gc.unfreeze()
+
+
+def test_serve_keeps_the_startup_heap_out_of_full_collections(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What startup built (the price catalog, modules, the config) is frozen before serving: a full
+    collection then walks only what requests left behind, not ~65,000 objects each time."""
+    seen: dict[str, int] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(frozen=gc.get_freeze_count()))
+    try:
+        assert main(["serve", "--log-level", "warning"]) == 0
+    finally:
+        gc.unfreeze()
+    assert seen["frozen"] > 10_000
 
 
 @pytest.fixture(params=[H11Protocol, HttpToolsProtocol], ids=["h11", "httptools"])
