@@ -139,7 +139,7 @@ class Probe:
     failed, and (for its http_* metrics) its answer's status and sizes."""
 
     __slots__ = ("telemetry", "scope", "started", "span", "wait", "latency", "failed", "targets", "_token",
-                 "_context", "http", "status", "received", "sent", "_send")  # fmt: skip
+                 "_context", "http", "status", "received", "sent")  # fmt: skip
 
     def __init__(self, telemetry: Telemetry, scope: Scope, tracer: Tracer | None) -> None:
         self.telemetry = telemetry
@@ -150,12 +150,11 @@ class Probe:
         self.failed: list[tuple[int, str, str, float, BifrostError]] | None = None  # attempts that failed
         self.targets: list[WatchedProvider] = []  # the traced targets (only when the request has a span)
         # This request's http_* metrics, when no HTTPMetrics wrapper around the app records them: the
-        # journey passes its body's size, and its answer goes out through `sender`.
+        # journey reports its body's size and its answer (`answer`).
         self.http = telemetry.metrics is not None and _HTTP_SEEN not in scope
         self.status = 500  # an answer never started: the server answers 500 (as HTTPMetrics counts it)
         self.received = 0
         self.sent = 0
-        self._send: Any = None
         self.span: Span | None = None
         self._context: Token[Context] | None = None
         if tracer is not None:
@@ -185,26 +184,11 @@ class Probe:
             self.failed = []
         self.failed.append((index, provider, model, seconds, error))
 
-    def sender(self, send: Any) -> Any:
-        """``send``, counting the answer's status and size for the http_* metrics."""
-        self._send = send
-        return self._counted
-
-    def direct(self, send: Any) -> tuple[Any, bool]:
-        """The server's own ``send`` when ``send`` is this probe's counting one, and whether the caller must
-        add the bytes it sends to `sent` itself: a stream's pump does, one call fewer per body message."""
-        if self.http and send == self._counted:
-            return self._send, True
-        return send, False
-
-    def _counted(self, message: Any) -> Any:
-        # A plain function handing back the server's awaitable: no coroutine of its own per message.
-        kind = message["type"]
-        if kind == "http.response.body":
-            self.sent += len(message.get("body", b""))
-        elif kind == "http.response.start":
-            self.status = message["status"]
-        return self._send(message)
+    def answer(self, status: int, size: int) -> None:
+        """The journey's report of what it sends (a status, then body bytes: a stream reports each
+        batch), for the http_* metrics; reported, not watched, so no wrapper sits on the server's send."""
+        self.status = status
+        self.sent += size
 
     def end(self, req: Request | None, served: Served | None, error: BifrostError | None) -> None:
         """Record what the request did, once, after its answer and its log record."""

@@ -26,6 +26,7 @@ from typing import Any
 from bifrost_asgi.cache.step import remember, serve
 from bifrost_asgi.errors import BifrostError, internal_error
 from bifrost_asgi.gateway import Gateway
+from bifrost_asgi.observability.telemetry import Probe
 from bifrost_asgi.pipeline.accounting import authorize, finish, price_reply
 from bifrost_asgi.pipeline.attempts import run_attempts
 from bifrost_asgi.pipeline.io import ClientDisconnected, read_body, send_bytes
@@ -58,8 +59,6 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
     if not gw.started:
         await gw.start()
     probe = gw.telemetry.begin(scope)  # 9 metrics and spans (observability/): the request span opens
-    if probe is not None and probe.http:
-        send = probe.sender(send)  # the answer's status and size, for the http_* metrics
     req: Request | None = None
     served: Served | None = None
     error: BifrostError | None = None
@@ -80,20 +79,22 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
             return
         except BifrostError as err:
             error = err
-            await _fail(gw, surface, send, req, err)
+            await _fail(gw, surface, send, req, err, probe)
             return
         except Exception:  # a bug of ours must still answer in the dialect's shape, never a bare 500 page
             log.exception("unexpected error handling %s", surface.request_type)
             error = internal_error()
-            await _fail(gw, surface, send, req, error)
+            await _fail(gw, surface, send, req, error, probe)
             return
         try:
             if served.chunks is not None:
+                if probe is not None:
+                    probe.answer(200, 0)  # its bytes are reported by the pump as they go
                 await _stream(gw, surface, req, served, send, receive)
             else:
                 if req.cache is not None and gw.cache is not None:
                     await remember(gw.cache, req, served)  # before it is sent: the client may ask again
-                await _reply(gw, surface, req, served, send)
+                await _reply(gw, surface, req, served, send, probe)
         finally:
             await finish(gw, req, served, served.error)
     finally:
@@ -113,9 +114,13 @@ def _accept(gw: Gateway, surface: Surface, req: Request, served: Served) -> None
     served.content = surface.render(gw, req, served)
 
 
-async def _reply(gw: Gateway, surface: Surface, req: Request, served: Served, send: Any) -> None:
+async def _reply(
+    gw: Gateway, surface: Surface, req: Request, served: Served, send: Any, probe: Probe | None
+) -> None:
     status = served.reply.status if served.reply is not None else 200
     headers = response_headers(req, served, surface.headers(req, served))
+    if probe is not None:
+        probe.answer(status, len(served.content))
     await send_bytes(send, status, served.content, headers)
 
 
@@ -133,8 +138,13 @@ async def _stream(
     )
 
 
-async def _fail(gw: Gateway, surface: Surface, send: Any, req: Request | None, err: BifrostError) -> None:
+async def _fail(
+    gw: Gateway, surface: Surface, send: Any, req: Request | None, err: BifrostError, probe: Probe | None
+) -> None:
     if "request_type" not in err.extra_fields:
         err.extra_fields["request_type"] = req.request_type if req is not None else surface.request_type
-    await send_error(send, err, surface.error_body(err), req)
+    body = surface.error_body(err)
+    if probe is not None:
+        probe.answer(err.status_code, len(body))
+    await send_error(send, err, body, req)
     await finish(gw, req, None, err)

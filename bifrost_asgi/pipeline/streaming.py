@@ -58,10 +58,9 @@ async def pump(
     """Write every batch as one send; a failure mid-stream becomes the dialect's error event and is
     recorded on ``served`` (so it is settled and logged as an error). The time spent waiting for the
     upstream's batches is added to the request's probe (the gateway's overhead excludes it), and so are
-    the bytes sent, when the probe counts them (sent past its counting ``send``: one call fewer a batch)."""
+    the bytes sent."""
     encode = encoder.encode
     probe = current_probe()
-    send, counting = probe.direct(send) if probe is not None else (send, False)
     clock = time.perf_counter
     waited = 0.0
     sent = 0
@@ -94,12 +93,10 @@ async def pump(
         if probe is not None:
             if served.cache_hit is None:  # a replayed answer waited on nobody
                 probe.wait += waited
-            if counting:
-                probe.sent += sent
+            probe.sent += sent
     if tail is None:
         raise StreamAborted(f"stream failed after it started (request {req.request_id})")
-    if counting:
-        assert probe is not None
+    if probe is not None:
         probe.sent += len(tail)
     await send({"type": "http.response.body", "body": tail})
 
