@@ -4,6 +4,7 @@
     attempts._attempt executor = telemetry.watch(index, ...)  each upstream call: a child span (retry n),
                                                               traceparent upstream (traced requests only)
                       probe.attempted(index, ..., seconds)    each target's time waiting, and its failure
+    journey          probe.answer(status, size)              what it sends (the http_* metrics)
     journey.handle   probe.end(req, served, error)           the request's figures noted for the metrics
                                                               (added in batches: `Metrics.defer`), span
                                                               attributes, budget alerts; the span ends
