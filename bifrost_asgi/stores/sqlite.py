@@ -44,7 +44,8 @@ class ThreadConnections:
 
     def open(self, *, busy_timeout_ms: int = 10_000) -> sqlite3.Connection:
         """A connection of its own (not this thread's), with the schema in place; closed by `close_all`."""
-        conn = self._connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        timeout = busy_timeout_ms / 1000  # from the first statement: opening may meet a lock too
+        conn = self._connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         if not self._durable:
