@@ -89,8 +89,8 @@ _Record = Team | Customer | ProviderGovernance
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
-    """What admitting a key's requests to one provider and model needs, from the records alone (the
-    key, the records above it): built once, not per request. ``key`` is kept to be compared by identity
+    """What admitting a key's requests to one provider needs, from the records alone (the key, the
+    records above it): built once, not per request. ``key`` is kept to be compared by identity
     (the cache is keyed by its id); ``version`` and ``until`` say when the records may have changed."""
 
     key: VirtualKey | None
@@ -132,8 +132,8 @@ class Governance:
         # (id(key), provider) -> (expiry, key, owners); the key object guards against a reused id.
         self._owners: dict[tuple[int, str | None], tuple[float, VirtualKey | None, Owners]] = {}
         self._owners_version = 0
-        # (id(key), provider, model) -> what admitting such a request needs (`_plan`).
-        self._plans: dict[tuple[int, str, str], _Plan] = {}
+        # (id(key), provider) -> what admitting such a request needs (`_plan`).
+        self._plans: dict[tuple[int, str], _Plan] = {}
         # The counter store's way of admitting and settling without awaiting, where it has one.
         self._local = counters if isinstance(counters, LocalCounters) else None
         self.clock = clock or SystemClock()
@@ -261,14 +261,15 @@ class Governance:
 
         The common case awaits nothing: the plan is cached and the counter store admits locally (in
         memory, or from a lease)."""
-        plan = self._plans.get((id(key), provider, model))
+        rule = self.check_access(key, provider, model) if key is not None else None
+        plan = self._plans.get((id(key), provider))
         if (
             plan is None
             or plan.key is not key
             or plan.until <= time.monotonic()
             or plan.version != self._owners_version
         ):
-            plan = await self._plan(key, provider, model)
+            plan = await self._plan(key, provider, rule)
         if estimate is not None:
             tokens = estimate.total
         else:
@@ -288,11 +289,11 @@ class Governance:
         # requested claims would release reservations that were never made.
         return Ticket(key, provider, model, admission.claims, tokens)
 
-    async def _plan(self, key: VirtualKey | None, provider: str, model: str) -> _Plan:
-        """What admission of ``key``'s requests to ``provider``/``model`` needs that depends only on the
-        records: access checked, their limits. Kept until the records it read run out of the cache (or one
-        changes in this process); access refused is not kept."""
-        rule = self.check_access(key, provider, model) if key is not None else None
+    async def _plan(self, key: VirtualKey | None, provider: str, rule: ProviderRule | None) -> _Plan:
+        """What admission of ``key``'s requests to ``provider`` needs that depends only on the records:
+        the limits they count against. Kept until the records it read run out of the cache (or one changes
+        in this process). Keyed by provider, not model: a client names any model it likes, and the cache
+        must not keep what clients send."""
         version = self._owners_version
         until, owners = await self._owners_entry(key, provider)
         if key is None and owners.provider is None:
@@ -304,7 +305,7 @@ class Governance:
         if version == self._owners_version:  # a record changed while this was built: used once
             if len(self._plans) >= MAX_ENTRIES:
                 self._plans.clear()
-            self._plans[(id(key), provider, model)] = plan
+            self._plans[(id(key), provider)] = plan
         return plan
 
     def _estimate_cost(
