@@ -88,9 +88,7 @@ async def handle(gw: Gateway, surface: Surface, scope: Scope, receive: Any, send
             return
         try:
             if served.chunks is not None:
-                if probe is not None:
-                    probe.answer(200, 0)  # its bytes are reported by the pump as they go
-                await _stream(gw, surface, req, served, send, receive)
+                await _stream(gw, surface, req, served, send, receive, probe)
             else:
                 if req.cache is not None and gw.cache is not None:
                     await remember(gw.cache, req, served)  # before it is sent: the client may ask again
@@ -125,7 +123,7 @@ async def _reply(
 
 
 async def _stream(
-    gw: Gateway, surface: Surface, req: Request, served: Served, send: Any, receive: Any
+    gw: Gateway, surface: Surface, req: Request, served: Served, send: Any, receive: Any, probe: Probe | None
 ) -> None:
     """Write the streamed answer (SSE, or the bytes a surface frames its own way); a client disconnect
     cancels the upstream read and closes it."""
@@ -133,6 +131,8 @@ async def _stream(
     assert chunks is not None
     encoder = surface.encoder(gw, req, served)
     headers = response_headers(req, served, surface.headers(req, served))
+    if probe is not None:
+        probe.answer(200, 0)  # the stream starts; the pump reports its bytes as they go
     await stream_until_disconnect(
         send, receive, headers, lambda: pump(gw, req, served, chunks, encoder, send), chunks
     )
