@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -59,6 +60,21 @@ async def workers(shared_spec: StoreSpec) -> AsyncIterator[Callable[[int], list[
     yield make
     for store in made:
         await store.aclose()
+
+
+async def seen_once_back(
+    spec: StoreSpec,  # noqa: F811
+    *limits: Limit,
+    until: Callable[[list[CounterState]], bool],
+) -> list[CounterState]:
+    """What another worker reads once the leases are back: within a few lease periods, or on a loaded
+    machine (the timer that returns them runs late) within 5 s; what it read last, if never."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        states = await seen_by_another_worker(spec, *limits)
+        if until(states) or time.monotonic() > deadline:
+            return states
+        await asyncio.sleep(LEASE)
 
 
 async def seen_by_another_worker(spec: StoreSpec, *limits: Limit) -> list[CounterState]:  # noqa: F811
@@ -118,8 +134,7 @@ async def test_usage_reaches_the_shared_counters_when_a_lease_comes_back(
     mine = await store.read([requests, tokens], T0)
     assert [(s.used, s.reserved) for s in mine] == [(30, 0), (30 * 700, 0)]
     # Seen by another worker once the leases are back (lease_seconds, and a batch).
-    await asyncio.sleep(LEASE * 3)
-    theirs = await seen_by_another_worker(shared_spec, requests, tokens)
+    theirs = await seen_once_back(shared_spec, requests, tokens, until=lambda s: s[0].reserved == 0)
     assert [(s.used, s.reserved) for s in theirs] == [(30, 0), (30 * 700, 0)]
 
 
@@ -197,8 +212,10 @@ async def test_keys_sharing_a_budget_share_its_lease_and_give_it_back(
     [store] = workers(1)
     for i in range(40):
         assert await request(store, [Claim(budgets[i % 2], 0.5, T0)], [0.25])
-    await asyncio.sleep(LEASE * 3)  # every lease back, none lost on the way
-    state, leased = await seen_by_another_worker(shared_spec, budgets[0], marker(budgets[0]))
+    # Every lease back, none lost on the way.
+    state, leased = await seen_once_back(
+        shared_spec, budgets[0], marker(budgets[0]), until=lambda s: s[1].reserved == 0.0
+    )
     assert (state.used, state.reserved, leased.reserved) == (10.0, 0, 0)
 
 
@@ -273,7 +290,8 @@ async def test_budget_leases_in_any_amounts_leave_nothing_on_the_marker(
             *(request(stores[i % 2], [Claim(budget, c, T0)], [c]) for i, c in enumerate(batch))
         )
         assert all(done)
-    await asyncio.sleep(LEASE * 3)
-    state, leased = await seen_by_another_worker(shared_spec, budget, marker(budget))
+    state, leased = await seen_once_back(
+        shared_spec, budget, marker(budget), until=lambda s: s[1].reserved == 0.0
+    )
     assert leased.reserved == 0.0  # exactly
     assert state.used == pytest.approx(sum(costs))
