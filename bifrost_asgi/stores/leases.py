@@ -134,13 +134,16 @@ class LeasingCounterStore:
         for claim in claims:
             held = self._limits.get(claim.limit.key)
             lease = held.lease if held is not None else None
+            if held is not None and held.limit is not claim.limit and held.limit == claim.limit:
+                # The same limit, built again (each key builds its own; records are reloaded): compared
+                # by identity from now on, not field by field on every request.
+                held.limit = claim.limit
             if (
                 lease is None
                 or lease.left < claim.amount
                 or lease.until <= clock
-                # A changed limit (a lowered maximum, say) goes to the store, which swaps the lease
-                # (compared by value only when not the same object: each key builds its own).
-                or (held is not None and held.limit is not claim.limit and held.limit != claim.limit)
+                # A changed limit (a lowered maximum, say) goes to the store, which swaps the lease.
+                or (held is not None and held.limit is not claim.limit)
             ):
                 for undo in taken:  # all or nothing
                     assert undo.lease is not None
