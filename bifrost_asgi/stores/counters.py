@@ -401,13 +401,13 @@ class MemoryCounterStore:
     _state: dict[str, CounterState] = field(default_factory=dict)
 
     async def admit(self, claims: Sequence[Claim], now: float) -> Admission:
-        return admit_states(self._state, claims, now)
+        return self.admit_now(claims, now)
 
     def admit_now(self, claims: Sequence[Claim], now: float) -> Admission:
         return admit_states(self._state, claims, now)
 
     async def settle(self, claims: Sequence[Claim], actual: Sequence[float], now: float) -> None:
-        settle_states(self._state, claims, actual, now)
+        self.settle_now(claims, actual, now)
 
     def settle_now(
         self, claims: Sequence[Claim], actual: Sequence[float], now: float

@@ -99,7 +99,8 @@ def _insert_batch(conn: sqlite3.Connection, records: Sequence[LogRecord], begin:
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
+    """Another connection holds the file (by SQLite's own code, its extended variants included)."""
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _runs(records: Sequence[LogRecord]) -> Iterator[tuple[tuple[bool, ...], list[tuple[Any, ...]]]]:
@@ -147,7 +148,7 @@ class SQLiteLogStore:
     def __init__(self, path: str) -> None:
         self.path = path
         # A commit per batch of records, each an fsync in the default mode: most of the cost of logging
-        # (measured: ~30 of ~45 µs a request at 2,000 requests/s). See docs/governance.md, "Usage logs".
+        # (measured: ~30 of ~45 µs a request at 2,000 requests/s). See docs/behaviour.md, "Governance".
         self._connections = ThreadConnections(path, SCHEMA, durable=False)
         self._columns_checked = False
         # Batches are written by one thread of their own: one connection with its statement cached and
