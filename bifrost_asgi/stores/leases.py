@@ -289,7 +289,7 @@ class LeasingCounterStore:
             return
         old = held.lease
         if old is not None:  # renewed early: the new one takes over the old one's running requests
-            grow = old.left < old.size / 4
+            grow = self._outpaced(old, time.monotonic())
             if old.running and lease.left >= old.running:
                 lease.left -= old.running
                 lease.running, old.running = old.running, 0.0
@@ -299,6 +299,14 @@ class LeasingCounterStore:
         self._out[id(held)] = held
         if self._sweeper is None:
             self._sweeper = asyncio.get_running_loop().call_later(self.lease_seconds, self._sweep)
+
+    def _outpaced(self, lease: _Lease, clock: float) -> bool:
+        """Spent (reserved or used) at a pace that would use it up before its time: the next one should
+        be bigger. By pace, not by what is left: requests that settle under their estimate hand part of
+        it back, so a lease renewed while nearly spent can look half full by the time the next arrives,
+        and a lease sized for a few requests would then be renewed every few requests for ever."""
+        age = clock - (lease.until - self.lease_seconds)
+        return (lease.size - lease.left) * self.lease_seconds > lease.size * age
 
     def _give_back(self, held: _Limited, now: float, *, grow: bool = False) -> Coroutine[Any, Any, None]:
         """Take the lease off this worker at once (nothing more is admitted from it) and return the
