@@ -68,6 +68,17 @@ async def test_counters_are_rows_keyed_like_the_core() -> None:
     assert (row.used, row.reserved, row.start) == (0.0, 1.0, T0)
 
 
+async def test_counters_deleted_by_hand_are_made_again() -> None:
+    """The store remembers which rows exist (it skips a query for them); a row deleted since, say to
+    reset a limit by hand, is made again on the next admission, not updated into nothing."""
+    store = ORMCounterStore()
+    assert (await store.admit([Claim(REQUEST_LIMIT, 1)], T0)).ok
+    await Counter.objects.all().adelete()
+    assert (await store.admit([Claim(REQUEST_LIMIT, 1)], T0)).ok
+    row = await Counter.objects.aget(key=REQUEST_LIMIT.key)
+    assert (row.used, row.reserved) == (0.0, 1.0)
+
+
 # -- keys, teams, customers ----------------------------------------------------------------------------
 
 
