@@ -8,8 +8,9 @@
 counters in memory, SQLite (the embedded default) and Redis; and the Django app (test project under
 uvicorn, one worker, ORM stores on PostgreSQL) with and without a key. With ``--baseline-ref`` the same
 gateway cases also run at that commit, for a before/after. Each round measures every case at c=1 (p50
-latency) and c=16 (requests/s); cases are interleaved and the medians over rounds reported, as ratios
-against the ungoverned figure of the same run. The measured server has CPU 0; upstream and wrk share CPU 1.
+latency) and c=16 (requests/s), each cell beside an ungoverned cell of its own (before it in even rounds,
+after it in odd ones), and reports the median over rounds of those paired ratios and differences. The
+measured server has CPU 0; upstream and wrk share CPU 1.
 
 Writes bench/results/governance-<time>/results.json and prints Markdown.
 """
@@ -64,6 +65,10 @@ class Case:
     url: str
     headers: dict[str, str]
     cells: dict[int, list[dict[str, Any]]] = field(default_factory=lambda: {1: [], 16: []})
+    # (ungoverned cell, this case's cell) measured back to back, per concurrency.
+    pairs: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]] = field(
+        default_factory=lambda: {1: [], 16: []}
+    )
 
 
 def _config(upstream: str, counters: dict[str, Any] | None, db: Path) -> dict[str, Any]:
@@ -202,18 +207,31 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             cases.append(Case("django postgres", site + "/v1/responses", {"x-bf-vk": key}))
         for case in cases:  # warm up every server (pools, encodings, caches) before measuring
             _wrk(case.url, 4, 1, case.headers, body)
-        for _ in range(args.rounds):
+        by_name = {c.name: c for c in cases}
+        for round_ in range(args.rounds):
             for case in cases:
+                base = by_name[_base_name(case.name)]
+                if case is base:
+                    continue
+                # Each case beside its own ungoverned measurement, taken just before or after it (the
+                # order alternating by round): the machine's speed drifts by ±10% over minutes here, and
+                # a ratio of two cells a minute apart measured the drift as much as the gateway.
+                order = (base, case) if round_ % 2 == 0 else (case, base)
                 for concurrency in (1, 16):
-                    case.cells[concurrency].append(
-                        _wrk(case.url, concurrency, args.seconds, case.headers, body)
-                    )
+                    for measured in order:
+                        measured.cells[concurrency].append(
+                            _wrk(measured.url, concurrency, args.seconds, measured.headers, body)
+                        )
+                    case.pairs[concurrency].append((base.cells[concurrency][-1], case.cells[concurrency][-1]))
     results = {
         c.name: {
             "c1_p50_us": statistics.median(x["p50_us"] for x in c.cells[1]),
             "c16_rps": statistics.median(x["rps"] for x in c.cells[16]),
             "rounds_c16_rps": [x["rps"] for x in c.cells[16]],
             "errors": sum(x["errors"] for x in c.cells[1] + c.cells[16]),
+            # Against the ungoverned cell measured beside each of its own: the figures to compare.
+            "paired_c16_ratios": [x["rps"] / off["rps"] for off, x in c.pairs[16]],
+            "paired_c1_deltas_us": [x["p50_us"] - off["p50_us"] for off, x in c.pairs[1]],
         }
         for c in cases
     }
@@ -222,20 +240,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def _base_name(name: str) -> str:
+    if name.startswith("django"):
+        return "django off"
+    return "baseline off" if name.startswith("baseline") else "off"
+
+
 def markdown(results: dict[str, Any]) -> str:
-    lines = ["| case | c=1 p50 | vs its ungoverned | c=16 RPS | vs its ungoverned | c=16 rounds | errors |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| case | c=1 p50 − ungoverned beside it (median; rounds) | c=16 RPS / ungoverned beside it "
+             "(median; rounds) | c=16 RPS (median) | errors |",
+             "|---|---|---|---|---|"]  # fmt: skip
     for name, r in results.items():
-        base_name = (
-            "django off"
-            if name.startswith("django")
-            else ("baseline off" if name.startswith("baseline") else "off")
-        )
-        base = results[base_name]
-        rounds = ", ".join(f"{x:.0f}" for x in r["rounds_c16_rps"])
+        base = results[_base_name(name)]
+        if name == _base_name(name):
+            lines.append(f"| {name} | – | 1.00× | {r['c16_rps']:,.0f} | {r['errors']} |")
+            continue
+        ratios = r.get("paired_c16_ratios") or [r["c16_rps"] / base["c16_rps"]]
+        deltas = r.get("paired_c1_deltas_us") or [r["c1_p50_us"] - base["c1_p50_us"]]
         lines.append(
-            f"| {name} | {r['c1_p50_us']:,.0f} µs | {r['c1_p50_us'] - base['c1_p50_us']:+,.0f} µs | "
-            f"{r['c16_rps']:,.0f} | {r['c16_rps'] / base['c16_rps']:.2f}× | {rounds} | {r['errors']} |"
+            f"| {name} | {statistics.median(deltas):+,.0f} µs; {', '.join(f'{d:+,.0f}' for d in deltas)} | "
+            f"**{statistics.median(ratios):.2f}×**; {', '.join(f'{x:.2f}' for x in ratios)} | "
+            f"{r['c16_rps']:,.0f} | {r['errors']} |"
         )
     return "\n".join(lines)
 

@@ -17,7 +17,15 @@ import pytest
 
 from bifrost_asgi.stores import leases
 from bifrost_asgi.stores.batching import BatchingCounterStore
-from bifrost_asgi.stores.counters import Admission, Claim, CounterState, CounterStore, Limit
+from bifrost_asgi.stores.counters import (
+    Admission,
+    Claim,
+    CounterState,
+    CounterStore,
+    Limit,
+    apply_ops,
+    read_states,
+)
 from bifrost_asgi.stores.leases import LeasingCounterStore
 from tests.governance.test_counter_stores import T0, StoreSpec, limit
 from tests.governance.test_counter_stores import shared_spec as shared_spec  # noqa: F401  (store fixtures)
@@ -121,31 +129,40 @@ async def test_far_from_its_limits_a_worker_admits_without_round_trips(
     assert batches(store) - before < 60
 
 
-async def test_leases_grow_to_last_their_time_when_requests_use_less_than_their_estimate(
-    workers: Callable[[int], list[LeasingCounterStore]],
-) -> None:
-    """One request at a time, each using a third of its token estimate (a budget's usual case): a lease
-    renewed early because it ran low grows, until one lasts about a lease period; the store then sees a
-    few round trips a period, however many requests there are (it saw two per renewal of a lease of
-    eight requests, for ever: what settled unused made the lease look half full)."""
-    [store] = workers(1)
-    claims = [Claim(limit("requests", 10**9), 1), Claim(limit("tokens", 10**12), 900, T0)]
+class InstantStore:
+    """A shared store that answers at the next turn of the event loop: what the lease layer does then
+    depends on the order of events alone, not on timing."""
 
-    async def steadily(seconds: float) -> tuple[int, int]:
-        before, count, end = batches(store), 0, time.monotonic() + seconds
-        while time.monotonic() < end:
-            admission = await store.admit(claims, T0)
-            assert admission.ok
-            await asyncio.sleep(0.0005)
-            await store.settle(admission.claims, [1, 300], T0)
-            count += 1
-        return count, batches(store) - before
+    def __init__(self) -> None:
+        self.states: dict[str, CounterState] = {}
 
-    await steadily(10 * LEASE)  # leases adapt
-    count, trips = await steadily(20 * LEASE)
-    # About two round trips (a renewal, a return) each 3/4 of a lease period, all limits together, or
-    # ~53 here; the slack is for a loaded machine. Before, one for every four requests (~200 here).
-    assert trips <= 70, (count, trips)
+    async def run_batch(self, ops: Sequence[Any], now: float) -> list[Admission | None]:
+        await asyncio.sleep(0)
+        return apply_ops(self.states, ops, now)
+
+    async def read(self, limits: Sequence[Limit], now: float) -> list[CounterState]:
+        return read_states(self.states, limits, now)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_lease_spent_fast_grows_though_settlements_hand_part_of_it_back() -> None:
+    """Requests that use a third of their estimate (a budget's usual case), one at a time, the next lease
+    arriving between two of them: a lease renewed early because it was spent fast grows, so the store
+    sees a few round trips however many requests there are. (It once judged by what was left when the
+    successor arrived, which settlements had raised: the lease stayed at eight requests' worth, renewed
+    every few requests for ever: 114 round trips here, against 13.)"""
+    store = LeasingCounterStore(BatchingCounterStore(Counted(InstantStore())), lease_seconds=60.0)
+    claims = [Claim(limit("tokens", 10**12), 900, T0)]
+    for _ in range(2000):
+        admission = await store.admit(claims, T0)
+        assert admission.ok
+        await store.settle(admission.claims, [300], T0)
+        for _ in range(3):  # between requests: a lease asked for arrives
+            await asyncio.sleep(0)
+    assert batches(store) < 40
+    await store.aclose()
 
 
 async def test_usage_reaches_the_shared_counters_when_a_lease_comes_back(
