@@ -370,12 +370,16 @@ def _counter_transaction(keys: Sequence[str], rule: Callable[[States], T]) -> T:
                 _create_missing(alias, ordered)
             with write_transaction(models.Counter) as alias:
                 states = _locked_states(alias, ordered)
-                if len(states) < len(ordered) and not attempt:
+                if len(states) < len(ordered):
+                    if attempt:  # deleted again between creating and locking: the rule would save nowhere
+                        raise store_unavailable("counter rows deleted during the transaction")
                     known.difference_update(ordered)  # deleted since this process saw them: create again
                     continue
                 result, changed = apply_rule(states, rule)
                 _save_states(alias, changed)
-            break
+                break
+        else:
+            raise AssertionError("unreachable: the second attempt returns or raises")
     except DatabaseError as exc:
         # Fail closed, as the SQLite and Redis stores do. The driver's message stays in the server log.
         log.exception("governance counters: database error")
