@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
-__all__ = ["Connect", "ThreadConnections"]
+__all__ = ["Connect", "ThreadConnections", "busy", "use_wal"]
 
 # Opens a connection the way `sqlite3.connect` does; another DB-API module with the same API (sqlean.py,
 # whose SQLite can load extensions) may stand in for it.
@@ -46,7 +47,7 @@ class ThreadConnections:
         """A connection of its own (not this thread's), with the schema in place; closed by `close_all`."""
         timeout = busy_timeout_ms / 1000  # from the first statement: opening may meet a lock too
         conn = self._connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        use_wal(conn, timeout)
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         if not self._durable:
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -74,3 +75,35 @@ class ThreadConnections:
         for pid, conn in opened:
             if pid == os.getpid():
                 conn.close()
+
+
+def busy(exc: BaseException) -> bool:
+    """Another connection holds the file: SQLITE_BUSY or SQLITE_LOCKED (extended codes included), from
+    sqlite3 or a module with its API (sqlean.py's errors are not sqlite3's, and may carry no code)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return type(exc).__name__ == "OperationalError" and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def use_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Put the file in WAL mode: a property of the file, set by whichever connection comes first.
+
+    Converting a file needs it to itself, and SQLite refuses at once, busy timeout or not, when waiting
+    could deadlock: connections opening a new file together and each converting it ("database is locked"
+    at open, seen with ten threads opening one new file). So the mode is read first (once any connection
+    has converted the file there is nothing to do and no lock to take) and a refusal is retried, briefly
+    backing off, until ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")  # returns the mode it kept (":memory:" keeps its own)
+            return
+        except Exception as exc:
+            if not busy(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

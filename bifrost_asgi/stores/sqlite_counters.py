@@ -32,6 +32,7 @@ from bifrost_asgi.stores.counters import (
     TransactionalCounterStore,
     apply_rule,
 )
+from bifrost_asgi.stores.sqlite import busy, use_wal
 
 __all__ = ["SQLiteCounterStore"]
 
@@ -121,7 +122,7 @@ class SQLiteCounterStore(TransactionalCounterStore):
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if conn is self._now_conn and _is_busy(exc):
+                if conn is self._now_conn and busy(exc):
                     raise _Busy from None
                 raise
             try:
@@ -151,26 +152,22 @@ class _Busy(Exception):
     """The write lock is held elsewhere (the event loop's connection does not wait for it)."""
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY or "locked" in str(exc)
-
-
 def _open(path: str, timeout: float) -> sqlite3.Connection:
     # isolation_level=None: no implicit transactions; each operation issues its own BEGIN IMMEDIATE.
     conn = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=True)
     try:
-        _prepare(conn)
+        _prepare(conn, timeout)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _prepare(conn: sqlite3.Connection) -> None:
+def _prepare(conn: sqlite3.Connection, timeout: float) -> None:
     # WAL lets readers proceed during a write and makes commits cheap. synchronous=NORMAL skips the fsync
     # per commit: a power cut may lose the last moments of counting, never corrupt the file, and an
     # application crash loses nothing.
-    conn.execute("PRAGMA journal_mode=WAL")
+    use_wal(conn, timeout)
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute(_SCHEMA)
     columns = {row[1] for row in conn.execute("PRAGMA table_info(bifrost_counters)")}

@@ -32,7 +32,7 @@ from bifrost_asgi.stores.log_query import (
     parse_log_query,
 )
 from bifrost_asgi.stores.logs import COLUMNS, LogRecord
-from bifrost_asgi.stores.sqlite import ThreadConnections
+from bifrost_asgi.stores.sqlite import ThreadConnections, busy
 
 __all__ = ["SCHEMA", "SQLiteLogStore", "search_logs"]
 
@@ -96,11 +96,6 @@ def _insert_batch(conn: sqlite3.Connection, records: Sequence[LogRecord], begin:
         if conn.in_transaction:  # a failed COMMIT (disk full) too: the write lock is never kept
             conn.execute("ROLLBACK")
         raise
-
-
-def _locked(exc: sqlite3.OperationalError) -> bool:
-    """Another connection holds the file (by SQLite's own code, its extended variants included)."""
-    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _runs(records: Sequence[LogRecord]) -> Iterator[tuple[tuple[bool, ...], list[tuple[Any, ...]]]]:
@@ -200,7 +195,7 @@ class SQLiteLogStore:
         try:
             _insert_batch(self._loop_conn, records, "BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            if not _locked(exc):
+            if not busy(exc):
                 raise
             await self._in_thread(self._write, records)  # the rows were rolled back: all of them go
             return
