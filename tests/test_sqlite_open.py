@@ -4,6 +4,7 @@ refuses a journal-mode conversion at once, busy timeout or not, when waiting cou
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -30,7 +31,7 @@ class Refusing:
 
 
 def journal_mode(path: Path) -> str:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn:
         return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
 
 
@@ -55,7 +56,9 @@ def test_refusals_past_the_timeout_and_other_errors_are_raised(tmp_path: Path) -
 
 def test_a_file_already_in_wal_mode_is_not_converted_again(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
-    sqlite3.connect(path).execute("PRAGMA journal_mode=WAL").close()
+    first = sqlite3.connect(path)
+    first.execute("PRAGMA journal_mode=WAL")
+    first.close()
     conn = sqlite3.connect(path, isolation_level=None)
     seen: list[str] = []
     conn.set_trace_callback(seen.append)
@@ -72,9 +75,12 @@ def test_busy_knows_sqlites_codes_and_other_modules_messages(tmp_path: Path) -> 
     with pytest.raises(sqlite3.OperationalError) as locked:
         waiter.execute("BEGIN IMMEDIATE")
     assert busy(locked.value)
+    assert busy(sqlite3.OperationalError("database table is locked"))  # no code: by its message
     assert not busy(sqlite3.OperationalError("no such table: t"))
     assert not busy(ValueError("locked"))
     holder.execute("ROLLBACK")
+    holder.close()
+    waiter.close()
 
 
 def open_together(connections: ThreadConnections, threads: int) -> list[Exception]:

@@ -47,10 +47,14 @@ class ThreadConnections:
         """A connection of its own (not this thread's), with the schema in place; closed by `close_all`."""
         timeout = busy_timeout_ms / 1000  # from the first statement: opening may meet a lock too
         conn = self._connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        use_wal(conn, timeout)
-        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        if not self._durable:
-            conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            use_wal(conn, timeout)
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            if not self._durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            conn.close()
+            raise
         with self._schema_lock:
             self._opened.append((os.getpid(), conn))
         if not self._ready:  # checked again under the lock: only the first caller creates the schema
@@ -93,7 +97,8 @@ def use_wal(conn: sqlite3.Connection, timeout: float) -> None:
     could deadlock: connections opening a new file together and each converting it ("database is locked"
     at open, seen with ten threads opening one new file). So the mode is read first (once any connection
     has converted the file there is nothing to do and no lock to take) and a refusal is retried, briefly
-    backing off, until ``timeout``.
+    backing off, until ``timeout`` (a retry may then wait in SQLite's busy handler once more: an open
+    that meets a lock can take up to twice ``timeout``).
     """
     deadline = time.monotonic() + timeout
     delay = 0.001

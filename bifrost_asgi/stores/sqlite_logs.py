@@ -187,18 +187,21 @@ class SQLiteLogStore:
             self._checkpoint_at = now + _CHECKPOINT_SECONDS
             await self._in_thread(self._checkpoint_then_write, records)
             return
-        pid = os.getpid()
-        if self._loop_conn is None or self._loop_pid != pid:  # a connection does not survive a fork
-            self._loop_conn = self._connections.open(busy_timeout_ms=0)
-            self._loop_conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._loop_pid = pid
         try:
-            _insert_batch(self._loop_conn, records, "BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
+            _insert_batch(self._loop_connection(), records, "BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # opening it too may meet the lock
             if not busy(exc):
                 raise
             await self._in_thread(self._write, records)  # the rows were rolled back: all of them go
             return
+
+    def _loop_connection(self) -> sqlite3.Connection:
+        pid = os.getpid()
+        if self._loop_conn is None or self._loop_pid != pid:  # a connection does not survive a fork
+            conn = self._connections.open(busy_timeout_ms=0)
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._loop_conn, self._loop_pid = conn, pid
+        return self._loop_conn
 
     def _checkpoint_then_write(self, records: Sequence[LogRecord]) -> None:
         try:
