@@ -365,21 +365,14 @@ def _counter_transaction(keys: Sequence[str], rule: Callable[[States], T]) -> T:
     alias = router.db_for_write(models.Counter)
     known = _known.setdefault(alias, set())
     try:
-        for attempt in range(2):
-            if attempt or not known.issuperset(ordered):
-                _create_missing(alias, ordered)
-            with write_transaction(models.Counter) as alias:
-                states = _locked_states(alias, ordered)
-                if len(states) < len(ordered):
-                    if attempt:  # deleted again between creating and locking: the rule would save nowhere
-                        raise store_unavailable("counter rows deleted during the transaction")
-                    known.difference_update(ordered)  # deleted since this process saw them: create again
-                    continue
-                result, changed = apply_rule(states, rule)
-                _save_states(alias, changed)
-                break
-        else:
-            raise AssertionError("unreachable: the second attempt returns or raises")
+        if not known.issuperset(ordered):
+            _create_missing(alias, ordered)
+        done = _under_lock(ordered, rule)
+        if done is None:  # rows deleted since this process saw them (a reset by hand): made again, once
+            _create_missing(alias, ordered)
+            done = _under_lock(ordered, rule)
+            if done is None:  # deleted again between making and locking: the rule would save nowhere
+                raise store_unavailable("counter rows deleted during the transaction")
     except DatabaseError as exc:
         # Fail closed, as the SQLite and Redis stores do. The driver's message stays in the server log.
         log.exception("governance counters: database error")
@@ -387,7 +380,19 @@ def _counter_transaction(keys: Sequence[str], rule: Callable[[States], T]) -> T:
     if len(known) > _KNOWN_MAX:
         known.clear()
     known.update(ordered)
-    return result
+    return done[0]
+
+
+def _under_lock(ordered: list[str], rule: Callable[[States], T]) -> tuple[T] | None:
+    """One transaction: lock the rows, apply the rule, save what changed; None (nothing written) when a
+    row is missing."""
+    with write_transaction(models.Counter) as alias:
+        states = _locked_states(alias, ordered)
+        if len(states) < len(ordered):
+            return None
+        result, changed = apply_rule(states, rule)
+        _save_states(alias, changed)
+        return (result,)
 
 
 class ORMCounterStore(TransactionalCounterStore):
