@@ -340,6 +340,7 @@ class _Rates:
     cache_write: float
     output: float
     reasoning: float
+    request: float  # a flat price per request (0 when none)
 
 
 # (id(entry), tiers, service) -> (entry, rates): a request prices the same few entries over and over (twice
@@ -375,6 +376,7 @@ def _find_rates(entry: Entry, tiers: tuple[str, ...], service: str) -> _Rates:
         cache_write=_rate(entry, ("cache_creation_input_token_cost", *inputs), tiers, service),
         output=_rate(entry, outputs, tiers, service),
         reasoning=_rate(entry, ("output_cost_per_reasoning_token", *outputs), tiers, service),
+        request=_number(entry, "input_cost_per_request") or 0.0,
     )
 
 
@@ -393,7 +395,7 @@ def _compute(entry: Entry, usage: Usage, service_tier: str | None) -> dict[str, 
         + cached_write * rates.cache_write,
         "output_tokens_cost": (completion - reasoning) * rates.output,
         "reasoning_tokens_cost": reasoning * rates.reasoning,
-        "request_cost": _number(entry, "input_cost_per_request") or 0.0,
+        "request_cost": rates.request,
     }
     search = max(usage.num_search_queries, 0) * _search_rate(entry)
     if search > 0:
@@ -595,8 +597,7 @@ class PricingTable:
         if entry is None:
             return 0.0
         rates = _rates(entry, input_tokens, None)
-        request = _number(entry, "input_cost_per_request") or 0.0
-        return input_tokens * rates.input + output_tokens * rates.output + request
+        return input_tokens * rates.input + output_tokens * rates.output + rates.request
 
     def _sized(self, provider: str, model: str, media: Media) -> Entry | None:
         """An image model's entry for the produced size and quality, when the catalog has one."""

@@ -41,6 +41,7 @@ from bifrost_asgi.stores.counters import (
     Claim,
     CounterState,
     CounterStore,
+    Kind,
     Limit,
     LocalCounters,
 )
@@ -279,7 +280,8 @@ class Governance:
         # Only a budget reserves dollars: a request that touches none skips the price lookup.
         cost = self._estimate_cost(provider, model, raw_size, tokens, estimate) if plan.priced else 0.0
         now = self.clock.now()
-        claims = tuple([Claim(limit, _amount(limit, tokens, cost), now) for limit in plan.limits])
+        amounts = _amounts(tokens, cost)
+        claims = tuple([Claim(limit, amounts[limit.kind], now) for limit in plan.limits])
         admission = self._local.admit_now(claims, now) if self._local is not None else None
         if admission is None:
             admission = await self.counters.admit(claims, now)
@@ -379,7 +381,8 @@ class Governance:
         claims: Sequence[Claim] = ticket.claims
         if not claims:
             return
-        actual: Sequence[float] = [_actual(c, ok, tokens, cost) for c in claims]
+        used = _used(ok, tokens, cost)
+        actual: Sequence[float] = [used[c.limit.kind] for c in claims]
         now = self.clock.now()
         if self._local is not None:  # what can be settled at once is; the rest goes to the store
             claims, actual = self._local.settle_now(claims, actual, now)
@@ -495,18 +498,17 @@ def _limits(
     return limits
 
 
-def _amount(limit: Limit, tokens: int, cost: float) -> float:
-    """What a request reserves on a limit: 1 request, its estimated tokens, or its estimated cost."""
-    if limit.kind == "requests":
-        return 1.0
-    return float(tokens) if limit.kind == "tokens" else cost
+# Per kind of limit, looked up once per claim (a call per claim cost more, on every request).
 
 
-def _actual(claim: Claim, ok: bool, tokens: int, cost: float) -> float:
-    kind = claim.limit.kind
-    if kind == "requests":
-        return 1.0 if ok else 0.0  # requests are counted on success only (spec §6.3)
-    return float(tokens) if kind == "tokens" else cost
+def _amounts(tokens: int, cost: float) -> dict[Kind, float]:
+    """What a request reserves on each kind of limit: 1 request, its estimated tokens or cost."""
+    return {"requests": 1.0, "tokens": float(tokens), "budget": cost}
+
+
+def _used(ok: bool, tokens: int, cost: float) -> dict[Kind, float]:
+    """What a settled request used of each kind: requests are counted on success only (spec §6.3)."""
+    return {"requests": 1.0 if ok else 0.0, "tokens": float(tokens), "budget": cost}
 
 
 def _refusal(admission: Admission) -> BifrostError:
