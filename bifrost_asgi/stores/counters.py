@@ -215,7 +215,9 @@ def _current(states: States, limit: Limit, now: float, cutoff: int) -> CounterSt
 
 
 # The rules below run on every request (twice: admission and settlement), so they compute the expiry
-# cutoff and a claim's slot once per call rather than per counter.
+# cutoff and a claim's slot once per call rather than per counter, and test a counter for `_current`'s
+# fast path themselves: a counter whose window holds ``now`` and that has nothing to expire is used as
+# it is, and only the others pay for the call (measured: the call was a fifth of the rules' cost).
 
 
 def admit_states(
@@ -229,7 +231,14 @@ def admit_states(
     blocked: list[Claim] = []
     for c in claims:
         limit = c.limit
-        s = _current(states, limit, now, cutoff)
+        s = states.get(limit.key)
+        if (
+            s is None
+            or now >= s.end
+            or (s.held and min(s.held) < cutoff)
+            or (limit.calendar_aligned and now < s.start)
+        ):
+            s = _current(states, limit, now, cutoff)
         if blocks(limit.kind, s.used, s.reserved, c.amount, limit.max):
             blocked.append(c)
         current.append(s)
@@ -251,7 +260,15 @@ def settle_states(
     cutoff = slot(now - ttl, ttl)
     at, held = 0.0, 0
     for c, used in zip(claims, actual, strict=True):
-        s = _current(states, c.limit, now, cutoff)
+        limit = c.limit
+        s = states.get(limit.key)
+        if (
+            s is None
+            or now >= s.end
+            or (s.held and min(s.held) < cutoff)
+            or (limit.calendar_aligned and now < s.start)
+        ):
+            s = _current(states, limit, now, cutoff)
         s.used += used
         if not c.at:  # untracked: released from the total
             s.reserved = max(0.0, s.reserved - c.amount)
