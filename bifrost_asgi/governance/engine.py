@@ -498,9 +498,7 @@ def _limits(
     return limits
 
 
-# Per kind of limit, looked up once per claim (a call per claim cost more, on every request).
-
-
+# Amounts by kind of limit, looked up once per claim: a call per claim cost more, on every request.
 def _amounts(tokens: int, cost: float) -> dict[Kind, float]:
     """What a request reserves on each kind of limit: 1 request, its estimated tokens or cost."""
     return {"requests": 1.0, "tokens": float(tokens), "budget": cost}
