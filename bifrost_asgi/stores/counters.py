@@ -217,7 +217,8 @@ def _current(states: States, limit: Limit, now: float, cutoff: int) -> CounterSt
 # The rules below run on every request (twice: admission and settlement), so they compute the expiry
 # cutoff and a claim's slot once per call rather than per counter, and test a counter for `_current`'s
 # fast path themselves: a counter whose window holds ``now`` and that has nothing to expire is used as
-# it is, and only the others pay for the call (measured: the call was a fifth of the rules' cost).
+# it is, and only the others pay for the call (callgrind: 46.8k -> 43.4k instructions for admitting and
+# settling three claims). The test is `_current`'s own, which stays the one place that rolls and expires.
 
 
 def admit_states(
