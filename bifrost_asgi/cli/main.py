@@ -83,9 +83,11 @@ def _freeze_startup_heap() -> None:
     requests at c=16, each walking what the 16 requests in flight had allocated (~0.1 ms) only to
     promote it to the next generation, where it died: 3.8% of a governed worker's CPU (it allocates
     more, so it collected 2.9 times as often), 1.9% of an ungoverned one's. At 10,000 a collection runs
-    about once a second (~1.3 ms) and collecting took 0.4% (BENCHMARKS.md). Requests
-    leave no reference cycles behind (checked under load with ``gc.DEBUG_SAVEALL``), so nothing waits
-    longer to be freed. Only the standalone server does this: in a host app, the host owns its
+    about once a second (~1.3 ms, a pause for the requests in flight, as each young collection was) and
+    collecting took 0.4% (BENCHMARKS.md). The older generations are counted in younger collections, so
+    they too run ~14 times less often. Served requests leave no reference cycles behind (checked under
+    load with ``gc.DEBUG_SAVEALL``); garbage in cycles from other paths (errors) waits at most until the
+    next young collection. Only the standalone server does this: in a host app, the host owns its
     process's heap (docs/behaviour.md)."""
     gc.collect()
     gc.freeze()
