@@ -251,8 +251,7 @@ def settle_states(
     cutoff = slot(now - ttl, ttl)
     at, held = 0.0, 0
     for c, used in zip(claims, actual, strict=True):
-        limit = c.limit
-        s = _current(states, limit, now, cutoff)
+        s = _current(states, c.limit, now, cutoff)
         s.used += used
         if not c.at:  # untracked: released from the total
             s.reserved = max(0.0, s.reserved - c.amount)
