@@ -205,8 +205,9 @@ def _current(states: States, limit: Limit, now: float, cutoff: int) -> CounterSt
     """The counter as seen at ``now``, reservations held before slot ``cutoff`` released."""
     state = states.get(limit.key)
     # `roll_window`'s test, written out: this runs for every counter of every request, and nearly always
-    # finds the window current and nothing expired.
-    if state is None or state.end == 0.0 or now >= state.end or limit.calendar_aligned and now < state.start:
+    # finds the window current and nothing expired. (A counter never started ends at 0.0, which any
+    # ``now``, unix seconds, has passed.)
+    if state is None or now >= state.end or limit.calendar_aligned and now < state.start:
         state = roll_window(state if state is not None else CounterState(), limit, now)
         states[limit.key] = state
     if state.held and min(state.held) < cutoff:

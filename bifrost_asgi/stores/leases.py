@@ -126,34 +126,36 @@ class LeasingCounterStore:
 
     def _admit_locally(self, claims: Sequence[Claim]) -> Admission | None:
         """Every claim from its limit's lease, or None (nothing taken) if one has no room."""
-        if not self._limits:
+        limits = self._limits
+        if not limits:
             return None
         clock = time.monotonic()
+        # A lease in its last quarter of time or room asks for the next one now (`_renew_early`): tested
+        # on every claim of every request, so the time is worked out once here.
+        late = clock + self.lease_seconds / 4
         taken: list[LeasedClaim] = []
         due = False
         for claim in claims:
-            held = self._limits.get(claim.limit.key)
-            lease = held.lease if held is not None else None
-            if held is not None and held.limit is not claim.limit and held.limit == claim.limit:
-                # The same limit, built again (each key builds its own; records are reloaded): compared
-                # by identity from now on, not field by field on every request.
-                held.limit = claim.limit
+            limit, amount = claim.limit, claim.amount
+            held = limits.get(limit.key)
             if (
-                lease is None
-                or lease.left < claim.amount
+                held is None
+                or (lease := held.lease) is None
+                or lease.left < amount
                 or lease.until <= clock
                 # A changed limit (a lowered maximum, say) goes to the store, which swaps the lease.
-                or (held is not None and held.limit is not claim.limit)
+                or (held.limit is not limit and not _adopt(held, limit))
             ):
                 for undo in taken:  # all or nothing
                     assert undo.lease is not None
                     undo.lease.left += undo.amount
                     undo.lease.running -= undo.amount
                 return None
-            lease.left -= claim.amount
-            lease.running += claim.amount
-            due = due or lease.until - clock < self.lease_seconds / 4 or lease.left < lease.size / 4
-            taken.append(LeasedClaim(claim.limit, claim.amount, lease.at, lease))
+            left = lease.left = lease.left - amount
+            lease.running += amount
+            if lease.until < late or left < lease.size / 4:
+                due = True
+            taken.append(LeasedClaim(limit, amount, lease.at, lease))
         if due:
             self._renew_early(taken, clock)
         return Admission(True, tuple(taken))
@@ -415,3 +417,12 @@ def _probe(limit: Limit) -> Limit:
     """The marker with a maximum of (about) 0: a claim of 0 on it is refused exactly when a lease is out.
     Lease sizes add exactly (`_exact`); the tolerance is for rounding in a store's own arithmetic."""
     return Limit(f"{limit.key}:leased", "requests", limit.max * 1e-12, limit.window, limit.calendar_aligned)
+
+
+def _adopt(held: _Limited, limit: Limit) -> bool:
+    """Whether ``limit`` is the limit ``held`` was sized for, built again (each key builds its own; records
+    are reloaded): if so, it is compared by identity from now on, not field by field on every request."""
+    if held.limit != limit:
+        return False
+    held.limit = limit
+    return True
