@@ -521,12 +521,28 @@ def test_an_admission_estimate_prices_like_the_cost_it_reserves_for() -> None:
     assert table.estimate("openai", "unknown", 10, 5) == 0.0  # nothing to reserve without a price
 
 
+def test_an_estimate_asked_again_is_priced_the_same_and_an_override_reprices_it() -> None:
+    entry = {"litellm_provider": "openai", "input_cost_per_token": 1.0, "output_cost_per_token": 2.0,
+             "input_cost_per_token_above_100k_tokens": 3.0}  # fmt: skip
+    table = one({"m": entry})
+    for _ in range(2):  # the second time from the rates kept per model
+        assert table.estimate("openai", "m", 10, 5) == 10 * 1.0 + 5 * 2.0
+        assert table.estimate("openai", "m", 100_001, 5) == 100_001 * 3.0 + 5 * 2.0  # a tier: never kept
+        assert table.estimate("openai", "m", 100_000, 5) == 100_000 * 1.0 + 5 * 2.0  # at the tier: below it
+        assert table.estimate("openai", "unknown", 10, 5) == 0.0
+    cheaper = table.with_overrides({"m": {"input_cost_per_token": 0.5}})
+    assert cheaper.estimate("openai", "m", 10, 5) == 10 * 0.5 + 5 * 2.0
+    assert table.estimate("openai", "m", 10, 5) == 10 * 1.0 + 5 * 2.0  # the first table keeps its price
+
+
 def test_remembered_rates_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("bifrost_asgi.pricing._MAX_REPORTED_MISSES", 2)
     table = one({m: {"litellm_provider": "openai", "input_cost_per_token": 1.0} for m in ("a", "b", "c")})
     for model in ("a", "b", "c"):
         assert_costs(table.cost("openai", model, Usage(input_tokens=2)), **costs(2.0, 0.0))
+        assert table.estimate("openai", model, 2, 0) == 2.0
     assert len(pricing._RATES_CACHE) <= 2  # cleared when full, so it never holds more than the bound
+    assert len(table._estimates) <= 2
 
 
 def test_remembered_rates_of_a_collected_entry_are_never_served() -> None:
