@@ -511,8 +511,8 @@ class PricingTable:
         self._index, self._keys = _build_index(self._entries)
         self._reported: set[_Slot] = set()
         self._resolved: dict[_Slot, Entry | None] = {}
-        # Admission estimates' rates below every long-context tier, by model (None: the model has no price).
-        self._estimates: dict[_Slot, tuple[_Rates | None]] = {}
+        # Admission estimates' rates by (provider, model, long-context tiers); None: the model has no price.
+        self._estimates: dict[tuple[str, str, tuple[str, ...]], tuple[_Rates | None]] = {}
         self.captured = captured
 
     @classmethod
@@ -595,26 +595,20 @@ class PricingTable:
     def estimate(self, provider: str, model: str, input_tokens: int, output_tokens: int) -> float:
         """An admission's cost estimate in dollars (0 without a price): the same rates as `cost`, without
         the breakdown, since only the total is reserved."""
-        if input_tokens > _TIERS[-1][0]:  # a long prompt: its rates depend on its length
-            rates = self._estimate_rates(provider, model, input_tokens)
-        else:
-            # Every governed request asks this: its rates are kept per model (a table never changes; an
-            # override makes a new one), not looked up and tiered again each time.
-            slot = (provider, model)
-            cached = self._estimates.get(slot)
-            if cached is None:
-                cached = (self._estimate_rates(provider, model, input_tokens),)
-                if len(self._estimates) >= _MAX_REPORTED_MISSES:
-                    self._estimates.clear()
-                self._estimates[slot] = cached
-            rates = cached[0]
+        # Every governed request asks this: the rates are kept per model and long-context tier (a table
+        # never changes; an override makes a new one), not looked up and worked out again each time.
+        slot = (provider, model, _tiers(input_tokens))
+        cached = self._estimates.get(slot)
+        if cached is None:
+            entry = self.lookup(provider, model)
+            cached = (_rates(entry, input_tokens, None) if entry is not None else None,)
+            if len(self._estimates) >= _MAX_REPORTED_MISSES:
+                self._estimates.clear()
+            self._estimates[slot] = cached
+        rates = cached[0]
         if rates is None:
             return 0.0
         return input_tokens * rates.input + output_tokens * rates.output + rates.request
-
-    def _estimate_rates(self, provider: str, model: str, input_tokens: int) -> _Rates | None:
-        entry = self.lookup(provider, model)
-        return _rates(entry, input_tokens, None) if entry is not None else None
 
     def _sized(self, provider: str, model: str, media: Media) -> Entry | None:
         """An image model's entry for the produced size and quality, when the catalog has one."""

@@ -527,7 +527,7 @@ def test_an_estimate_asked_again_is_priced_the_same_and_an_override_reprices_it(
     table = one({"m": entry})
     for _ in range(2):  # the second time from the rates kept per model
         assert table.estimate("openai", "m", 10, 5) == 10 * 1.0 + 5 * 2.0
-        assert table.estimate("openai", "m", 100_001, 5) == 100_001 * 3.0 + 5 * 2.0  # a tier: never kept
+        assert table.estimate("openai", "m", 100_001, 5) == 100_001 * 3.0 + 5 * 2.0  # a tier: kept apart
         assert table.estimate("openai", "m", 100_000, 5) == 100_000 * 1.0 + 5 * 2.0  # at the tier: below it
         assert table.estimate("openai", "unknown", 10, 5) == 0.0
     cheaper = table.with_overrides({"m": {"input_cost_per_token": 0.5}})
