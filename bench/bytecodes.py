@@ -32,8 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _procs import LOOPBACK, free_port, serving  # noqa: E402
-from governance import KEY  # noqa: E402
-from instructions import CASES, _config, _send  # noqa: E402
+from instructions import _config, _send, known_cases, request_headers  # noqa: E402
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -48,9 +47,7 @@ def measure(case: str, upstream: str, out: Path, args: argparse.Namespace) -> di
     port = free_port()
     argv = [sys.executable, "-m", "bifrost_asgi", "serve", "--config", str(config), "--host", LOOPBACK,
             "--port", str(port), "--log-level", "warning"]  # fmt: skip
-    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
-    if CASES[case][0] is not None:
-        headers["x-bf-vk"] = KEY
+    headers = request_headers(case)
     url = f"http://{LOOPBACK}:{port}/v1/responses"
     with serving(case, argv, port, out, None, env, startup_timeout=60) as server:
         asyncio.run(_send(url, headers, args.warmup, args.concurrency))
@@ -73,14 +70,11 @@ def measure(case: str, upstream: str, out: Path, args: argparse.Namespace) -> di
 
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, float]]:
-    out = BENCH / "results" / f"bytecodes-{time.strftime('%Y%m%d-%H%M%S')}"
-    out.mkdir(parents=True)
-    cases = args.cases.split(",")
+    cases = known_cases(args.cases.split(","))
     if "off" not in cases:
         cases.insert(0, "off")
-    unknown = sorted(set(cases) - set(CASES))
-    if unknown:
-        raise SystemExit(f"unknown cases {unknown}; known: {', '.join(CASES)}")
+    out = BENCH / "results" / f"bytecodes-{time.strftime('%Y%m%d-%H%M%S')}"
+    out.mkdir(parents=True)
     with ExitStack() as stack:
         port = free_port()
         upstream_argv = [sys.executable, str(BENCH / "upstream.py"), "--port", str(port)]

@@ -84,6 +84,22 @@ def _config(case: str, upstream: str, out: Path, *, current: bool) -> dict[str, 
     return config
 
 
+def known_cases(names: list[str]) -> list[str]:
+    """``names``, once each is known to be one of `CASES` (a clear exit otherwise)."""
+    unknown = sorted(set(names) - set(CASES))
+    if unknown:
+        raise SystemExit(f"unknown cases {unknown}; known: {', '.join(CASES)}")
+    return names
+
+
+def request_headers(case: str) -> dict[str, str]:
+    """What each request of ``case`` sends: the bench key where the case is governed."""
+    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+    if CASES[case][0] is not None:
+        headers["x-bf-vk"] = KEY
+    return headers
+
+
 async def _send(url: str, headers: dict[str, str], count: int, concurrency: int) -> int:
     """Send exactly ``count`` requests, ``concurrency`` at a time; how many failed."""
     body = json.dumps(BODY).encode()
@@ -122,9 +138,7 @@ def measure(
             "--log-level", "warning"]  # fmt: skip
     env = source_env(src)
     url = f"http://{LOOPBACK}:{port}/v1/responses"
-    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
-    if CASES[case][0] is not None:
-        headers["x-bf-vk"] = KEY
+    headers = request_headers(case)
     with serving(label, argv, port, out, None, env, startup_timeout=600) as server:
         asyncio.run(_send(url, headers, args.warmup, args.concurrency))
         time.sleep(1.0)
@@ -143,12 +157,9 @@ def measure(
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     if shutil.which("valgrind") is None:
         raise SystemExit("bench/instructions.py needs valgrind (apt-get install valgrind)")
+    cases = known_cases(args.cases.split(","))
     out = BENCH / "results" / f"instructions-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True)
-    cases = args.cases.split(",")
-    unknown = sorted(set(cases) - set(CASES))
-    if unknown:
-        raise SystemExit(f"unknown cases {unknown}; known: {', '.join(CASES)}")
     sources: list[Path | None] = [None]
     if args.baseline_ref:
         src = out / "baseline-src"
